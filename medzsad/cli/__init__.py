@@ -1,0 +1,99 @@
+"""The ``medzsad`` command line: a thin shell over :mod:`medzsad.api`.
+
+Each sub-command lives in its own small module with two functions: ``register(subparsers)`` adds
+its parser, and the handler it sets with ``set_defaults(handler=...)`` calls **one** API function.
+This module parses, configures logging, dispatches and maps exceptions to exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from medzsad import __version__
+from medzsad.errors import ConfigError, InputError, MedzsadError, ModelError, OutputError
+
+__all__ = ["main", "EXIT_OK", "EXIT_FAILED_STUDIES", "EXIT_CONFIG", "EXIT_INPUT", "EXIT_MODEL"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_FAILED_STUDIES = 3
+EXIT_CONFIG = 2
+EXIT_INPUT = 4
+EXIT_MODEL = 5
+EXIT_OUTPUT = 6
+EXIT_INTERRUPTED = 130
+
+# Sub-command modules, in the order ``--help`` lists them.
+_COMMANDS = (
+    "run",
+    "inspect",
+    "demo_data",
+    "weights",
+    "selftest",
+    "train",
+    "evaluate",
+    "benchmark",
+    "slicer",
+)
+
+_EXIT_BY_ERROR: tuple[tuple[type[MedzsadError], int], ...] = (
+    (ConfigError, EXIT_CONFIG),
+    (InputError, EXIT_INPUT),
+    (ModelError, EXIT_MODEL),
+    (OutputError, EXIT_OUTPUT),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="medzsad",
+        description=(
+            "Zero-shot anomaly detection for CT and MRI cohorts (AnomalyCLIP). "
+            "Run 'medzsad COMMAND --help' for the options of one command."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"medzsad {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        try:
+            module = importlib.import_module(f"medzsad.cli.{name}_cmd")
+        except ModuleNotFoundError as e:
+            if e.name != f"medzsad.cli.{name}_cmd":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.INFO if verbose <= 1 else logging.DEBUG)
+    if verbose == 0 and not quiet:
+        level = logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``medzsad`` console script. Returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return EXIT_CONFIG
+    _configure_logging(args.verbose, getattr(args, "quiet", False))
+    try:
+        return int(args.handler(args) or EXIT_OK)
+    except KeyboardInterrupt:
+        sys.stderr.write("medzsad: interrupted\n")
+        return EXIT_INTERRUPTED
+    except MedzsadError as e:
+        sys.stderr.write(f"medzsad: error: {e}\n")
+        for kind, code in _EXIT_BY_ERROR:
+            if isinstance(e, kind):
+                return code
+        return EXIT_ERROR
