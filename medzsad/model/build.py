@@ -1,0 +1,177 @@
+"""Build an :class:`AnomalyCLIP` from a config and the state dicts it is handed.
+
+No file or network access: ``medzsad.weights`` reads files and passes tensors in. The CLIP is
+created through open_clip's own config mechanism (``open_clip.get_model_config`` for named
+architectures, or an inline ``clip_cfg`` dict), and its positional embedding is resized once,
+here, for ``config.image_size``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import open_clip
+import torch
+from open_clip.model import CLIP
+from torch import nn
+
+from medzsad.errors import ModelError
+from medzsad.model.anomalyclip import AnomalyCLIP
+from medzsad.model.config import AnomalyCLIPConfig
+from medzsad.model.dpam_vision import resize_positional_embedding
+from medzsad.model.prompt_learner import PromptLearner
+
+__all__ = ["clip_model_config", "normalize_clip_keys", "build_clip", "build_anomalyclip", "prompt_token_ids"]
+
+log = logging.getLogger(__name__)
+
+
+def clip_model_config(config: AnomalyCLIPConfig) -> dict[str, Any]:
+    """The open_clip model config dict (``embed_dim``, ``vision_cfg``, ``text_cfg``, ``quick_gelu``).
+
+    Raises:
+        ModelError: ``backbone`` is not an open_clip architecture and no ``clip_cfg`` is given.
+    """
+    if config.clip_cfg is not None:
+        cfg = copy.deepcopy(config.clip_cfg)
+    else:
+        cfg = open_clip.get_model_config(config.backbone)
+        if cfg is None:
+            raise ModelError(
+                f"unknown open_clip architecture {config.backbone!r}; choose one of open_clip.list_models() "
+                "(e.g. ViT-L-14-336, ViT-B-16, ViT-L-14) or give clip_cfg"
+            )
+        cfg = copy.deepcopy(cfg)
+    cfg["quick_gelu"] = bool(config.quick_gelu)
+    cfg.pop("custom_text", None)
+    return cfg
+
+
+_OPENAI_METADATA_KEYS = ("input_resolution", "context_length", "vocab_size")
+
+
+def normalize_clip_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map CLIP state dicts of the known layouts onto OpenAI/open_clip ``CLIP`` key names.
+
+    Handles ``module.`` prefixes (DataParallel exports), the metadata entries of OpenAI archives
+    (``input_resolution``, ``context_length``, ``vocab_size``), and open_clip's ``CustomTextCLIP``
+    layout where the text tower lives under ``text.``.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        k = key[len("module.") :] if key.startswith("module.") else key
+        if k in _OPENAI_METADATA_KEYS:
+            continue
+        if k.startswith("text."):
+            k = k[len("text.") :]
+        out[k] = value
+    return out
+
+
+def build_clip(
+    config: AnomalyCLIPConfig, state_dict: dict[str, torch.Tensor] | None = None, *, seed: int | None = None
+) -> nn.Module:
+    """Create the open_clip CLIP, load weights (OpenAI key names), resize positional embedding.
+
+    Args:
+        config: Model config (``backbone``/``clip_cfg``, ``quick_gelu``, ``image_size``).
+        state_dict: CLIP weights with OpenAI/open_clip key names, or ``None`` for random init.
+        seed: Seed for random init (ignored when weights are given).
+
+    Returns:
+        ``CLIP`` in eval mode, float32, on CPU, positional embedding resized for ``image_size``.
+
+    Raises:
+        ModelError: Weights that do not fit the architecture.
+    """
+    cfg = clip_model_config(config)
+    if seed is not None:
+        torch.manual_seed(seed)
+    clip = CLIP(**cfg)
+    if state_dict is not None:
+        _load_clip_weights(clip, normalize_clip_keys(state_dict), config.backbone)
+    clip = clip.float().eval()
+    _resize_vision_input(clip, config.image_size)
+    return clip
+
+
+def _load_clip_weights(clip: nn.Module, sd: dict[str, torch.Tensor], name: str) -> None:
+    own = clip.state_dict()
+    pos_key = "visual.positional_embedding"
+    if pos_key in sd and pos_key in own and sd[pos_key].shape != own[pos_key].shape:
+        grid = int(round((own[pos_key].shape[0] - 1) ** 0.5))
+        sd = dict(sd)
+        sd[pos_key] = resize_positional_embedding(sd[pos_key].float(), grid)
+    try:
+        result = clip.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=False
+        )
+    except RuntimeError as e:
+        raise ModelError(f"CLIP weights do not fit architecture {name!r}: {str(e).splitlines()[0]}") from e
+    missing = [k for k in result.missing_keys if k != "attn_mask" and not k.endswith("logit_bias")]
+    if missing or result.unexpected_keys:
+        raise ModelError(
+            f"CLIP weights do not fit architecture {name!r}: missing {missing[:5]}, unexpected "
+            f"{list(result.unexpected_keys)[:5]}; check the backbone name against the weight file"
+        )
+
+
+def _resize_vision_input(clip: nn.Module, image_size: int) -> None:
+    visual = clip.visual
+    patch = visual.conv1.kernel_size[0]
+    if image_size % patch:
+        raise ModelError(f"image_size={image_size} is not a multiple of the patch size {patch}")
+    grid = image_size // patch
+    with torch.no_grad():
+        new = resize_positional_embedding(visual.positional_embedding.data, grid)
+    visual.positional_embedding = nn.Parameter(new, requires_grad=False)
+    visual.image_size = (image_size, image_size)
+    visual.grid_size = (grid, grid)
+
+
+def prompt_token_ids(config: AnomalyCLIPConfig, context_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids ``(L,)`` int64 of ``"X X .. X object."`` and ``"X X .. X damaged object."``."""
+    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=context_length)
+    prefix = " ".join(["X"] * config.n_ctx)
+    ids = tokenizer([f"{prefix} {config.normal_state}", f"{prefix} {config.anomalous_state}"], context_length)
+    return ids[0], ids[1]
+
+
+def build_anomalyclip(
+    config: AnomalyCLIPConfig,
+    clip_state_dict: dict[str, torch.Tensor] | None = None,
+    prompt_state_dict: dict[str, torch.Tensor] | None = None,
+    *,
+    seed: int | None = None,
+) -> AnomalyCLIP:
+    """Build the full detector model (CPU, float32, eval mode).
+
+    Args:
+        config: Architecture and hyper-parameters.
+        clip_state_dict: CLIP weights (OpenAI key names) or ``None`` for random init (tests).
+        prompt_state_dict: Prompt learner weights (official or medzsad format) or ``None`` for the
+            reference ``N(0, 0.02)`` initialisation.
+        seed: Seeds random initialisation of the CLIP and of the prompts.
+
+    Returns:
+        :class:`AnomalyCLIP`; move it with ``.to(device)``.
+    """
+    clip = build_clip(config, clip_state_dict, seed=seed)
+    ids_normal, ids_anomalous = prompt_token_ids(config, clip.context_length)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    learner = PromptLearner(
+        clip.token_embedding,
+        ids_normal,
+        ids_anomalous,
+        n_ctx=config.n_ctx,
+        depth=config.depth,
+        t_n_ctx=config.t_n_ctx,
+        projection_dim=config.projection_dim,
+        generator=generator,
+    )
+    if prompt_state_dict is not None:
+        learner.load_reference_state_dict(prompt_state_dict)
+    model = AnomalyCLIP(clip, config, learner)
+    return model.eval()

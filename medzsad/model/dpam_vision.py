@@ -1,0 +1,173 @@
+"""Vision side of AnomalyCLIP: DPAM dual-path forward over an open_clip ``VisionTransformer``.
+
+DPAM (paper Sec. 3.3) replaces the query-key attention of the last blocks by value-value
+self-attention on a second "DPAM" stream, while the original stream continues unchanged:
+
+* original stream: ``x <- x + Attn_qk(ln_1(x)); x <- x + MLP(ln_2(x))``
+* DPAM stream:     ``d <- d + Attn_vv(ln_1(x))`` (no MLP), starting from ``x`` at the first DPAM block
+
+Both attentions use the block's own ``in_proj``/``out_proj`` weights and ``ln_1`` of the
+*original* stream. Tapped layers return the DPAM stream inside the DPAM blocks and the single stream
+before them. The global feature is the class token of the original stream times ``proj`` without
+``ln_post``; patch tokens are ``ln_post(tokens) @ proj``. Nothing here modifies a module.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medzsad.errors import ModelError
+
+__all__ = ["VisionFeatures", "DPAMVisionEncoder", "resize_positional_embedding"]
+
+
+class VisionFeatures(NamedTuple):
+    """Output of :class:`DPAMVisionEncoder`.
+
+    Attributes:
+        image_features: ``(B, D)`` float, global feature (not normalised).
+        patch_tokens: One ``(B, 1 + G*G, D)`` float tensor per tapped layer (class token first).
+    """
+
+    image_features: torch.Tensor
+    patch_tokens: list[torch.Tensor]
+
+
+def resize_positional_embedding(pos: torch.Tensor, grid: int) -> torch.Tensor:
+    """Resize a ViT positional embedding to a new square token grid (reference rule).
+
+    Args:
+        pos: ``(1 + g*g, W)`` float, class row first.
+        grid: New grid side ``G``.
+
+    Returns:
+        ``(1 + G*G, W)``: the class row unchanged, the patch rows resized with bilinear
+        interpolation (``align_corners=False``, no antialias), row-major.
+    """
+    old = int(round((pos.shape[0] - 1) ** 0.5))
+    if old * old != pos.shape[0] - 1:
+        raise ModelError(f"positional embedding with {pos.shape[0] - 1} patch rows is not a square grid")
+    if old == grid:
+        return pos.clone()
+    width = pos.shape[1]
+    patch = pos[1:].reshape(1, old, old, width).permute(0, 3, 1, 2)
+    patch = F.interpolate(patch, (grid, grid), mode="bilinear", align_corners=False)
+    patch = patch.reshape(1, width, grid * grid).transpose(1, 2)[0]
+    return torch.cat([pos[:1], patch], dim=0)
+
+
+class DPAMVisionEncoder(nn.Module):
+    """Dual-path forward over the blocks of an open_clip ``VisionTransformer``.
+
+    Args:
+        visual: open_clip ``VisionTransformer`` (its weights are used, not copied).
+        dpam_layers: Number of final blocks with DPAM (0 disables DPAM).
+        feature_layers: 1-based block indices to tap.
+    """
+
+    def __init__(self, visual: nn.Module, dpam_layers: int, feature_layers: tuple[int, ...]) -> None:
+        super().__init__()
+        _check_supported(visual)
+        self.visual = visual
+        n_blocks = len(visual.transformer.resblocks)
+        if dpam_layers > n_blocks or max(feature_layers) > n_blocks:
+            raise ModelError(
+                f"backbone has {n_blocks} vision blocks; dpam_layers={dpam_layers} and "
+                f"feature_layers={list(feature_layers)} must be within 1..{n_blocks}"
+            )
+        self.first_dpam = n_blocks - dpam_layers
+        self.feature_layers = tuple(feature_layers)
+
+    def forward(self, x: torch.Tensor) -> VisionFeatures:
+        """Encode images.
+
+        Args:
+            x: ``(B, 3, S, S)`` float, CLIP-normalised; ``S`` must match the built image size.
+
+        Returns:
+            :class:`VisionFeatures`.
+        """
+        v = self.visual
+        x = self._embed(x)
+        single_or_dpam: torch.Tensor | None = None
+        taps: list[torch.Tensor] = []
+        for idx, blk in enumerate(v.transformer.resblocks):
+            if idx < self.first_dpam:
+                x = blk(x)
+                tapped = x
+            else:
+                vv, qk = _dual_attention(blk, blk.ln_1(x))
+                single_or_dpam = (x if single_or_dpam is None else single_or_dpam) + blk.ls_1(vv)
+                x = x + blk.ls_1(qk)
+                x = x + blk.ls_2(blk.mlp(blk.ln_2(x)))
+                tapped = single_or_dpam
+            if idx + 1 in self.feature_layers:
+                taps.append(tapped)
+        image_features = _project(x[:, 0, :], v.proj)
+        patch_tokens = [_project(v.ln_post(t), v.proj) for t in taps]
+        return VisionFeatures(image_features, patch_tokens)
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        v = self.visual
+        x = v.conv1(x.to(v.conv1.weight.dtype))
+        x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
+        if x.shape[1] + 1 != v.positional_embedding.shape[0]:
+            grid = int(round((v.positional_embedding.shape[0] - 1) ** 0.5))
+            raise ModelError(
+                f"input gives a {int(x.shape[1] ** 0.5)}x{int(x.shape[1] ** 0.5)} token grid, the model was "
+                f"built for {grid}x{grid}; resize inputs to the configured image_size"
+            )
+        cls = v.class_embedding.to(x.dtype) + torch.zeros(
+            x.shape[0], 1, x.shape[-1], dtype=x.dtype, device=x.device
+        )
+        x = torch.cat([cls, x], dim=1)
+        x = x + v.positional_embedding.to(x.dtype)
+        return v.ln_pre(x)
+
+
+def _dual_attention(blk: nn.Module, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Value-value and query-key attention of one block on ``h`` ``(B, L, C)``; both projected."""
+    attn = blk.attn
+    bsz, length, width = h.shape
+    heads = attn.num_heads
+    qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)
+    qkv = qkv.reshape(bsz, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    scale = (width // heads) ** -0.5
+    attn_qk = ((q @ k.transpose(-2, -1)) * scale).softmax(dim=-1)
+    attn_vv = ((v @ v.transpose(-2, -1)) * scale).softmax(dim=-1)
+    out_qk = (attn_qk @ v).transpose(1, 2).reshape(bsz, length, width)
+    out_vv = (attn_vv @ v).transpose(1, 2).reshape(bsz, length, width)
+    return attn.out_proj(out_vv), attn.out_proj(out_qk)
+
+
+def _project(tokens: torch.Tensor, proj: torch.Tensor | nn.Module | None) -> torch.Tensor:
+    if proj is None:
+        return tokens
+    if isinstance(proj, nn.Module):
+        return proj(tokens)
+    return tokens @ proj
+
+
+def _check_supported(visual: nn.Module) -> None:
+    needed = ("conv1", "class_embedding", "positional_embedding", "ln_pre", "transformer", "ln_post")
+    missing = [name for name in needed if not hasattr(visual, name)]
+    if missing:
+        raise ModelError(
+            f"vision tower {type(visual).__name__} is not an open_clip VisionTransformer "
+            f"(missing {missing}); AnomalyCLIP's DPAM needs a ViT CLIP (ViT-L-14-336, ViT-B-16, ...)"
+        )
+    if getattr(visual, "attn_pool", None) is not None:
+        raise ModelError(
+            f"vision tower {type(visual).__name__} uses attention pooling; DPAM needs CLS pooling"
+        )
+    for blk in visual.transformer.resblocks:
+        if not isinstance(getattr(blk, "attn", None), nn.MultiheadAttention):
+            raise ModelError(
+                f"vision block {type(blk).__name__} has no nn.MultiheadAttention; "
+                "custom-attention towers are not supported by DPAM"
+            )

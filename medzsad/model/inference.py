@@ -1,0 +1,115 @@
+"""Inference wrapper: one call scores a batch of CLIP-normalised images.
+
+Device and precision are arguments, never chosen here. Text features are computed once and
+cached (the prompts are fixed at inference); the backbone is never modified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import torch
+
+from medzsad.errors import ModelError
+from medzsad.model.anomalyclip import AnomalyCLIP
+
+__all__ = ["DetectionResult", "Detector", "PRECISIONS"]
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class DetectionResult(NamedTuple):
+    """Scores of one batch (CPU tensors, float32).
+
+    Attributes:
+        image_scores: ``(B,)`` in [0, 1], anomaly probability of each image.
+        maps: ``(B, S, S)`` smoothed anomaly maps, in [0, n_layers].
+        layer_maps: ``(L, B, S, S)`` per-layer maps in [0, 1], or ``None`` unless asked for.
+    """
+
+    image_scores: torch.Tensor
+    maps: torch.Tensor
+    layer_maps: torch.Tensor | None
+
+
+class Detector:
+    """Batch scorer around an :class:`AnomalyCLIP`.
+
+    Args:
+        model: The model (moved to ``device`` and put in eval mode here).
+        device: Torch device string, e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+        precision: ``"fp32"`` (default), or ``"bf16"``/``"fp16"`` autocast on CUDA.
+        mean: CLIP normalisation mean (3,), default the backbone's (OpenAI) values.
+        std: CLIP normalisation std (3,).
+    """
+
+    def __init__(
+        self,
+        model: AnomalyCLIP,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ModelError(f"precision {precision!r} is not one of {sorted(PRECISIONS)}")
+        self.device = torch.device(device)
+        if precision != "fp32" and self.device.type != "cuda":
+            raise ModelError(
+                f"precision {precision!r} needs a CUDA device (got {self.device}); use fp32 on CPU"
+            )
+        self.precision = precision
+        self.model = model.to(self.device).eval()
+        preprocess = getattr(model.clip.visual, "preprocess_cfg", {}) or {}
+        self.mean = tuple(mean or preprocess.get("mean", (0.48145466, 0.4578275, 0.40821073)))
+        self.std = tuple(std or preprocess.get("std", (0.26862954, 0.26130258, 0.27577711)))
+        self._text: torch.Tensor | None = None
+
+    @property
+    def image_size(self) -> int:
+        """Input side ``S`` the model was built for."""
+        return self.model.image_size
+
+    def text_features(self) -> torch.Tensor:
+        """``(2, D)`` cached normalised text features on the device."""
+        if self._text is None:
+            with torch.inference_mode(), self._autocast():
+                self._text = self.model.text_features().float()
+        return self._text
+
+    def invalidate_text_cache(self) -> None:
+        """Forget cached text features (after prompts change)."""
+        self._text = None
+
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            yield
+        else:
+            with torch.autocast(device_type=self.device.type, dtype=dtype):
+                yield
+
+    def score(self, x: torch.Tensor, *, return_layer_maps: bool = False) -> DetectionResult:
+        """Score images.
+
+        Args:
+            x: ``(B, 3, S, S)`` float32, CLIP-normalised, ``S == image_size``.
+            return_layer_maps: Also return per-layer maps.
+
+        Returns:
+            :class:`DetectionResult` on CPU.
+        """
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            raise ModelError(
+                f"expected images of shape (B, 3, {self.image_size}, {self.image_size}), got {tuple(x.shape)}"
+            )
+        text = self.text_features()
+        with torch.inference_mode():
+            with self._autocast():
+                feats = self.model.vision(x.to(self.device, torch.float32))
+            out = self.model.score(feats, text)
+            layers = torch.stack(out.layer_maps).float().cpu() if return_layer_maps else None
+            return DetectionResult(out.image_scores.float().cpu(), out.maps.float().cpu(), layers)
