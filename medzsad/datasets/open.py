@@ -1,0 +1,60 @@
+"""One entry point to read any supported dataset kind by name."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from medzsad.datasets.benchmarks import BENCHMARK_READERS, read_benchmark
+from medzsad.datasets.layouts import read_csv, read_folder, read_mvtec, read_visa
+from medzsad.datasets.samples import Sample
+from medzsad.errors import ConfigError, InputError
+
+__all__ = ["DATASET_KINDS", "open_dataset"]
+
+#: Kinds accepted by :func:`open_dataset` ("auto" guesses from the path).
+DATASET_KINDS = ("auto", "mvtec", "visa", "folder", "csv", *sorted(BENCHMARK_READERS))
+
+
+def _guess_kind(path: Path) -> str:
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return "csv"
+    if (path / "split_csv").is_dir():
+        return "visa"
+    if path.is_dir() and any((p / "test").is_dir() and (p / "ground_truth").is_dir() for p in path.iterdir()):
+        return "mvtec"
+    if path.is_dir():
+        return "folder"
+    raise InputError(f"{path}: not a folder or CSV file; give --dataset-kind explicitly")
+
+
+def open_dataset(
+    path: Path, kind: str = "auto", split: str = "test", classes: Sequence[str] | None = None
+) -> list[Sample]:
+    """Read the samples of a dataset.
+
+    Args:
+        path: dataset root folder (or CSV file for ``csv``).
+        kind: one of :data:`DATASET_KINDS`; ``auto`` recognises VisA (``split_csv/``), MVTec
+            (``<class>/test`` + ``<class>/ground_truth``), a CSV file, else a labelled folder.
+        split: ``train`` or ``test`` for MVTec/VisA.
+        classes: restrict MVTec/VisA to these classes.
+
+    Raises:
+        ConfigError: unknown kind.
+        InputError: the layout does not match.
+    """
+    path = Path(path)
+    if kind not in DATASET_KINDS:
+        raise ConfigError(f"unknown dataset kind {kind!r}; choose one of {list(DATASET_KINDS)}")
+    if kind == "auto":
+        kind = _guess_kind(path)
+    if kind == "mvtec":
+        return read_mvtec(path, split, classes)
+    if kind == "visa":
+        return read_visa(path, split, classes)
+    if kind == "csv":
+        return read_csv(path)
+    if kind == "folder":
+        return read_folder(path)
+    return read_benchmark(kind, path)
