@@ -1,0 +1,126 @@
+"""Atomic file writes: write ``<name>.tmp-<pid>`` in the same folder, fsync, then ``os.replace``.
+
+A reader (or a run restarted after SIGKILL) sees either the old file, the complete new file, or
+nothing; never a half-written one. Leftover ``*.tmp-*`` files from a killed process are harmless and
+removed by :func:`remove_stale_temps`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medzsad.errors import OutputError
+
+__all__ = [
+    "atomic_path",
+    "write_bytes",
+    "write_text",
+    "write_json",
+    "write_csv",
+    "gzip_bytes",
+    "fsync_dir",
+    "remove_stale_temps",
+]
+
+TEMP_MARK = ".tmp-"
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Flush a directory entry (a rename inside it) to disk; a no-op where unsupported."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is fsynced and renamed onto ``path``.
+
+    Raises:
+        OutputError: The folder is not writable or the rename fails (the temp file is removed).
+    """
+    target = Path(path)
+    tmp = target.with_name(f"{target.name}{TEMP_MARK}{os.getpid()}")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(
+            f"cannot write {target}: {e.strerror or e}; check the folder exists and is writable"
+        ) from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write bytes atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write UTF-8 text atomically (LF line endings)."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write JSON atomically (sorted keys, 2-space indent, NaN written as ``null``)."""
+    text = json.dumps(_nan_to_none(obj), indent=2, sort_keys=True, allow_nan=False)
+    return write_text(path, text + "\n")
+
+
+def write_csv(path: str | Path, table: pd.DataFrame) -> Path:
+    """Write a table as CSV atomically (no index column, LF line endings)."""
+    buf = io.StringIO()
+    table.to_csv(buf, index=False, lineterminator="\n")
+    return write_text(path, buf.getvalue())
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """Gzip with a zero timestamp and no file name, so equal inputs give byte-identical files."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=6, mtime=0) as gz:
+        gz.write(data)
+    return buf.getvalue()
+
+
+def remove_stale_temps(folder: str | Path) -> int:
+    """Delete ``*.tmp-<pid>`` files left in ``folder`` by a killed process; returns how many."""
+    n = 0
+    for p in Path(folder).glob(f"*{TEMP_MARK}*"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nan_to_none(v) for v in obj]
+    return obj
