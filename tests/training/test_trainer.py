@@ -1,0 +1,168 @@
+"""Prompt training: learning on synthetic textures, bit-exact resume after a kill, files written."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from medzsad.datasets import read_folder
+from medzsad.errors import ConfigError
+from medzsad.eval.evaluation import class_metrics
+from medzsad.eval.predict import predict_samples
+from medzsad.model.inference import Detector
+from medzsad.model.tiny import tiny_anomalyclip
+from medzsad.training import StepInfo, TrainConfig, Trainer
+from medzsad.training.state import load_train_state
+from medzsad.weights.prompt_checkpoint import load_prompt_checkpoint
+
+IMAGE_SIZE = 56
+# 16 images, batch 8 -> 2 steps per epoch; 15 epochs = 30 steps (reference batch size and epochs)
+CONFIG = TrainConfig(epochs=15, batch_size=8, seed=3, progress=False)
+
+
+def _model():
+    return tiny_anomalyclip(image_size=IMAGE_SIZE, seed=0)
+
+
+def _pixel_auroc(model, samples) -> float:
+    det = Detector(model)
+    preds = predict_samples(det, samples, batch_size=8, progress=False)
+    return class_metrics(preds.per_class[next(iter(preds.per_class))])["pixel_auroc"]
+
+
+def _params(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.prompt_learner.named_parameters()}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(texture_set: Path, tmp_path_factory: pytest.TempPathFactory):
+    samples = read_folder(texture_set)
+    model = _model()
+    auroc_before = _pixel_auroc(model, samples)
+    det = Detector(model)
+    out = tmp_path_factory.mktemp("run_full")
+    losses: list[float] = []
+    trainer = Trainer(
+        model, samples, out, CONFIG, det.mean, det.std, on_step=lambda s: losses.append(s.total)
+    )
+    result = trainer.fit()
+    return {
+        "samples": samples,
+        "model": model,
+        "result": result,
+        "out": out,
+        "losses": losses,
+        "auroc_before": auroc_before,
+        "params": _params(model),
+    }
+
+
+def test_thirty_steps_lower_the_loss_and_raise_pixel_auroc(uninterrupted) -> None:
+    res = uninterrupted["result"]
+    assert res.global_step == 30 and res.finished and res.epochs_done == 15
+    hist = res.history
+    assert hist[-1]["total_loss"] < hist[0]["total_loss"]
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    after = _pixel_auroc(uninterrupted["model"], uninterrupted["samples"])
+    assert after > uninterrupted["auroc_before"] + 0.02, (uninterrupted["auroc_before"], after)
+
+
+def test_files_written(uninterrupted) -> None:
+    out: Path = uninterrupted["out"]
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 16))
+    assert int(rows[-1]["steps"]) == 30
+    assert float(rows[0]["loss"]) > float(rows[-1]["loss"])
+    ckpts = sorted((out / "checkpoints").glob("epoch_*.safetensors"))
+    assert len(ckpts) == 15 and uninterrupted["result"].last_checkpoint == ckpts[-1]
+    state, params, optim = load_train_state(out / "train_state.safetensors")
+    assert state.global_step == 30 and state.epoch == 15
+    assert any(k.endswith(".exp_avg_sq") for k in optim)
+    for k, v in uninterrupted["params"].items():
+        assert torch.equal(params[k], v)
+    # the per-epoch prompt checkpoint holds the trained prompts (for the last epoch: the final ones)
+    ckpt = load_prompt_checkpoint(ckpts[-1])
+    assert ckpt.config == uninterrupted["model"].config.to_dict()
+    assert torch.equal(ckpt.state_dict["ctx_pos"], uninterrupted["params"]["ctx_pos"])
+    assert torch.equal(load_prompt_checkpoint(out).state_dict["ctx_neg"], uninterrupted["params"]["ctx_neg"])
+
+
+def test_resume_after_kill_at_step_15_is_bit_exact(uninterrupted, tmp_path: Path) -> None:
+    samples = uninterrupted["samples"]
+    model = _model()
+    det = Detector(model)
+    cfg = replace(CONFIG, checkpoint_every_steps=5)
+
+    def kill_during_16(info: StepInfo) -> None:
+        if info.global_step == 16:  # killed before step 16 (an epoch end) is saved: state of step 15
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(model, samples, tmp_path, cfg, det.mean, det.std, on_step=kill_during_16).fit()
+    state, _, _ = load_train_state(tmp_path / "train_state.safetensors")
+    assert (state.global_step, state.epoch, state.batch_in_epoch) == (15, 7, 1)
+
+    fresh = _model()  # a new process: new model from the same initialisation
+    resumed: list[int] = []
+    result = Trainer(
+        fresh, samples, tmp_path, cfg, det.mean, det.std, on_step=lambda s: resumed.append(s.global_step)
+    ).fit()
+    assert resumed[0] == 16 and result.global_step == 30 and result.finished
+    for k, v in uninterrupted["params"].items():
+        assert torch.equal(_params(fresh)[k], v), k
+    full_rows = list(csv.DictReader(open(uninterrupted["out"] / "metrics.csv")))
+    resumed_rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [r["loss"] for r in resumed_rows] == [r["loss"] for r in full_rows]
+
+
+def test_max_steps_stops_and_resume_refuses_other_settings(texture_set: Path, tmp_path: Path) -> None:
+    samples = read_folder(texture_set)
+    model = _model()
+    det = Detector(model)
+    cfg = replace(CONFIG, epochs=2, max_steps=1, cache="none")
+    res = Trainer(model, samples, tmp_path, cfg, det.mean, det.std).fit()
+    assert res.global_step == 1 and not res.finished and res.last_checkpoint is None
+    with pytest.raises(ConfigError, match="settings"):
+        Trainer(_model(), samples, tmp_path, replace(cfg, lr=5e-3), det.mean, det.std).fit()
+    # --no-resume starts afresh
+    res = Trainer(_model(), samples, tmp_path, replace(cfg, lr=5e-3), det.mean, det.std).fit(resume=False)
+    assert res.global_step == 1
+
+
+def test_cached_and_uncached_training_agree(texture_set: Path, tmp_path: Path) -> None:
+    samples = read_folder(texture_set)
+    out = {}
+    for mode in ("none", "memory", "disk"):
+        model = _model()
+        det = Detector(model)
+        cfg = replace(CONFIG, epochs=2, cache=mode)
+        Trainer(model, samples, tmp_path / mode, cfg, det.mean, det.std).fit()
+        out[mode] = _params(model)
+    assert (tmp_path / "disk" / "feature_cache" / "manifest.json").is_file()
+    for k in out["none"]:
+        torch.testing.assert_close(out["memory"][k], out["none"][k], rtol=0, atol=1e-5)
+        assert torch.equal(out["memory"][k], out["disk"][k])
+
+
+def test_images_without_masks_train_the_image_loss_only(texture_set: Path, tmp_path: Path) -> None:
+    from medzsad.training.trainer import batch_loss
+
+    samples = read_folder(texture_set)
+    model = _model()
+    det = Detector(model)
+    from medzsad.datasets import SampleDataset, collate_samples
+
+    ds = SampleDataset(samples[:4] + samples[-4:], IMAGE_SIZE, det.mean, det.std)
+    b = collate_samples([ds[i] for i in range(len(ds))])
+    known = b["mask_known"].clone()
+    all_known = batch_loss(model, b["label"], b["mask"], known, 4.0, images=b["image"])
+    known[:2] = False
+    part = batch_loss(model, b["label"], b["mask"], known, 4.0, images=b["image"])
+    assert torch.allclose(part.image, all_known.image)
+    assert not torch.allclose(part.pixel, all_known.pixel)
+    none = batch_loss(model, b["label"], b["mask"], torch.zeros_like(known), 4.0, images=b["image"])
+    assert float(none.pixel) == 0.0 and torch.allclose(none.total, all_known.image)
