@@ -1,0 +1,184 @@
+"""Top-level weight functions for the API and CLI: list, locate, and load by name or path.
+
+``load_clip_weights`` and ``load_prompt_weights`` accept either a registry name
+(``clip_vitl14_336.openai``) or a file path, and return the tensors with what is known about them;
+``medzsad.model`` then builds the network from those tensors.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medzsad.errors import ModelError
+from medzsad.weights.cache import ManifestRecord, find_cached, read_manifest, resolve, weights_root
+from medzsad.weights.clip_files import read_clip_state_dict
+from medzsad.weights.prompt_checkpoint import read_prompt_weights
+from medzsad.weights.registry import (
+    FileFormat,
+    WeightEntry,
+    WeightKind,
+    get_weight_entry,
+    list_weight_entries,
+)
+
+__all__ = [
+    "CacheStatus",
+    "WeightStatus",
+    "ClipWeights",
+    "PromptWeights",
+    "list_weights",
+    "weights_path",
+    "load_clip_weights",
+    "load_prompt_weights",
+]
+
+log = logging.getLogger(__name__)
+
+
+class CacheStatus(str, Enum):
+    """Where a registry file was found."""
+
+    CACHED = "cached"  # in $MEDZSAD_HOME/weights
+    EXTERNAL = "external"  # in the open_clip or Hugging Face cache
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class WeightStatus:
+    """One row of ``medzsad weights list``.
+
+    Attributes:
+        entry: The registry entry.
+        status: Cached, found in another cache, or missing.
+        path: The file when found, else where it is expected.
+        record: Manifest record (digest, verified) when imported or fetched by medzsad.
+    """
+
+    entry: WeightEntry
+    status: CacheStatus
+    path: Path
+    record: ManifestRecord | None
+
+
+@dataclass(frozen=True)
+class ClipWeights:
+    """CLIP weights ready for ``medzsad.model.build``.
+
+    Attributes:
+        state_dict: OpenAI key names, float32 floating tensors, CPU.
+        path: File they were read from.
+        entry: Registry entry when loaded by name, else ``None``.
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    path: Path
+    entry: WeightEntry | None
+
+
+@dataclass(frozen=True)
+class PromptWeights:
+    """Prompt-learner weights with the hyper-parameters they were trained with.
+
+    Attributes:
+        state_dict: Prompt-learner tensors as stored (float32 parameters, int32 token ids).
+        config: Model configuration: from a medzsad checkpoint's JSON, else the registry metadata
+            (``model_config``, ``n_ctx``, ``depth``, ``t_n_ctx``, ``feature_layers``, ...), else ``{}``.
+        path: File they were read from.
+        sha256: SHA-256 of that file.
+        entry: Registry entry when loaded by name, else ``None``.
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    config: dict[str, Any]
+    path: Path
+    sha256: str
+    entry: WeightEntry | None
+
+
+def list_weights(home: str | os.PathLike[str] | None = None, external: bool = False) -> list[WeightStatus]:
+    """Every registry entry with its cache status.
+
+    Args:
+        home: medzsad data folder (default ``$MEDZSAD_HOME`` or ``~/.cache/medzsad``).
+        external: Also ask the Hugging Face hub cache (imports open_clip; slower).
+    """
+    records = read_manifest(home)
+    own_root = weights_root(home)
+    rows = []
+    for entry in list_weight_entries():
+        found = find_cached(entry, home, external=external)
+        if found is None:
+            status, path = CacheStatus.MISSING, own_root / entry.name / entry.filename
+        elif own_root in found.parents:
+            status, path = CacheStatus.CACHED, found
+        else:
+            status, path = CacheStatus.EXTERNAL, found
+        rows.append(WeightStatus(entry, status, path, records.get(entry.name)))
+    return rows
+
+
+def weights_path(name: str, home: str | os.PathLike[str] | None = None) -> Path:
+    """The local file of registry weights ``name`` (see :func:`medzsad.weights.cache.resolve`)."""
+    return resolve(name, home)
+
+
+def _is_registry_name(name_or_path: str | os.PathLike[str]) -> bool:
+    text = os.fspath(name_or_path)
+    return not Path(text).exists() and "/" not in text and os.sep not in text and "." in text
+
+
+def load_clip_weights(
+    name_or_path: str | os.PathLike[str], home: str | os.PathLike[str] | None = None
+) -> ClipWeights:
+    """CLIP weights from a registry name or a file (OpenAI archive, state dict, safetensors).
+
+    Raises:
+        ModelError: Unknown name, missing file (with import instructions), a prompt entry, an
+            ``hf-hub`` entry (build those with ``medzsad.weights.clip_files.hf_hub_model``), or an
+            unreadable file.
+    """
+    entry = None
+    if _is_registry_name(name_or_path):
+        entry = get_weight_entry(os.fspath(name_or_path))
+        if entry.kind is not WeightKind.CLIP:
+            raise ModelError(f"{entry.name!r} holds {entry.kind.value} weights, not CLIP weights")
+        if entry.file_format is FileFormat.HF_HUB:
+            raise ModelError(
+                f"{entry.name!r} is an open_clip hf-hub model ({entry.source}) with its own text tower; "
+                "it is built whole by open_clip, not from an OpenAI-layout state dict"
+            )
+        path = resolve(entry.name, home)
+    else:
+        path = Path(name_or_path).expanduser()
+    sd = read_clip_state_dict(path)
+    log.info("loaded %d CLIP tensors from %s", len(sd), path)
+    return ClipWeights(sd, path, entry)
+
+
+def load_prompt_weights(
+    name_or_path: str | os.PathLike[str], home: str | os.PathLike[str] | None = None
+) -> PromptWeights:
+    """Prompt weights from a registry name or a file (official ``.pth`` or medzsad checkpoint).
+
+    Raises:
+        ModelError: Unknown name, missing file (with import instructions), a CLIP entry, or an
+            unreadable checkpoint.
+    """
+    entry = None
+    if _is_registry_name(name_or_path):
+        entry = get_weight_entry(os.fspath(name_or_path))
+        if entry.kind is not WeightKind.PROMPT:
+            raise ModelError(f"{entry.name!r} holds {entry.kind.value} weights, not prompt weights")
+        path = resolve(entry.name, home)
+    else:
+        path = Path(name_or_path).expanduser()
+    ckpt = read_prompt_weights(path)
+    config = ckpt.config or (dict(entry.metadata) if entry is not None else {})
+    return PromptWeights(ckpt.state_dict, config, ckpt.tensors_path, ckpt.sha256, entry)
