@@ -1,0 +1,105 @@
+"""The one-command 3D Slicer loader of a study's bundle (``medzsad slicer STUDY_DIR``).
+
+:func:`slicer_script` returns a small Python script for Slicer's interpreter. It uses only MRML
+calls (storage nodes, display nodes, slice composite nodes), so it runs in the Slicer application
+(``Slicer --python-script load.py`` or pasted into the Python console) and in a headless MRML scene
+(how the tests run it with the ``slicer-core`` wheel).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from medzsad.report.atomic import write_text
+from medzsad.report.slicer_bundle import SlicerBundle, read_bundle
+
+__all__ = ["slicer_script", "write_slicer_script", "SCRIPT_NAME"]
+
+SCRIPT_NAME = "load_in_slicer.py"
+
+_TEMPLATE = """\
+# medzsad: open one study in 3D Slicer.
+#   Slicer --python-script {script_name}     (or paste into View > Python Console)
+# Loads the scan, the anomaly heat map as a coloured overlay (window {lo:.3g}..{hi:.3g}), the
+# anomaly segmentation, and centres the slice views on the highest-scoring lesion.
+import slicer
+
+FILES = {files}
+HEAT_WINDOW = ({lo!r}, {hi!r})
+FOCUS_RAS = {focus}
+
+
+def _load(node_class, storage_class, path, name):
+    scene = slicer.mrmlScene
+    node = scene.AddNewNodeByClass(node_class, name)
+    storage = scene.AddNewNodeByClass(storage_class)
+    storage.SetFileName(path)
+    if not storage.ReadData(node):
+        raise RuntimeError("Slicer could not read " + path)
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    if node.IsA("vtkMRMLDisplayableNode"):
+        node.CreateDefaultDisplayNodes()
+    return node
+
+
+VOLUME = ("vtkMRMLScalarVolumeNode", "vtkMRMLVolumeArchetypeStorageNode")
+scan = _load(*VOLUME, FILES["scan"], "scan")
+heat = _load(*VOLUME, FILES["heatmap"], "anomaly heat")
+COLORS = ("vtkMRMLColorTableNode", "vtkMRMLColorTableStorageNode")
+colors = _load(*COLORS, FILES["heatmap_colors"], "heat colors")
+SEGMENTATION = ("vtkMRMLSegmentationNode", "vtkMRMLSegmentationStorageNode")
+segmentation = _load(*SEGMENTATION, FILES["segmentation"], "anomaly")
+
+heat_display = heat.GetDisplayNode()
+heat_display.SetAndObserveColorNodeID(colors.GetID())
+heat_display.SetAutoWindowLevel(False)
+heat_display.SetWindowLevelMinMax(*HEAT_WINDOW)
+heat_display.SetThreshold(HEAT_WINDOW[0], 1.0e9)
+heat_display.SetApplyThreshold(True)
+
+for composite in slicer.mrmlScene.GetNodesByClass("vtkMRMLSliceCompositeNode"):
+    composite.SetBackgroundVolumeID(scan.GetID())
+    composite.SetForegroundVolumeID(heat.GetID())
+    composite.SetForegroundOpacity(0.5)
+
+if FOCUS_RAS is not None:
+    marker = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "top lesion")
+    marker.AddControlPoint(FOCUS_RAS, "top lesion")
+    for slice_node in slicer.mrmlScene.GetNodesByClass("vtkMRMLSliceNode"):
+        slice_node.JumpSliceByCentering(*FOCUS_RAS)
+"""
+
+
+def _script_from_bundle(bundle: SlicerBundle) -> str:
+    files = {
+        "scan": str(bundle.scan),
+        "heatmap": str(bundle.heatmap),
+        "heatmap_colors": str(bundle.heatmap_colors),
+        "segmentation": str(bundle.segmentation),
+        "mask_labelmap": str(bundle.mask_labelmap),
+        "mask_colors": str(bundle.mask_colors),
+    }
+    body = json.dumps(files, indent=4)
+    focus = "None" if bundle.focus_ras is None else repr([round(v, 4) for v in bundle.focus_ras])
+    lo, hi = bundle.window
+    return _TEMPLATE.format(script_name=SCRIPT_NAME, files=body, lo=lo, hi=hi, focus=focus)
+
+
+def slicer_script(study_dir: str | Path) -> str:
+    """Slicer Python script that loads the study's bundle (absolute paths; runs from anywhere).
+
+    Args:
+        study_dir: A study output folder with a ``slicer/`` bundle, or the bundle folder itself.
+
+    Raises:
+        OutputError: No bundle, or a bundle file is missing.
+    """
+    return _script_from_bundle(read_bundle(study_dir))
+
+
+def write_slicer_script(study_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write :func:`slicer_script` to ``out`` (default ``<bundle>/load_in_slicer.py``); returns it."""
+    bundle = read_bundle(study_dir)
+    target = Path(out) if out is not None else bundle.folder / SCRIPT_NAME
+    return write_text(target, _script_from_bundle(bundle))
