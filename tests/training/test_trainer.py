@@ -166,3 +166,33 @@ def test_images_without_masks_train_the_image_loss_only(texture_set: Path, tmp_p
     assert not torch.allclose(part.pixel, all_known.pixel)
     none = batch_loss(model, b["label"], b["mask"], torch.zeros_like(known), 4.0, images=b["image"])
     assert float(none.pixel) == 0.0 and torch.allclose(none.total, all_known.image)
+
+
+def test_train_cli_then_evaluate_the_checkpoint(texture_set: Path, tmp_path: Path, capsys) -> None:
+    from medzsad.cli import main
+
+    tiny = ["--architecture", "anomalyclip_tiny", "--clip", "random", "--image-size", str(IMAGE_SIZE)]
+    out = tmp_path / "run"
+    args = [
+        "train",
+        str(texture_set),
+        "-o",
+        str(out),
+        *tiny,
+        "--epochs",
+        "2",
+        "--no-progress",
+        "--max-steps",
+        "3",
+    ]
+    assert main(args) == 0
+    assert "stopped" in capsys.readouterr().out
+    assert main(args[:-2]) == 0  # same command without --max-steps resumes and finishes
+    text = capsys.readouterr().out
+    assert "finished after 4 steps, 2 epochs" in text
+    ckpt = out / "prompt_learner.json"
+    assert ckpt.is_file() and (out / "checkpoints" / "epoch_002.json").is_file()
+    code = main(["evaluate", str(texture_set), "--prompts", str(ckpt), "--clip", "random", "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"| {texture_set.name} | 16 | 8 |" in printed and "operating point (image level, f1)" in printed

@@ -1,0 +1,40 @@
+"""``medzsad benchmark``: run a medical benchmark of the AnomalyCLIP paper and compare with Table 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from medzsad.cli.evaluate_cmd import add_model_arguments, model_spec, run_options
+from medzsad.eval import api as eval_api
+from medzsad.eval.paper import PAPER_TABLE2
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``benchmark`` parser."""
+    rows = ", ".join(f"{k} ({v.title})" for k, v in PAPER_TABLE2.items())
+    p = sub.add_parser(
+        "benchmark",
+        help="reproduce a row of the paper's medical table (Table 2)",
+        description=(
+            "Read a public medical anomaly-detection dataset in the layout of its release, score it with "
+            "the official MVTec-trained AnomalyCLIP prompts (ViT-L/14@336, 518 px, layers 6/12/18/24, "
+            "sigma 4) and print our numbers beside the paper's: image AUROC/AP for classification sets, "
+            f"pixel AUROC/AUPRO for segmentation sets. Datasets: {rows}."
+        ),
+        epilog="example: medzsad benchmark --dataset brainmri /data/BrainMRI --device cuda",
+    )
+    p.add_argument("--dataset", required=True, choices=sorted(PAPER_TABLE2), help="which benchmark")
+    p.add_argument("data", type=Path, help="the dataset folder as unpacked from its public release")
+    p.add_argument(
+        "-o", "--output", type=Path, default=None, metavar="DIR", help="write benchmark_<name>.md/.json"
+    )
+    add_model_arguments(p)
+    p.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    report = eval_api.benchmark(args.dataset, args.data, model_spec(args), run_options(args), args.output)
+    sys.stdout.write(report.to_text() + "\n" + report.table.to_markdown())
+    return 0

@@ -1,0 +1,289 @@
+"""Evaluation and benchmark entry points (called by ``medzsad evaluate`` and ``medzsad benchmark``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medzsad.datasets.open import open_dataset
+from medzsad.datasets.samples import Sample
+from medzsad.errors import ConfigError, InputError
+from medzsad.eval import metrics as M
+from medzsad.eval.evaluation import ALL_COLUMNS, ClassPredictions, metrics_table
+from medzsad.eval.model_loading import ModelSpec, load_anomalyclip
+from medzsad.eval.paper import PAPER_TABLE2, PaperResult
+from medzsad.eval.plots import plot_curves, plot_histogram
+from medzsad.eval.predict import Predictions, predict_samples
+from medzsad.eval.table import MetricsTable, atomic_write_text
+from medzsad.model.inference import Detector
+
+__all__ = [
+    "RunOptions",
+    "EvaluationReport",
+    "BenchmarkReport",
+    "evaluate",
+    "evaluate_samples",
+    "benchmark",
+    "benchmark_samples",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run the model.
+
+    Attributes:
+        device: torch device string.
+        precision: ``fp32``, ``bf16`` or ``fp16`` (the last two on CUDA only).
+        batch_size: images per forward.
+        num_workers: data-loading processes.
+        progress: progress bar (``None``: on a terminal only).
+    """
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    batch_size: int = 8
+    num_workers: int = 0
+    progress: bool | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Result of an evaluation.
+
+    Attributes:
+        table: per-class metrics and their mean.
+        operating_point: the chosen threshold and its rates.
+        level: ``"image"`` or ``"pixel"``, the level of the operating point.
+        files: files written.
+    """
+
+    table: MetricsTable
+    operating_point: M.OperatingPoint
+    level: str
+    files: tuple[Path, ...] = field(default_factory=tuple)
+
+    def to_text(self) -> str:
+        """The table and the operating point as text for a terminal."""
+        op = self.operating_point
+        return (
+            self.table.to_markdown()
+            + f"\noperating point ({self.level} level, {op.method}): threshold {op.threshold:.6g}, "
+            f"sensitivity {op.sensitivity:.3f}, specificity {op.specificity:.3f}, "
+            f"precision {op.precision:.3f}, F1 {op.f1:.3f}\n"
+        )
+
+
+@dataclass(frozen=True)
+class BenchmarkReport:
+    """Our numbers beside the paper's for one benchmark.
+
+    Attributes:
+        dataset: benchmark name.
+        paper: the paper's Table 2 entry.
+        ours: our values of the paper's two metrics, in [0, 1].
+        table: the full per-class table.
+        n_images: images read.
+    """
+
+    dataset: str
+    paper: PaperResult
+    ours: tuple[float, float]
+    table: MetricsTable
+    n_images: int
+
+    def to_text(self) -> str:
+        """A small comparison table (percent, one decimal, as the paper prints)."""
+        lines = [
+            f"{self.paper.title} ({self.n_images} images, {self.paper.level}-level)",
+            "| metric | medzsad | paper | difference |",
+            "|---|---|---|---|",
+        ]
+        for metric, ours, theirs in zip(self.paper.metric_titles, self.ours, self.paper.values):
+            ours_pct = ours * 100
+            diff = "n/a" if math.isnan(ours_pct) else f"{ours_pct - theirs:+.1f}"
+            shown = "n/a" if math.isnan(ours_pct) else f"{ours_pct:.1f}"
+            lines.append(f"| {metric} | {shown} | {theirs:.1f} | {diff} |")
+        return "\n".join(lines) + "\n"
+
+
+def _operating_point(preds: dict[str, ClassPredictions], method: str) -> tuple[M.OperatingPoint, str]:
+    labels = np.concatenate([p.labels for p in preds.values()])
+    if labels.min() != labels.max():
+        scores = np.concatenate([p.scores for p in preds.values()])
+        return M.operating_point(labels, scores, method), "image"
+    with_masks = [p for p in preds.values() if p.masks is not None and p.maps is not None]
+    if not with_masks:
+        raise InputError(
+            "cannot choose an operating point: all images share one label and no image has a mask"
+        )
+    masks = np.concatenate([p.masks for p in with_masks if p.masks is not None])
+    maps = np.concatenate([p.maps for p in with_masks if p.maps is not None])
+    return M.operating_point(masks, maps, method), "pixel"
+
+
+def _scores_csv(predictions: Predictions) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["image", "class", "label", "score", "max_map", "mask_known"])
+    for r in predictions.images:
+        w.writerow([r.image, r.class_name, r.label, repr(r.score), repr(r.max_map), int(r.mask_known)])
+    return buf.getvalue()
+
+
+def evaluate_samples(
+    detector: Detector,
+    samples: Sequence[Sample],
+    out_dir: Path | None = None,
+    run: RunOptions | None = None,
+    operating_point: str = "f1",
+) -> EvaluationReport:
+    """Score labelled samples and compute the paper's metrics, curves and an operating point.
+
+    Files written into ``out_dir`` (when given): ``metrics.md``, ``metrics.csv``, ``metrics.json``
+    (table, operating point, F1-max thresholds per class), ``scores.csv`` (one row per image),
+    ``roc.png``, ``pr.png``, ``histogram.png``.
+
+    Args:
+        detector: the model wrapper.
+        samples: labelled images.
+        out_dir: output folder, or ``None`` to write nothing.
+        run: batch size, workers and progress.
+        operating_point: ``f1`` (F1-max) or ``youden``.
+
+    Raises:
+        InputError: no samples.
+    """
+    if not samples:
+        raise InputError("no images to evaluate: the dataset is empty")
+    run = run or RunOptions()
+    predictions = predict_samples(detector, samples, run.batch_size, run.num_workers, progress=run.progress)
+    table = metrics_table(predictions.per_class, ALL_COLUMNS)
+    op, level = _operating_point(predictions.per_class, operating_point)
+    files: list[Path] = []
+    if out_dir is not None:
+        out = Path(out_dir)
+        atomic_write_text(out / "metrics.md", table.to_markdown())
+        table.to_csv(out / "metrics.csv")
+        payload = {**table.to_dict(), "operating_point": {"level": level, **op._asdict()}}
+        atomic_write_text(
+            out / "metrics.json", json.dumps(payload, indent=1, allow_nan=False, default=_nan_none)
+        )
+        atomic_write_text(out / "scores.csv", _scores_csv(predictions))
+        files += [out / n for n in ("metrics.md", "metrics.csv", "metrics.json", "scores.csv")]
+        files += plot_curves(predictions.per_class, out / "roc.png", out / "pr.png")
+        files.append(
+            plot_histogram(
+                predictions.per_class, out / "histogram.png", op.threshold if level == "image" else None
+            )
+        )
+    return EvaluationReport(table, op, level, tuple(files))
+
+
+def _nan_none(value: object) -> object:
+    return None if isinstance(value, float) and math.isnan(value) else str(value)
+
+
+def _detector(model: ModelSpec, run: RunOptions) -> Detector:
+    return Detector(load_anomalyclip(model), device=run.device, precision=run.precision)
+
+
+def evaluate(
+    data: Path,
+    kind: str = "auto",
+    split: str = "test",
+    classes: Sequence[str] | None = None,
+    model: ModelSpec | None = None,
+    run: RunOptions | None = None,
+    out_dir: Path | None = None,
+    operating_point: str = "f1",
+) -> EvaluationReport:
+    """Evaluate a model on any labelled dataset (see :func:`medzsad.datasets.open_dataset`).
+
+    Args:
+        data: dataset root or CSV file.
+        kind: dataset layout (``auto``, ``mvtec``, ``visa``, ``folder``, ``csv`` or a benchmark name).
+        split: MVTec/VisA split.
+        classes: MVTec/VisA classes to keep.
+        model: which weights (default the official MVTec-trained prompts).
+        run: device, precision, batch size.
+        out_dir: where to write tables and plots.
+        operating_point: ``f1`` or ``youden``.
+    """
+    samples = open_dataset(Path(data), kind, split, classes)
+    run = run or RunOptions()
+    return evaluate_samples(_detector(model or ModelSpec(), run), samples, out_dir, run, operating_point)
+
+
+def benchmark_samples(
+    name: str, detector: Detector, samples: Sequence[Sample], run: RunOptions | None = None
+) -> BenchmarkReport:
+    """Compute the paper's two metrics of benchmark ``name`` on its samples.
+
+    Raises:
+        ConfigError: unknown benchmark.
+        InputError: no samples.
+    """
+    key = name.lower()
+    if key not in PAPER_TABLE2:
+        raise ConfigError(f"unknown benchmark {name!r}; choose one of {sorted(PAPER_TABLE2)}")
+    if not samples:
+        raise InputError(f"benchmark {name}: no images read")
+    paper = PAPER_TABLE2[key]
+    run = run or RunOptions()
+    pixel = paper.level == "pixel"
+    predictions = predict_samples(
+        detector, samples, run.batch_size, run.num_workers, pixel_level=pixel, progress=run.progress
+    )
+    table = metrics_table(predictions.per_class, paper.columns)
+    ours = (table.value("mean", paper.columns[0]), table.value("mean", paper.columns[1]))
+    return BenchmarkReport(key, paper, ours, table, len(samples))
+
+
+def benchmark(
+    name: str,
+    data: Path,
+    model: ModelSpec | None = None,
+    run: RunOptions | None = None,
+    out_dir: Path | None = None,
+) -> BenchmarkReport:
+    """Run a paper benchmark: read ``data`` in the dataset's public layout, score, compare with Table 2.
+
+    Args:
+        name: one of ``headct, brainmri, br35h, covid, isic, clinicdb, colondb, kvasir, endo, tn3k``.
+        data: the dataset folder.
+        model: which weights (default: the official MVTec-trained prompts and their settings).
+        run: device, precision, batch size.
+        out_dir: where to write ``benchmark_<name>.md`` and ``.json`` (optional).
+    """
+    from medzsad.datasets.benchmarks import read_benchmark
+
+    samples = read_benchmark(name, Path(data))
+    run = run or RunOptions()
+    report = benchmark_samples(name, _detector(model or ModelSpec(), run), samples, run)
+    if out_dir is not None:
+        out = Path(out_dir)
+        atomic_write_text(
+            out / f"benchmark_{report.dataset}.md", report.to_text() + "\n" + report.table.to_markdown()
+        )
+        payload = {
+            "dataset": report.dataset,
+            "ours": list(report.ours),
+            "paper": list(report.paper.values),
+            "metrics": list(report.paper.columns),
+            "table": report.table.to_dict(),
+        }
+        atomic_write_text(
+            out / f"benchmark_{report.dataset}.json", json.dumps(payload, indent=1, default=_nan_none)
+        )
+    return report

@@ -1,0 +1,52 @@
+"""Training entry point (called by ``medzsad train``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from medzsad.datasets.open import open_dataset
+from medzsad.datasets.samples import summarise
+from medzsad.eval.model_loading import DEFAULT_ARCHITECTURE, ModelSpec, load_anomalyclip
+from medzsad.model.inference import Detector
+from medzsad.training.config import TrainConfig
+from medzsad.training.trainer import Trainer, TrainResult
+
+__all__ = ["train"]
+
+logger = logging.getLogger(__name__)
+
+
+def train(
+    data: Path,
+    out_dir: Path,
+    kind: str = "auto",
+    split: str = "test",
+    classes: Sequence[str] | None = None,
+    model: ModelSpec | None = None,
+    config: TrainConfig | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Learn AnomalyCLIP prompts on an auxiliary dataset.
+
+    Args:
+        data: dataset root or CSV (see :func:`medzsad.datasets.open_dataset`).
+        out_dir: output folder (checkpoints, metrics CSV, resumable state).
+        kind: dataset layout.
+        split: MVTec/VisA split (the reference trains on the *test* split of the auxiliary set).
+        classes: MVTec/VisA classes to keep.
+        model: architecture and starting weights; default the paper's ViT-L/14@336 architecture with
+            OpenAI CLIP weights and freshly initialised prompts (seeded by ``config.seed``).
+        config: training settings (default: the reference's).
+        resume: continue from ``out_dir``'s saved state when present.
+    """
+    config = config or TrainConfig()
+    spec = model or ModelSpec(prompts=None, architecture=DEFAULT_ARCHITECTURE, seed=config.seed)
+    samples = open_dataset(Path(data), kind, split, classes)
+    for cls, (n, n_anom) in summarise(samples).items():
+        logger.info("training class %s: %d images, %d anomalous", cls, n, n_anom)
+    net = load_anomalyclip(spec)
+    det = Detector(net, device=config.device)
+    trainer = Trainer(net, samples, Path(out_dir), config, det.mean, det.std)
+    return trainer.fit(resume=resume)
