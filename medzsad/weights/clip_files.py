@@ -25,6 +25,7 @@ import logging
 import os
 import pickle
 import struct
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -51,11 +52,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Integers stored alongside the weights in OpenAI archives; not parameters of the model.
-_OPENAI_METADATA_KEYS = frozenset({"input_resolution", "context_length", "vocab_size"})
+# Integers stored alongside the weights in OpenAI archives, and the causal mask some exports keep
+# (open_clip registers it as a non-persistent buffer): derived constants, not weights.
+_OPENAI_METADATA_KEYS = frozenset({"input_resolution", "context_length", "vocab_size", "attn_mask"})
 # open_clip's CustomTextCLIP text tower names that map 1:1 onto CLIP's top-level names.
 _TEXT_TOWER_PREFIXES = (
-    "transformer.",
+    "transformer.resblocks.",
     "token_embedding.",
     "positional_embedding",
     "ln_final.",
@@ -128,9 +130,10 @@ def to_openai_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     """Rename CLIP weights to OpenAI key names.
 
     Strips ``module.`` (DataParallel) prefixes, drops the integer metadata of OpenAI archives
-    (``input_resolution``, ``context_length``, ``vocab_size``) and maps open_clip ``CustomTextCLIP``
-    ``text.*`` names of a CLIP-style text tower back to the top level. Keys of open_clip's standard
-    ``CLIP`` class already equal OpenAI's and pass through unchanged.
+    (``input_resolution``, ``context_length``, ``vocab_size``) and a stored causal ``attn_mask``,
+    and maps open_clip ``CustomTextCLIP`` ``text.*`` names of a CLIP-style text tower back to the
+    top level. Keys of open_clip's standard ``CLIP`` class already equal OpenAI's and pass through
+    unchanged.
 
     Raises:
         ModelError: The text tower is not CLIP's transformer (e.g. a Hugging Face BERT tower), which
@@ -155,7 +158,10 @@ def to_openai_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
 
 def _load_torchscript(path: Path) -> dict[str, torch.Tensor]:
     try:
-        return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+        with warnings.catch_warnings():
+            # torch >= 2.9 flags torch.jit.load as deprecated; OpenAI only publishes TorchScript.
+            warnings.simplefilter("ignore", FutureWarning)
+            return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
     except (RuntimeError, ValueError) as e:
         raise ModelError(
             f"{path} looks like a TorchScript archive but cannot be loaded ({str(e).splitlines()[0]}); "
