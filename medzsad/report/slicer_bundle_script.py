@@ -86,16 +86,23 @@ def _script_from_bundle(bundle: SlicerBundle) -> str:
     return _TEMPLATE.format(script_name=SCRIPT_NAME, files=body, lo=lo, hi=hi, focus=focus)
 
 
-def slicer_script(study_dir: str | Path) -> str:
+def slicer_script(study_dir: str | Path, output: str | Path | None = None) -> str:
     """Slicer Python script that loads the study's bundle (absolute paths; runs from anywhere).
 
     Args:
         study_dir: A study output folder with a ``slicer/`` bundle, or the bundle folder itself.
+        output: Also write the script to this file (atomically) when given.
+
+    Returns:
+        The script text.
 
     Raises:
-        OutputError: No bundle, or a bundle file is missing.
+        OutputError: No bundle, a bundle file is missing, or ``output`` cannot be written.
     """
-    return _script_from_bundle(read_bundle(study_dir))
+    text = _script_from_bundle(read_bundle(study_dir))
+    if output is not None:
+        write_text(output, text)
+    return text
 
 
 def write_slicer_script(study_dir: str | Path, out: str | Path | None = None) -> Path:

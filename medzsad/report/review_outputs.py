@@ -1,0 +1,127 @@
+"""Entry point the cohort runner calls for the radiology review outputs of one study.
+
+Formats handled here (others, such as ``nifti`` and ``png``, have their own writers; ``html`` is
+per cohort, see :func:`medzsad.report.html_report.write_report_html`):
+
+* ``dicom-seg``: ``<study_dir>/dicom/anomaly_seg.dcm`` (BINARY DICOM SEG of the mask).
+* ``dicom-pmap``: ``<study_dir>/dicom/heatmap_pmap.dcm`` (DICOM Parametric Map of the heat map).
+* ``slicer``: ``<study_dir>/slicer/`` bundle plus ``slicer/load_in_slicer.py``.
+
+The DICOM objects are written only for DICOM-sourced studies; for other sources they are skipped
+with a reason (in :attr:`ReviewOutputs.skipped` and the log), and the study carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import medzsad
+from medzsad.io.volume import Volume
+from medzsad.report.seg_writer import SegWriteResult, write_dicom_seg, write_heatmap_parametric_map
+from medzsad.report.slicer_bundle import SlicerBundle, write_slicer_bundle
+from medzsad.report.slicer_bundle_script import write_slicer_script
+
+__all__ = ["ReviewOutputs", "REVIEW_FORMATS", "SEG_FILE", "PMAP_FILE", "write_review_outputs"]
+
+logger = logging.getLogger(__name__)
+
+#: Formats this module writes; any other name in ``formats`` is left to the other writers.
+REVIEW_FORMATS = frozenset({"dicom-seg", "dicom-pmap", "slicer"})
+SEG_FILE = Path("dicom") / "anomaly_seg.dcm"
+PMAP_FILE = Path("dicom") / "heatmap_pmap.dcm"
+
+
+@dataclass(frozen=True)
+class ReviewOutputs:
+    """What :func:`write_review_outputs` wrote.
+
+    Attributes:
+        seg: The DICOM SEG, or None.
+        parametric_map: The DICOM Parametric Map, or None.
+        slicer: The Slicer bundle, or None.
+        slicer_script: The written loader script, or None.
+        skipped: ``"format: reason"`` for each requested format that was not written.
+    """
+
+    seg: SegWriteResult | None = None
+    parametric_map: SegWriteResult | None = None
+    slicer: SlicerBundle | None = None
+    slicer_script: Path | None = None
+    skipped: tuple[str, ...] = field(default_factory=tuple)
+
+    def files(self) -> list[Path]:
+        """Every file written (for provenance and the review page)."""
+        out = [r.path for r in (self.seg, self.parametric_map) if r is not None]
+        if self.slicer is not None:
+            out += [self.slicer.segmentation, self.slicer.heatmap_colors, self.slicer.mask_colors]
+        if self.slicer_script is not None:
+            out.append(self.slicer_script)
+        return out
+
+
+def write_review_outputs(
+    study_dir: str | Path,
+    volume: Volume,
+    heat_ijk: np.ndarray,
+    mask_ijk: np.ndarray,
+    formats: Iterable[str],
+    *,
+    threshold: float,
+    heatmap_nifti: str | Path | None = None,
+    mask_nifti: str | Path | None = None,
+    keep_empty_frames: bool = False,
+) -> ReviewOutputs:
+    """Write the requested review outputs of one study.
+
+    Args:
+        study_dir: The study's output folder (created if missing).
+        volume: The scan, in the grid of ``heat_ijk`` and ``mask_ijk``.
+        heat_ijk: ``(I, J, K)`` float heat map, values in [0, 1].
+        mask_ijk: ``(I, J, K)`` uint8 mask or lesion label map (0 background).
+        formats: Output format names (e.g. ``["nifti", "dicom-seg", "slicer", "png", "html"]``).
+        threshold: Heat threshold that made the mask.
+        heatmap_nifti: The study's heat map NIfTI if already written (the Slicer bundle links it).
+        mask_nifti: The study's mask NIfTI if already written.
+        keep_empty_frames: Keep SEG frames without anomaly.
+
+    Raises:
+        DicomError, GeometryError, OutputError: A requested output could not be written.
+    """
+    wanted = {str(f).lower() for f in formats} & REVIEW_FORMATS
+    root = Path(study_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    is_dicom = volume.source.kind == "dicom"
+    seg = pmap = bundle = script = None
+    skipped: list[str] = []
+    for fmt in sorted(wanted & {"dicom-seg", "dicom-pmap"}):
+        if not is_dicom:
+            skipped.append(f"{fmt}: source is {volume.source.kind!r}, not DICOM")
+            logger.info("skipping %s: source kind is %s", fmt, volume.source.kind)
+    if is_dicom and "dicom-seg" in wanted:
+        seg = write_dicom_seg(
+            mask_ijk,
+            volume,
+            root / SEG_FILE,
+            threshold=threshold,
+            keep_empty_frames=keep_empty_frames,
+            algorithm_version=medzsad.__version__,
+        )
+    if is_dicom and "dicom-pmap" in wanted:
+        pmap = write_heatmap_parametric_map(heat_ijk, volume, root / PMAP_FILE, threshold=threshold)
+    if "slicer" in wanted:
+        bundle = write_slicer_bundle(
+            root,
+            volume,
+            heat_ijk,
+            mask_ijk,
+            threshold=threshold,
+            heatmap_nifti=heatmap_nifti,
+            mask_nifti=mask_nifti,
+        )
+        script = write_slicer_script(root)
+    return ReviewOutputs(seg, pmap, bundle, script, tuple(skipped))
