@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import matplotlib
 
@@ -17,7 +18,15 @@ import numpy as np  # noqa: E402
 
 from medzsad.io.volume import LPS_TO_RAS  # noqa: E402
 
-__all__ = ["OverlaySpec", "display_slice", "render_overlay"]
+__all__ = [
+    "OverlaySpec",
+    "DisplayOrientation",
+    "display_orientation",
+    "to_display",
+    "from_display",
+    "display_slice",
+    "render_overlay",
+]
 
 # Wanted LPS direction of screen columns (left -> right) and rows (top -> bottom) per slice axis
 # orientation: axial (normal ~S), coronal (normal ~P), sagittal (normal ~L).
@@ -45,6 +54,55 @@ class OverlaySpec:
     smoke: bool = False
 
 
+class DisplayOrientation(NamedTuple):
+    """How a slice (remaining voxel axes in order) becomes a screen image: transpose, then flips."""
+
+    transpose: bool
+    flip_rows: bool
+    flip_cols: bool
+
+
+def display_orientation(affine_ras: np.ndarray, axis: int) -> DisplayOrientation:
+    """The radiological display orientation of slices cut along voxel ``axis``.
+
+    Args:
+        affine_ras: ``(4, 4)`` voxel -> RAS.
+        axis: Slice axis (0, 1, 2).
+    """
+    m = LPS_TO_RAS[:3, :3] @ np.asarray(affine_ras)[:3, :3]
+    in_plane = [a for a in range(3) if a != axis]
+    lps = m[:, in_plane]  # (3, 2) direction of each in-plane voxel axis
+    normal = int(np.argmax(np.abs(m[:, axis])))
+    want_col, want_row = (np.array(v, dtype=float) for v in _SCREEN_LPS[normal])
+    col_ax = int(np.argmax(np.abs(want_col @ lps)))
+    row_ax = 1 - col_ax
+    return DisplayOrientation(
+        transpose=col_ax == 0,
+        flip_rows=bool(want_row @ lps[:, row_ax] < 0),
+        flip_cols=bool(want_col @ lps[:, col_ax] < 0),
+    )
+
+
+def to_display(img: np.ndarray, o: DisplayOrientation) -> np.ndarray:
+    """Apply a :class:`DisplayOrientation` to a 2D slice (or ``(..., a, b)`` stack)."""
+    out = np.swapaxes(img, -1, -2) if o.transpose else img
+    if o.flip_cols:
+        out = out[..., :, ::-1]
+    if o.flip_rows:
+        out = out[..., ::-1, :]
+    return np.ascontiguousarray(out)
+
+
+def from_display(img: np.ndarray, o: DisplayOrientation) -> np.ndarray:
+    """Undo :func:`to_display` (exact inverse)."""
+    out = img[..., ::-1, :] if o.flip_rows else img
+    if o.flip_cols:
+        out = out[..., :, ::-1]
+    if o.transpose:
+        out = np.swapaxes(out, -1, -2)
+    return np.ascontiguousarray(out)
+
+
 def display_slice(volume: np.ndarray, affine_ras: np.ndarray, axis: int, index: int) -> np.ndarray:
     """One slice as a screen image ``(rows, cols)`` in radiological orientation.
 
@@ -54,21 +112,7 @@ def display_slice(volume: np.ndarray, affine_ras: np.ndarray, axis: int, index: 
         axis: Slice axis (0, 1, 2).
         index: Slice index along ``axis``.
     """
-    img = np.take(volume, index, axis=axis)  # remaining axes in order
-    in_plane = [a for a in range(3) if a != axis]
-    lps = (LPS_TO_RAS[:3, :3] @ np.asarray(affine_ras)[:3, :3])[:, in_plane]  # (3, 2) direction per axis
-    normal = int(np.argmax(np.abs((LPS_TO_RAS[:3, :3] @ np.asarray(affine_ras)[:3, :3])[:, axis])))
-    want_col, want_row = (np.array(v, dtype=float) for v in _SCREEN_LPS[normal])
-    # which in-plane voxel axis is closest to the wanted screen column direction
-    col_ax = int(np.argmax(np.abs(want_col @ lps)))
-    row_ax = 1 - col_ax
-    if col_ax == 0:
-        img = img.T  # rows = second in-plane axis, cols = first
-    if want_col @ lps[:, col_ax] < 0:
-        img = img[:, ::-1]
-    if want_row @ lps[:, row_ax] < 0:
-        img = img[::-1, :]
-    return np.ascontiguousarray(img)
+    return to_display(np.take(volume, index, axis=axis), display_orientation(affine_ras, axis))
 
 
 def render_overlay(scan: np.ndarray, heat: np.ndarray, affine_ras: np.ndarray, spec: OverlaySpec) -> bytes:

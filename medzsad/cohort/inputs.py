@@ -1,0 +1,180 @@
+"""Cohort inputs -> a list of studies (manifest rows, files, folders, globs).
+
+Relative manifest paths resolve against the manifest's folder; other relative paths against the
+cohort file's folder. A folder given in ``paths``/``globs`` is searched for studies with
+:func:`medzsad.io.discover` (DICOM studies grouped by StudyInstanceUID, NIfTI files one study each).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from medzsad.config import CohortConfig
+from medzsad.errors import ConfigError, InputError
+
+__all__ = ["StudyInput", "collect_studies", "input_hash", "VOLUME_SUFFIXES"]
+
+log = logging.getLogger(__name__)
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+@dataclass(frozen=True)
+class StudyInput:
+    """One study to process.
+
+    Attributes:
+        study_id: Id from the manifest, the StudyInstanceUID, or the file name.
+        path: The study's file or folder (absolute).
+        files: The files that make up the study (for the input hash); a folder's files when empty.
+        label: 0 normal / 1 abnormal when known (manifest ``label``), else ``None``.
+        mask: Ground-truth mask file (manifest ``mask``), else ``None``.
+        study_uid: StudyInstanceUID when discovery found one (selects the study in a shared folder).
+    """
+
+    study_id: str
+    path: str
+    files: tuple[str, ...] = ()
+    label: int | None = None
+    mask: str | None = None
+    study_uid: str = ""
+
+
+def _strip_suffix(name: str) -> str:
+    for s in sorted(VOLUME_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(s):
+            return name[: -len(s)]
+    return name
+
+
+def _parse_label(value: object, where: str) -> int | None:
+    text = "" if value is None or (isinstance(value, float) and value != value) else str(value).strip()
+    if text == "":
+        return None
+    if text.lower() in ("0", "normal", "false", "0.0"):
+        return 0
+    if text.lower() in ("1", "abnormal", "anomalous", "true", "1.0"):
+        return 1
+    raise ConfigError(f"{where}: label must be 0 or 1 (found {text!r})")
+
+
+def _read_manifest(path: Path) -> list[StudyInput]:
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the manifest CSV ({e})") from e
+    missing = {"study_id", "path"} - set(table.columns)
+    if missing:
+        raise ConfigError(
+            f"{path}: manifest lacks column(s) {sorted(missing)}; need study_id,path[,label][,mask]"
+        )
+    extra = set(table.columns) - {"study_id", "path", "label", "mask"}
+    if extra:
+        raise ConfigError(
+            f"{path}: unknown manifest column(s) {sorted(extra)}; allowed: study_id,path,label,mask"
+        )
+    out = []
+    for n, row in enumerate(table.itertuples(index=False), start=2):
+        where = f"{path}:{n}"
+        sid = str(row.study_id).strip()
+        if not sid:
+            raise ConfigError(f"{where}: empty study_id")
+        p = (path.parent / str(row.path).strip()).resolve()
+        mask = str(getattr(row, "mask", "") or "").strip()
+        out.append(
+            StudyInput(
+                study_id=sid,
+                path=str(p),
+                label=_parse_label(getattr(row, "label", ""), where),
+                mask=str((path.parent / mask).resolve()) if mask else None,
+            )
+        )
+    return out
+
+
+def _from_path(p: Path) -> list[StudyInput]:
+    if p.is_file():
+        if p.name.lower().endswith(VOLUME_SUFFIXES):
+            return [StudyInput(_strip_suffix(p.name), str(p))]
+        return [StudyInput(p.stem or p.name, str(p))]
+    if p.is_dir():
+        return _discover_folder(p)
+    raise InputError(f"input {p} does not exist; check inputs.paths / inputs.globs in the cohort file")
+
+
+def _discover_folder(folder: Path) -> list[StudyInput]:
+    """Studies in a folder: NIfTI-like files one each, DICOM studies through :mod:`medzsad.io`."""
+    volumes = sorted(q for q in folder.rglob("*") if q.is_file() and q.name.lower().endswith(VOLUME_SUFFIXES))
+    studies = [StudyInput(_strip_suffix(q.name), str(q)) for q in volumes]
+    from medzsad.io.discovery import discover
+
+    for found in discover(folder):
+        studies.append(
+            StudyInput(found.study_id, str(found.path), tuple(found.files), study_uid=found.study_uid)
+        )
+    return studies
+
+
+def collect_studies(config: CohortConfig) -> list[StudyInput]:
+    """All studies of a cohort, in a stable order (manifest order, then paths, then globs).
+
+    Raises:
+        ConfigError: Bad manifest, or two studies with the same id.
+        InputError: A listed path does not exist, or no study was found.
+    """
+    inputs = config.inputs
+    studies: list[StudyInput] = []
+    if inputs.manifest:
+        studies += _read_manifest(config.resolve(inputs.manifest))
+    for p in inputs.paths:
+        studies += _from_path(config.resolve(p).resolve())
+    for pattern in inputs.globs:
+        matches = sorted(glob.glob(str(config.resolve(pattern)), recursive=True))
+        if not matches:
+            log.warning("glob %s matched nothing", pattern)
+        for m in matches:
+            studies += _from_path(Path(m).resolve())
+    seen: dict[str, StudyInput] = {}
+    for s in studies:
+        if s.study_id in seen and seen[s.study_id].path != s.path:
+            raise ConfigError(
+                f"{config.source_file}: two inputs have study id {s.study_id!r} ({seen[s.study_id].path} and "
+                f"{s.path}); give unique ids in a manifest"
+            )
+        seen.setdefault(s.study_id, s)
+    if not seen:
+        raise InputError(
+            f"{config.source_file}: the inputs section found no study; check paths, globs and manifest"
+        )
+    return list(seen.values())
+
+
+def input_hash(study: StudyInput) -> str:
+    """sha256 of the study's files (relative names, sizes, modification times) and its id/selection.
+
+    Content is not read (studies can be gigabytes); any rewrite changes size or mtime.
+
+    Raises:
+        InputError: The study path does not exist.
+    """
+    root = Path(study.path)
+    if not root.exists():
+        raise InputError(f"study {study.study_id}: input {root} does not exist")
+    files = [Path(f) for f in study.files] if study.files else ([root] if root.is_file() else _walk(root))
+    h = hashlib.sha256(f"{study.study_id}\0{study.study_uid}\0".encode())
+    for f in sorted(files):
+        st = f.stat()
+        rel = os.path.relpath(f, root) if root.is_dir() else f.name
+        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _walk(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()]

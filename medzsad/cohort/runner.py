@@ -1,0 +1,308 @@
+"""``run_cohort``: every study of a cohort through the stages, crash-safe and resumable.
+
+Stages: load -> score -> assemble -> post-process -> write; the ledger protocol is described in
+:mod:`medzsad.cohort.ledger`.
+
+A study that fails is recorded (ledger, errors.csv) and the run goes on. A study already done with
+the same input and config hashes is skipped unless ``force``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medzsad.cohort.executor import Loaded, LocalExecutor
+from medzsad.cohort.ids import hashed_id, unique_safe_ids
+from medzsad.cohort.inputs import StudyInput, collect_studies, input_hash
+from medzsad.cohort.ledger import Ledger, StudyState
+from medzsad.cohort.loading import StudyLoader, default_loader
+from medzsad.cohort.metrics import cohort_metrics, write_metrics
+from medzsad.cohort.run_lock import run_lock
+from medzsad.cohort.scorer import SliceScorer, build_scorer
+from medzsad.cohort.stages import PreparedStudy
+from medzsad.cohort.study_job import StudyJob, process_study
+from medzsad.cohort.study_writer import PARTIAL_MARK
+from medzsad.cohort.tables import write_cohort_tables
+from medzsad.config import CohortConfig, load_cohort, study_config_hash
+from medzsad.errors import ConfigError
+from medzsad.report.atomic import remove_stale_temps
+
+__all__ = ["RunOptions", "StudyOutcome", "RunSummary", "run_cohort"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Command-line style overrides of a run.
+
+    Attributes:
+        force: Recompute studies that are already done.
+        dry_run: Only list what would run; write nothing.
+        show_ids: Show real study ids in logs and overlays (default: the cohort's ``output.show_ids``).
+        device: Override ``model.device``.
+        batch_size: Override ``model.batch_size``.
+        out_dir: Override ``output.dir`` (relative to the current directory).
+        progress: ``"auto"`` (a bar on a TTY), ``"bar"``, or ``"off"``.
+    """
+
+    force: bool = False
+    dry_run: bool = False
+    show_ids: bool | None = None
+    device: str | None = None
+    batch_size: int | None = None
+    out_dir: str | None = None
+    progress: str = "auto"
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What happened to one study: ``done``, ``skipped``, ``failed`` or (dry run) ``would-run``."""
+
+    study_id: str
+    log_id: str
+    status: str
+    score: float | None = None
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Result of :func:`run_cohort`.
+
+    Attributes:
+        out_dir: The output directory.
+        n_done: Studies computed in this run.
+        n_skipped: Studies already done (same hashes) and not recomputed.
+        n_failed: Studies that failed.
+        studies_csv: ``studies.csv`` (``None`` in a dry run).
+        errors_csv: ``errors.csv`` (``None`` in a dry run).
+        metrics_json: ``metrics.json`` when labels or masks were given.
+        outcomes: One outcome per study, in cohort order.
+        smoke: The run used random weights.
+        dry_run: Nothing was run.
+    """
+
+    out_dir: Path
+    n_done: int
+    n_skipped: int
+    n_failed: int
+    studies_csv: Path | None
+    errors_csv: Path | None
+    metrics_json: Path | None
+    outcomes: tuple[StudyOutcome, ...] = ()
+    smoke: bool = False
+    dry_run: bool = False
+    failures: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """True when no study failed."""
+        return self.n_failed == 0
+
+
+def _apply_options(config: CohortConfig, options: RunOptions) -> CohortConfig:
+    changes: dict[str, object] = {}
+    if options.device is not None:
+        changes["model.device"] = options.device
+    if options.batch_size is not None:
+        changes["model.batch_size"] = options.batch_size
+    if options.out_dir is not None:
+        changes["output.dir"] = str(Path(options.out_dir).resolve())
+    if options.show_ids is not None:
+        changes["output.show_ids"] = options.show_ids
+    return config.with_overrides(**changes) if changes else config
+
+
+def _clean_partials(studies_dir: Path) -> None:
+    """Remove what a killed run left: ``*.partial-<pid>`` folders and ``*.tmp-<pid>`` files."""
+    if not studies_dir.is_dir():
+        return
+    for p in studies_dir.iterdir():
+        if PARTIAL_MARK in p.name and p.is_dir():
+            log.info("removing unfinished study folder from an interrupted run: %s", p.name)
+            shutil.rmtree(p, ignore_errors=True)
+    remove_stale_temps(studies_dir.parent)
+
+
+def _plan(
+    config: CohortConfig, studies: list[StudyInput], ledger: Ledger | None, force: bool
+) -> list[tuple[StudyJob, bool]]:
+    """Jobs with a ``skip`` flag (done before with the same hashes and its folder present)."""
+    safe = unique_safe_ids([s.study_id for s in studies])
+    chash = study_config_hash(config)
+    studies_dir = config.out_dir / "studies"
+    plan = []
+    for s in studies:
+        try:
+            ihash = input_hash(s)
+        except Exception:  # missing input: processed (and failed) as a study, not a run error
+            ihash = "missing"
+        job = StudyJob(s, safe[s.study_id], ihash, chash, hashed_id(s.study_id))
+        row = ledger.get(s.study_id) if ledger is not None else None
+        skip = (
+            not force
+            and row is not None
+            and row.state is StudyState.DONE
+            and row.input_hash == ihash
+            and row.config_hash == chash
+            and (studies_dir / row.safe_id).is_dir()
+        )
+        plan.append((job, skip))
+    return plan
+
+
+@contextlib.contextmanager
+def _progress(total: int, mode: str) -> Iterator[Callable[[StudyOutcome], None]]:
+    use_bar = mode == "bar" or (mode == "auto" and sys.stderr.isatty())
+    if not use_bar:
+        yield lambda outcome: None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="study", dynamic_ncols=True, file=sys.stderr)
+    try:
+
+        def step(outcome: StudyOutcome) -> None:
+            bar.set_postfix_str(f"{outcome.log_id} {outcome.status}")
+            bar.update(1)
+
+        yield step
+    finally:
+        bar.close()
+
+
+def run_cohort(
+    config: CohortConfig | str | Path,
+    options: RunOptions | None = None,
+    *,
+    scorer: SliceScorer | None = None,
+    loader: StudyLoader | None = None,
+    on_study: Callable[[StudyOutcome, int, int], None] | None = None,
+) -> RunSummary:
+    """Run a cohort.
+
+    Args:
+        config: A :class:`CohortConfig` or the path of a cohort YAML file.
+        options: Overrides (force, dry run, device, batch size, output dir, ids, progress).
+        scorer: Model to use instead of building one from ``config.model`` (tests, notebooks).
+        loader: Study loader instead of :func:`medzsad.cohort.loading.default_loader`.
+        on_study: Called after every study with ``(outcome, index, total)`` (CLI progress lines).
+
+    Returns:
+        :class:`RunSummary`; failed studies are in it, not raised.
+
+    Raises:
+        ConfigError: Invalid cohort file or options.
+        InputError: The inputs name no study.
+        ModelError: The model cannot be built (missing weights: the message says how to get them).
+        OutputError: The output directory cannot be written or is in use by another run.
+    """
+    options = options or RunOptions()
+    cfg = load_cohort(config) if isinstance(config, str | Path) else config
+    cfg = _apply_options(cfg, options)
+    if cfg.executor.kind != "local":
+        raise ConfigError(f"{cfg.source_file}: executor {cfg.executor.kind!r} is not available; use local")
+    studies = collect_studies(cfg)
+    out = cfg.out_dir
+    if options.dry_run:
+        return _dry_run(cfg, studies, options)
+    out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out), Ledger(out / "ledger.sqlite") as ledger:
+        _clean_partials(out / "studies")
+        (out / "studies").mkdir(exist_ok=True)
+        ledger.set_meta("cohort", cfg.name)
+        plan = _plan(cfg, studies, ledger, options.force)
+        todo = [job for job, skip in plan if not skip]
+        outcomes: dict[str, StudyOutcome] = {
+            job.study.study_id: StudyOutcome(job.study.study_id, job.log_id, "skipped")
+            for job, skip in plan
+            if skip
+        }
+        log.info(
+            "cohort %s: %d studies, %d to run, %d already done", cfg.name, len(plan), len(todo), len(outcomes)
+        )
+        if todo:
+            model = scorer if scorer is not None else build_scorer(cfg)
+            outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, on_study))
+        rows = {r.study_id: r for r in ledger.rows()}
+    studies_csv, errors_csv = write_cohort_tables(out, studies, rows)
+    metrics = cohort_metrics(studies, rows, out / "studies")
+    metrics_json = write_metrics(out, metrics) if metrics is not None else None
+    ordered = tuple(outcomes[s.study_id] for s in studies if s.study_id in outcomes)
+    failed = tuple((o.study_id, o.error) for o in ordered if o.status == "failed")
+    return RunSummary(
+        out_dir=out,
+        n_done=sum(o.status == "done" for o in ordered),
+        n_skipped=sum(o.status == "skipped" for o in ordered),
+        n_failed=len(failed),
+        studies_csv=studies_csv,
+        errors_csv=errors_csv,
+        metrics_json=metrics_json,
+        outcomes=ordered,
+        smoke=cfg.model.is_smoke,
+        failures=failed,
+    )
+
+
+def _execute(
+    cfg: CohortConfig,
+    todo: list[StudyJob],
+    model: SliceScorer,
+    loader: StudyLoader,
+    ledger: Ledger,
+    options: RunOptions,
+    on_study: Callable[[StudyOutcome, int, int], None] | None,
+) -> dict[str, StudyOutcome]:
+    executor = LocalExecutor(cfg.executor.prefetch)
+    results: dict[str, StudyOutcome] = {}
+
+    def load(job: StudyJob) -> PreparedStudy:
+        return loader(job.study, cfg, model)
+
+    def process(job: StudyJob, loaded: Loaded[PreparedStudy]) -> StudyOutcome:
+        t0 = time.perf_counter()
+        ledger.mark_running(job.study.study_id, job.safe_id, job.input_hash, job.config_hash)
+        status, score, error = process_study(job, loaded, cfg, model, ledger)
+        return StudyOutcome(job.study.study_id, job.log_id, status, score, error, time.perf_counter() - t0)
+
+    with _progress(len(todo), options.progress) as step:
+        for i, outcome in enumerate(executor.run(todo, load, process), start=1):
+            results[outcome.study_id] = outcome
+            step(outcome)
+            if on_study is not None:
+                on_study(outcome, i, len(todo))
+    return results
+
+
+def _dry_run(cfg: CohortConfig, studies: list[StudyInput], options: RunOptions) -> RunSummary:
+    db = cfg.out_dir / "ledger.sqlite"
+    ledger = Ledger(db) if db.exists() else None
+    try:
+        plan = _plan(cfg, studies, ledger, options.force)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    outcomes = tuple(
+        StudyOutcome(job.study.study_id, job.log_id, "skipped" if skip else "would-run") for job, skip in plan
+    )
+    return RunSummary(
+        out_dir=cfg.out_dir,
+        n_done=0,
+        n_skipped=sum(o.status == "skipped" for o in outcomes),
+        n_failed=0,
+        studies_csv=None,
+        errors_csv=None,
+        metrics_json=None,
+        outcomes=outcomes,
+        smoke=cfg.model.is_smoke,
+        dry_run=True,
+    )

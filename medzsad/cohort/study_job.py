@@ -1,0 +1,169 @@
+"""One study from loaded data to a published folder and a ``done`` ledger row (or ``failed``)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from medzsad.cohort.executor import Loaded
+from medzsad.cohort.inputs import StudyInput
+from medzsad.cohort.ledger import Ledger
+from medzsad.cohort.scorer import SliceScorer
+from medzsad.cohort.stages import PreparedStudy, assemble_heatmap, postprocess, score_slices, study_score
+from medzsad.cohort.study_writer import StudyResult, partial_dir, publish, write_study_files
+from medzsad.config import CohortConfig, study_config_hash
+from medzsad.report.provenance import build_provenance
+
+__all__ = ["StudyJob", "process_study", "scored_region"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyJob:
+    """A study with its folder name, hashes and log pseudonym."""
+
+    study: StudyInput
+    safe_id: str
+    input_hash: str
+    config_hash: str
+    log_id: str
+
+
+class _StageError(Exception):
+    def __init__(self, stage: str, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.stage = stage
+        self.cause = cause
+
+
+def scored_region(prepared: PreparedStudy) -> np.ndarray:
+    """``(I, J, K)`` bool: voxels of the slices that were scored (the body for percentile thresholds)."""
+    keep = np.zeros(prepared.n_slices, dtype=bool)
+    keep[prepared.slice_index] = True
+    shape = [1, 1, 1]
+    shape[prepared.slice_axis] = prepared.n_slices
+    return np.broadcast_to(keep.reshape(shape), prepared.volume.shape_ijk)
+
+
+def _compute(
+    job: StudyJob, loaded: Loaded[PreparedStudy], cfg: CohortConfig, model: SliceScorer
+) -> StudyResult:
+    stage = "load"
+    try:
+        prepared = loaded.result()
+        stage = "score"
+        t = time.perf_counter()
+        scores = score_slices(prepared, model, cfg.model.batch_size)
+        prepared.timings_s["score"] = time.perf_counter() - t
+        stage = "assemble"
+        heat = assemble_heatmap(prepared, scores)
+        stage = "postprocess"
+        t = time.perf_counter()
+        lesions = postprocess(heat, prepared.volume, cfg.output.threshold, scored_region(prepared))
+        score = study_score(scores, heat, cfg.output.study_score)
+        prepared.timings_s["postprocess"] = time.perf_counter() - t
+    except Exception as e:  # recorded per study; the cohort goes on
+        raise _StageError(stage, e) from e
+    label = job.study.study_id if cfg.output.show_ids else job.log_id
+    return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke)
+
+
+def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: SliceScorer) -> dict[str, Any]:
+    p = result.prepared
+    v = p.volume
+    info = getattr(model, "info", None)
+    return build_provenance(
+        study={
+            "study_id": job.study.study_id,
+            "safe_id": job.safe_id,
+            "log_id": job.log_id,
+            "series": p.series,
+        },
+        inputs={
+            "path": job.study.path,
+            "n_files": len(v.source.paths),
+            "files": list(v.source.paths[:2000]),
+            "kind": v.source.kind,
+            "study_uid": v.source.study_uid,
+            "series_uid": v.source.series_uid,
+            "frame_of_reference_uid": v.source.frame_of_reference_uid,
+            "sop_instance_uids": list(v.source.sop_instance_uids[:2000]),
+            "modality": v.modality,
+            "shape_ijk": list(v.shape_ijk),
+            "affine_ras": np.round(v.affine_ras, 6).tolist(),
+            "warnings": list(v.warnings),
+        },
+        config=cfg.model_dump(mode="json", exclude={"base_dir", "source_file"}),
+        hashes={
+            "input_hash": job.input_hash,
+            "config_hash": study_config_hash(cfg),
+            "model_hash": info.model_hash if info is not None else "injected",
+        },
+        model={"description": info.description, "weights": info.weights} if info is not None else {},
+        timings_s=dict(p.timings_s),
+        smoke=result.smoke,
+    )
+
+
+def _summary(result: StudyResult, written: dict[str, str]) -> dict[str, Any]:
+    p = result.prepared
+    return {
+        "score": result.score,
+        "slices": int(p.n_slices),
+        "scored_slices": int(len(p.slice_index)),
+        "lesion_count": len(result.lesions.lesions),
+        "lesion_volume_ml": round(float(sum(les.volume_ml for les in result.lesions.lesions)), 6),
+        "threshold": result.lesions.threshold,
+        "series_uid": p.volume.source.series_uid,
+        "series_description": p.volume.source.series_description,
+        "modality": p.volume.modality,
+        "files": written,
+    }
+
+
+def process_study(
+    job: StudyJob, loaded: Loaded[PreparedStudy], cfg: CohortConfig, model: SliceScorer, ledger: Ledger
+) -> tuple[str, float | None, str]:
+    """Compute, write, publish and record one study. Returns ``(status, score, error)``.
+
+    Every exception of the study (bad input, geometry, model, disk) is recorded as ``failed`` with
+    its stage; only ``KeyboardInterrupt``/``SystemExit`` stop the run.
+    """
+    studies_dir = cfg.out_dir / "studies"
+    partial = partial_dir(studies_dir, job.safe_id)
+    stage = "load"
+    try:
+        result = _compute(job, loaded, cfg, model)
+        stage = "write"
+        written = write_study_files(
+            partial,
+            result,
+            cfg.output.outputs,
+            cfg.output.overlay_slices,
+            _provenance(job, result, cfg, model),
+        )
+        publish(partial, studies_dir / job.safe_id)
+        ledger.mark_done(job.study.study_id, _summary(result, written))
+    except Exception as e:  # one bad study must never stop the others
+        cause = e.cause if isinstance(e, _StageError) else e
+        stage = e.stage if isinstance(e, _StageError) else stage
+        message = " ".join(str(cause).split()) or type(cause).__name__
+        shutil.rmtree(partial, ignore_errors=True)
+        ledger.mark_failed(job.study.study_id, message, {"stage": stage, "error_type": type(cause).__name__})
+        log.warning(
+            "study %s failed at %s: %s: %s",
+            job.log_id,
+            stage,
+            type(cause).__name__,
+            message.replace(job.study.study_id, job.log_id)[:300],
+        )
+        log.debug("traceback of study %s", job.log_id, exc_info=cause)
+        return "failed", None, message
+    log.info("study %s done: score %.4f, %d lesions", job.log_id, result.score, len(result.lesions.lesions))
+    return "done", result.score, ""

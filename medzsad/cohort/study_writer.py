@@ -1,0 +1,139 @@
+"""Write one study's outputs into a partial folder, then publish it with one rename.
+
+``studies/<safe-id>.partial-<pid>/`` receives heatmap.nii.gz, mask.nii.gz, slices.csv,
+lesions.csv, overlay.png and provenance.json (each written atomically); the folder is then renamed
+to ``studies/<safe-id>/``. Only after that does the runner mark the study done in the ledger.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medzsad.cohort.stages import PreparedStudy, SliceScores, slice_positions_mm
+from medzsad.config import OutputKind
+from medzsad.errors import OutputError
+from medzsad.report.atomic import fsync_dir, write_bytes, write_csv, write_json
+from medzsad.report.lesions import LesionResult, lesions_table
+from medzsad.report.nifti_writer import write_heatmap, write_mask
+from medzsad.report.overlay import OverlaySpec, render_overlay
+
+__all__ = ["StudyResult", "slices_table", "write_study_files", "publish", "partial_dir", "PARTIAL_MARK"]
+
+PARTIAL_MARK = ".partial-"
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """Everything computed for one study.
+
+    Attributes:
+        prepared: The loaded study.
+        scores: Slice scores and maps.
+        heat: ``(I, J, K)`` float32 heat map in [0, 1] in the source grid.
+        lesions: Label map and lesions.
+        score: Study score.
+        label: Study label shown in the overlay (hashed id unless ids are shown).
+        smoke: Random weights were used.
+    """
+
+    prepared: PreparedStudy
+    scores: SliceScores
+    heat: np.ndarray
+    lesions: LesionResult
+    score: float
+    label: str
+    smoke: bool
+
+
+def slices_table(result: StudyResult) -> pd.DataFrame:
+    """One row per source slice: index, position (mm), score, map max, skipped."""
+    p = result.prepared
+    n = p.n_slices
+    score = np.full(n, np.nan)
+    map_max = np.full(n, np.nan)
+    score[p.slice_index] = result.scores.image_scores
+    map_max[p.slice_index] = result.scores.maps.reshape(len(p.slice_index), -1).max(axis=1)
+    return pd.DataFrame(
+        {
+            "slice_index": np.arange(n),
+            "position_mm": np.round(slice_positions_mm(p.volume, p.slice_axis, n), 4),
+            "score": score.astype(np.float32),
+            "map_max": map_max.astype(np.float32),
+            "skipped": p.skipped.astype(bool),
+        }
+    )
+
+
+def _overlay(result: StudyResult, k: int) -> bytes:
+    p = result.prepared
+    order = np.argsort(-result.scores.image_scores, kind="stable")[:k]
+    spec = OverlaySpec(
+        slice_axis=p.slice_axis,
+        slices=tuple(int(p.slice_index[i]) for i in order),
+        slice_scores=tuple(float(result.scores.image_scores[i]) for i in order),
+        window=p.window,
+        title=f"{result.label}   study score {result.score:.3f}   lesions {len(result.lesions.lesions)}",
+        smoke=result.smoke,
+    )
+    return render_overlay(np.asarray(p.volume.data, dtype=np.float32), result.heat, p.volume.affine_ras, spec)
+
+
+def partial_dir(studies_dir: Path, safe_id: str) -> Path:
+    """The temporary folder of a study being written by this process."""
+    return studies_dir / f"{safe_id}{PARTIAL_MARK}{os.getpid()}"
+
+
+def write_study_files(
+    folder: Path,
+    result: StudyResult,
+    outputs: tuple[OutputKind, ...],
+    overlay_slices: int,
+    provenance: dict[str, Any],
+) -> dict[str, str]:
+    """Write the chosen outputs into ``folder`` (created empty). Returns ``{kind: file name}``."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    affine = result.prepared.volume.affine_ras
+    desc = "medzsad SMOKE RUN random weights" if result.smoke else "medzsad anomaly heat map"
+    written: dict[str, str] = {}
+    if OutputKind.HEATMAP in outputs:
+        written["heatmap"] = write_heatmap(
+            folder / "heatmap.nii.gz", result.heat, affine, description=desc
+        ).name
+    if OutputKind.MASK in outputs:
+        written["mask"] = write_mask(
+            folder / "mask.nii.gz", result.lesions.labels, affine, description=desc
+        ).name
+    if OutputKind.SLICES in outputs:
+        written["slices"] = write_csv(folder / "slices.csv", slices_table(result)).name
+    if OutputKind.LESIONS in outputs:
+        written["lesions"] = write_csv(folder / "lesions.csv", lesions_table(result.lesions)).name
+    if OutputKind.OVERLAY in outputs:
+        written["overlay"] = write_bytes(folder / "overlay.png", _overlay(result, overlay_slices)).name
+    if OutputKind.PROVENANCE in outputs:
+        written["provenance"] = write_json(folder / "provenance.json", provenance).name
+    fsync_dir(folder)
+    return written
+
+
+def publish(partial: Path, final: Path) -> None:
+    """Rename the complete partial folder onto its final name (replacing an older one).
+
+    Raises:
+        OutputError: The rename fails.
+    """
+    try:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+    except OSError as e:
+        raise OutputError(f"cannot move {partial} to {final}: {e.strerror or e}") from e
+    fsync_dir(final.parent)

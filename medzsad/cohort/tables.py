@@ -1,0 +1,85 @@
+"""Cohort tables, regenerated from the ledger after every run: studies.csv and errors.csv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medzsad.cohort.inputs import StudyInput
+from medzsad.cohort.ledger import LedgerRow, StudyState
+from medzsad.report.atomic import write_csv
+
+__all__ = ["STUDY_COLUMNS", "ERROR_COLUMNS", "studies_table", "errors_table", "write_cohort_tables"]
+
+STUDY_COLUMNS = [
+    "study_id", "safe_id", "source", "series_uid", "series_description", "modality", "slices",
+    "scored_slices", "score", "rank", "lesion_count", "lesion_volume_ml", "label", "status", "error",
+]  # fmt: skip
+ERROR_COLUMNS = ["study_id", "source", "stage", "error_type", "message"]
+
+
+def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.DataFrame:
+    """One row per study of the cohort (ledger state; ``pending`` when not reached yet)."""
+    records = []
+    for s in studies:
+        r = rows.get(s.study_id)
+        out = r.outputs if r is not None else {}
+        state = r.state.value if r is not None else StudyState.PENDING.value
+        done = state == StudyState.DONE.value
+        records.append(
+            {
+                "study_id": s.study_id,
+                "safe_id": r.safe_id if r is not None else "",
+                "source": s.path,
+                "series_uid": out.get("series_uid", ""),
+                "series_description": out.get("series_description", ""),
+                "modality": out.get("modality", ""),
+                "slices": out.get("slices", np.nan),
+                "scored_slices": out.get("scored_slices", np.nan),
+                "score": out.get("score", np.nan) if done else np.nan,
+                "rank": np.nan,
+                "lesion_count": out.get("lesion_count", np.nan) if done else np.nan,
+                "lesion_volume_ml": out.get("lesion_volume_ml", np.nan) if done else np.nan,
+                "label": "" if s.label is None else s.label,
+                "status": state,
+                "error": r.error if r is not None else "",
+            }
+        )
+    table = pd.DataFrame(records, columns=STUDY_COLUMNS)
+    done = table["status"] == StudyState.DONE.value
+    order = table[done].sort_values(["score", "study_id"], ascending=[False, True], kind="stable").index
+    table.loc[order, "rank"] = np.arange(1, len(order) + 1)
+    for col in ("slices", "scored_slices", "rank", "lesion_count"):
+        table[col] = table[col].astype("Int64")
+    return table
+
+
+def errors_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.DataFrame:
+    """One row per failed study: stage, exception type and one-line message."""
+    records = []
+    for s in studies:
+        r = rows.get(s.study_id)
+        if r is None or r.state is not StudyState.FAILED:
+            continue
+        records.append(
+            {
+                "study_id": s.study_id,
+                "source": s.path,
+                "stage": r.outputs.get("stage", ""),
+                "error_type": r.outputs.get("error_type", ""),
+                "message": r.error,
+            }
+        )
+    return pd.DataFrame(records, columns=ERROR_COLUMNS)
+
+
+def write_cohort_tables(
+    out_dir: Path, studies: list[StudyInput], rows: dict[str, LedgerRow]
+) -> tuple[Path, Path]:
+    """Write ``studies.csv`` and ``errors.csv`` atomically; returns their paths."""
+    return (
+        write_csv(out_dir / "studies.csv", studies_table(studies, rows)),
+        write_csv(out_dir / "errors.csv", errors_table(studies, rows)),
+    )
