@@ -139,3 +139,43 @@ def blob_mask(shape: tuple[int, int, int], *, seed: int = 1) -> tuple[np.ndarray
     heat += 0.8 * np.exp(-((i - 11) ** 2 + (j - 8) ** 2) / 6.0 - 2.0 * (k - 4) ** 2)
     heat = np.clip(heat + np.random.default_rng(seed).uniform(0, 0.02, shape), 0, 1).astype(np.float32)
     return heat, (heat >= 0.5).astype(np.uint8)
+
+
+def multiframe_volume(volume: Volume, out_path: Path) -> Volume:
+    """Convert the series to one Legacy Converted Enhanced CT object; the Volume pointing at it."""
+    import highdicom as hd
+
+    dss = [pydicom.dcmread(p) for p in volume.source.paths]
+    mf = hd.legacy.LegacyConvertedEnhancedCTImage(
+        dss, series_instance_uid=hd.UID(), series_number=4, sop_instance_uid=hd.UID(), instance_number=1
+    )
+    mf.save_as(out_path)
+    positions = [
+        np.array([float(x) for x in f.PlanePositionSequence[0].ImagePositionPatient])
+        for f in mf.PerFrameFunctionalGroupsSequence
+    ]
+    frame_numbers = []
+    for pos in volume.slice_positions_lps_mm:
+        frame_numbers.append(1 + int(np.argmin([np.linalg.norm(p - pos) for p in positions])))
+    k = volume.shape_ijk[2]
+    source = SourceInfo(
+        paths=(str(out_path),) * k,
+        kind="dicom",
+        study_uid=volume.source.study_uid,
+        series_uid=str(mf.SeriesInstanceUID),
+        sop_instance_uids=(str(mf.SOPInstanceUID),) * k,
+        frame_numbers=tuple(frame_numbers),
+        frame_of_reference_uid=volume.source.frame_of_reference_uid,
+        sop_class_uid=str(mf.SOPClassUID),
+    )
+    return Volume(volume.data, volume.affine_ras, "CT", source, volume.slice_positions_lps_mm)
+
+
+def flip_i(volume: Volume, array: np.ndarray) -> tuple[Volume, np.ndarray]:
+    """The same scan with axis ``i`` reversed (as a loader reorienting to RAS might do)."""
+    n = volume.shape_ijk[0]
+    flip = np.eye(4)
+    flip[0, 0], flip[0, 3] = -1.0, n - 1
+    affine = volume.affine_ras @ flip
+    flipped = Volume(volume.data[::-1].copy(), affine, "CT", volume.source, volume.slice_positions_lps_mm)
+    return flipped, np.ascontiguousarray(array[::-1])
