@@ -86,6 +86,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--classes", nargs="+", default=None, metavar="CLASS", help="only these MVTec/VisA classes"
     )
     p.add_argument(
+        "--window",
+        nargs=2,
+        type=float,
+        default=None,
+        metavar=("LO", "HI"),
+        help="intensity window of volume slices (--dataset-kind volumes), e.g. -160 240 HU",
+    )
+    p.add_argument(
         "-o", "--output", type=Path, default=None, metavar="DIR", help="folder for tables and plots"
     )
     p.add_argument(
@@ -105,6 +113,7 @@ def _handle(args: argparse.Namespace) -> int:
         run=run_options(args),
         out_dir=args.output,
         operating_point=args.operating_point,
+        window=tuple(args.window) if args.window else None,
     )
     sys.stdout.write(report.to_text())
     return 0

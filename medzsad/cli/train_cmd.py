@@ -40,6 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--classes", nargs="+", default=None, metavar="CLASS", help="only these MVTec/VisA classes"
     )
+    p.add_argument(
+        "--window",
+        nargs=2,
+        type=float,
+        default=None,
+        metavar=("LO", "HI"),
+        help="intensity window of volume slices (--dataset-kind volumes), e.g. -160 240 HU",
+    )
     g = p.add_argument_group("model")
     g.add_argument("--architecture", default=DEFAULT_ARCHITECTURE, help=f"(default: {DEFAULT_ARCHITECTURE})")
     g.add_argument("--clip", default=None, metavar="NAME|FILE", help="CLIP weights (default: OpenAI weights)")
@@ -86,7 +94,15 @@ def _handle(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     result = train_api.train(
-        args.data, args.output, args.dataset_kind, args.split, args.classes, spec, config, not args.no_resume
+        args.data,
+        args.output,
+        args.dataset_kind,
+        args.split,
+        args.classes,
+        spec,
+        config,
+        not args.no_resume,
+        tuple(args.window) if args.window else None,
     )
     last = result.history[-1] if result.history else None
     status = "finished" if result.finished else "stopped (rerun the same command to resume)"

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from torch.utils.data import Dataset
+
 from medzsad.datasets.benchmarks import BENCHMARK_READERS, read_benchmark
+from medzsad.datasets.images import SampleDataset
 from medzsad.datasets.layouts import read_csv, read_folder, read_mvtec, read_visa
 from medzsad.datasets.samples import Sample
+from medzsad.datasets.volumes import VolumeSliceDataset, read_volume_cases
 from medzsad.errors import ConfigError, InputError
 
-__all__ = ["DATASET_KINDS", "open_dataset"]
+__all__ = ["DATASET_KINDS", "LabelledData", "open_dataset", "open_labelled"]
 
-#: Kinds accepted by :func:`open_dataset` ("auto" guesses from the path).
-DATASET_KINDS = ("auto", "mvtec", "visa", "folder", "csv", *sorted(BENCHMARK_READERS))
+#: Kinds accepted by :func:`open_labelled` ("auto" guesses from the path; "volumes" is a CSV of
+#: volume files with mask volumes, see :mod:`medzsad.datasets.volumes`).
+DATASET_KINDS = ("auto", "mvtec", "visa", "folder", "csv", "volumes", *sorted(BENCHMARK_READERS))
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    """Samples and the torch dataset that loads them (items as :class:`SampleDataset`'s)."""
+
+    samples: list[Sample]
+    dataset: Dataset
 
 
 def _guess_kind(path: Path) -> str:
@@ -45,6 +59,8 @@ def open_dataset(
         InputError: the layout does not match.
     """
     path = Path(path)
+    if kind == "volumes":
+        raise ConfigError("volume datasets need the model's input size: use open_labelled()")
     if kind not in DATASET_KINDS:
         raise ConfigError(f"unknown dataset kind {kind!r}; choose one of {list(DATASET_KINDS)}")
     if kind == "auto":
@@ -58,3 +74,32 @@ def open_dataset(
     if kind == "folder":
         return read_folder(path)
     return read_benchmark(kind, path)
+
+
+def open_labelled(
+    path: Path,
+    kind: str,
+    image_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    split: str = "test",
+    classes: Sequence[str] | None = None,
+    window: tuple[float, float] | None = None,
+) -> LabelledData:
+    """Read a dataset of any kind, 2D or ``volumes``, with the loader for a model's input.
+
+    Args:
+        path: dataset root or CSV file.
+        kind: one of :data:`DATASET_KINDS`.
+        image_size: model input side ``S``.
+        mean: backbone normalisation mean (3,).
+        std: backbone normalisation std (3,).
+        split: MVTec/VisA split.
+        classes: MVTec/VisA classes to keep.
+        window: intensity window of ``volumes`` slices (default per-volume percentiles).
+    """
+    if kind == "volumes":
+        ds = VolumeSliceDataset(read_volume_cases(Path(path)), image_size, mean, std, window=window)
+        return LabelledData(ds.samples, ds)
+    samples = open_dataset(path, kind, split, classes)
+    return LabelledData(samples, SampleDataset(samples, image_size, mean, std))

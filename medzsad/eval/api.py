@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from torch.utils.data import Dataset
 
-from medzsad.datasets.open import open_dataset
+from medzsad.datasets.open import open_labelled
 from medzsad.datasets.samples import Sample
 from medzsad.errors import ConfigError, InputError
 from medzsad.eval import metrics as M
@@ -147,6 +148,7 @@ def evaluate_samples(
     out_dir: Path | None = None,
     run: RunOptions | None = None,
     operating_point: str = "f1",
+    dataset: Dataset | None = None,
 ) -> EvaluationReport:
     """Score labelled samples and compute the paper's metrics, curves and an operating point.
 
@@ -160,6 +162,7 @@ def evaluate_samples(
         out_dir: output folder, or ``None`` to write nothing.
         run: batch size, workers and progress.
         operating_point: ``f1`` (F1-max) or ``youden``.
+        dataset: loader of ``samples`` (default 2D images; e.g. volume slices).
 
     Raises:
         InputError: no samples.
@@ -167,7 +170,9 @@ def evaluate_samples(
     if not samples:
         raise InputError("no images to evaluate: the dataset is empty")
     run = run or RunOptions()
-    predictions = predict_samples(detector, samples, run.batch_size, run.num_workers, progress=run.progress)
+    predictions = predict_samples(
+        detector, samples, run.batch_size, run.num_workers, progress=run.progress, dataset=dataset
+    )
     table = metrics_table(predictions.per_class, ALL_COLUMNS)
     op, level = _operating_point(predictions.per_class, operating_point)
     files: list[Path] = []
@@ -207,6 +212,7 @@ def evaluate(
     run: RunOptions | None = None,
     out_dir: Path | None = None,
     operating_point: str = "f1",
+    window: tuple[float, float] | None = None,
 ) -> EvaluationReport:
     """Evaluate a model on any labelled dataset (see :func:`medzsad.datasets.open_dataset`).
 
@@ -219,10 +225,12 @@ def evaluate(
         run: device, precision, batch size.
         out_dir: where to write tables and plots.
         operating_point: ``f1`` or ``youden``.
+        window: intensity window of ``volumes`` slices, e.g. ``(-160, 240)`` HU.
     """
-    samples = open_dataset(Path(data), kind, split, classes)
     run = run or RunOptions()
-    return evaluate_samples(_detector(model or ModelSpec(), run), samples, out_dir, run, operating_point)
+    det = _detector(model or ModelSpec(), run)
+    data_set = open_labelled(Path(data), kind, det.image_size, det.mean, det.std, split, classes, window)
+    return evaluate_samples(det, data_set.samples, out_dir, run, operating_point, data_set.dataset)
 
 
 def benchmark_samples(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from medzsad.datasets.images import SampleDataset, collate_samples
 from medzsad.datasets.samples import Sample
@@ -52,6 +52,7 @@ def predict_samples(
     num_workers: int = 0,
     pixel_level: bool = True,
     progress: bool | None = None,
+    dataset: Dataset | None = None,
 ) -> Predictions:
     """Score every sample.
 
@@ -62,22 +63,28 @@ def predict_samples(
         num_workers: data-loading processes.
         pixel_level: keep anomaly maps and masks for pixel metrics (memory: ``4 S^2`` bytes per image).
         progress: progress bar (``None``: only on a terminal).
+        dataset: loader of ``samples`` (default :class:`SampleDataset`; e.g. volume slices).
 
     Returns:
         :class:`Predictions`.
     """
-    ds = SampleDataset(samples, detector.image_size, detector.mean, detector.std)
+    ds = (
+        dataset
+        if dataset is not None
+        else SampleDataset(samples, detector.image_size, detector.mean, detector.std)
+    )
     loader = DataLoader(
         ds, batch_size=batch_size, shuffle=False, collate_fn=collate_samples, num_workers=num_workers
     )
     acc = PredictionAccumulator()
     rows: list[ImageScore] = []
+    n_items = len(ds)  # type: ignore[arg-type]
     show = sys.stderr.isatty() if progress is None else progress
     bar = None
     if show:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(ds), desc="scoring", unit="img", leave=False)
+        bar = tqdm(total=n_items, desc="scoring", unit="img", leave=False)
     for batch in loader:
         res = detector.score(batch["image"])
         scores = res.image_scores.numpy().astype(np.float64)

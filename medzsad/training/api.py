@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from medzsad.datasets.open import open_dataset
+from medzsad.datasets.open import open_labelled
 from medzsad.datasets.samples import summarise
 from medzsad.eval.model_loading import DEFAULT_ARCHITECTURE, ModelSpec, load_anomalyclip
 from medzsad.model.inference import Detector
@@ -27,6 +27,7 @@ def train(
     model: ModelSpec | None = None,
     config: TrainConfig | None = None,
     resume: bool = True,
+    window: tuple[float, float] | None = None,
 ) -> TrainResult:
     """Learn AnomalyCLIP prompts on an auxiliary dataset.
 
@@ -40,13 +41,16 @@ def train(
             OpenAI CLIP weights and freshly initialised prompts (seeded by ``config.seed``).
         config: training settings (default: the reference's).
         resume: continue from ``out_dir``'s saved state when present.
+        window: intensity window of ``volumes`` slices, e.g. ``(-160, 240)`` HU.
     """
     config = config or TrainConfig()
     spec = model or ModelSpec(prompts=None, architecture=DEFAULT_ARCHITECTURE, seed=config.seed)
-    samples = open_dataset(Path(data), kind, split, classes)
-    for cls, (n, n_anom) in summarise(samples).items():
-        logger.info("training class %s: %d images, %d anomalous", cls, n, n_anom)
     net = load_anomalyclip(spec)
     det = Detector(net, device=config.device)
-    trainer = Trainer(net, samples, Path(out_dir), config, det.mean, det.std)
+    data_set = open_labelled(Path(data), kind, net.image_size, det.mean, det.std, split, classes, window)
+    for cls, (n, n_anom) in summarise(data_set.samples).items():
+        logger.info("training class %s: %d images, %d anomalous", cls, n, n_anom)
+    trainer = Trainer(
+        net, data_set.samples, Path(out_dir), config, det.mean, det.std, dataset=data_set.dataset
+    )
     return trainer.fit(resume=resume)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from medzsad.datasets.images import SampleDataset, collate_samples
 from medzsad.datasets.samples import Sample
@@ -168,6 +168,7 @@ class Trainer:
         mean: backbone normalisation mean (3,).
         std: backbone normalisation std (3,).
         on_step: called after every step; returning ``True`` stops training after saving the state.
+        dataset: loader of ``samples`` (default :class:`SampleDataset`; e.g. volume slices).
     """
 
     def __init__(
@@ -179,6 +180,7 @@ class Trainer:
         mean: Sequence[float],
         std: Sequence[float],
         on_step: Callable[[StepInfo], bool | None] | None = None,
+        dataset: Dataset | None = None,
     ) -> None:
         if not samples:
             raise InputError("no training images: the dataset is empty")
@@ -189,7 +191,11 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.config = config
         self.device = torch.device(config.device)
-        self.dataset = SampleDataset(self.samples, model.image_size, mean, std)
+        self.dataset = (
+            dataset if dataset is not None else SampleDataset(self.samples, model.image_size, mean, std)
+        )
+        if len(self.dataset) != len(self.samples):  # type: ignore[arg-type]
+            raise ValueError(f"dataset has {len(self.dataset)} items for {len(self.samples)} samples")  # type: ignore[arg-type]
         self.on_step = on_step
         self.params = dict(model.prompt_learner.named_parameters())
         self.optimizer = make_optimizer(list(self.params.values()), config)

@@ -196,3 +196,31 @@ def test_train_cli_then_evaluate_the_checkpoint(texture_set: Path, tmp_path: Pat
     assert code == 0
     printed = capsys.readouterr().out
     assert f"| {texture_set.name} | 16 | 8 |" in printed and "operating point (image level, f1)" in printed
+
+
+def test_train_on_volume_slices(tmp_path: Path) -> None:
+    import nibabel as nib
+    import numpy as np
+
+    from medzsad.eval.model_loading import ModelSpec
+    from medzsad.training.api import train
+
+    rng = np.random.default_rng(1)
+    ct = rng.normal(40, 10, (30, 30, 4)).astype(np.float32)
+    ct[5:15, 8:14, 1:3] = 300.0
+    mask = (ct > 200).astype(np.uint8)
+    nib.save(nib.Nifti1Image(ct, np.eye(4)), str(tmp_path / "ct.nii.gz"))
+    nib.save(nib.Nifti1Image(mask, np.eye(4)), str(tmp_path / "mask.nii.gz"))
+    (tmp_path / "cases.csv").write_text("image,mask\nct.nii.gz,mask.nii.gz\n")
+    spec = ModelSpec(
+        prompts=None, clip="random", architecture="anomalyclip_tiny", image_size=IMAGE_SIZE, seed=0
+    )
+    res = train(
+        tmp_path / "cases.csv",
+        tmp_path / "out",
+        kind="volumes",
+        model=spec,
+        config=TrainConfig(epochs=1, batch_size=2, progress=False),
+        window=(-160.0, 240.0),
+    )
+    assert res.finished and res.global_step == 2 and res.history[0]["loss"] > 0
