@@ -224,7 +224,7 @@ def _hub_lookup(
     except ImportError:
         return None
     for name in filenames:
-        hit = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir)
+        hit = try_to_load_from_cache(repo_id, name, cache_dir=os.fspath(cache_dir) if cache_dir else None)
         if isinstance(hit, str) and Path(hit).is_file():
             return Path(hit)
     return None

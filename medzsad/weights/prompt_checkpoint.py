@@ -139,11 +139,9 @@ def save_prompt_checkpoint(
     tmp = tensors_path.with_name(f".tmp-{os.getpid()}-{tensors_path.name}")
     try:
         tensors_path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(
-            tensors,
-            str(tmp),
-            metadata={"format": PROMPT_FORMAT, "format_version": str(PROMPT_FORMAT_VERSION)},
-        )
+        # One metadata key only: safetensors writes its metadata map in hash order, so two keys
+        # would make the bytes (and the recorded SHA-256) differ between identical saves.
+        save_file(tensors, str(tmp), metadata={"format": f"{PROMPT_FORMAT}/{PROMPT_FORMAT_VERSION}"})
         digest = sha256_file(tmp)
         os.replace(tmp, tensors_path)
         header = {

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from medzsad.errors import ModelError
@@ -53,6 +54,8 @@ def test_round_trip_bit_exact(official, tmp_path):
     assert header["format"] == "medzsad.prompt_learner" and header["format_version"] == 1
     assert header["tensors_sha256"] == loaded.sha256 and header["tensors_file"] == "ckpt.safetensors"
     assert not list(tmp_path.glob(".tmp-*"))
+    with safe_open(str(written.tensors_path), framework="pt") as f:
+        assert f.metadata() == {"format": "medzsad.prompt_learner/1"}
 
 
 def test_round_trip_again_is_byte_identical(official, tmp_path):
