@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -129,9 +130,17 @@ def weights_path(name: str, home: str | os.PathLike[str] | None = None) -> Path:
     return resolve(name, home)
 
 
+_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".json", ".ckpt")
+
+
 def _is_registry_name(name_or_path: str | os.PathLike[str]) -> bool:
+    """True for ``arch.tag`` strings that are not an existing path and do not end like a file."""
     text = os.fspath(name_or_path)
-    return not Path(text).exists() and "/" not in text and os.sep not in text and "." in text
+    return (
+        not Path(text).exists()
+        and re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", text) is not None
+        and not text.endswith(_FILE_SUFFIXES)
+    )
 
 
 def load_clip_weights(

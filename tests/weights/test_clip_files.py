@@ -208,3 +208,11 @@ def test_hf_hub_model_not_cached_is_model_error(home):
 
     with pytest.raises(ModelError, match="not in the Hugging Face hub cache"):
         hf_hub_model("hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224")
+
+
+def test_missing_path_is_reported_as_a_file(home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError, match="does not exist"):
+        load_clip_weights("weights.safetensors")
+    with pytest.raises(ModelError, match="unknown weights"):
+        load_clip_weights("clip_vitl14_336.openia")
