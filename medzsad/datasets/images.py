@@ -35,7 +35,7 @@ def _open(path: Path) -> Image.Image:
     return img
 
 
-def _to_rgb_array(img: Image.Image) -> np.ndarray:
+def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I", "F"):
         # 16-bit / float grayscale: rescale min-max to 8 bit before RGB conversion, as PIL cannot.
         a = np.asarray(img, dtype=np.float64)
@@ -60,7 +60,7 @@ def load_image(path: Path, image_size: int, mean: Sequence[float], std: Sequence
     Raises:
         InputError: unreadable file.
     """
-    img = _to_rgb_array(_open(Path(path))).resize((image_size, image_size), Image.Resampling.BICUBIC)
+    img = _to_rgb(_open(Path(path))).resize((image_size, image_size), Image.Resampling.BICUBIC)
     x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
     m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)

@@ -89,7 +89,7 @@ def _read_array(path: Path) -> np.ndarray:
         import nibabel as nib
 
         img = nib.load(str(path))
-        return np.asarray(img.dataobj, dtype=np.float32)
+        return np.asarray(img.dataobj, dtype=np.float32)  # type: ignore[attr-defined]
     except Exception as e:  # nibabel raises ImageFileError, OSError, EOFError, ... for bad files
         raise NiftiError(f"{path}: cannot read volume ({type(e).__name__}: {e}); give a NIfTI file") from e
 

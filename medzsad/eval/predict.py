@@ -82,7 +82,7 @@ def predict_samples(
     show = sys.stderr.isatty() if progress is None else progress
     bar = None
     if show:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped]
 
         bar = tqdm(total=n_items, desc="scoring", unit="img", leave=False)
     for batch in loader:

@@ -25,20 +25,22 @@ __all__ = ["FeatureCache", "feature_bytes_per_image", "fingerprint"]
 logger = logging.getLogger(__name__)
 
 
-def feature_bytes_per_image(image_dim: int, token_shapes: Sequence[tuple[int, int]]) -> int:
+def feature_bytes_per_image(image_dim: int, token_shapes: Sequence[tuple[int, ...]]) -> int:
     """float32 bytes of one image's features: the global feature plus every tapped layer's tokens."""
-    return 4 * (image_dim + sum(t * d for t, d in token_shapes))
+    return 4 * (image_dim + sum(int(np.prod(s)) for s in token_shapes))
 
 
-def fingerprint(parts: Sequence[str], module: torch.nn.Module) -> str:
+def fingerprint(parts: Sequence[str], module: torch.nn.Module | torch.Tensor) -> str:
     """Hash of some strings and of a module's parameters and buffers (identifies cached features)."""
     h = hashlib.sha256()
     for p in parts:
         h.update(p.encode())
         h.update(b"\0")
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"fingerprint needs a module, got {type(module).__name__}")
     for name, t in list(module.named_parameters()) + list(module.named_buffers()):
         h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().flatten().view(torch.uint8).numpy())
+        h.update(t.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
 

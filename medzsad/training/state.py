@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,8 +123,8 @@ def restore_optimizer(
 def save_train_state(
     path: Path,
     state: TrainState,
-    params: dict[str, torch.Tensor],
-    optim: dict[str, torch.Tensor],
+    params: Mapping[str, torch.Tensor],
+    optim: Mapping[str, torch.Tensor],
 ) -> None:
     """Write the state atomically.
 

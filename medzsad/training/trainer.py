@@ -383,8 +383,9 @@ class Trainer:
     def _end_epoch(self, state: TrainState) -> None:
         s = state.sums
         n = max(s.get("n", 0.0), 1.0)
-        row = {
-            "epoch": state.epoch + 1,
+        epoch_no = state.epoch + 1
+        row: dict[str, Any] = {
+            "epoch": epoch_no,
             "steps": state.global_step,
             "loss": s.get("pixel", 0.0) / n,
             "image_loss": s.get("image", 0.0) / n,
@@ -404,7 +405,7 @@ class Trainer:
         state.batch_in_epoch = 0
         state.sums = {}
         sd, cfg = self.model.prompt_learner.state_dict(), self.model.config.to_dict()
-        save_prompt_checkpoint(self._epoch_checkpoint(row["epoch"]), sd, cfg)
+        save_prompt_checkpoint(self._epoch_checkpoint(epoch_no), sd, cfg)
         save_prompt_checkpoint(self.out_dir / "prompt_learner.safetensors", sd, cfg)
         self._save_state(state)
         self._write_metrics(state)
@@ -425,6 +426,6 @@ def _progress(enabled: bool | None, total: int, initial: int, per_epoch: int, de
     show = sys.stderr.isatty() if enabled is None else enabled
     if not show:
         return None
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     return tqdm(total=per_epoch, initial=initial, desc=desc, unit="step", leave=False, dynamic_ncols=True)
