@@ -34,6 +34,7 @@ __all__ = [
     "StudyScoreRule",
     "ExecutorConfig",
     "OutputKind",
+    "DEFAULT_OUTPUTS",
     "load_cohort",
     "parse_cohort",
     "study_config_hash",
@@ -47,7 +48,12 @@ class _Section(BaseModel):
 
 
 class OutputKind(str, Enum):
-    """Per-study files that can be written (all by default)."""
+    """Files that can be written (see :data:`DEFAULT_OUTPUTS` for the default set).
+
+    ``dicom-seg``/``dicom-pmap`` (DICOM SEG of the mask, Parametric Map of the heat map) are
+    written for DICOM studies only; ``slicer`` adds a 3D Slicer bundle per study; ``html`` a
+    cohort review page ``report.html``.
+    """
 
     HEATMAP = "heatmap"
     MASK = "mask"
@@ -55,6 +61,22 @@ class OutputKind(str, Enum):
     LESIONS = "lesions"
     OVERLAY = "overlay"
     PROVENANCE = "provenance"
+    DICOM_SEG = "dicom-seg"
+    DICOM_PMAP = "dicom-pmap"
+    SLICER = "slicer"
+    HTML = "html"
+
+
+#: Outputs written when ``output.outputs`` is not given.
+DEFAULT_OUTPUTS = (
+    OutputKind.HEATMAP,
+    OutputKind.MASK,
+    OutputKind.SLICES,
+    OutputKind.LESIONS,
+    OutputKind.OVERLAY,
+    OutputKind.PROVENANCE,
+    OutputKind.HTML,
+)
 
 
 class InputsConfig(_Section):
@@ -202,7 +224,7 @@ class OutputConfig(_Section):
     """What is written and where."""
 
     dir: str | None = None
-    outputs: tuple[OutputKind, ...] = tuple(OutputKind)
+    outputs: tuple[OutputKind, ...] = DEFAULT_OUTPUTS
     threshold: ThresholdRule = ThresholdRule()
     study_score: StudyScoreRule = StudyScoreRule()
     overlay_slices: int = Field(default=6, ge=1, le=32)

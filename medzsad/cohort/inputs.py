@@ -2,7 +2,8 @@
 
 Relative manifest paths resolve against the manifest's folder; other relative paths against the
 cohort file's folder. A folder given in ``paths``/``globs`` is searched for studies with
-:func:`medzsad.io.discover` (DICOM studies grouped by StudyInstanceUID, NIfTI files one study each).
+:func:`medzsad.cohort.reading.dicom_series_in` (DICOM studies grouped by StudyInstanceUID; NIfTI,
+NRRD and MHA files one study each).
 """
 
 from __future__ import annotations
@@ -110,15 +111,18 @@ def _from_path(p: Path) -> list[StudyInput]:
 
 
 def _discover_folder(folder: Path) -> list[StudyInput]:
-    """Studies in a folder: NIfTI-like files one each, DICOM studies through :mod:`medzsad.io`."""
+    """Studies in a folder: NIfTI-like files one each; DICOM series grouped by StudyInstanceUID."""
+    from medzsad.cohort.reading import dicom_series_in
+
     volumes = sorted(q for q in folder.rglob("*") if q.is_file() and q.name.lower().endswith(VOLUME_SUFFIXES))
     studies = [StudyInput(_strip_suffix(q.name), str(q)) for q in volumes]
-    from medzsad.io.discovery import discover
-
-    for found in discover(folder):
-        studies.append(
-            StudyInput(found.study_id, str(found.path), tuple(found.files), study_uid=found.study_uid)
-        )
+    by_study: dict[str, list[str]] = {}
+    for s in dicom_series_in(folder):
+        by_study.setdefault(s["study_uid"], []).extend(s["files"])
+    for uid, files in sorted(by_study.items()):
+        # one DICOM study in the folder: name it after the folder; several: after their UIDs
+        sid = folder.name if len(by_study) == 1 and not studies else uid
+        studies.append(StudyInput(sid, str(folder), tuple(sorted(files)), study_uid=uid))
     return studies
 
 

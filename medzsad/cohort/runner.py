@@ -29,8 +29,8 @@ from medzsad.cohort.scorer import SliceScorer, build_scorer
 from medzsad.cohort.stages import PreparedStudy
 from medzsad.cohort.study_job import StudyJob, process_study
 from medzsad.cohort.study_writer import PARTIAL_MARK
-from medzsad.cohort.tables import write_cohort_tables
-from medzsad.config import CohortConfig, load_cohort, study_config_hash
+from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
+from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
 from medzsad.errors import ConfigError
 from medzsad.report.atomic import remove_stale_temps
 
@@ -235,6 +235,8 @@ def run_cohort(
             outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, on_study))
         rows = {r.study_id: r for r in ledger.rows()}
     studies_csv, errors_csv = write_cohort_tables(out, studies, rows)
+    if OutputKind.HTML in cfg.output.outputs:
+        write_review_page(out, studies_table(studies, rows), f"medzsad {cfg.name}")
     metrics = cohort_metrics(studies, rows, out / "studies")
     metrics_json = write_metrics(out, metrics) if metrics is not None else None
     ordered = tuple(outcomes[s.study_id] for s in studies if s.study_id in outcomes)

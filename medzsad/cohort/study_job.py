@@ -16,8 +16,9 @@ from medzsad.cohort.ledger import Ledger
 from medzsad.cohort.scorer import SliceScorer
 from medzsad.cohort.stages import PreparedStudy, assemble_heatmap, postprocess, score_slices, study_score
 from medzsad.cohort.study_writer import StudyResult, partial_dir, publish, write_study_files
-from medzsad.config import CohortConfig, study_config_hash
+from medzsad.config import CohortConfig, OutputKind, study_config_hash
 from medzsad.report.provenance import build_provenance
+from medzsad.report.slicer_bundle_script import write_slicer_script
 
 __all__ = ["StudyJob", "process_study", "scored_region"]
 
@@ -149,6 +150,10 @@ def process_study(
             _provenance(job, result, cfg, model),
         )
         publish(partial, studies_dir / job.safe_id)
+        if OutputKind.SLICER in cfg.output.outputs:
+            # the loader script holds absolute paths: rewrite it for the published folder
+            # (before the ledger says done, so a kill here still redoes the study)
+            write_slicer_script(studies_dir / job.safe_id)
         ledger.mark_done(job.study.study_id, _summary(result, written))
     except Exception as e:  # one bad study must never stop the others
         cause = e.cause if isinstance(e, _StageError) else e

@@ -23,6 +23,7 @@ from medzsad.report.atomic import fsync_dir, write_bytes, write_csv, write_json
 from medzsad.report.lesions import LesionResult, lesions_table
 from medzsad.report.nifti_writer import write_heatmap, write_mask
 from medzsad.report.overlay import OverlaySpec, render_overlay
+from medzsad.report.review_outputs import REVIEW_FORMATS, write_review_outputs
 
 __all__ = ["StudyResult", "slices_table", "write_study_files", "publish", "partial_dir", "PARTIAL_MARK"]
 
@@ -118,6 +119,21 @@ def write_study_files(
         written["lesions"] = write_csv(folder / "lesions.csv", lesions_table(result.lesions)).name
     if OutputKind.OVERLAY in outputs:
         written["overlay"] = write_bytes(folder / "overlay.png", _overlay(result, overlay_slices)).name
+    review = {k.value for k in outputs} & REVIEW_FORMATS
+    if review:
+        res = write_review_outputs(
+            folder,
+            result.prepared.volume,
+            result.heat,
+            result.lesions.labels,
+            sorted(review),
+            threshold=result.lesions.threshold,
+            heatmap_nifti=folder / "heatmap.nii.gz" if "heatmap" in written else None,
+            mask_nifti=folder / "mask.nii.gz" if "mask" in written else None,
+        )
+        for f in res.files():
+            written[f.relative_to(folder).as_posix()] = f.relative_to(folder).as_posix()
+        provenance = {**provenance, "review_skipped": list(res.skipped)}
     if OutputKind.PROVENANCE in outputs:
         written["provenance"] = write_json(folder / "provenance.json", provenance).name
     fsync_dir(folder)

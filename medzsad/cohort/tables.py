@@ -11,7 +11,14 @@ from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import LedgerRow, StudyState
 from medzsad.report.atomic import write_csv
 
-__all__ = ["STUDY_COLUMNS", "ERROR_COLUMNS", "studies_table", "errors_table", "write_cohort_tables"]
+__all__ = [
+    "STUDY_COLUMNS",
+    "ERROR_COLUMNS",
+    "studies_table",
+    "errors_table",
+    "write_cohort_tables",
+    "write_review_page",
+]
 
 STUDY_COLUMNS = [
     "study_id", "safe_id", "source", "series_uid", "series_description", "modality", "slices",
@@ -73,6 +80,22 @@ def errors_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.Da
             }
         )
     return pd.DataFrame(records, columns=ERROR_COLUMNS)
+
+
+def write_review_page(out_dir: Path, table: pd.DataFrame, title: str) -> Path:
+    """Write the cohort review page ``report.html`` from a :func:`studies_table`."""
+    from medzsad.report.html_report import write_report_html
+
+    page = pd.DataFrame(
+        {
+            "study_id": table["study_id"],
+            "score": pd.to_numeric(table["score"], errors="coerce").astype(float),
+            "study_dir": [f"studies/{s}" if s else "" for s in table["safe_id"]],
+            "status": ["ok" if st == StudyState.DONE.value else st for st in table["status"]],
+            "error": table["error"],
+        }
+    )
+    return write_report_html(out_dir, page, title=title)
 
 
 def write_cohort_tables(

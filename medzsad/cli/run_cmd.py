@@ -1,0 +1,114 @@
+"""``medzsad run COHORT``: run a cohort file (see docs/cohort.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from medzsad.cli import EXIT_FAILED_STUDIES, EXIT_OK
+
+EPILOG = """\
+examples:
+  medzsad run cohorts/smoke.yaml                 offline smoke run (tiny random model)
+  medzsad run cohorts/demo.yaml --device cuda    the demo with the default weights
+  medzsad run my.yaml --dry-run                  list what would run, write nothing
+  medzsad run my.yaml --force --out /data/rerun  recompute everything elsewhere
+
+outputs (in --out, default reports/<name>/):
+  studies/<id>/heatmap.nii.gz, mask.nii.gz, slices.csv, lesions.csv, overlay.png, provenance.json
+  studies.csv, errors.csv, metrics.json (when the manifest has labels/masks), report.html,
+  ledger.sqlite (the resume ledger: a rerun skips finished studies)
+
+exit codes: 0 all studies done, 3 some studies failed (the others completed; see errors.csv),
+  2 configuration error (the message names the file and line), 4 input, 5 model/weights, 6 output.
+"""
+
+
+def _api() -> Any:
+    from medzsad import api
+
+    if hasattr(api, "run_cohort"):
+        return api
+    import medzsad.cohort as cohort  # until medzsad.api re-exports run_cohort
+
+    return cohort
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``run`` parser."""
+    p = sub.add_parser(
+        "run",
+        help="run a cohort file: score every study, write heat maps, masks and tables",
+        description=(
+            "Run every study of a cohort file through the detector: discover and select series, "
+            "load, preprocess, score slices in batches, assemble the heat map in the scan's own "
+            "geometry, threshold it into lesions and write per-study files plus cohort tables. "
+            "Interrupted runs resume where they stopped; finished studies are never recomputed "
+            "unless --force. Study ids are hashed in the log unless --show-ids."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("cohort", metavar="COHORT", help="cohort YAML file (see docs/cohort.md)")
+    p.add_argument(
+        "--device", default=None, help="override model.device: auto, cpu, cuda, cuda:N (default: file)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=None, metavar="N", help="override model.batch_size (slices)"
+    )
+    p.add_argument(
+        "--out", default=None, metavar="DIR", help="output directory (default: output.dir or reports/<name>)"
+    )
+    p.add_argument("--force", action="store_true", help="recompute studies that are already done")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the studies and what would run; write nothing"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output, warnings and errors only")
+    p.add_argument(
+        "--show-ids", action="store_true", default=None, help="show real study ids in logs and overlays"
+    )
+    p.set_defaults(handler=_handle)
+
+
+def _line(outcome: Any, i: int, n: int) -> None:
+    extra = f" score={outcome.score:.4f}" if outcome.score is not None else ""
+    if outcome.error:
+        extra += f" error={outcome.error[:120]}"
+    sys.stderr.write(f"[{i}/{n}] {outcome.log_id} {outcome.status}{extra} ({outcome.seconds:.1f} s)\n")
+
+
+def _handle(args: argparse.Namespace) -> int:
+    api = _api()
+    if args.batch_size is not None and args.batch_size < 1:
+        from medzsad.errors import ConfigError
+
+        raise ConfigError(f"--batch-size must be >= 1 (got {args.batch_size})")
+    tty = sys.stderr.isatty()
+    options = api.RunOptions(
+        force=args.force,
+        dry_run=args.dry_run,
+        show_ids=args.show_ids,
+        device=args.device,
+        batch_size=args.batch_size,
+        out_dir=args.out,
+        progress="off" if args.quiet else "auto",
+    )
+    on_study = None if (args.quiet or tty) else _line
+    summary = api.run_cohort(args.cohort, options, on_study=on_study)
+    if summary.dry_run:
+        for o in summary.outcomes:
+            sys.stdout.write(f"{o.status:10s} {o.study_id if args.show_ids else o.log_id}\n")
+        n_run = sum(o.status == "would-run" for o in summary.outcomes)
+        sys.stdout.write(f"{n_run} would run, {summary.n_skipped} already done -> {summary.out_dir}\n")
+        return EXIT_OK
+    if not args.quiet:
+        smoke = "  [SMOKE RUN - random weights]" if summary.smoke else ""
+        sys.stdout.write(
+            f"done {summary.n_done}, skipped {summary.n_skipped}, failed {summary.n_failed}"
+            f" -> {summary.studies_csv}{smoke}\n"
+        )
+    if summary.n_failed:
+        sys.stderr.write(f"medzsad: {summary.n_failed} studies failed; see {summary.errors_csv}\n")
+        return EXIT_FAILED_STUDIES
+    return EXIT_OK
