@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from medzsad.errors import ModelError
 from medzsad.model.anomalyclip import AnomalyCLIP
 from medzsad.model.build import build_anomalyclip
 from medzsad.model.config import AnomalyCLIPConfig, load_architecture
-from medzsad.weights.cache import resolve
-from medzsad.weights.clip_files import read_clip_state_dict
-from medzsad.weights.prompt_checkpoint import read_prompt_weights
-from medzsad.weights.registry import DEFAULT_PROMPT_WEIGHTS, WeightKind, get_weight_entry, list_weight_entries
+from medzsad.weights.manage import load_clip_weights, load_prompt_weights
+from medzsad.weights.registry import DEFAULT_PROMPT_WEIGHTS, WeightKind, list_weight_entries
 
 __all__ = ["ModelSpec", "RANDOM", "DEFAULT_ARCHITECTURE", "load_anomalyclip"]
 
@@ -50,16 +47,6 @@ class ModelSpec:
     architecture: str | None = None
     image_size: int | None = None
     seed: int = 111
-
-
-def _is_registry_name(value: str) -> bool:
-    if Path(value).exists():
-        return False
-    try:
-        get_weight_entry(value)
-    except ModelError:
-        return False
-    return True
 
 
 def _config(
@@ -97,24 +84,20 @@ def load_anomalyclip(spec: ModelSpec) -> AnomalyCLIP:
     registry_arch: str | None = None
     clip_name: str | None = None
     if spec.prompts is not None:
-        if _is_registry_name(spec.prompts):
-            entry = get_weight_entry(spec.prompts)
-            registry_arch = str(entry.metadata.get("model_config", DEFAULT_ARCHITECTURE))
-            clip_name = str(entry.metadata["clip_weights"]) if "clip_weights" in entry.metadata else None
-            path = resolve(spec.prompts)
+        pw = load_prompt_weights(spec.prompts)
+        prompt_sd = pw.state_dict
+        if pw.entry is not None:
+            registry_arch = str(pw.entry.metadata.get("model_config", DEFAULT_ARCHITECTURE))
+            clip_name = (
+                str(pw.entry.metadata["clip_weights"]) if "clip_weights" in pw.entry.metadata else None
+            )
         else:
-            path = Path(spec.prompts)
-            if not path.exists():
-                raise ModelError(
-                    f"prompt weights {path} do not exist (and {spec.prompts!r} is no registry name)"
-                )
-        ckpt = read_prompt_weights(path)
-        prompt_sd, stored_cfg = ckpt.state_dict, ckpt.config or None
+            stored_cfg = dict(pw.config) or None
     config = _config(spec, stored_cfg, registry_arch)
     clip = spec.clip if spec.clip is not None else (clip_name or _clip_name_for(config.backbone))
     if clip == RANDOM:
         logger.warning("building %s with RANDOM CLIP weights: for smoke tests only", config.backbone)
         clip_sd = None
     else:
-        clip_sd = read_clip_state_dict(resolve(clip) if _is_registry_name(clip) else Path(clip))
+        clip_sd = load_clip_weights(clip).state_dict
     return build_anomalyclip(config, clip_sd, prompt_sd, seed=spec.seed)

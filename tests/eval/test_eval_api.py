@@ -173,3 +173,14 @@ def test_evaluate_cli_missing_weights_is_model_error(
     code = main(["evaluate", str(tmp_path / "data"), "--prompts", str(tmp_path / "nope.pth")])
     assert code == 5
     assert "nope.pth" in capsys.readouterr().err
+
+
+def test_missing_registry_weights_name_the_fix(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MEDZSAD_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    _write_layout("brainmri", tmp_path / "data")
+    code = main(["benchmark", "--dataset", "brainmri", str(tmp_path / "data"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 5
+    assert "anomalyclip_vitl14_336.mvtec" in err and "medzsad weights" in err
