@@ -145,18 +145,22 @@ def _openai_clip(name: str, arch: str, filename: str, what: str) -> WeightEntry:
     )
 
 
-# Hyper-parameters of the released AnomalyCLIP prompts (train.sh/test.sh of zqhang/AnomalyCLIP:
-# --features_list 6 12 18 24 --image_size 518 --depth 9 --n_ctx 12 --t_n_ctx 4; test.py calls
-# DAPM_replace(DPAM_layer=20), i.e. the last 19 vision blocks use DPAM).
+# Hyper-parameters of the released AnomalyCLIP prompts (train.sh of zqhang/AnomalyCLIP:
+# --image_size 518 --depth 9 --n_ctx 12 --t_n_ctx 4; test.py calls DAPM_replace(DPAM_layer=20),
+# i.e. the last 19 vision blocks use DPAM). The checkpoints were trained while all four tapped
+# layers (--features_list 6 12 18 24) returned the same tokens; upstream now tests with layer 24
+# only, so that is the default here. [6, 12, 18, 24] stays available as the
+# "anomalyclip_vitl14_336_multilayer" architecture.
 _ANOMALYCLIP_HPARAMS: dict[str, Any] = {
-    "model_config": "anomalyclip_vitl14_336_multilayer",
+    "model_config": "anomalyclip_vitl14_336",
     "backbone": "ViT-L-14-336",
     "clip_weights": "clip_vitl14_336.openai",
     "image_size": 518,
     "n_ctx": 12,
     "depth": 9,
     "t_n_ctx": 4,
-    "feature_layers": (6, 12, 18, 24),
+    "feature_layers": (24,),
+    "trained_features_list": (6, 12, 18, 24),
     "dpam_layer_reference": 20,
     "dpam_layers": 19,
     "epochs": 15,

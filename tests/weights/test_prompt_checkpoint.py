@@ -159,7 +159,7 @@ def test_load_prompt_weights_by_registry_name(home, tmp_fixture_pth, official):
     import_weights("anomalyclip_vitl14_336.mvtec", tmp_fixture_pth)
     weights = load_prompt_weights("anomalyclip_vitl14_336.mvtec")
     assert weights.entry is not None and weights.config["n_ctx"] == 12
-    assert weights.config["model_config"] == "anomalyclip_vitl14_336_multilayer"
+    assert weights.config["model_config"] == "anomalyclip_vitl14_336"
     assert all(torch.equal(weights.state_dict[k], v) for k, v in official.items())
     with pytest.raises(ModelError, match="not prompt weights"):
         load_prompt_weights("clip_vitl14_336.openai")

@@ -62,7 +62,7 @@ def test_default_prompt_is_the_mvtec_trained_checkpoint():
         md = e.metadata
         assert (md["n_ctx"], md["depth"], md["t_n_ctx"], md["image_size"]) == (12, 9, 4, 518)
         assert md["dpam_layer_reference"] == 20 and md["dpam_layers"] == 19
-        assert tuple(md["feature_layers"]) == (6, 12, 18, 24)
+        assert tuple(md["feature_layers"]) == (24,)
         assert md["clip_weights"] == DEFAULT_CLIP_WEIGHTS
 
 
