@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from medzsad.config import (
+    DEFAULT_OUTPUTS,
+    CohortConfig,
+    OutputKind,
+    load_cohort,
+    parse_cohort,
+    study_config_hash,
+)
+from medzsad.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _err(text: str) -> str:
+    with pytest.raises(ConfigError) as e:
+        parse_cohort(text, "c.yaml")
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_unknown_keys_name_file_line_section_and_allowed_keys():
+    msg = _err("name: x\ninputs:\n  paths: [a]\noutput:\n  dir: o\n  thresold: 3\n")
+    assert msg.startswith("c.yaml:6: unknown key 'thresold' in output (allowed: dir, outputs, threshold")
+    assert _err("name: x\ninputs: {paths: [a]}\nmodle: {}\n").startswith(
+        "c.yaml:3: unknown key 'modle' in the top level"
+    )
+    nested = _err("name: x\ninputs: {paths: [a]}\noutput:\n  threshold:\n    method: fixed\n    valu: 1\n")
+    assert nested.startswith(
+        "c.yaml:6: unknown key 'valu' in output.threshold (allowed: method, value, min_lesion_ml)"
+    )
+    assert _err("name: x\ninputs: {paths: [a]}\nbase_dir: /\n").startswith("c.yaml:3: unknown key 'base_dir'")
+
+
+def test_bad_values_missing_keys_and_bad_yaml():
+    assert _err("name: x\ninputs: {paths: [a]}\nmodel:\n  device: gpu\n").startswith(
+        "c.yaml:4: model.device:"
+    )
+    assert _err("name: x\ninputs: {paths: [a]}\nmodel:\n  image_size: 100\n").startswith(
+        "c.yaml:4: model.image_size"
+    )
+    assert (
+        _err("inputs: {paths: [a]}\n") == "c.yaml: missing key 'name' in the top level (see docs/cohort.md)"
+    )
+    assert "give at least one of" in _err("name: x\ninputs: {}\n")
+    assert _err("name: x\n  inputs: [\n").startswith("c.yaml:2: invalid YAML")
+    assert "tiny: true builds a random" in _err("name: x\ninputs: {paths: [a]}\nmodel: {tiny: true}\n")
+    assert _err("- a\n- b\n").startswith("c.yaml: a cohort file must be a YAML mapping")
+    with pytest.raises(ConfigError, match="cannot read the cohort file"):
+        load_cohort("/nonexistent/cohort.yaml")
+
+
+def test_defaults_paths_overrides_and_hash(tmp_path):
+    f = tmp_path / "sub" / "c.yaml"
+    f.parent.mkdir()
+    f.write_text("name: demo\ninputs:\n  manifest: ../m.csv\nexecutor: local\n")
+    c = load_cohort(f)
+    assert isinstance(c, CohortConfig) and c.executor.kind == "local" and c.executor.prefetch == 1
+    assert c.resolve(c.inputs.manifest).resolve() == (tmp_path / "m.csv").resolve()
+    assert c.out_dir == Path("reports/demo")
+    assert (
+        c.model.backbone == "ViT-L-14-336" and c.model.image_size == 518 and c.model.feature_layers == (24,)
+    )
+    assert c.model.batch_size == 8 and c.model.device == "auto" and not c.model.is_smoke
+    assert c.output.outputs == DEFAULT_OUTPUTS and OutputKind.HTML in c.output.outputs
+    c2 = c.with_overrides(**{"model.device": "cpu", "model.batch_size": 2})
+    assert c2.model.device == "cpu" and c2.source_file == c.source_file
+    assert study_config_hash(c2) == study_config_hash(c)  # device and batch size do not change outputs
+    c3 = c.with_overrides(**{"output.threshold": {"method": "fixed", "value": 0.7}})
+    assert study_config_hash(c3) != study_config_hash(c)
+    with pytest.raises(ConfigError, match="model.batch_size"):
+        c.with_overrides(**{"model.batch_size": 0})
+    with pytest.raises(ValidationError):  # frozen
+        c.name = "y"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["smoke.yaml", "demo.yaml"])
+def test_shipped_cohort_files_load(name):
+    c = load_cohort(REPO / "cohorts" / name)
+    assert c.inputs.manifest == "../demo-data/manifest.csv"
+    assert c.model.is_smoke == (name == "smoke.yaml")
+
+
+def test_docs_describe_every_key():
+    doc = (REPO / "docs" / "cohort.md").read_text()
+    from medzsad.config import (
+        ExecutorConfig,
+        InputsConfig,
+        ModelConfig,
+        OutputConfig,
+        PipelineConfig,
+        SeriesRules,
+        StudyScoreRule,
+        ThresholdRule,
+        WindowConfig,
+    )
+
+    for model in (InputsConfig, PipelineConfig, WindowConfig, SeriesRules, ModelConfig, OutputConfig,
+                  ThresholdRule, StudyScoreRule, ExecutorConfig):  # fmt: skip
+        for key in model.model_fields:
+            assert f"`{key}`" in doc, (model.__name__, key)
+    for kind in OutputKind:
+        assert f"`{kind.value}`" in doc
+    run_help = ["--device", "--batch-size", "--out", "--force", "--dry-run", "--quiet", "--show-ids"]
+    for opt in run_help:
+        assert f"`{opt}" in doc, opt
