@@ -12,6 +12,8 @@ a Slicer Python script. Files:
 * ``mask_labels.ctbl``: a colour table for the NIfTI lesion label map (label ``n`` = "lesion n").
 * ``scan.nii.gz``: the scan itself when the source is DICOM (Slicer's volume reader does not sort a
   shuffled series by position); NIfTI/NRRD sources are referenced where they are.
+* ``bundle.json`` stores paths relative to ``slicer/`` for files inside the study folder, so the
+  cohort folder can be moved or renamed, and absolute paths for files outside it (a NIfTI source).
 * The heat map and mask NIfTI files written by :mod:`medzsad.report.nifti_writer` are referenced;
   when none is given they are written into the bundle.
 """
@@ -216,8 +218,12 @@ def _scan_file(volume: Volume, folder: Path) -> Path:
     return path
 
 
-def _rel(path: Path, folder: Path) -> str:
-    return os.path.relpath(path.resolve(), folder.resolve())
+def _manifest_path(path: Path, folder: Path) -> str:
+    """Relative to the bundle for files inside the study folder (it can move), else absolute."""
+    target, study = path.resolve(), folder.resolve().parent
+    if target.is_relative_to(study):
+        return os.path.relpath(target, folder.resolve())
+    return str(target)
 
 
 def write_slicer_bundle(
@@ -279,7 +285,7 @@ def write_slicer_bundle(
 
 def _write_manifest(b: SlicerBundle) -> None:
     files = {
-        k: _rel(getattr(b, k), b.folder)
+        k: _manifest_path(getattr(b, k), b.folder)
         for k in ("scan", "heatmap", "heatmap_colors", "segmentation", "mask_labelmap", "mask_colors")
     }
     doc = {

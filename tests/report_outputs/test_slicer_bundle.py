@@ -87,6 +87,11 @@ def test_nifti_bundle_references_source_and_existing_niftis(tmp_path: Path, ct_v
     assert bundle.heatmap == heat_file.resolve()
     assert not (bundle.folder / "scan.nii.gz").exists()
     assert not (bundle.folder / "heatmap.nii.gz").exists()
+    files = json.loads((bundle.folder / "bundle.json").read_text())["files"]
+    assert files["scan"] == str(src.resolve()) and files["heatmap"] == "../heatmap.nii.gz"
+    moved = tmp_path / "moved"
+    (tmp_path / "study").rename(moved)  # a moved study folder still opens
+    assert read_bundle(moved).heatmap == (moved / "heatmap.nii.gz").resolve()
 
 
 def test_script_and_missing_bundle(tmp_path: Path, ct_volume, heat_mask) -> None:
