@@ -1,0 +1,210 @@
+"""Load a DICOM series (single-frame files, multi-frame objects or a 2D image) into a :class:`Volume`.
+
+RescaleSlope/RescaleIntercept are applied (HU for CT). Cross-sectional modalities (CT, MR, PT)
+need ImagePositionPatient and ImageOrientationPatient; projection images (CR, DX, MG, US, ...)
+without them load as one slice at the origin with identity direction, as SimpleITK does, and
+MONOCHROME1 images are inverted so that high values are bright.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from medzsad.errors import DicomError
+from medzsad.io.dicom_common import LoadPolicy, decode_frames, float_list, read_dataset, tag_str
+from medzsad.io.dicom_multiframe import frame_records, is_multiframe
+from medzsad.io.dicom_stack import SliceRecord, stack_slices
+from medzsad.io.geometry import affine_lps_from_vectors, affine_ras_from_lps
+from medzsad.io.volume import SourceInfo, Volume
+
+__all__ = ["load_dicom_series", "CROSS_SECTIONAL_MODALITIES"]
+
+log = logging.getLogger(__name__)
+
+CROSS_SECTIONAL_MODALITIES = frozenset({"CT", "MR", "PT"})
+
+
+def _pixel_spacing(ds: Dataset, path: str, warnings: list[str], strict: bool = True) -> tuple[float, float]:
+    """PixelSpacing, else ImagerPixelSpacing, else 1 mm with a warning.
+
+    A zero or negative spacing is an error for a slice with a patient position (``strict``) and a
+    warning (then 1 mm) for a projection image.
+    """
+    for kw in ("PixelSpacing", "ImagerPixelSpacing"):
+        if kw in ds and ds.get(kw):
+            ps = float_list(ds.get(kw), 2, kw, path)
+            if min(ps) > 0:
+                return ps[0], ps[1]
+            if strict:
+                raise DicomError(f"{path}: {tag_str(kw)} must be positive (found {ps})")
+    warnings.append(f"no positive {tag_str('PixelSpacing')}; assumed 1 mm")
+    return 1.0, 1.0
+
+
+def _pixels_of(ds: Dataset, path: str) -> Callable[[], np.ndarray]:
+    return lambda: decode_frames(ds, path)[0]
+
+
+def _single_record(ds: Dataset, path: str, warnings: list[str]) -> SliceRecord:
+    ipp = float_list(ds.ImagePositionPatient, 3, "ImagePositionPatient", path)
+    if "ImageOrientationPatient" not in ds or not ds.ImageOrientationPatient:
+        raise DicomError(
+            f"{path}: missing {tag_str('ImageOrientationPatient')}; a slice with a position needs an "
+            "orientation to be placed in the patient"
+        )
+    thick = ds.get("SpacingBetweenSlices") or ds.get("SliceThickness")
+    try:
+        instance = int(ds.get("InstanceNumber", 0) or 0)
+    except (TypeError, ValueError):
+        instance = 0
+    return SliceRecord(
+        path=path,
+        position_lps=np.array(ipp),
+        iop=tuple(float_list(ds.ImageOrientationPatient, 6, "ImageOrientationPatient", path)),
+        pixel_spacing=_pixel_spacing(ds, path, warnings),
+        shape=(int(require_int(ds, "Rows", path)), int(require_int(ds, "Columns", path))),
+        pixels=_pixels_of(ds, path),
+        slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
+        intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+        sop_uid=str(ds.get("SOPInstanceUID", "")),
+        instance_number=instance,
+        fallback_spacing_mm=float(thick) if thick and float(thick) > 0 else 1.0,
+    )
+
+
+def require_int(ds: Dataset, keyword: str, path: str) -> int:
+    """A positive integer attribute or a :class:`DicomError` naming the tag."""
+    value = ds.get(keyword)
+    if value is None or int(value) <= 0:
+        raise DicomError(f"{path}: {tag_str(keyword)} must be a positive integer (found {value!r})")
+    return int(value)
+
+
+def _no_geometry_volume(ds: Dataset, path: str, warnings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(data (I, J, K) float32, affine_ras)`` for an image without patient position."""
+    frames = decode_frames(ds, path).astype(np.float64)
+    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+    frames = frames * slope + float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        frames = frames.max() + frames.min() - frames
+        warnings.append("MONOCHROME1 image inverted so that high values are bright")
+    sy, sx = _pixel_spacing(ds, path, warnings, strict=False)
+    step = float(ds.get("SpacingBetweenSlices") or 1.0)
+    if frames.shape[0] > 1:
+        warnings.append(
+            f"{frames.shape[0]} frames without patient geometry (no {tag_str('ImagePositionPatient')}); "
+            f"placed {step:g} mm apart with identity direction"
+        )
+    eye = np.eye(3)
+    affine_lps = affine_lps_from_vectors(np.zeros(3), (eye[0], eye[1], eye[2]), (sx, sy, step))
+    return frames.astype(np.float32).transpose(2, 1, 0), affine_ras_from_lps(affine_lps)
+
+
+def _source(
+    ds: Dataset, paths: tuple[str, ...], uids: tuple[str, ...], frames: tuple[int, ...]
+) -> SourceInfo:
+    return SourceInfo(
+        paths=paths,
+        kind="dicom",
+        study_uid=str(ds.get("StudyInstanceUID", "")),
+        series_uid=str(ds.get("SeriesInstanceUID", "")),
+        sop_instance_uids=uids,
+        frame_numbers=frames if any(frames) else (),
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
+        sop_class_uid=str(ds.get("SOPClassUID", "")),
+        series_description=str(ds.get("SeriesDescription", "")),
+    )
+
+
+def _records_of(
+    datasets: list[tuple[str, Dataset]], policy: LoadPolicy, warnings: list[str]
+) -> list[SliceRecord] | None:
+    """Slice records of every file (frames of multi-frame files), or None for one object without geometry."""
+    records: list[SliceRecord] = []
+    for path, ds in datasets:
+        modality = str(ds.get("Modality", ""))
+        if is_multiframe(ds):
+            recs = frame_records(ds, path)
+            alone = len(datasets) == 1
+            if (
+                recs is None
+                and alone
+                and (modality not in CROSS_SECTIONAL_MODALITIES or policy is not LoadPolicy.ERROR)
+            ):
+                return None
+            if recs is None:
+                raise DicomError(
+                    f"{path}: multi-frame object without per-frame {tag_str('ImagePositionPatient')}; "
+                    "cannot place its frames in the patient"
+                )
+            records += recs
+        elif "ImagePositionPatient" in ds and ds.ImagePositionPatient:
+            records.append(_single_record(ds, path, warnings))
+        elif len(datasets) == 1 and modality not in CROSS_SECTIONAL_MODALITIES:
+            return None
+        else:
+            raise DicomError(
+                f"{path}: missing {tag_str('ImagePositionPatient')} (Modality {modality or 'unknown'}); "
+                "slices cannot be ordered or placed without it"
+            )
+    return records
+
+
+def load_dicom_series(paths: Sequence[str], policy: LoadPolicy | str = LoadPolicy.WARN) -> Volume:
+    """Read every file of one series and build the :class:`Volume`.
+
+    Args:
+        paths: The series' files (any order; archive members allowed).
+        policy: ``error``, ``warn`` or ``resample`` for geometry problems (see :class:`LoadPolicy`).
+
+    Returns:
+        The volume: ``data`` ``(I, J, K)`` float32 rescaled values, slices sorted along the normal.
+
+    Raises:
+        DicomError: Unreadable file, no pixel data, missing position/orientation, or a geometry
+            problem under the ``error`` policy. The message names the file and tag.
+    """
+    policy = LoadPolicy(policy)
+    if not paths:
+        raise DicomError("no DICOM files given for the series")
+    datasets = [(str(p), read_dataset(str(p), header_only=False)) for p in paths]
+    first = datasets[0][1]
+    warnings: list[str] = []
+    for path, ds in datasets:
+        if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+            raise DicomError(
+                f"{path}: no {tag_str('PixelData')} (SOP class {ds.get('SOPClassUID', 'unknown')}); "
+                "not an image; choose an image series"
+            )
+    records = _records_of(datasets, policy, warnings)
+    if records is None:
+        path, ds = datasets[0]
+        data, affine = _no_geometry_volume(ds, path, warnings)
+        src = _source(ds, (path,) * data.shape[2], (str(ds.get("SOPInstanceUID", "")),) * data.shape[2], ())
+        k = data.shape[2]
+        pos = np.array([affine_lps_k(affine, n) for n in range(k)])
+        return Volume(data, affine, str(ds.get("Modality", "")), src, pos, tuple(warnings))
+    where = f"series {first.get('SeriesInstanceUID', '?')}"
+    res = stack_slices(records, policy, where)
+    kept = [r for r in res.records]
+    src = _source(
+        first,
+        tuple(r.path if r else "" for r in kept),
+        tuple(r.sop_uid if r else "" for r in kept),
+        tuple(r.frame if r else 0 for r in kept),
+    )
+    all_warnings = tuple(warnings + res.warnings)
+    log.debug("loaded %s: shape %s, %d warning(s)", where, res.data.shape, len(all_warnings))
+    return Volume(
+        res.data, res.affine_ras, str(first.get("Modality", "")), src, res.positions_lps, all_warnings
+    )
+
+
+def affine_lps_k(affine_ras: np.ndarray, k: int) -> np.ndarray:
+    """LPS position of voxel ``(0, 0, k)``."""
+    p = affine_ras @ np.array([0.0, 0.0, float(k), 1.0])
+    return np.array([-p[0], -p[1], p[2]])

@@ -1,0 +1,255 @@
+"""Turn DICOM slices (files or frames) into one ordered, checked voxel grid.
+
+Slices are sorted by their position along the slice normal (never by file name or InstanceNumber).
+The stack is then checked for mixed image sizes, inconsistent orientation, duplicate positions,
+missing slices, non-uniform spacing and gantry tilt, and each problem is handled per
+:class:`~medzsad.io.dicom_common.LoadPolicy`. With ``warn`` the geometry is the one SimpleITK's
+ImageSeriesReader gives: origin = first slice position, direction = (row, col, row x col),
+slice spacing = ``|last - first| / (K - 1)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from medzsad.errors import DicomError
+from medzsad.io.dicom_common import LoadPolicy
+from medzsad.io.geometry import (
+    PositionReport,
+    affine_lps_from_vectors,
+    affine_ras_from_lps,
+    analyze_positions,
+    iop_vectors,
+)
+
+__all__ = ["SliceRecord", "StackResult", "stack_slices"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SliceRecord:
+    """One 2D slice of a series: a single-frame instance or one frame of a multi-frame object.
+
+    Attributes:
+        path: Source file (or archive member).
+        position_lps: ``(3,)`` ImagePositionPatient.
+        iop: ImageOrientationPatient (6 floats).
+        pixel_spacing: PixelSpacing ``(row spacing, column spacing)`` in mm.
+        shape: ``(rows, cols)``.
+        pixels: Returns the ``(rows, cols)`` stored values of this slice.
+        slope: RescaleSlope (1 when absent).
+        intercept: RescaleIntercept (0 when absent).
+        sop_uid: SOPInstanceUID.
+        frame: 1-based frame number for a multi-frame object, 0 for a single-frame instance.
+        instance_number: InstanceNumber (only breaks ties between equal positions).
+        fallback_spacing_mm: SpacingBetweenSlices, else SliceThickness, else 1 (used for K = 1).
+    """
+
+    path: str
+    position_lps: np.ndarray
+    iop: tuple[float, ...]
+    pixel_spacing: tuple[float, float]
+    shape: tuple[int, int]
+    pixels: Callable[[], np.ndarray]
+    slope: float = 1.0
+    intercept: float = 0.0
+    sop_uid: str = ""
+    frame: int = 0
+    instance_number: int = 0
+    fallback_spacing_mm: float = 1.0
+
+
+@dataclass
+class StackResult:
+    """An ordered voxel grid.
+
+    Attributes:
+        data: ``(I, J, K)`` float32, rescaled (HU for CT).
+        affine_ras: ``(4, 4)`` voxel -> RAS.
+        positions_lps: ``(K, 3)`` LPS position of voxel ``(0, 0, k)`` as stored (or as resampled).
+        records: The slice kept for each ``k`` (``None`` for an interpolated slice).
+        warnings: Problems handled under the ``warn``/``resample`` policy.
+    """
+
+    data: np.ndarray
+    affine_ras: np.ndarray
+    positions_lps: np.ndarray
+    records: list[SliceRecord | None]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _problem(policy: LoadPolicy, where: str, message: str, warnings: list[str]) -> None:
+    if policy is LoadPolicy.ERROR:
+        raise DicomError(f"{where}: {message}; load with policy 'warn' or 'resample' to accept it")
+    log.warning("%s", message)
+    warnings.append(message)
+
+
+def _consistent_group(records: list[SliceRecord], policy: LoadPolicy, where: str, warnings: list[str]):
+    def key(r: SliceRecord) -> tuple:
+        return (r.shape, tuple(np.round(r.iop, 4)), tuple(np.round(r.pixel_spacing, 4)))
+
+    groups: dict[tuple, list[SliceRecord]] = {}
+    for r in records:
+        groups.setdefault(key(r), []).append(r)
+    if len(groups) == 1:
+        return records
+    keys = list(groups)
+    shapes = {k[0] for k in keys}
+    orients = {k[1] for k in keys}
+    what = []
+    if len(shapes) > 1:
+        what.append(f"mixed image sizes {sorted(shapes)} (Rows x Columns)")
+    if len(orients) > 1:
+        what.append(
+            f"inconsistent orientation ({len(orients)} different ImageOrientationPatient (0020,0037))"
+        )
+    if len({k[2] for k in keys}) > 1:
+        what.append("mixed PixelSpacing (0028,0030)")
+    best = max(keys, key=lambda k: len(groups[k]))
+    dropped = len(records) - len(groups[best])
+    _problem(
+        policy,
+        where,
+        f"{' and '.join(what)}; kept the largest consistent group of {len(groups[best])} slices, "
+        f"dropped {dropped}",
+        warnings,
+    )
+    return groups[best]
+
+
+def _drop_duplicates(
+    ordered: list[SliceRecord], d: np.ndarray, policy: LoadPolicy, where: str, warnings: list[str]
+) -> list[SliceRecord]:
+    keep = [0]
+    for n in range(1, len(ordered)):
+        if abs(d[n] - d[keep[-1]]) >= 1e-3:
+            keep.append(n)
+    if len(keep) == len(ordered):
+        return ordered
+    _problem(
+        policy,
+        where,
+        f"{len(ordered) - len(keep)} slice(s) share a position with another slice "
+        "(ImagePositionPatient (0020,0032)): several echoes, phases or acquisitions in one series; "
+        "kept the first of each position",
+        warnings,
+    )
+    return [ordered[n] for n in keep]
+
+
+def _read_pixels(ordered: list[SliceRecord]) -> np.ndarray:
+    """``(K, rows, cols)`` float32 of ``stored * slope + intercept`` (computed in float64)."""
+    out = np.empty((len(ordered), *ordered[0].shape), dtype=np.float32)
+    for k, r in enumerate(ordered):
+        arr = np.asarray(r.pixels())
+        if r.slope != 1.0 or r.intercept != 0.0:
+            arr = arr.astype(np.float64) * r.slope + r.intercept
+        out[k] = arr
+    return out
+
+
+def _deshear(stack: np.ndarray, pos: np.ndarray, axes, spacing_ji: tuple[float, float], d: np.ndarray):
+    """Shift each slice in-plane so that slice origins lie on the normal through the first one."""
+    row, col, normal = axes
+    nominal = pos[0] + np.outer(d - d[0], normal)
+    for k in range(stack.shape[0]):
+        off = pos[k] - nominal[k]
+        di, dj = float(off @ row) / spacing_ji[1], float(off @ col) / spacing_ji[0]
+        if abs(di) > 1e-6 or abs(dj) > 1e-6:
+            stack[k] = ndimage.shift(stack[k], (dj, di), order=1, mode="nearest")
+    return stack, nominal
+
+
+def _resample_k(
+    stack: np.ndarray, d: np.ndarray, step: float
+) -> tuple[np.ndarray, np.ndarray, list[int | None]]:
+    """Linear interpolation along ``k`` onto ``d[0] + n * step``; returns (stack, targets, source index)."""
+    n_out = int(round((d[-1] - d[0]) / step)) + 1
+    targets = d[0] + np.arange(n_out) * step
+    out = np.empty((n_out, *stack.shape[1:]), dtype=np.float32)
+    src: list[int | None] = []
+    for n, t in enumerate(targets):
+        hi = int(np.clip(np.searchsorted(d, t), 1, len(d) - 1))
+        lo = hi - 1
+        w = float(np.clip((t - d[lo]) / (d[hi] - d[lo]), 0.0, 1.0))
+        out[n] = (1.0 - w) * stack[lo] + w * stack[hi]
+        exact = lo if abs(t - d[lo]) < 1e-3 else (hi if abs(t - d[hi]) < 1e-3 else None)
+        src.append(exact)
+    return out, targets, src
+
+
+def _describe(rep: PositionReport, k: int) -> list[str]:
+    issues = []
+    if rep.missing:
+        issues.append(
+            f"{rep.missing} missing slice(s): gap(s) of about {rep.missing + 1}x the median spacing "
+            f"{rep.step_along_normal_mm:.4g} mm"
+        )
+    if rep.nonuniform and not rep.missing:
+        issues.append(
+            f"non-uniform slice spacing: gaps differ from the median {rep.step_along_normal_mm:.4g} mm "
+            f"by up to {rep.max_gap_deviation_mm:.4g} mm"
+        )
+    if rep.tilted:
+        issues.append(f"gantry tilt: slices are sheared {rep.tilt_deg:.3g} degrees from the slice normal")
+    return issues
+
+
+def stack_slices(records: list[SliceRecord], policy: LoadPolicy, where: str) -> StackResult:
+    """Sort, check and stack slices into a voxel grid.
+
+    Args:
+        records: The slices of one series (any order).
+        policy: What to do with geometry problems.
+        where: Series description for messages (SeriesInstanceUID or file).
+
+    Raises:
+        DicomError: No slices, an invalid ImageOrientationPatient, or a problem under ``error``.
+    """
+    if not records:
+        raise DicomError(f"{where}: no image slices to load")
+    warnings: list[str] = []
+    records = _consistent_group(records, policy, where, warnings)
+    try:
+        row, col, normal = iop_vectors(records[0].iop)
+    except ValueError as e:
+        raise DicomError(f"{records[0].path}: invalid ImageOrientationPatient (0020,0037): {e}") from e
+    d_all = np.array([float(r.position_lps @ normal) for r in records])
+    order = sorted(
+        range(len(records)), key=lambda n: (d_all[n], records[n].instance_number, records[n].frame)
+    )
+    ordered = [records[n] for n in order]
+    ordered = _drop_duplicates(ordered, d_all[order], policy, where, warnings)
+    pos = np.array([r.position_lps for r in ordered], dtype=np.float64)
+    rep = analyze_positions(pos, normal)
+    for issue in _describe(rep, len(ordered)):
+        _problem(policy, where, issue, warnings)
+    stack = _read_pixels(ordered)
+    sy, sx = ordered[0].pixel_spacing
+    kept: list[SliceRecord | None] = list(ordered)
+    if len(ordered) == 1:
+        step = ordered[0].fallback_spacing_mm
+    elif policy is LoadPolicy.RESAMPLE and (rep.tilted or rep.nonuniform or rep.missing):
+        d = rep.distances_mm
+        if rep.tilted:
+            stack, pos = _deshear(stack, pos, (row, col, normal), (sy, sx), d)
+        step = rep.step_along_normal_mm
+        if rep.nonuniform or rep.missing:
+            stack, targets, src = _resample_k(stack, d, step)
+            pos = pos[0] + np.outer(targets - d[0], normal)
+            kept = [ordered[s] if s is not None else None for s in src]
+        warnings.append(
+            f"resampled onto a regular grid: {len(kept)} slices every {step:.4g} mm along the normal"
+        )
+    else:
+        step = rep.mean_step_mm
+    affine_lps = affine_lps_from_vectors(pos[0], (row, col, normal), (sx, sy, step))
+    data = np.ascontiguousarray(stack.transpose(2, 1, 0))
+    return StackResult(data, affine_ras_from_lps(affine_lps), pos, kept, warnings)

@@ -1,0 +1,306 @@
+"""Find the studies and series in a folder, a ``.zip`` export or a DICOMDIR, reading headers only.
+
+DICOM files are grouped by StudyInstanceUID -> SeriesInstanceUID. NIfTI (``.nii``, ``.nii.gz``),
+NRRD/MetaImage (``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``) and 2D images (PNG/JPEG/TIFF/BMP) are each a
+study with one series. Files that are not scans or cannot be read are listed in
+:attr:`Discovery.skipped` with the reason; they never stop discovery. Pixel data is never read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import zipfile
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from medzsad.errors import DicomError, InputError
+from medzsad.io.dicom_header import HeaderSummary, header_summary, series_from_headers
+from medzsad.io.image2d import IMAGE2D_SUFFIXES
+from medzsad.io.nifti import path_id
+from medzsad.io.series_ref import SeriesRef, file_series
+from medzsad.io.sources import disk_path, member_path
+
+__all__ = ["Discovery", "StudyRef", "SeriesRef", "SkippedFile", "discover", "VOLUME_SUFFIXES"]
+
+log = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
+# Data halves of detached-header formats and common non-scan files: skipped without opening.
+_NOT_SCANS = (
+    ".raw",
+    ".zraw",
+    ".txt",
+    ".csv",
+    ".json",
+    ".xml",
+    ".html",
+    ".pdf",
+    ".md",
+    ".yaml",
+    ".yml",
+    ".ini",
+)
+_PARALLEL_MIN_FILES = 2000
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file discovery did not use, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StudyRef:
+    """One study.
+
+    Attributes:
+        study_id: StudyInstanceUID for DICOM, the file name without suffix for other files.
+        study_uid: StudyInstanceUID (DICOM) or a stable id derived from the path.
+        kind: ``dicom``, ``nifti``, ``itk`` or ``image2d``.
+        path: The study's root: the common folder of its files, the archive, or the file.
+        series: Its series, in SeriesNumber order.
+        description: StudyDescription (DICOM) or ``""``.
+    """
+
+    study_id: str
+    study_uid: str
+    kind: str
+    path: str
+    series: tuple[SeriesRef, ...]
+    description: str = ""
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Files on disk that make up the study (an archive counts once)."""
+        seen: dict[str, None] = {}
+        for s in self.series:
+            for f in s.files:
+                seen.setdefault(disk_path(f), None)
+        return tuple(seen)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What :func:`discover` found. Iterating yields the studies.
+
+    Attributes:
+        root: The path that was searched.
+        studies: Studies found, DICOM first (by StudyInstanceUID), then files by path.
+        skipped: Files not used, with reasons.
+        n_files: Files looked at.
+        seconds: Wall time of the search.
+    """
+
+    root: str
+    studies: tuple[StudyRef, ...]
+    skipped: tuple[SkippedFile, ...]
+    n_files: int
+    seconds: float
+
+    def __iter__(self) -> Iterator[StudyRef]:
+        return iter(self.studies)
+
+    def __len__(self) -> int:
+        return len(self.studies)
+
+    @property
+    def files_per_second(self) -> float:
+        """Discovery throughput."""
+        return self.n_files / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _suffix_kind(name: str) -> str:
+    low = name.lower()
+    if low.endswith(NIFTI_SUFFIXES):
+        return "nifti"
+    if low.endswith(ITK_SUFFIXES):
+        return "itk"
+    if low.endswith(IMAGE2D_SUFFIXES):
+        return "image2d"
+    if low.endswith(".zip"):
+        return "zip"
+    if os.path.basename(low) == "dicomdir":
+        return "dicomdir"
+    if low.endswith(_NOT_SCANS):
+        return "other"
+    return "dicom"
+
+
+def _walk(root: str) -> Iterator[str]:
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            log.warning("cannot list a folder (%s)", e.strerror)
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif entry.is_file():
+                yield entry.path
+
+
+def _read_headers(paths: list[str], workers: int) -> list[HeaderSummary | SkippedFile]:
+    if workers > 1 and len(paths) >= _PARALLEL_MIN_FILES:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(_header_or_skip, paths, chunksize=256))
+    return [_header_or_skip(p) for p in paths]
+
+
+def _header_or_skip(path: str) -> HeaderSummary | SkippedFile:
+    try:
+        return header_summary(path)
+    except DicomError as e:
+        return SkippedFile(path, str(e).removeprefix(f"{path}: "))
+
+
+def _zip_members(archive: str, skipped: list[SkippedFile]) -> list[str]:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = [i.filename for i in zf.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, OSError) as e:
+        skipped.append(SkippedFile(archive, f"not a readable zip archive ({e})"))
+        return []
+    out = []
+    for name in names:
+        kind = _suffix_kind(name)
+        if kind == "dicom":
+            out.append(member_path(archive, name))
+        elif kind == "dicomdir":
+            continue
+        else:
+            skipped.append(
+                SkippedFile(member_path(archive, name), f"{kind} file inside an archive; unpack it to use it")
+            )
+    return out
+
+
+def _dicomdir_files(dicomdir: str) -> list[str]:
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+    from pydicom.fileset import FileSet
+
+    try:
+        fs = FileSet(dcmread(dicomdir))
+    except (InvalidDicomError, OSError, ValueError, AttributeError, KeyError) as e:
+        raise InputError(f"{dicomdir}: not a readable DICOMDIR ({type(e).__name__}: {e})") from e
+    return [str(inst.path) for inst in fs]
+
+
+def _classify(
+    files: Iterable[str], skipped: list[SkippedFile], via_dicomdir: bool
+) -> tuple[list[str], list[str]]:
+    """Split files into DICOM candidates and other scan files; record the rest as skipped."""
+    dicom, others = [], []
+    for f in files:
+        kind = _suffix_kind(f)
+        if kind == "zip":
+            dicom += _zip_members(f, skipped)
+        elif kind == "dicomdir" and not via_dicomdir:
+            skipped.append(SkippedFile(f, "DICOMDIR index (the files it lists are found by the folder walk)"))
+        elif kind == "other":
+            skipped.append(SkippedFile(f, "not a scan file (suffix)"))
+        elif kind == "dicom" or via_dicomdir:
+            dicom.append(f)
+        else:
+            others.append(f)
+    return dicom, others
+
+
+def _strip_suffix(name: str) -> str:
+    low = name.lower()
+    for s in sorted(VOLUME_SUFFIXES + IMAGE2D_SUFFIXES, key=len, reverse=True):
+        if low.endswith(s):
+            return name[: -len(s)]
+    return name
+
+
+def _file_study(path: str, skipped: list[SkippedFile]) -> StudyRef | None:
+    kind = _suffix_kind(path)
+    try:
+        series = file_series(path, kind)
+    except InputError as e:
+        skipped.append(SkippedFile(path, str(e).removeprefix(f"{path}: ")))
+        return None
+    return StudyRef(_strip_suffix(os.path.basename(path)), path_id(path), kind, path, (series,))
+
+
+def _dicom_studies(headers: list[HeaderSummary]) -> list[StudyRef]:
+    by_study: dict[str, list[HeaderSummary]] = {}
+    for h in headers:
+        by_study.setdefault(h.study_uid, []).append(h)
+    studies = []
+    for uid in sorted(by_study):
+        hs = by_study[uid]
+        series = series_from_headers(hs)
+        roots = {disk_path(h.path) for h in hs}
+        common = os.path.commonpath(sorted(roots))
+        root = common if len(roots) > 1 or not os.path.isfile(common) else os.path.dirname(common)
+        if len(roots) == 1 and next(iter(roots)).lower().endswith(".zip"):
+            root = next(iter(roots))
+        studies.append(StudyRef(uid, uid, "dicom", root, series, hs[0].study_description))
+    return studies
+
+
+def discover(path: str | os.PathLike[str], *, workers: int = 1) -> Discovery:
+    """Find studies under ``path`` without reading pixel data.
+
+    Args:
+        path: A folder (searched recursively), a ``.zip`` archive, a DICOMDIR file, or one scan file.
+        workers: Processes for reading DICOM headers (used from 2000 files on; 1 = in-process).
+
+    Returns:
+        :class:`Discovery`; iterate it for the studies.
+
+    Raises:
+        InputError: ``path`` does not exist, or is a DICOMDIR that cannot be read.
+    """
+    t0 = time.perf_counter()
+    root = os.path.abspath(os.fspath(path))
+    if not os.path.exists(root):
+        raise InputError(f"{root}: no such file or folder")
+    skipped: list[SkippedFile] = []
+    if os.path.isdir(root):
+        files = list(_walk(root))
+        dicom, others = _classify(files, skipped, via_dicomdir=False)
+    elif _suffix_kind(root) == "dicomdir":
+        files = _dicomdir_files(root)
+        missing = [f for f in files if not os.path.isfile(f)]
+        skipped += [SkippedFile(f, "listed in the DICOMDIR but missing on disk") for f in missing]
+        files = [f for f in files if os.path.isfile(f)]
+        dicom, others = _classify(files, skipped, via_dicomdir=True)
+    else:
+        files = [root]
+        dicom, others = _classify(files, skipped, via_dicomdir=False)
+    headers: list[HeaderSummary] = []
+    for item in _read_headers(dicom, workers):
+        if isinstance(item, SkippedFile):
+            skipped.append(item)
+        else:
+            headers.append(item)
+    studies = _dicom_studies(headers)
+    for f in sorted(others):
+        s = _file_study(f, skipped)
+        if s is not None:
+            studies.append(s)
+    candidates = set(dicom) | set(others)
+    n_files = len(candidates) + sum(1 for s in skipped if s.path not in candidates)
+    seconds = time.perf_counter() - t0
+    log.info(
+        "discovered %d studies in %d files (%d skipped) in %.2fs",
+        len(studies),
+        n_files,
+        len(skipped),
+        seconds,
+    )
+    return Discovery(str(Path(root)), tuple(studies), tuple(skipped), n_files, seconds)

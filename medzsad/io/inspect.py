@@ -1,0 +1,189 @@
+"""``inspect_path``: what discovery, series selection and loading make of a path, as a report.
+
+Used by ``medzsad inspect`` and by tests. Nothing is written; a study that fails to load is
+reported with its error and the others are still inspected.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from medzsad.errors import InputError
+from medzsad.io.dicom_common import LoadPolicy
+from medzsad.io.discovery import Discovery, StudyRef, discover
+from medzsad.io.geometry import orientation_code
+from medzsad.io.readers import load_volume
+from medzsad.io.series_selection import SeriesRules, select_series
+from medzsad.io.volume import Volume
+
+__all__ = ["InspectReport", "StudyReport", "VolumeSummary", "inspect_path", "summarize_volume"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VolumeSummary:
+    """Geometry and intensity summary of a loaded volume.
+
+    Attributes:
+        shape_ijk: ``(I, J, K)``.
+        spacing_mm: Voxel spacing along ``i, j, k``.
+        orientation: Orientation code, e.g. ``LPS`` (nibabel letters: direction each axis increases to).
+        origin_lps_mm: Position of voxel ``(0, 0, 0)``.
+        value_range: ``(min, max)`` of the voxel values (HU for CT).
+        modality: Modality.
+        problems: Warnings recorded while loading.
+    """
+
+    shape_ijk: tuple[int, int, int]
+    spacing_mm: tuple[float, float, float]
+    orientation: str
+    origin_lps_mm: tuple[float, float, float]
+    value_range: tuple[float, float]
+    modality: str
+    problems: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict."""
+        return {
+            "shape_ijk": list(self.shape_ijk),
+            "spacing_mm": [round(x, 6) for x in self.spacing_mm],
+            "orientation": self.orientation,
+            "origin_lps_mm": [round(x, 4) for x in self.origin_lps_mm],
+            "value_range": [float(x) for x in self.value_range],
+            "modality": self.modality,
+            "problems": list(self.problems),
+        }
+
+
+def summarize_volume(volume: Volume) -> VolumeSummary:
+    """The :class:`VolumeSummary` of a volume."""
+    data = volume.data
+    rng = (float(np.min(data)), float(np.max(data))) if data.size else (0.0, 0.0)
+    return VolumeSummary(
+        volume.shape_ijk,
+        volume.spacing_mm,
+        orientation_code(volume.affine_ras),
+        volume.origin_lps_mm,
+        rng,
+        volume.modality,
+        volume.warnings,
+    )
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """One study: its series, the chosen one and why, and the loaded volume (or the error)."""
+
+    study: StudyRef
+    chosen_uid: str | None
+    reason: str
+    rejected: tuple[tuple[str, str], ...]
+    volume: VolumeSummary | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict."""
+        return {
+            "study_id": self.study.study_id,
+            "kind": self.study.kind,
+            "path": self.study.path,
+            "description": self.study.description,
+            "series": [s.to_dict() for s in self.study.series],
+            "chosen_series": self.chosen_uid,
+            "reason": self.reason,
+            "rejected": [{"series_uid": uid, "reason": why} for uid, why in self.rejected],
+            "volume": self.volume.to_dict() if self.volume else None,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class InspectReport:
+    """Everything ``medzsad inspect`` shows."""
+
+    root: str
+    n_files: int
+    seconds: float
+    studies: tuple[StudyReport, ...]
+    skipped: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict."""
+        return {
+            "root": self.root,
+            "n_files": self.n_files,
+            "discovery_seconds": round(self.seconds, 3),
+            "studies": [s.to_dict() for s in self.studies],
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+        }
+
+    def to_text(self) -> str:
+        """A human-readable report."""
+        lines = [
+            f"{self.root}: {len(self.studies)} studies in {self.n_files} files ({len(self.skipped)} skipped)"
+        ]
+        for s in self.studies:
+            lines.append(f"study {s.study.study_id} [{s.study.kind}] {s.study.description}".rstrip())
+            for ser in s.study.series:
+                mark = "*" if ser.series_uid == s.chosen_uid else " "
+                lines.append(
+                    f"  {mark} #{ser.series_number if ser.series_number is not None else '-'} "
+                    f"{ser.modality or ser.kind} {ser.description!r} {ser.n_slices} slices, {ser.plane}"
+                )
+            lines.append(f"    chosen: {s.chosen_uid or 'none'} ({s.reason})")
+            for uid, why in s.rejected:
+                lines.append(f"    not {uid}: {why}")
+            if s.volume:
+                v = s.volume
+                lines.append(
+                    f"    volume {v.shape_ijk} spacing {tuple(round(x, 4) for x in v.spacing_mm)} mm "
+                    f"{v.orientation} values {v.value_range[0]:g}..{v.value_range[1]:g}"
+                )
+                lines += [f"    problem: {p}" for p in v.problems]
+            if s.error:
+                lines.append(f"    error: {s.error}")
+        lines += [f"skipped {p}: {r}" for p, r in self.skipped]
+        return "\n".join(lines)
+
+
+def _study_report(study: StudyRef, rules: SeriesRules | None, load: bool, policy: LoadPolicy) -> StudyReport:
+    sel = select_series(study, rules)
+    rejected = tuple((r.series.series_uid, r.reason) for r in sel.rejected)
+    chosen = sel.chosen
+    if chosen is None or not load:
+        return StudyReport(study, chosen.series_uid if chosen else None, sel.reason, rejected)
+    try:
+        volume = load_volume(chosen, policy=policy)
+    except InputError as e:
+        return StudyReport(study, chosen.series_uid, sel.reason, rejected, error=str(e))
+    return StudyReport(study, chosen.series_uid, sel.reason, rejected, summarize_volume(volume))
+
+
+def inspect_path(
+    path: str | os.PathLike[str],
+    *,
+    rules: SeriesRules | None = None,
+    load: bool = True,
+    policy: LoadPolicy | str = LoadPolicy.WARN,
+) -> InspectReport:
+    """Discover ``path``, choose a series per study and (optionally) load it.
+
+    Args:
+        path: Folder, ``.zip``, DICOMDIR or scan file.
+        rules: Series selection rules (default :class:`SeriesRules`).
+        load: Load each chosen series to report shape, spacing, orientation, value range and problems.
+        policy: Load policy for DICOM geometry problems.
+
+    Raises:
+        InputError: ``path`` does not exist or is an unreadable DICOMDIR.
+    """
+    found: Discovery = discover(path)
+    pol = LoadPolicy(policy)
+    studies = tuple(_study_report(s, rules, load, pol) for s in found.studies)
+    skipped = tuple((s.path, s.reason) for s in found.skipped)
+    return InspectReport(found.root, found.n_files, found.seconds, studies, skipped)

@@ -1,0 +1,144 @@
+"""Header summary of one series (what discovery knows without reading pixel data)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+
+from medzsad.errors import InputError
+from medzsad.io.geometry import Plane, orientation_code, plane_of_normal
+from medzsad.io.nifti import path_id
+
+__all__ = ["SeriesRef", "file_series"]
+
+
+@dataclass(frozen=True)
+class SeriesRef:
+    """One series as discovery saw it.
+
+    Attributes:
+        series_uid: SeriesInstanceUID (DICOM) or a stable id derived from the path.
+        study_uid: StudyInstanceUID (DICOM) or the same id as ``series_uid``.
+        kind: ``dicom``, ``nifti``, ``itk`` or ``image2d``.
+        files: The files (archive members allowed), in discovery order (not slice order).
+        modality: Modality (``""`` when unknown, e.g. NIfTI).
+        description: SeriesDescription.
+        series_number: SeriesNumber, or ``None``.
+        image_type: ImageType values (e.g. ``ORIGINAL, PRIMARY, LOCALIZER``).
+        n_instances: Number of files.
+        n_slices: Number of 2D slices (frames of multi-frame objects counted; K of a volume file).
+        plane: ``axial``, ``coronal``, ``sagittal``, ``unknown`` or ``mixed`` (several orientations).
+        oblique: True when the orientation is not aligned with the patient axes.
+        slice_thickness_mm: SliceThickness (or the slice spacing of a volume file), or ``None``.
+        pixel_spacing_mm: ``(row spacing, column spacing)`` or ``None``.
+        rows: Rows (``J``).
+        cols: Columns (``I``).
+        sop_class_uid: SOPClassUID of the first instance.
+        is_image: False for objects without pixel data (SR, KO, RTSTRUCT, ...).
+        body_part: BodyPartExamined.
+        transfer_syntaxes: Transfer syntax UIDs seen.
+        orientation: Orientation code of a volume file (``RAS``...), ``""`` for DICOM.
+    """
+
+    series_uid: str
+    study_uid: str
+    kind: str
+    files: tuple[str, ...]
+    modality: str = ""
+    description: str = ""
+    series_number: int | None = None
+    image_type: tuple[str, ...] = ()
+    n_instances: int = 1
+    n_slices: int = 1
+    plane: str = Plane.UNKNOWN.value
+    oblique: bool = False
+    slice_thickness_mm: float | None = None
+    pixel_spacing_mm: tuple[float, float] | None = None
+    rows: int = 0
+    cols: int = 0
+    sop_class_uid: str = ""
+    is_image: bool = True
+    body_part: str = ""
+    transfer_syntaxes: tuple[str, ...] = ()
+    orientation: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready summary (no file list, only its length)."""
+        return {
+            "series_uid": self.series_uid,
+            "kind": self.kind,
+            "modality": self.modality,
+            "description": self.description,
+            "series_number": self.series_number,
+            "image_type": list(self.image_type),
+            "n_instances": self.n_instances,
+            "n_slices": self.n_slices,
+            "plane": self.plane,
+            "oblique": self.oblique,
+            "slice_thickness_mm": self.slice_thickness_mm,
+            "pixel_spacing_mm": list(self.pixel_spacing_mm) if self.pixel_spacing_mm else None,
+            "rows": self.rows,
+            "cols": self.cols,
+            "is_image": self.is_image,
+            "n_files": len(self.files),
+        }
+
+
+def _volume_summary(path: str, kind: str) -> tuple[tuple[int, ...], np.ndarray]:
+    """``(shape, affine_ras)`` of a volume file from its header."""
+    if kind == "nifti":
+        img = nib.load(path)
+        return tuple(int(x) for x in img.shape), np.asarray(img.affine, dtype=np.float64)
+    if kind == "itk":
+        import SimpleITK as sitk
+
+        from medzsad.io.itk_image import affine_lps_of
+
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(path)
+        reader.ReadImageInformation()
+        img = sitk.Image([1] * reader.GetDimension(), sitk.sitkUInt8)
+        img.SetSpacing(reader.GetSpacing())
+        img.SetOrigin(reader.GetOrigin())
+        img.SetDirection(reader.GetDirection())
+        a = affine_lps_of(img)
+        if reader.GetDimension() == 2:
+            a[2, 2] = 1.0
+        return tuple(int(x) for x in reader.GetSize()), np.diag([-1.0, -1.0, 1.0, 1.0]) @ a
+    from PIL import Image
+
+    with Image.open(path) as im:
+        w, h = im.size
+    return (w, h, 1), np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def file_series(path: str, kind: str) -> SeriesRef:
+    """The one series of a NIfTI/NRRD/MHA/2D image file, from its header.
+
+    Raises:
+        InputError: The header cannot be read.
+    """
+    try:
+        shape, affine = _volume_summary(path, kind)
+    except (OSError, EOFError, ValueError, RuntimeError, nib.filebasedimages.ImageFileError) as e:
+        raise InputError(f"{path}: cannot read the {kind} header ({type(e).__name__}: {e})") from e
+    zooms = np.linalg.norm(affine[:3, :3], axis=0)
+    uid = path_id(path)
+    k = shape[2] if len(shape) > 2 else 1
+    return SeriesRef(
+        series_uid=uid,
+        study_uid=uid,
+        kind=kind,
+        files=(os.path.abspath(path),),
+        description=os.path.basename(path),
+        n_slices=int(k),
+        plane=plane_of_normal(affine[:3, 2]).value if len(shape) > 2 and k > 1 else Plane.UNKNOWN.value,
+        slice_thickness_mm=float(zooms[2]),
+        pixel_spacing_mm=(float(zooms[1]), float(zooms[0])),
+        rows=int(shape[1]) if len(shape) > 1 else 1,
+        cols=int(shape[0]),
+        orientation=orientation_code(affine) if abs(np.linalg.det(affine[:3, :3])) > 0 else "",
+    )
