@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from medzsad.errors import GeometryError
 from medzsad.report.atomic import write_bytes
@@ -51,7 +51,7 @@ class SeriesSpec:
     window_width: float = 1000.0
 
 
-def _uid(*parts: str) -> str:
+def _uid(*parts: str) -> UID:
     return generate_uid(entropy_srcs=["medzsad-demo", *parts])
 
 

@@ -15,13 +15,14 @@ __all__ = ["Executor", "LocalExecutor", "Loaded"]
 
 J = TypeVar("J")
 P = TypeVar("P")
+P_co = TypeVar("P_co", covariant=True)
 R = TypeVar("R")
 
 
-class Loaded(Protocol[P]):
+class Loaded(Protocol[P_co]):
     """The result of loading a job: call ``result()`` to get it or raise the loading error."""
 
-    def result(self) -> P:
+    def result(self) -> P_co:
         """The loaded value, or raise what loading raised."""
         ...
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
+from scipy.integrate import trapezoid
 from skimage import measure
 
 from medzsad.cohort.inputs import StudyInput
@@ -76,12 +77,11 @@ def aupro_volumes(
     if f.size < 2 or f.max() == f.min():
         return float("nan")
     f = (f - f.min()) / (f.max() - f.min())
-    trapezoid = getattr(np, "trapezoid", None) or np.trapz
     return float(trapezoid(p[::-1], f[::-1]))
 
 
 def _load(path: Path) -> np.ndarray:
-    return np.asanyarray(nib.load(str(path)).dataobj)
+    return np.asanyarray(cast(nib.Nifti1Image, nib.load(str(path))).dataobj)
 
 
 def _voxel_metrics(pairs: list[tuple[Path, Path, Path]]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
@@ -34,7 +34,7 @@ def read_nifti(path: Path) -> Volume:
         NiftiError: Unreadable file or fewer than 3 dimensions.
     """
     try:
-        img = nib.load(str(path))
+        img = cast(nib.Nifti1Image, nib.load(str(path)))
         data = np.asarray(img.get_fdata(dtype=np.float32))
     except Exception as e:  # nibabel/zlib/OSError for truncated or non-NIfTI files
         raise NiftiError(

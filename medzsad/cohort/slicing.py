@@ -80,8 +80,8 @@ def _from_model(maps: np.ndarray, shape_rc: tuple[int, int]) -> np.ndarray:
     """``(N, S, S)`` -> ``(N, r, c)``: resize to the padded square and crop (inverse of :func:`_to_model`)."""
     r, c = shape_rc
     side = max(r, c)
-    x = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))[:, None]
-    x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)[:, 0].numpy()
+    t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))[:, None]
+    x = F.interpolate(t, size=(side, side), mode="bilinear", align_corners=False)[:, 0].numpy()
     r0, c0 = (side - r) // 2, (side - c) // 2
     return x[:, r0 : r0 + r, c0 : c0 + c]
 

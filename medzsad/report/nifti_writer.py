@@ -9,6 +9,7 @@ re-read after writing and its shape and affine compared with the source's.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -50,7 +51,7 @@ def nifti_bytes(data: np.ndarray, affine_ras: np.ndarray, *, description: str = 
 
 def _verify(path: Path, shape: tuple[int, ...], affine_ras: np.ndarray, dtype: np.dtype) -> None:
     try:
-        img = nib.load(str(path))
+        img = cast(nib.Nifti1Image, nib.load(str(path)))
     except Exception as e:  # nibabel raises many types for a corrupt file
         raise OutputError(f"{path}: written NIfTI cannot be re-read ({e}); check the disk") from e
     if tuple(img.shape) != tuple(shape) or img.get_data_dtype() != dtype:
