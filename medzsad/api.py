@@ -1,12 +1,83 @@
-"""Public Python API of medzsad; the command line is a thin shell over these functions."""
+"""Public Python API of medzsad; the command line is a thin shell over these names.
+
+Names are resolved lazily (PEP 562 ``__getattr__``), so ``import medzsad.api`` is instant and
+torch-free: ``medzsad weights list`` or ``medzsad --help`` never pay for loading torch.
+
+Examples:
+    >>> import medzsad.api as mz
+    >>> summary = mz.run_cohort("cohorts/smoke.yaml")          # doctest: +SKIP
+    >>> mz.selftest("../shared/fixtures/anomalyclip_reference/tiny_a").passed  # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
-from medzsad.selftest import SelftestReport, run_selftest
+import importlib
+from typing import Any
 
-__all__ = ["selftest", "SelftestReport"]
+# public name -> (module, attribute)
+_EXPORTS: dict[str, tuple[str, str]] = {
+    # cohort runs (issue 4)
+    "run_cohort": ("medzsad.cohort.runner", "run_cohort"),
+    "RunOptions": ("medzsad.cohort.runner", "RunOptions"),
+    "RunSummary": ("medzsad.cohort.runner", "RunSummary"),
+    "StudyOutcome": ("medzsad.cohort.runner", "StudyOutcome"),
+    "load_cohort": ("medzsad.config", "load_cohort"),
+    "CohortConfig": ("medzsad.config", "CohortConfig"),
+    "write_demo_data": ("medzsad.cohort.demo_data", "write_demo_data"),
+    # scan input (issue 3)
+    "discover": ("medzsad.io.discovery", "discover"),
+    "inspect_path": ("medzsad.io.inspect", "inspect_path"),
+    # weights (issue 2)
+    "list_weights": ("medzsad.weights.manage", "list_weights"),
+    "weights_path": ("medzsad.weights.manage", "weights_path"),
+    "import_weights": ("medzsad.weights.import_file", "import_weights"),
+    "fetch_weights": ("medzsad.weights.fetch", "fetch_weights"),
+    "load_clip_weights": ("medzsad.weights.manage", "load_clip_weights"),
+    "load_prompt_weights": ("medzsad.weights.manage", "load_prompt_weights"),
+    "save_prompt_checkpoint": ("medzsad.weights.prompt_checkpoint", "save_prompt_checkpoint"),
+    "load_prompt_checkpoint": ("medzsad.weights.prompt_checkpoint", "load_prompt_checkpoint"),
+    "DEFAULT_CLIP_WEIGHTS": ("medzsad.weights.registry", "DEFAULT_CLIP_WEIGHTS"),
+    "DEFAULT_PROMPT_WEIGHTS": ("medzsad.weights.registry", "DEFAULT_PROMPT_WEIGHTS"),
+    # model (issue 2)
+    "ModelSpec": ("medzsad.eval.model_loading", "ModelSpec"),
+    "load_anomalyclip": ("medzsad.eval.model_loading", "load_anomalyclip"),
+    "Detector": ("medzsad.model.inference", "Detector"),
+    "SelftestReport": ("medzsad.selftest", "SelftestReport"),
+    # training and evaluation (issue 5)
+    "train": ("medzsad.training.api", "train"),
+    "TrainConfig": ("medzsad.training.config", "TrainConfig"),
+    "evaluate": ("medzsad.eval.api", "evaluate"),
+    "evaluate_samples": ("medzsad.eval.api", "evaluate_samples"),
+    "benchmark": ("medzsad.eval.api", "benchmark"),
+    "EvalOptions": ("medzsad.eval.api", "RunOptions"),
+    # review outputs (issue 6)
+    "slicer_script": ("medzsad.report.slicer_bundle_script", "slicer_script"),
+    "write_slicer_script": ("medzsad.report.slicer_bundle_script", "write_slicer_script"),
+}
+
+__all__ = sorted([*_EXPORTS, "selftest"])
 
 
-def selftest(reference_dir: str) -> SelftestReport:
-    """Compare our AnomalyCLIP with a reference fixture folder (see :mod:`medzsad.selftest`)."""
+def selftest(reference_dir: str) -> Any:
+    """Compare our AnomalyCLIP with a reference fixture folder (see :mod:`medzsad.selftest`).
+
+    Returns:
+        :class:`medzsad.selftest.SelftestReport`; ``.passed`` is the verdict, ``.to_table()`` the table.
+    """
+    from medzsad.selftest import run_selftest
+
     return run_selftest(reference_dir)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'medzsad.api' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -48,8 +48,22 @@ _EXIT_BY_ERROR: tuple[tuple[type[MedzsadError], int], ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every available sub-command."""
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (first non-option word), if it is a known one."""
+    for word in argv:
+        if not word.startswith("-"):
+            name = word.replace("-", "_")
+            return name if name in _COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the top-level parser.
+
+    Args:
+        only: Register just this sub-command (its module alone is imported, so e.g.
+            ``medzsad weights list`` does not pay for importing torch); ``None`` registers all.
+    """
     parser = argparse.ArgumentParser(
         prog="medzsad",
         description=(
@@ -60,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"medzsad {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMANDS:
+    for name in _COMMANDS if only is None else (only,):
         try:
             module = importlib.import_module(f"medzsad.cli.{name}_cmd")
         except ModuleNotFoundError as e:
@@ -80,7 +94,8 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``medzsad`` console script. Returns the process exit code."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
         parser.print_help()
@@ -88,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose, getattr(args, "quiet", False))
     try:
         return int(args.handler(args) or EXIT_OK)
+    except BrokenPipeError:  # output piped into `head` and closed early
+        return EXIT_OK
     except KeyboardInterrupt:
         sys.stderr.write("medzsad: interrupted\n")
         return EXIT_INTERRUPTED

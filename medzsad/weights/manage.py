@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from medzsad.errors import ModelError
 from medzsad.weights.cache import ManifestRecord, find_cached, read_manifest, resolve, weights_root
