@@ -2,7 +2,7 @@
 
 Relative manifest paths resolve against the manifest's folder; other relative paths against the
 cohort file's folder. A folder given in ``paths``/``globs`` is searched for studies with
-:func:`medzsad.cohort.reading.dicom_series_in` (DICOM studies grouped by StudyInstanceUID; NIfTI,
+:func:`medzsad.io.discovery.discover` (DICOM studies grouped by StudyInstanceUID; NIfTI,
 NRRD and MHA files one study each).
 """
 
@@ -111,18 +111,19 @@ def _from_path(p: Path) -> list[StudyInput]:
 
 
 def _discover_folder(folder: Path) -> list[StudyInput]:
-    """Studies in a folder: NIfTI-like files one each; DICOM series grouped by StudyInstanceUID."""
-    from medzsad.cohort.reading import dicom_series_in
+    """Studies in a folder: DICOM grouped by StudyInstanceUID, other scan files one each."""
+    from medzsad.io.discovery import discover
 
-    volumes = sorted(q for q in folder.rglob("*") if q.is_file() and q.name.lower().endswith(VOLUME_SUFFIXES))
-    studies = [StudyInput(_strip_suffix(q.name), str(q)) for q in volumes]
-    by_study: dict[str, list[str]] = {}
-    for s in dicom_series_in(folder):
-        by_study.setdefault(s["study_uid"], []).extend(s["files"])
-    for uid, files in sorted(by_study.items()):
-        # one DICOM study in the folder: name it after the folder; several: after their UIDs
-        sid = folder.name if len(by_study) == 1 and not studies else uid
-        studies.append(StudyInput(sid, str(folder), tuple(sorted(files)), study_uid=uid))
+    refs = list(discover(folder))
+    n_dicom = sum(r.kind == "dicom" for r in refs)
+    studies = []
+    for r in refs:
+        if r.kind == "dicom":
+            # one DICOM study in the folder: name it after the folder; several: after their UIDs
+            sid = folder.name if n_dicom == 1 and len(refs) == 1 else r.study_id
+            studies.append(StudyInput(sid, str(folder), tuple(r.files), study_uid=r.study_uid))
+        else:
+            studies.append(StudyInput(r.study_id, r.path))
     return studies
 
 
