@@ -3,7 +3,7 @@
 Random anomaly maps with random blob masks (the issue's case: 100 maps of 518 x 518). Times the
 reference-style loop (binarise, relabel and measure every region at each of 200 thresholds, as
 AnomalyCLIP ``metrics.cal_pro_score``) and :func:`medzsad.eval.metrics.aupro`, checks they agree, and
-appends the result to ``bench/RESULTS_aupro.md``.
+appends the result to ``bench/RESULTS.md``.
 
 Usage::
 
@@ -74,7 +74,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--size", type=int, default=518)
-    p.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS_aupro.md")
+    p.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     args = p.parse_args()
     masks, maps = make_case(args.n, args.size)
 
@@ -95,7 +95,7 @@ def main() -> None:
     print(f"medzsad aupro : {t_ours:.2f} s  AUPRO={ours:.12f}")
     print(f"speed-up {speedup:.1f}x, |difference| {abs(ours - ref):.2e}")
     if not args.no_record:
-        out = Path(__file__).with_name("RESULTS_aupro.md")
+        out = Path(__file__).with_name("RESULTS.md")
         header = (
             "# AUPRO benchmark (bench/aupro_bench.py)\n\n"
             "Reference = AnomalyCLIP `cal_pro_score` loop (200 thresholds); ours = "
