@@ -1,1 +1,1 @@
-"""transforms."""
+"""Preprocessing transforms (MONAI array/dict pairs), presets and the way back to the source grid."""

@@ -1,0 +1,142 @@
+"""Display slices ``[0, 1]`` -> CLIP model input ``(N, 3, S, S)``: letterbox, resize, normalise.
+
+With ``letterbox`` the slice is first padded (value 0, centred) to a square *physical* extent, so
+that anisotropic pixels (e.g. a coronal cut of 5 mm axial slices) are not distorted; then it is
+resized to ``S x S`` (bilinear, antialiased when shrinking), repeated to 3 channels and normalised
+with the model's ``mean``/``std``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, Transform
+
+from medzsad.errors import ConfigError
+from medzsad.transforms._backend import ArrayLike
+
+__all__ = ["Letterbox", "letterbox_of", "resize_stack", "ToClipInput", "ToClipInputd"]
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a ``(H, W)`` slice maps onto the ``S x S`` model grid.
+
+    Attributes:
+        size: ``(H, W)`` of the slice.
+        padded: ``(Hp, Wp)`` after padding.
+        offset: ``(top, left)`` of the slice inside the padded image.
+        image_size: ``S``.
+    """
+
+    size: tuple[int, int]
+    padded: tuple[int, int]
+    offset: tuple[int, int]
+    image_size: int
+
+
+def letterbox_of(
+    size: tuple[int, int], pixel_spacing_mm: tuple[float, float], image_size: int, letterbox: bool = True
+) -> Letterbox:
+    """The :class:`Letterbox` of a slice of ``size`` with ``(row, column)`` pixel spacing."""
+    h, w = int(size[0]), int(size[1])
+    if not letterbox:
+        return Letterbox((h, w), (h, w), (0, 0), image_size)
+    sr, sc = float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1])
+    extent = max(h * sr, w * sc)
+    hp, wp = max(h, int(round(extent / sr))), max(w, int(round(extent / sc)))
+    return Letterbox((h, w), (hp, wp), ((hp - h) // 2, (wp - w) // 2), image_size)
+
+
+def resize_stack(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """Resize ``(N, H, W)`` float32 to ``(N, *size)``.
+
+    ``bilinear`` (``align_corners=False``) is antialiased when shrinking; ``nearest`` uses
+    ``nearest-exact`` (pixel centres), so that an integer up- then down-scale restores the input.
+    """
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    x4 = x[:, None].to(torch.float32)
+    if mode == "nearest":
+        out = F.interpolate(x4, size=size, mode="nearest-exact")
+    else:
+        shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+        out = F.interpolate(x4, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    return out[:, 0]
+
+
+class ToClipInput(Transform):
+    """``(N, H, W)`` slices in ``[0, 1]`` -> ``(N, 3, S, S)`` float32 torch, CLIP-normalised.
+
+    Args:
+        image_size: Model input size ``S``.
+        mean: Per-channel mean (3 values) of the model's preprocessing.
+        std: Per-channel std (3 values).
+        pixel_spacing_mm: ``(row, column)`` spacing of the slices (for the letterbox).
+        letterbox: Pad to a square physical extent before resizing.
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        pixel_spacing_mm: tuple[float, float] = (1.0, 1.0),
+        letterbox: bool = True,
+    ) -> None:
+        if image_size < 1 or len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ConfigError(
+                f"need image_size >= 1, 3 means and 3 positive stds (got {image_size}, {mean}, {std})"
+            )
+        self.image_size = int(image_size)
+        self.mean = torch.tensor([float(m) for m in mean], dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor([float(s) for s in std], dtype=torch.float32).view(1, 3, 1, 1)
+        self.pixel_spacing_mm = pixel_spacing_mm
+        self.letterbox = letterbox
+
+    def layout(self, size: tuple[int, int]) -> Letterbox:
+        """The letterbox for slices of ``size``."""
+        return letterbox_of(size, self.pixel_spacing_mm, self.image_size, self.letterbox)
+
+    def __call__(self, slices: ArrayLike) -> torch.Tensor:
+        """Convert a stack of slices."""
+        x = slices if isinstance(slices, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(slices))
+        x = x.to(torch.float32)
+        n, h, w = x.shape
+        lb = self.layout((h, w))
+        if lb.padded != (h, w):
+            padded = torch.zeros((n, *lb.padded), dtype=torch.float32, device=x.device)
+            padded[:, lb.offset[0] : lb.offset[0] + h, lb.offset[1] : lb.offset[1] + w] = x
+            x = padded
+        x = resize_stack(x, (self.image_size, self.image_size)).clamp_(0.0, 1.0)
+        x3 = x[:, None].expand(n, 3, self.image_size, self.image_size)
+        return ((x3 - self.mean.to(x.device)) / self.std.to(x.device)).contiguous()
+
+
+class ToClipInputd(MapTransform):
+    """Dictionary version of :class:`ToClipInput` (returns a new dict)."""
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        pixel_spacing_mm: tuple[float, float] = (1.0, 1.0),
+        letterbox: bool = True,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.transform = ToClipInput(image_size, mean, std, pixel_spacing_mm, letterbox)
+
+    def __call__(self, data: Mapping[Hashable, ArrayLike]) -> dict[Hashable, ArrayLike]:
+        """Convert every key."""
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.transform(d[key])
+        return d
