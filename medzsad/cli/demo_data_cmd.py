@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
+from medzsad import api
 from medzsad.cli import EXIT_OK
-
-
-def _api() -> Any:
-    from medzsad import api
-
-    if hasattr(api, "write_demo_data"):
-        return api
-    import medzsad.cohort as cohort  # until medzsad.api re-exports write_demo_data
-
-    return cohort
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    demo = _api().write_demo_data(args.dir, resolution=args.resolution)
+    demo = api.write_demo_data(args.dir, resolution=args.resolution)
     sys.stdout.write(f"wrote {len(demo.studies)} studies to {demo.root} (manifest {demo.manifest})\n")
     return EXIT_OK

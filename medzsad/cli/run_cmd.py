@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from medzsad import api
 from medzsad.cli import EXIT_FAILED_STUDIES, EXIT_OK
 
 EPILOG = """\
@@ -23,16 +24,6 @@ outputs (in --out, default reports/<name>/):
 exit codes: 0 all studies done, 3 some studies failed (the others completed; see errors.csv),
   2 configuration error (the message names the file and line), 4 input, 5 model/weights, 6 output.
 """
-
-
-def _api() -> Any:
-    from medzsad import api
-
-    if hasattr(api, "run_cohort"):
-        return api
-    import medzsad.cohort as cohort  # until medzsad.api re-exports run_cohort
-
-    return cohort
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,7 +70,6 @@ def _line(outcome: Any, i: int, n: int) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    api = _api()
     if args.batch_size is not None and args.batch_size < 1:
         from medzsad.errors import ConfigError
 
