@@ -121,14 +121,14 @@ class WindowConfig(_Section):
 
 
 class SeriesRules(_Section):
-    """Which series of a DICOM study to use (``None`` keeps the preset's rule).
+    """Which series of a DICOM study to use (``None`` keeps :mod:`medzsad.io`'s default rule).
 
     Attributes:
         modality: Allowed modalities, e.g. ``[CT]``.
         include: Regular expressions; the SeriesDescription must match one.
         exclude: Regular expressions; a matching SeriesDescription is skipped (e.g. ``scout``).
         min_slices: Fewest slices a usable series has.
-        prefer: Tie-break among usable series: most slices, thinnest slices, or first found.
+        prefer: Tie-break among usable series: thinnest slices (io default), most slices, or first.
     """
 
     modality: tuple[str, ...] | None = None
