@@ -134,7 +134,7 @@ def write_series(
         ds.PixelData = stored[k].tobytes()
         if compress:
             ds.compress(compress)
-        path = folder / f"IM{names[k]:05d}"
+        path = folder / f"IM{spec.series_number:03d}{names[k]:05d}"
         ds.save_as(path, enforce_file_format=True)
         out.append(path)
     return out
@@ -208,9 +208,11 @@ def write_localizer(folder: Path, spec: SeriesSpec) -> Path:
     return write_series(folder, loc, shuffle_names=False)[0]
 
 
-def write_secondary_capture(path: Path) -> Path:
+def write_secondary_capture(path: Path, study_uid: str | None = None) -> Path:
     """A non-image-geometry secondary capture (dose report screenshot style)."""
-    spec = SeriesSpec(rows=8, cols=8, modality="OT", description="Dose Report")
+    spec = SeriesSpec(rows=8, cols=8, modality="OT", description="Dose Report", series_number=99)
+    if study_uid:
+        spec.study_uid = study_uid
     ds = _base(spec, SecondaryCaptureImageStorage, generate_uid())
     ds.PixelData = np.zeros((8, 8), np.int16).tobytes()
     ds.save_as(path, enforce_file_format=True)
