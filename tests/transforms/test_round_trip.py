@@ -1,4 +1,4 @@
-"""A marker at voxel (i, j, k) of the source comes back at (i, j, k) through slices -> model size -> inverse."""
+"""A marker at voxel (i, j, k) of the source comes back at (i, j, k) after slices -> model -> inverse."""
 
 from __future__ import annotations
 
