@@ -49,6 +49,11 @@ def _floats(value: object) -> tuple[float, ...] | None:
     return out if out and all(np.isfinite(out)) else None
 
 
+def _first_float(value: object) -> float | None:
+    vals = _floats([value])
+    return vals[0] if vals else None
+
+
 def _shared(ds: Dataset, seq: str, keyword: str) -> object:
     """``keyword`` from the shared functional group ``seq`` of an enhanced object, or None."""
     shared = ds.get("SharedFunctionalGroupsSequence")
@@ -100,7 +105,7 @@ def _summary_of(ds: Dataset, path: str) -> HeaderSummary:
         image_type=tuple(str(x).upper() for x in image_type),
         n_frames=_int_or_none(ds.get("NumberOfFrames")) or 1,
         iop=iop if iop and len(iop) == 6 else None,
-        slice_thickness_mm=float(thick) if _floats([thick]) else None,
+        slice_thickness_mm=_first_float(thick),
         pixel_spacing_mm=(ps[0], ps[1]) if ps and len(ps) == 2 else None,
         rows=_int_or_none(ds.get("Rows")) or 0,
         cols=_int_or_none(ds.get("Columns")) or 0,

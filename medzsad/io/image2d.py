@@ -33,10 +33,9 @@ def load_image2d(path: str) -> Volume:
     """
     try:
         with Image.open(path) as im:
-            if getattr(im, "n_frames", 1) > 1:
-                raise InputError(
-                    f"{path}: image has {im.n_frames} frames; medzsad reads single-frame 2D images"
-                )
+            n_frames = int(getattr(im, "n_frames", 1))
+            if n_frames > 1:
+                raise InputError(f"{path}: image has {n_frames} frames; medzsad reads single-frame 2D images")
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 arr = np.asarray(im, dtype=np.float32)

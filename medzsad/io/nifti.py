@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -93,8 +94,8 @@ def load_nifti(path: str, volume_index: int | None = None) -> Volume:
         NiftiError: Unreadable/truncated file, zero size, NaN values, singular affine, 4D without index.
     """
     try:
-        img = nib.load(path)
-        header = img.header
+        img: Any = nib.load(path)
+        header: Any = img.header
         data = np.asarray(img.get_fdata(dtype=np.float32))
     except (OSError, EOFError, ValueError, nib.filebasedimages.ImageFileError) as e:
         raise NiftiError(f"{path}: cannot read the NIfTI file ({type(e).__name__}: {e})") from e

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -90,8 +91,8 @@ class SeriesRef:
 def _volume_summary(path: str, kind: str) -> tuple[tuple[int, ...], np.ndarray]:
     """``(shape, affine_ras)`` of a volume file from its header."""
     if kind == "nifti":
-        img = nib.load(path)
-        return tuple(int(x) for x in img.shape), np.asarray(img.affine, dtype=np.float64)
+        nimg: Any = nib.load(path)
+        return tuple(int(x) for x in nimg.shape), np.asarray(nimg.affine, dtype=np.float64)
     if kind == "itk":
         import SimpleITK as sitk
 

@@ -149,7 +149,7 @@ def select_series(series: object, rules: SeriesRules | None = None) -> Selection
         :class:`Selection` with the chosen series and a reason for every other one.
     """
     rules = rules or SeriesRules()
-    candidates: list[SeriesRef] = list(getattr(series, "series", series))  # type: ignore[arg-type]
+    candidates: list[SeriesRef] = list(getattr(series, "series", series))  # type: ignore[call-overload]
     eligible, rejected = [], []
     for s in candidates:
         why = _rejection(s, rules)

@@ -44,7 +44,7 @@ def _apply_ornt(arr: ArrayLike, ornt: np.ndarray) -> ArrayLike:
     if isinstance(arr, torch.Tensor):
         out = torch.flip(arr, flips) if flips else arr
         return out.permute(*perm, *range(3, out.ndim)).contiguous()
-    out_np = np.flip(arr, flips) if flips else arr
+    out_np = np.flip(arr, tuple(flips)) if flips else arr
     return np.ascontiguousarray(np.transpose(out_np, perm + list(range(3, out_np.ndim))))
 
 
