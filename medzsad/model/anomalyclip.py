@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medzsad.model import towers
 from medzsad.model.config import AnomalyCLIPConfig
-from medzsad.model.dpam_vision import DPAMVisionEncoder, VisionFeatures
+from medzsad.model.dpam_vision import VisionFeatures
 from medzsad.model.prompt_learner import PromptLearner
-from medzsad.model.prompted_text import PromptedTextEncoder
 from medzsad.model.scoring import (
     anomaly_map_from_similarity,
     gaussian_smooth,
@@ -66,7 +66,8 @@ class AnomalyCLIP(nn.Module):
     :func:`medzsad.model.build.build_anomalyclip`).
 
     Args:
-        clip: open_clip ``CLIP`` (ViT towers, built-in text transformer).
+        clip: open_clip ``CLIP`` (ViT towers, built-in text transformer), or ``CustomTextCLIP`` with
+            a timm ViT and/or an HF BERT text tower (see :mod:`medzsad.model.towers`).
         config: Hyper-parameters.
         prompt_learner: The learnable prompts.
     """
@@ -78,8 +79,8 @@ class AnomalyCLIP(nn.Module):
         for p in self.clip.parameters():
             p.requires_grad_(False)
         self.prompt_learner = prompt_learner
-        self.vision = DPAMVisionEncoder(clip.visual, config.dpam_layers, config.feature_layers)
-        self.text = PromptedTextEncoder(clip, fp16_cast=config.deep_prompt_fp16_cast)
+        self.vision = towers.vision_encoder(clip.visual, config.dpam_layers, config.feature_layers)
+        self.text = towers.text_encoder(clip, fp16_cast=config.deep_prompt_fp16_cast)
 
     @property
     def image_size(self) -> int:

@@ -3,7 +3,10 @@
 No file or network access: ``medzsad.weights`` reads files and passes tensors in. The CLIP is
 created through open_clip's own config mechanism (``open_clip.get_model_config`` for named
 architectures, or an inline ``clip_cfg`` dict), and its positional embedding is resized once,
-here, for ``config.image_size``.
+here, for ``config.image_size``. Models with a timm vision tower or a Hugging Face text tower
+(BiomedCLIP) are built as open_clip ``CustomTextCLIP`` from an inline ``clip_cfg`` (open_clip then
+reads the HF model config/tokenizer named in it, from a local folder or the HF cache), or built whole
+elsewhere (``medzsad.weights.clip_files.hf_hub_model``) and injected with ``clip=``.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ from typing import Any
 
 import open_clip
 import torch
-from open_clip.model import CLIP
+from open_clip.model import CLIP, CustomTextCLIP
 from torch import nn
 
 from medzsad.errors import ModelError
+from medzsad.model import towers
 from medzsad.model.anomalyclip import AnomalyCLIP
 from medzsad.model.config import AnomalyCLIPConfig
 from medzsad.model.dpam_vision import resize_positional_embedding
 from medzsad.model.prompt_learner import PromptLearner
+from medzsad.model.timm_vision import fit_timm_to_pos_embed, is_timm_tower, resize_timm_vision_input
 
 __all__ = ["clip_model_config", "normalize_clip_keys", "build_clip", "build_anomalyclip", "prompt_token_ids"]
 
@@ -36,6 +41,12 @@ def clip_model_config(config: AnomalyCLIPConfig) -> dict[str, Any]:
     """
     if config.clip_cfg is not None:
         cfg = copy.deepcopy(config.clip_cfg)
+    elif config.backbone.startswith("hf-hub:"):  # open_clip would look its config up on the hub
+        raise ModelError(
+            f"{config.backbone} is an open_clip hf-hub model: build it with "
+            "medzsad.weights.clip_files.hf_hub_model and pass it as build_anomalyclip(..., clip=model), "
+            "or give its model_cfg as clip_cfg"
+        )
     else:
         cfg = open_clip.get_model_config(config.backbone)
         if cfg is None:
@@ -81,20 +92,53 @@ def build_clip(
         seed: Seed for random init (ignored when weights are given).
 
     Returns:
-        ``CLIP`` in eval mode, float32, on CPU, positional embedding resized for ``image_size``.
+        ``CLIP`` (``CustomTextCLIP`` for timm/HF tower configs) in eval mode, float32, on CPU,
+        positional embedding resized for ``image_size``.
 
     Raises:
-        ModelError: Weights that do not fit the architecture.
+        ModelError: Weights that do not fit the architecture, or an unsupported tower (named).
     """
     cfg = clip_model_config(config)
     if seed is not None:
         torch.manual_seed(seed)
-    clip = CLIP(**cfg)
-    if state_dict is not None:
-        _load_clip_weights(clip, normalize_clip_keys(state_dict), config.backbone)
+    if towers.is_custom_tower_cfg(cfg):
+        clip = _custom_text_clip(cfg, config.backbone)
+        if state_dict is not None:
+            _load_custom_weights(clip, state_dict, config.backbone)
+    else:
+        clip = CLIP(**cfg)
+        if state_dict is not None:
+            _load_clip_weights(clip, normalize_clip_keys(state_dict), config.backbone)
+    towers.check_towers(clip)
     clip = clip.float().eval()
     _resize_vision_input(clip, config.image_size)
     return clip
+
+
+def _custom_text_clip(cfg: dict[str, Any], name: str) -> nn.Module:
+    """open_clip ``CustomTextCLIP`` from a config with timm/HF towers, never fetching tower weights."""
+    cfg = copy.deepcopy(cfg)
+    if cfg.get("vision_cfg", {}).get("timm_model_name"):
+        cfg["vision_cfg"]["timm_model_pretrained"] = False
+    if cfg.get("text_cfg", {}).get("hf_model_name"):
+        cfg["text_cfg"]["hf_model_pretrained"] = False
+    try:
+        return CustomTextCLIP(**cfg)
+    except (RuntimeError, OSError, ImportError, ValueError, KeyError) as e:
+        raise ModelError(
+            f"open_clip could not build the towers of {name!r} ({type(e).__name__}: {e}); timm/HF towers "
+            "need pip install 'medzsad[hf]', and hf_model_name must be a local folder or in the HF cache"
+        ) from e
+
+
+def _load_custom_weights(clip: nn.Module, state_dict: dict[str, torch.Tensor], name: str) -> None:
+    """Load ``CustomTextCLIP`` weights (``text.`` keys kept), sizing a timm ViT for their ``pos_embed``."""
+    sd = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+    visual: Any = clip.visual
+    pos = sd.get("visual.trunk.pos_embed")
+    if is_timm_tower(visual) and pos is not None and pos.shape != visual.trunk.pos_embed.shape:
+        fit_timm_to_pos_embed(visual, pos)
+    _load_clip_weights(clip, sd, name)
 
 
 def _load_clip_weights(clip: nn.Module, sd: dict[str, torch.Tensor], name: str) -> None:
@@ -119,7 +163,10 @@ def _load_clip_weights(clip: nn.Module, sd: dict[str, torch.Tensor], name: str) 
 
 
 def _resize_vision_input(clip: nn.Module, image_size: int) -> None:
-    visual = clip.visual
+    visual: Any = clip.visual
+    if is_timm_tower(visual):
+        resize_timm_vision_input(visual, image_size)
+        return
     patch = visual.conv1.kernel_size[0]
     if image_size % patch:
         raise ModelError(f"image_size={image_size} is not a multiple of the patch size {patch}")
@@ -139,30 +186,82 @@ def prompt_token_ids(config: AnomalyCLIPConfig, context_length: int) -> tuple[to
     return ids[0], ids[1]
 
 
+def _hf_tokenizer(config: AnomalyCLIPConfig) -> towers.Tokenizer:
+    """open_clip's tokenizer for an HF text tower, from ``clip_cfg`` or the ``hf-hub:`` backbone id."""
+    text_cfg = (config.clip_cfg or {}).get("text_cfg", {})
+    name = text_cfg.get("hf_tokenizer_name") or text_cfg.get("hf_model_name")
+    try:
+        if name:
+            return open_clip.tokenizer.HFTokenizer(name, context_length=text_cfg.get("context_length", 77))
+        if config.backbone.startswith("hf-hub:"):
+            return open_clip.get_tokenizer(config.backbone)
+    except (OSError, ValueError, ImportError) as e:
+        raise ModelError(f"could not load the tokenizer of {name or config.backbone!r}: {e}") from e
+    raise ModelError(
+        f"backbone {config.backbone!r} has a Hugging Face text tower but no tokenizer is known; pass "
+        "build_anomalyclip(..., tokenizer=open_clip.get_tokenizer('hf-hub:...'))"
+    )
+
+
+def _prompt_ids(
+    clip: nn.Module, config: AnomalyCLIPConfig, tokenizer: towers.Tokenizer | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids ``(L,)`` of the normal and anomalous prompt for ``clip``'s text tower."""
+    states = (config.normal_state, config.anomalous_state)
+    if towers.is_hf_text_tower(clip):
+        return towers.hf_token_ids(clip, tokenizer or _hf_tokenizer(config), config.n_ctx, states)
+    context_length: Any = getattr(clip, "context_length", None) or towers.text_tower(clip).context_length
+    if tokenizer is None:
+        return prompt_token_ids(config, context_length)
+    prefix = " ".join(["X"] * config.n_ctx)
+    ids = tokenizer([f"{prefix} {state}" for state in states])
+    return ids[0], ids[1]
+
+
 def build_anomalyclip(
     config: AnomalyCLIPConfig,
     clip_state_dict: dict[str, torch.Tensor] | None = None,
     prompt_state_dict: dict[str, torch.Tensor] | None = None,
     *,
     seed: int | None = None,
+    clip: nn.Module | None = None,
+    tokenizer: towers.Tokenizer | None = None,
 ) -> AnomalyCLIP:
     """Build the full detector model (CPU, float32, eval mode).
 
     Args:
         config: Architecture and hyper-parameters.
-        clip_state_dict: CLIP weights (OpenAI key names) or ``None`` for random init (tests).
+        clip_state_dict: CLIP weights (OpenAI key names; ``CustomTextCLIP`` names for timm/HF
+            towers) or ``None`` for random init (tests).
         prompt_state_dict: Prompt learner weights (official or medzsad format) or ``None`` for the
             reference ``N(0, 0.02)`` initialisation.
         seed: Seeds random initialisation of the CLIP and of the prompts.
+        clip: An already built open_clip model (e.g. ``hf_hub_model('hf-hub:...').model``) to use
+            instead of building one; its positional embedding is resized in place for
+            ``config.image_size``. Not combined with ``clip_state_dict``.
+        tokenizer: Tokenizer for the prompt token ids; default: open_clip's ``SimpleTokenizer`` for
+            the CLIP text transformer, and for an HF text tower the ``HFTokenizer`` named by
+            ``clip_cfg`` (``hf_tokenizer_name``) or ``open_clip.get_tokenizer(backbone)`` for an
+            ``hf-hub:`` backbone (read from a local folder or the HF cache).
 
     Returns:
         :class:`AnomalyCLIP`; move it with ``.to(device)``.
+
+    Raises:
+        ModelError: Unsupported towers (named), weights that do not fit, or no tokenizer.
     """
-    clip = build_clip(config, clip_state_dict, seed=seed)
-    ids_normal, ids_anomalous = prompt_token_ids(config, clip.context_length)
+    if clip is None:
+        clip = build_clip(config, clip_state_dict, seed=seed)
+    elif clip_state_dict is not None:
+        raise ModelError("give either clip (a built model) or clip_state_dict, not both")
+    else:
+        towers.check_towers(clip)
+        clip = clip.float().eval()
+        _resize_vision_input(clip, config.image_size)
+    ids_normal, ids_anomalous = _prompt_ids(clip, config, tokenizer)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     learner = PromptLearner(
-        clip.token_embedding,
+        towers.token_embedding(clip),
         ids_normal,
         ids_anomalous,
         n_ctx=config.n_ctx,

@@ -20,9 +20,10 @@ class PromptLearner(nn.Module):
     """Learnable normal/anomalous prompts plus deep text prompts.
 
     Args:
-        token_embedding: The CLIP token embedding (used once, to embed the fixed tokens).
-        token_ids_normal: ``(77,)`` int token ids of ``"X X ... X object."`` (SOT/EOT included).
-        token_ids_anomalous: ``(77,)`` int token ids of ``"X X ... X damaged object."``.
+        token_embedding: The CLIP token embedding, or BERT's word embedding (used once, to embed the
+            fixed tokens).
+        token_ids_normal: ``(L,)`` int token ids of ``"X X ... X object."`` (SOT/EOT or CLS/SEP included).
+        token_ids_anomalous: ``(L,)`` int token ids of ``"X X ... X damaged object."``.
         n_ctx: Learnable context tokens per prompt.
         depth: Deep prompt depth (``depth - 1`` deep prompt tensors).
         t_n_ctx: Tokens per deep prompt.
