@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from medzsad.cohort.metrics import aupro_volumes
-from medzsad.cohort.slicing import _from_model, _to_model
+from medzsad.cohort.slicing import choose_preset
 from medzsad.cohort.stages import SliceScores, study_score
 from medzsad.config import StudyScoreRule
 from medzsad.eval.metrics import aupro
@@ -57,10 +56,29 @@ def test_display_orientation_roundtrip(affine, axis):
     np.testing.assert_array_equal(from_display(to_display(stack, o), o), stack)
 
 
-def test_model_resize_roundtrip_keeps_shape_and_constant_maps():
-    slices = np.full((2, 20, 30), 0.5, dtype=np.float32)
-    x = _to_model(slices, 28, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-    assert x.shape == (2, 3, 28, 28) and x.dtype == torch.float32
-    back = _from_model(np.full((2, 28, 28), 0.25, dtype=np.float32), (20, 30))
-    assert back.shape == (2, 20, 30)
-    np.testing.assert_allclose(back, 0.25, atol=1e-6)
+def test_auto_preset_follows_modality_and_cohort_overrides_apply():
+    from medzsad.config import PipelineConfig
+    from medzsad.io.volume import SourceInfo, Volume
+
+    def vol(data, modality=""):
+        return Volume(
+            data.astype(np.float32), np.eye(4), modality, SourceInfo(paths=("x.nii",), kind="nifti")
+        )
+
+    ct_like = vol(np.full((8, 8, 4), -1000.0))
+    mr_like = vol(np.full((8, 8, 4), 10.0))
+    xray = vol(np.full((8, 8, 1), 10.0))
+    auto = PipelineConfig()
+    assert choose_preset(ct_like, {}, auto).name.startswith("ct-")
+    assert choose_preset(mr_like, {}, auto).name == "mr-brain"
+    assert choose_preset(xray, {}, auto).name == "xray-2d"
+    assert choose_preset(mr_like, {}, PipelineConfig(preset="ct-head")).name == "ct-head"
+    over = choose_preset(
+        ct_like,
+        {},
+        PipelineConfig(
+            preset="ct-head", axis="coronal", skip_empty_slices=False, window={"center": 50, "width": 100}
+        ),
+    )
+    assert over.axis == "coronal" and over.skip_empty_slices is False
+    assert over.intensity.window.center == 50 and over.intensity.window.width == 100
