@@ -132,9 +132,18 @@ def _first_error(e: ValidationError) -> str:
 
 
 def pipelines_dir() -> Path:
-    """The preset folder (``$MEDZSAD_PIPELINES`` or ``<repo>/pipelines``)."""
+    """The preset folder.
+
+    ``$MEDZSAD_PIPELINES`` when set; else ``pipelines/`` of the source checkout; else the copy a
+    wheel installs as the ``medzsad.pipelines`` package data (``pyproject.toml`` maps it).
+    """
     env = os.environ.get("MEDZSAD_PIPELINES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "pipelines"
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parents[2] / "pipelines"
+    if checkout.is_dir():
+        return checkout
+    return Path(__file__).resolve().parents[1] / "pipelines"
 
 
 def list_presets() -> list[str]:
