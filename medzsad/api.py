@@ -39,8 +39,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "DEFAULT_CLIP_WEIGHTS": ("medzsad.weights.registry", "DEFAULT_CLIP_WEIGHTS"),
     "DEFAULT_PROMPT_WEIGHTS": ("medzsad.weights.registry", "DEFAULT_PROMPT_WEIGHTS"),
     # model (issue 2)
-    "ModelSpec": ("medzsad.eval.model_loading", "ModelSpec"),
-    "load_anomalyclip": ("medzsad.eval.model_loading", "load_anomalyclip"),
+    "ModelSpec": ("medzsad.weights.model_loading", "ModelSpec"),
+    "load_anomalyclip": ("medzsad.weights.model_loading", "load_anomalyclip"),
     "Detector": ("medzsad.model.inference", "Detector"),
     "SelftestReport": ("medzsad.selftest", "SelftestReport"),
     # training and evaluation (issue 5)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medzsad.datasets.open import DATASET_KINDS
 from medzsad.eval import api as eval_api
-from medzsad.eval.model_loading import ModelSpec
+from medzsad.weights.model_loading import ModelSpec
 from medzsad.weights.registry import DEFAULT_PROMPT_WEIGHTS
 
 

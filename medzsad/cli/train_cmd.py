@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from medzsad.datasets.open import DATASET_KINDS
-from medzsad.eval.model_loading import DEFAULT_ARCHITECTURE, ModelSpec
 from medzsad.training import api as train_api
 from medzsad.training.config import CACHE_MODES, TrainConfig
+from medzsad.weights.model_loading import TRAIN_ARCHITECTURE, ModelSpec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="intensity window of volume slices (--dataset-kind volumes), e.g. -160 240 HU",
     )
     g = p.add_argument_group("model")
-    g.add_argument("--architecture", default=DEFAULT_ARCHITECTURE, help=f"(default: {DEFAULT_ARCHITECTURE})")
+    g.add_argument("--architecture", default=TRAIN_ARCHITECTURE, help=f"(default: {TRAIN_ARCHITECTURE})")
     g.add_argument("--clip", default=None, metavar="NAME|FILE", help="CLIP weights (default: OpenAI weights)")
     g.add_argument("--init-prompts", default=None, metavar="NAME|FILE", help="start from these prompts")
     g.add_argument("--image-size", type=int, default=518, metavar="PX", help="input side (default: 518)")

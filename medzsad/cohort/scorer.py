@@ -16,13 +16,15 @@ from typing import Any, Protocol
 
 import torch
 
-from medzsad.config import CohortConfig, ModelConfig
+from medzsad.config import CohortConfig
 from medzsad.errors import ModelError
 from medzsad.model.inference import DetectionResult, Detector
 
 __all__ = ["SliceScorer", "ScorerInfo", "ModelScorer", "build_scorer", "resolve_device"]
 
 log = logging.getLogger(__name__)
+
+_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".json")
 
 
 class SliceScorer(Protocol):
@@ -96,33 +98,33 @@ def _file_identity(name: str, path: Path) -> dict[str, Any]:
     return {"name": name, "path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _weight_file(name: str, config: CohortConfig) -> tuple[Path, bool]:
-    """A weight name -> (file, from_registry). Paths (with / or a suffix) resolve against the cohort file."""
-    looks_like_path = (
-        "/" in name or "\\" in name or Path(name).suffix in (".pt", ".pth", ".bin", ".safetensors")
-    )
+def _weight_file(name: str, config: CohortConfig) -> Path | None:
+    """A weight name -> the file it reads, or ``None`` for ``random``/``hf-hub:`` ids.
+
+    Names with a path separator or a weight-file suffix are files, relative to the cohort file.
+    """
+    if name == "random" or name.startswith("hf-hub:"):
+        return None
+    looks_like_path = "/" in name or "\\" in name or Path(name).suffix in _WEIGHT_SUFFIXES
     if looks_like_path:
         p = config.resolve(name)
         if not p.exists():
             raise ModelError(f"{config.source_file}: weight file {p} does not exist (model section)")
-        return p, False
+        return p
     from medzsad.weights.cache import resolve
+    from medzsad.weights.registry import FileFormat, get_weight_entry
 
-    return resolve(name), True
+    if get_weight_entry(name).file_format is FileFormat.HF_HUB:
+        return None
+    return resolve(name)
 
 
-def _architecture(m: ModelConfig) -> Any:
-    from medzsad.model.config import AnomalyCLIPConfig, load_architecture
+def _spec_name(name: str, path: Path | None) -> str:
+    return str(path) if path is not None and not _is_registry_name(name) else name
 
-    base = (
-        load_architecture("anomalyclip_vitl14_336") if m.backbone == "ViT-L-14-336" else AnomalyCLIPConfig()
-    )
-    return base.with_overrides(
-        backbone=m.backbone,
-        image_size=m.image_size,
-        feature_layers=tuple(m.feature_layers),
-        dpam_layers=m.dpam_layers,
-    )
+
+def _is_registry_name(name: str) -> bool:
+    return not ("/" in name or "\\" in name or Path(name).suffix in _WEIGHT_SUFFIXES)
 
 
 def _build_model(config: CohortConfig) -> tuple[Any, ScorerInfo]:
@@ -135,26 +137,28 @@ def _build_model(config: CohortConfig) -> tuple[Any, ScorerInfo]:
         desc = "tiny random AnomalyCLIP (SMOKE RUN - random weights)"
         weights: dict[str, Any] = {"clip": "random", "prompts": "random", "seed": m.seed}
     else:
-        from medzsad.model.build import build_anomalyclip
+        from medzsad.weights.model_loading import ModelSpec, load_anomalyclip
 
-        arch_cfg = _architecture(m)
-        arch = arch_cfg.to_dict()
-        weights = {}
-        clip_sd = prompt_sd = None
-        if m.clip_weights != "random":
-            from medzsad.weights.clip_files import read_clip_state_dict
-
-            path, _ = _weight_file(m.clip_weights, config)
-            weights["clip"] = _file_identity(m.clip_weights, path)
-            clip_sd = read_clip_state_dict(path)
-        if m.prompt_weights != "random":
-            from medzsad.weights.prompt_checkpoint import read_prompt_weights
-
-            path, _ = _weight_file(m.prompt_weights, config)
-            ckpt = read_prompt_weights(path)
-            weights["prompts"] = {**_file_identity(m.prompt_weights, path), "sha256": ckpt.sha256}
-            prompt_sd = ckpt.state_dict
-        model = build_anomalyclip(arch_cfg, clip_sd, prompt_sd, seed=m.seed)
+        clip_path = _weight_file(m.clip_weights, config)
+        prompt_path = _weight_file(m.prompt_weights, config)
+        weights = {"seed": m.seed}
+        for key, name, path in (
+            ("clip", m.clip_weights, clip_path),
+            ("prompts", m.prompt_weights, prompt_path),
+        ):
+            weights[key] = _file_identity(name, path) if path is not None else name
+        spec = ModelSpec(
+            prompts=_spec_name(m.prompt_weights, prompt_path),
+            clip=_spec_name(m.clip_weights, clip_path),
+            architecture="anomalyclip_vitl14_336" if m.backbone == "ViT-L-14-336" else None,
+            backbone=m.backbone,
+            image_size=m.image_size,
+            feature_layers=tuple(m.feature_layers),
+            dpam_layers=m.dpam_layers,
+            seed=m.seed,
+        )
+        model = load_anomalyclip(spec)
+        arch = model.config.to_dict()
         desc = f"AnomalyCLIP {m.backbone} clip={m.clip_weights} prompts={m.prompt_weights}"
     payload = json.dumps({"arch": arch, "weights": weights}, sort_keys=True, default=str)
     info = ScorerInfo(desc, hashlib.sha256(payload.encode()).hexdigest(), weights, m.is_smoke)

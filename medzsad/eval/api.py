@@ -19,12 +19,12 @@ from medzsad.datasets.samples import Sample
 from medzsad.errors import ConfigError, InputError
 from medzsad.eval import metrics as M
 from medzsad.eval.evaluation import ALL_COLUMNS, ClassPredictions, metrics_table
-from medzsad.eval.model_loading import ModelSpec, load_anomalyclip
 from medzsad.eval.paper import PAPER_TABLE2, PaperResult
 from medzsad.eval.plots import plot_curves, plot_histogram
 from medzsad.eval.predict import Predictions, predict_samples
 from medzsad.eval.table import MetricsTable, atomic_write_text
 from medzsad.model.inference import Detector
+from medzsad.weights.model_loading import ModelSpec, load_anomalyclip
 
 __all__ = [
     "RunOptions",

@@ -145,9 +145,16 @@ def _load_clip_weights(clip: nn.Module, sd: dict[str, torch.Tensor], name: str) 
     own = clip.state_dict()
     pos_key = "visual.positional_embedding"
     if pos_key in sd and pos_key in own and sd[pos_key].shape != own[pos_key].shape:
-        grid = int(round((own[pos_key].shape[0] - 1) ** 0.5))
-        sd = dict(sd)
-        sd[pos_key] = resize_positional_embedding(sd[pos_key].float(), grid)
+        # Weights saved from a model already resized for another input size: take their grid as it
+        # is (resizing it back to the native grid first would lose information); the one resize to
+        # the configured image_size happens afterwards, and is a no-op when the sizes agree.
+        stored = sd[pos_key]
+        if stored.ndim != 2 or stored.shape[1] != own[pos_key].shape[1]:
+            raise ModelError(
+                f"CLIP weights do not fit architecture {name!r}: {pos_key} has shape "
+                f"{tuple(stored.shape)}, expected (*, {own[pos_key].shape[1]})"
+            )
+        clip.visual.positional_embedding = nn.Parameter(torch.empty_like(stored, dtype=torch.float32))
     try:
         result = clip.load_state_dict(
             {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=False

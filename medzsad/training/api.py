@@ -8,10 +8,10 @@ from pathlib import Path
 
 from medzsad.datasets.open import open_labelled
 from medzsad.datasets.samples import summarise
-from medzsad.eval.model_loading import DEFAULT_ARCHITECTURE, ModelSpec, load_anomalyclip
 from medzsad.model.inference import Detector
 from medzsad.training.config import TrainConfig
 from medzsad.training.trainer import Trainer, TrainResult
+from medzsad.weights.model_loading import TRAIN_ARCHITECTURE, ModelSpec, load_anomalyclip
 
 __all__ = ["train"]
 
@@ -44,7 +44,7 @@ def train(
         window: intensity window of ``volumes`` slices, e.g. ``(-160, 240)`` HU.
     """
     config = config or TrainConfig()
-    spec = model or ModelSpec(prompts=None, architecture=DEFAULT_ARCHITECTURE, seed=config.seed)
+    spec = model or ModelSpec(prompts=None, architecture=TRAIN_ARCHITECTURE, seed=config.seed)
     net = load_anomalyclip(spec)
     det = Detector(net, device=config.device)
     data_set = open_labelled(Path(data), kind, net.image_size, det.mean, det.std, split, classes, window)

@@ -14,9 +14,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from medzsad.cli import main
 from medzsad.datasets import read_benchmark
 from medzsad.eval import api as eval_api
-from medzsad.eval.model_loading import ModelSpec, load_anomalyclip
 from medzsad.eval.paper import PAPER_TABLE2
 from medzsad.model.inference import Detector
+from medzsad.weights.model_loading import ModelSpec, load_anomalyclip
 
 TINY = ModelSpec(prompts=None, clip="random", architecture="anomalyclip_tiny", image_size=28, seed=0)
 TINY_ARGS = [

@@ -202,8 +202,8 @@ def test_train_on_volume_slices(tmp_path: Path) -> None:
     import nibabel as nib
     import numpy as np
 
-    from medzsad.eval.model_loading import ModelSpec
     from medzsad.training.api import train
+    from medzsad.weights.model_loading import ModelSpec
 
     rng = np.random.default_rng(1)
     ct = rng.normal(40, 10, (30, 30, 4)).astype(np.float32)
