@@ -208,7 +208,7 @@ def _inference_tensors(fx: ReferenceFixture) -> dict[str, torch.Tensor]:
         "debug.text_probs_2class": (img @ text.t() / fx.config.temperature).softmax(-1),
         "debug.text_features_raw": text_raw,
         "debug.image_features_raw": feats.image_features,
-        "debug.visual_positional_embedding_after_forward": model.clip.visual.positional_embedding,
+        "debug.visual_positional_embedding_after_forward": model.clip.visual.positional_embedding.detach(),
         "debug.prompts": prompts,
         "debug.tokenized_prompts": ids,
     }

@@ -13,4 +13,5 @@ fi
 "$VENV/bin/python" -m pip install --quiet "torch>=2.2,<=2.14.1" "torchvision>=0.17,<=0.29.1"
 "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
 "$VENV/bin/python" -m ruff check medzsad tests bench
+"$VENV/bin/python" -m mypy
 exec "$VENV/bin/python" -m pytest -n "${PYTEST_WORKERS:-2}" "$@"

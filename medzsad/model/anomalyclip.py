@@ -6,7 +6,7 @@ score them, and ``forward`` only calls the two (timm's split of features and hea
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -72,7 +72,7 @@ class AnomalyCLIP(nn.Module):
         prompt_learner: The learnable prompts.
     """
 
-    def __init__(self, clip: nn.Module, config: AnomalyCLIPConfig, prompt_learner: PromptLearner) -> None:
+    def __init__(self, clip: Any, config: AnomalyCLIPConfig, prompt_learner: PromptLearner) -> None:
         super().__init__()
         self.config = config
         self.clip = clip

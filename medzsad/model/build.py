@@ -141,7 +141,7 @@ def _load_custom_weights(clip: nn.Module, state_dict: dict[str, torch.Tensor], n
     _load_clip_weights(clip, sd, name)
 
 
-def _load_clip_weights(clip: nn.Module, sd: dict[str, torch.Tensor], name: str) -> None:
+def _load_clip_weights(clip: Any, sd: dict[str, torch.Tensor], name: str) -> None:
     own = clip.state_dict()
     pos_key = "visual.positional_embedding"
     if pos_key in sd and pos_key in own and sd[pos_key].shape != own[pos_key].shape:

@@ -14,7 +14,7 @@ before them. The global feature is the class token of the original stream times 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -69,7 +69,7 @@ class DPAMVisionEncoder(nn.Module):
         feature_layers: 1-based block indices to tap.
     """
 
-    def __init__(self, visual: nn.Module, dpam_layers: int, feature_layers: tuple[int, ...]) -> None:
+    def __init__(self, visual: Any, dpam_layers: int, feature_layers: tuple[int, ...]) -> None:
         super().__init__()
         _check_supported(visual)
         self.visual = visual
@@ -91,7 +91,7 @@ class DPAMVisionEncoder(nn.Module):
         Returns:
             :class:`VisionFeatures`.
         """
-        v = self.visual
+        v: Any = self.visual
         x = self._embed(x)
         single_or_dpam: torch.Tensor | None = None
         taps: list[torch.Tensor] = []
@@ -112,7 +112,7 @@ class DPAMVisionEncoder(nn.Module):
         return VisionFeatures(image_features, patch_tokens)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        v = self.visual
+        v: Any = self.visual
         x = v.conv1(x.to(v.conv1.weight.dtype))
         x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
         if x.shape[1] + 1 != v.positional_embedding.shape[0]:
@@ -129,9 +129,9 @@ class DPAMVisionEncoder(nn.Module):
         return v.ln_pre(x)
 
 
-def _dual_attention(blk: nn.Module, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _dual_attention(blk: Any, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Value-value and query-key attention of one block on ``h`` ``(B, L, C)``; both projected."""
-    attn = blk.attn
+    attn: Any = blk.attn
     bsz, length, width = h.shape
     heads = attn.num_heads
     qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)
@@ -145,7 +145,7 @@ def _dual_attention(blk: nn.Module, h: torch.Tensor) -> tuple[torch.Tensor, torc
     return attn.out_proj(out_vv), attn.out_proj(out_qk)
 
 
-def _project(tokens: torch.Tensor, proj: torch.Tensor | nn.Module | None) -> torch.Tensor:
+def _project(tokens: torch.Tensor, proj: Any) -> torch.Tensor:
     if proj is None:
         return tokens
     if isinstance(proj, nn.Module):
@@ -153,7 +153,7 @@ def _project(tokens: torch.Tensor, proj: torch.Tensor | nn.Module | None) -> tor
     return tokens @ proj
 
 
-def _check_supported(visual: nn.Module) -> None:
+def _check_supported(visual: Any) -> None:
     needed = ("conv1", "class_embedding", "positional_embedding", "ln_pre", "transformer", "ln_post")
     missing = [name for name in needed if not hasattr(visual, name)]
     if missing:

@@ -32,6 +32,13 @@ class PromptLearner(nn.Module):
         generator: Optional RNG for the ``N(0, 0.02)`` initialisation.
     """
 
+    token_prefix_pos: torch.Tensor
+    token_suffix_pos: torch.Tensor
+    token_prefix_neg: torch.Tensor
+    token_suffix_neg: torch.Tensor
+    tokenized_prompts_pos: torch.Tensor
+    tokenized_prompts_neg: torch.Tensor
+
     def __init__(
         self,
         token_embedding: nn.Embedding,

@@ -9,6 +9,8 @@ rounded to float16; ``fp16_cast=True`` reproduces that.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -42,7 +44,7 @@ class PromptedTextEncoder(nn.Module):
         Returns:
             ``(P, D)`` float text features, not normalised.
         """
-        clip = self.clip
+        clip: Any = self.clip
         x = prompts + clip.positional_embedding.to(prompts.dtype)
         for idx, blk in enumerate(clip.transformer.resblocks):
             if 1 <= idx <= len(deep_prompts):
