@@ -308,8 +308,9 @@ def _key_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...]
             _key_lines(value_node, sub, out)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            out[(*path, i)] = item.start_mark.line + 1
-            _key_lines(item, (*path, i), out)
+            sub = (*path, i)
+            out[sub] = item.start_mark.line + 1
+            _key_lines(item, sub, out)
 
 
 def _line_of(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
