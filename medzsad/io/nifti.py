@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import zlib
 from typing import Any
 
 import nibabel as nib
@@ -97,7 +98,7 @@ def load_nifti(path: str, volume_index: int | None = None) -> Volume:
         img: Any = nib.load(path)
         header: Any = img.header
         data = np.asarray(img.get_fdata(dtype=np.float32))
-    except (OSError, EOFError, ValueError, nib.filebasedimages.ImageFileError) as e:
+    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as e:
         raise NiftiError(f"{path}: cannot read the NIfTI file ({type(e).__name__}: {e})") from e
     data = select_volume(data, path, volume_index, "voxel data (dim[1..4])")
     check_finite(data, path, "voxel data")

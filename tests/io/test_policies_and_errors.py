@@ -184,6 +184,17 @@ def test_truncated_nifti(tmp_path: Path) -> None:
     assert str(p) in str(e.value)
 
 
+def test_corrupt_gzip_nifti_is_a_nifti_error(tmp_path: Path) -> None:
+    """A damaged deflate stream (zlib.error) must become NiftiError, not escape untyped."""
+    p = tmp_path / "bad.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4), np.float32), np.eye(4)), p)
+    raw = p.read_bytes()
+    p.write_bytes(raw[:40] + b"\x00garbage" * 10 + raw[120:])
+    with pytest.raises(NiftiError, match="cannot read the NIfTI file") as e:
+        load_volume(str(p))
+    assert str(p) in str(e.value)
+
+
 def test_bad_png(tmp_path: Path) -> None:
     p = tmp_path / "x.png"
     p.write_bytes(b"\x89PNG\r\n\x1a\nbroken")
