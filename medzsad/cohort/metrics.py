@@ -14,70 +14,15 @@ from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
-from scipy.integrate import trapezoid
-from skimage import measure
 
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import LedgerRow, StudyState
-from medzsad.eval.metrics import aupro_thresholds, auroc, average_precision
+from medzsad.eval.metrics import aupro_regions, auroc, average_precision
 from medzsad.report.atomic import write_json
 
-__all__ = ["aupro_volumes", "cohort_metrics", "write_metrics"]
+__all__ = ["cohort_metrics", "write_metrics"]
 
 log = logging.getLogger(__name__)
-
-
-def aupro_volumes(
-    masks: list[np.ndarray], maps: list[np.ndarray], max_step: int = 200, fpr_limit: float = 0.3
-) -> float:
-    """AUPRO over volumes of any shapes, each connected ground-truth region (full connectivity) one region.
-
-    Same algorithm and threshold grid as :func:`medzsad.eval.metrics.aupro` (which it equals for
-    lists of 2D images), generalised to N-d regions and differently shaped inputs.
-
-    Args:
-        masks: Ground truth per study, bool-like, any shape.
-        maps: Heat maps, same shapes as ``masks``.
-        max_step: Threshold steps between the global min and max.
-        fpr_limit: FPR limit of the integrated part of the curve.
-
-    Returns:
-        AUPRO in [0, 1], or ``nan`` when undefined (no region, no normal voxel, constant maps).
-    """
-    m = [
-        np.asarray(x) > 0.5 if np.asarray(x).dtype.kind == "f" else np.asarray(x).astype(bool) for x in masks
-    ]
-    a = [np.asarray(x, dtype=np.float64) for x in maps]
-    if not m or not any(x.any() for x in m) or all(x.all() for x in m):
-        return float("nan")
-    lo, hi = min(float(x.min()) for x in a), max(float(x.max()) for x in a)
-    if lo == hi:
-        return float("nan")
-    ths = aupro_thresholds(np.array([lo, hi]), max_step)
-    n_th = ths.size
-    neg_hist = np.zeros(n_th + 1, dtype=np.int64)
-    region_hist, region_area = [], []
-    for mask, amap in zip(m, a):
-        idx = np.searchsorted(ths, amap, side="left")
-        neg_hist += np.bincount(idx[~mask], minlength=n_th + 1)
-        labels = measure.label(mask)
-        n = int(labels.max())
-        if n == 0:
-            continue
-        on = labels > 0
-        flat = (labels[on].astype(np.int64) - 1) * (n_th + 1) + idx[on]
-        region_hist.append(np.bincount(flat, minlength=n * (n_th + 1)).reshape(n, n_th + 1))
-        region_area.append(np.bincount(labels[on], minlength=n + 1)[1:])
-    hist, area = np.concatenate(region_hist), np.concatenate(region_area)
-    above = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
-    pros = (above / area[:, None]).mean(axis=0)
-    fprs = np.cumsum(neg_hist[::-1])[::-1][1:] / int(sum(int((~x).sum()) for x in m))
-    keep = fprs < fpr_limit
-    f, p = fprs[keep], pros[keep]
-    if f.size < 2 or f.max() == f.min():
-        return float("nan")
-    f = (f - f.min()) / (f.max() - f.min())
-    return float(trapezoid(p[::-1], f[::-1]))
 
 
 def _load(path: Path) -> np.ndarray:
@@ -105,7 +50,7 @@ def _voxel_metrics(pairs: list[tuple[Path, Path, Path]]) -> dict[str, Any]:
     inter, total = float(np.logical_and(y, p).sum()), float(y.sum() + p.sum())
     return {
         "voxel_auroc": auroc(y, s),
-        "aupro": aupro_volumes(gts, heats),
+        "aupro": aupro_regions(gts, heats),
         "dice": 2.0 * inter / total if total > 0 else float("nan"),
         "n_mask_studies": len(gts),
         "n_voxels": int(y.size),

@@ -15,6 +15,7 @@ can still be printed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -22,6 +23,7 @@ import numpy.typing as npt
 from skimage import measure
 
 __all__ = [
+    "aupro_regions",
     "BinaryCurve",
     "F1Max",
     "OperatingPoint",
@@ -297,9 +299,41 @@ def aupro(masks: ArrayLike, maps: ArrayLike, max_step: int = 200, expect_fpr: fl
         fewer than two distinct FPRs below the limit (where the reference divides by zero).
     """
     m, a = _check_pro_inputs(masks, maps)
-    if not m.any() or m.all() or a.min() == a.max():
+    return aupro_regions(list(m), list(a), max_step, expect_fpr)
+
+
+def aupro_regions(
+    masks: Sequence[np.ndarray], maps: Sequence[np.ndarray], max_step: int = 200, expect_fpr: float = 0.3
+) -> float:
+    """:func:`aupro` over samples of any shape: 2D images or 3D volumes, each its own shape.
+
+    Every connected ground-truth region (full connectivity: 8 in 2D, 26 in 3D) of every sample is one
+    region; thresholds span the global minimum and maximum of all maps (the reference grid). For a
+    list of 2D images this is exactly :func:`aupro`.
+
+    Args:
+        masks: Ground truth per sample, bool or {0, 1} (floats binarised at 0.5).
+        maps: Anomaly maps, one per mask and of the same shape, real values.
+        max_step: number of threshold steps (200 in the reference).
+        expect_fpr: FPR limit (0.3 in the reference and the paper).
+
+    Returns:
+        AUPRO in [0, 1], or ``nan`` when undefined (see :func:`aupro`).
+    """
+    m = [
+        np.asarray(x) > 0.5 if np.asarray(x).dtype.kind == "f" else np.asarray(x).astype(bool) for x in masks
+    ]
+    a = [np.asarray(x) if np.asarray(x).dtype.kind == "f" else np.asarray(x, dtype=np.float64) for x in maps]
+    if len(m) != len(a) or any(x.shape != y.shape for x, y in zip(m, a)):
+        raise ValueError("AUPRO needs one map per mask, each of its mask's shape")
+    if any(np.isnan(x).any() for x in a):
+        raise ValueError("anomaly maps contain NaN; AUPRO is undefined")
+    if not m or not any(x.any() for x in m) or all(x.all() for x in m):
         return float("nan")
-    ths = aupro_thresholds(a, max_step)
+    extremes = np.array([min(x.min() for x in a), max(x.max() for x in a)])
+    if extremes[0] == extremes[1]:
+        return float("nan")
+    ths = aupro_thresholds(extremes, max_step)
     n_th = ths.size
     region_hist: list[np.ndarray] = []
     region_area: list[np.ndarray] = []
@@ -323,7 +357,7 @@ def aupro(masks: ArrayLike, maps: ArrayLike, max_step: int = 200, expect_fpr: fl
     above = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
     pros = (above / area[:, None]).mean(axis=0)
     fp = np.cumsum(neg_hist[::-1])[::-1][1:]
-    fprs = fp / int((~m).sum())
+    fprs = fp / int(sum(int((~x).sum()) for x in m))
     return _pro_area(fprs, pros, expect_fpr)
 
 

@@ -3,31 +3,30 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medzsad.cohort.metrics import aupro_volumes
 from medzsad.cohort.slicing import choose_preset
 from medzsad.cohort.stages import SliceScores, study_score
 from medzsad.config import StudyScoreRule
-from medzsad.eval.metrics import aupro
+from medzsad.eval.metrics import aupro, aupro_regions
 from medzsad.report.overlay import display_orientation, from_display, to_display
 
 
-def test_aupro_volumes_equals_reference_aupro_on_images():
+def test_aupro_regions_equals_reference_aupro_on_images():
     rng = np.random.default_rng(0)
     masks = np.zeros((4, 32, 32), dtype=bool)
     masks[1, 5:12, 5:12] = True
     masks[2, 20:30, 3:9] = True
     masks[2, 2:5, 25:30] = True
     maps = rng.random((4, 32, 32)) + masks * 0.6
-    assert aupro_volumes(list(masks), list(maps)) == pytest.approx(aupro(masks, maps), abs=1e-12)
-    assert np.isnan(aupro_volumes([np.zeros((3, 3, 3))], [np.ones((3, 3, 3))]))
+    assert aupro_regions(list(masks), list(maps)) == pytest.approx(aupro(masks, maps), abs=1e-12)
+    assert np.isnan(aupro_regions([np.zeros((3, 3, 3))], [np.ones((3, 3, 3))]))
 
 
-def test_aupro_volumes_3d_region_counts_once():
+def test_aupro_regions_3d_region_counts_once():
     mask = np.zeros((6, 6, 6), dtype=bool)
     mask[2:4, 2:4, 1:5] = True  # one 3D region spanning 4 slices
     rng = np.random.default_rng(2)
     separated = mask + 0.5 * rng.random(mask.shape)  # every lesion voxel above every normal voxel
-    assert aupro_volumes([mask], [separated]) == pytest.approx(1.0)
+    assert aupro_regions([mask], [separated]) == pytest.approx(1.0)
     # one 3D region: 9 voxels in slice 1 (detected) + a 3-voxel stalk in slices 2-4 (missed).
     # 3D PRO = 9/12 = 0.75; a per-slice definition would give (1 + 0 + 0 + 0) / 4 = 0.25.
     lesion = np.zeros((6, 6, 6), dtype=bool)
@@ -35,7 +34,7 @@ def test_aupro_volumes_3d_region_counts_once():
     lesion[3, 3, 2:5] = True
     part = np.where(lesion, 0.0, 0.5 * rng.random(lesion.shape))
     part[2:5, 2:5, 1] = 1.0
-    assert aupro_volumes([lesion], [part]) == pytest.approx(0.75, abs=0.01)
+    assert aupro_regions([lesion], [part]) == pytest.approx(0.75, abs=0.01)
 
 
 def test_study_score_rules():
