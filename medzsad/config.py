@@ -220,15 +220,55 @@ class StudyScoreRule(_Section):
     k: int = Field(default=3, ge=1)
 
 
+#: ``output.formats`` (file formats, the radiology view) -> the per-file ``output.outputs`` they add.
+#: The tables and provenance (``slices``, ``lesions``, ``provenance``) are always written with them.
+FORMAT_OUTPUTS: dict[str, tuple[OutputKind, ...]] = {
+    "nifti": (OutputKind.HEATMAP, OutputKind.MASK),
+    "png": (OutputKind.OVERLAY,),
+    "html": (OutputKind.HTML,),
+    "dicom-seg": (OutputKind.DICOM_SEG,),
+    "dicom-pmap": (OutputKind.DICOM_PMAP,),
+    "slicer": (OutputKind.SLICER,),
+}
+_ALWAYS_WITH_FORMATS = (OutputKind.SLICES, OutputKind.LESIONS, OutputKind.PROVENANCE)
+
+
 class OutputConfig(_Section):
-    """What is written and where."""
+    """What is written and where.
+
+    ``formats`` is the short form (``[nifti, dicom-seg, slicer, png, html]``); ``outputs`` lists
+    files one by one. Give one of them.
+    """
 
     dir: str | None = None
+    formats: tuple[str, ...] | None = None
     outputs: tuple[OutputKind, ...] = DEFAULT_OUTPUTS
+    keep_empty_frames: bool = False
     threshold: ThresholdRule = ThresholdRule()
     study_score: StudyScoreRule = StudyScoreRule()
     overlay_slices: int = Field(default=6, ge=1, le=32)
     show_ids: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _formats(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("formats") is None:
+            return data
+        data = dict(data)
+        formats = data["formats"]
+        if "outputs" in data:
+            raise ValueError("give either output.formats or output.outputs, not both")
+        if isinstance(formats, str) or not isinstance(formats, (list, tuple)):
+            raise ValueError(f"output.formats must be a list, e.g. [nifti, png] (got {formats!r})")
+        unknown = [f for f in formats if f not in FORMAT_OUTPUTS]
+        if unknown:
+            raise ValueError(f"unknown output format(s) {unknown}; known: {sorted(FORMAT_OUTPUTS)}")
+        kinds = list(_ALWAYS_WITH_FORMATS)
+        for f in formats:
+            kinds += [k for k in FORMAT_OUTPUTS[f] if k not in kinds]
+        data["outputs"] = tuple(kinds)
+        data["formats"] = tuple(formats)
+        return data
 
 
 class ExecutorConfig(_Section):

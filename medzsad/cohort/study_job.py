@@ -145,8 +145,7 @@ def process_study(
         written = write_study_files(
             partial,
             result,
-            cfg.output.outputs,
-            cfg.output.overlay_slices,
+            cfg.output,
             _provenance(job, result, cfg, model),
         )
         publish(partial, studies_dir / job.safe_id)

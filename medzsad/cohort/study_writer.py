@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from medzsad.cohort.stages import PreparedStudy, SliceScores, slice_positions_mm
-from medzsad.config import OutputKind
+from medzsad.config import OutputConfig, OutputKind
 from medzsad.errors import OutputError
 from medzsad.report.atomic import fsync_dir, write_bytes, write_csv, write_json
 from medzsad.report.lesions import LesionResult, lesions_table
@@ -94,11 +94,15 @@ def partial_dir(studies_dir: Path, safe_id: str) -> Path:
 def write_study_files(
     folder: Path,
     result: StudyResult,
-    outputs: tuple[OutputKind, ...],
-    overlay_slices: int,
+    output: OutputConfig,
     provenance: dict[str, Any],
 ) -> dict[str, str]:
-    """Write the chosen outputs into ``folder`` (created empty). Returns ``{kind: file name}``."""
+    """Write the outputs ``output`` chooses into ``folder`` (created empty). Returns ``{kind: file name}``."""
+    outputs, overlay_slices, keep_empty_frames = (
+        output.outputs,
+        output.overlay_slices,
+        output.keep_empty_frames,
+    )
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -130,6 +134,7 @@ def write_study_files(
             threshold=result.lesions.threshold,
             heatmap_nifti=folder / "heatmap.nii.gz" if "heatmap" in written else None,
             mask_nifti=folder / "mask.nii.gz" if "mask" in written else None,
+            keep_empty_frames=keep_empty_frames,
         )
         for f in res.files():
             written[f.relative_to(folder).as_posix()] = f.relative_to(folder).as_posix()

@@ -28,7 +28,10 @@ def _err(text: str) -> str:
 
 def test_unknown_keys_name_file_line_section_and_allowed_keys():
     msg = _err("name: x\ninputs:\n  paths: [a]\noutput:\n  dir: o\n  thresold: 3\n")
-    assert msg.startswith("c.yaml:6: unknown key 'thresold' in output (allowed: dir, outputs, threshold")
+    assert msg.startswith(
+        "c.yaml:6: unknown key 'thresold' in output "
+        "(allowed: dir, formats, outputs, keep_empty_frames, threshold"
+    )
     assert _err("name: x\ninputs: {paths: [a]}\nmodle: {}\n").startswith(
         "c.yaml:3: unknown key 'modle' in the top level"
     )
@@ -111,3 +114,32 @@ def test_docs_describe_every_key():
     run_help = ["--device", "--batch-size", "--out", "--force", "--dry-run", "--quiet", "--show-ids"]
     for opt in run_help:
         assert f"`{opt}" in doc, opt
+
+
+def test_output_formats_short_form_maps_to_files():
+    from medzsad.config import OutputKind, parse_cohort
+
+    cfg = parse_cohort(
+        "name: f\ninputs: {paths: [a.nii]}\noutput:\n  formats: [nifti, dicom-seg, slicer, png, html]\n"
+        "  keep_empty_frames: true\n",
+        "f.yaml",
+    )
+    kinds = set(cfg.output.outputs)
+    assert kinds == {
+        OutputKind.HEATMAP,
+        OutputKind.MASK,
+        OutputKind.OVERLAY,
+        OutputKind.HTML,
+        OutputKind.DICOM_SEG,
+        OutputKind.SLICER,
+        OutputKind.SLICES,
+        OutputKind.LESIONS,
+        OutputKind.PROVENANCE,
+    }
+    assert cfg.output.keep_empty_frames is True
+    with pytest.raises(ConfigError, match="f.yaml:3: output: unknown output format"):
+        parse_cohort("name: f\ninputs: {paths: [a.nii]}\noutput:\n  formats: [nifti, jpeg]\n", "f.yaml")
+    with pytest.raises(ConfigError, match="not both"):
+        parse_cohort(
+            "name: f\ninputs: {paths: [a.nii]}\noutput: {formats: [png], outputs: [overlay]}\n", "f.yaml"
+        )

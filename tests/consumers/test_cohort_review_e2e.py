@@ -24,7 +24,8 @@ import slicer
 from medzsad.cli import main
 from medzsad.report.slicer_bundle import read_bundle
 
-OUTPUTS = "[heatmap, mask, slices, lesions, overlay, provenance, html, dicom-seg, dicom-pmap, slicer]"
+# the acceptance wording of the issue, verbatim
+FORMATS = "[nifti, dicom-seg, slicer, png, html]"
 COHORT = """name: review-e2e
 inputs:
   paths: [{src}]
@@ -41,7 +42,7 @@ model:
   batch_size: 8
 output:
   dir: {out}
-  outputs: {outputs}
+  formats: {formats}
   threshold: {{method: percentile, value: 95.0, min_lesion_ml: 0.0}}
 """
 
@@ -80,7 +81,7 @@ def test_dicom_cohort_run_writes_every_review_output(
     series = series_lib.write_ct_series(tmp_path / "ct", seed=11)
     out = tmp_path / "out"
     cfg = tmp_path / "cohort.yaml"
-    cfg.write_text(COHORT.format(src=series.folder, out=out, outputs=OUTPUTS))
+    cfg.write_text(COHORT.format(src=series.folder, out=out, formats=FORMATS))
     assert main(["run", str(cfg), "--quiet"]) == 0
     studies = pd.read_csv(out / "studies.csv", keep_default_na=False)
     assert list(studies["status"]) == ["done"]
@@ -90,14 +91,17 @@ def test_dicom_cohort_run_writes_every_review_output(
         "mask.nii.gz",
         "overlay.png",
         "dicom/anomaly_seg.dcm",
-        "dicom/heatmap_pmap.dcm",
+        "slices.csv",
+        "lesions.csv",
+        "provenance.json",
+        "slicer/anomaly.seg.nrrd",
     ):
         assert (study / name).is_file(), name
 
-    seg_path, pmap_path = study / "dicom" / "anomaly_seg.dcm", study / "dicom" / "heatmap_pmap.dcm"
+    assert not (study / "dicom" / "heatmap_pmap.dcm").exists()  # not asked for
+    seg_path = study / "dicom" / "anomaly_seg.dcm"
     assert _errors(require_tool("dciodvfy"), [seg_path]) == []
-    assert _errors(require_tool("dciodvfy"), [pmap_path]) == []
-    assert _errors(require_tool("dcentvfy"), [*series.files, seg_path, pmap_path]) == []
+    assert _errors(require_tool("dcentvfy"), [*series.files, seg_path]) == []
     seg = pydicom.dcmread(seg_path)
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == series.series_uid
     assert seg.FrameOfReferenceUID == series.for_uid
