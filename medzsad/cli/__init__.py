@@ -82,6 +82,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    for command_parser in sub.choices.values():
+        # '-v' works after the command too (medzsad run cohort.yaml -v), as users type it
+        command_parser.add_argument(
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging (-vv for debug)"
+        )
     return parser
 
 

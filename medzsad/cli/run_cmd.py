@@ -88,7 +88,7 @@ def _handle(args: argparse.Namespace) -> int:
     summary = api.run_cohort(args.cohort, options, on_study=on_study)
     if summary.dry_run:
         for o in summary.outcomes:
-            sys.stdout.write(f"{o.status:10s} {o.study_id if args.show_ids else o.log_id}\n")
+            sys.stdout.write(f"{o.status:10s} {o.log_id}\n")
         n_run = sum(o.status == "would-run" for o in summary.outcomes)
         sys.stdout.write(f"{n_run} would run, {summary.n_skipped} already done -> {summary.out_dir}\n")
         return EXIT_OK

@@ -146,7 +146,9 @@ def _plan(
             ihash = input_hash(s)
         except Exception:  # missing input: processed (and failed) as a study, not a run error
             ihash = "missing"
-        job = StudyJob(s, safe[s.study_id], ihash, chash, hashed_id(s.study_id))
+        # logs, progress lines and errors name a study by this label: a hash unless ids are asked for
+        label = s.study_id if config.output.show_ids else hashed_id(s.study_id)
+        job = StudyJob(s, safe[s.study_id], ihash, chash, label)
         row = ledger.get(s.study_id) if ledger is not None else None
         skip = (
             not force
@@ -172,6 +174,11 @@ def _progress(total: int, mode: str) -> Iterator[Callable[[StudyOutcome], None]]
     try:
 
         def step(outcome: StudyOutcome) -> None:
+            score = f" score={outcome.score:.4f}" if outcome.score is not None else ""
+            error = f" error={outcome.error[:100]}" if outcome.error else ""
+            bar.write(
+                f"{outcome.log_id} {outcome.status}{score}{error} ({outcome.seconds:.1f} s)", file=sys.stderr
+            )
             bar.set_postfix_str(f"{outcome.log_id} {outcome.status}")
             bar.update(1)
 

@@ -69,7 +69,7 @@ def prepare_study_slices(
     """
     preset = choose_preset(volume, series, pipeline)
     prepared = prepare_slices(volume, preset, scorer.image_size, tuple(scorer.mean), tuple(scorer.std))
-    log.debug("study %s: preset %s, %d slices scored", study.study_id, preset.name, len(prepared.slice_index))
+    log.debug("preset %s, %d of %d slices scored", preset.name, len(prepared.slice_index), prepared.n_slices)
     return PreparedStudy(
         study=study,
         volume=volume,

@@ -160,3 +160,14 @@ def test_sigkill_midway_then_resume_equals_uninterrupted_run(tmp_path):
     with sqlite3.connect(db) as con:
         attempts = [a for (a,) in con.execute("SELECT attempts FROM studies")]
     assert sum(a == 1 for a in attempts) >= killed_at  # finished studies were not recomputed
+
+
+def test_show_ids_puts_real_ids_in_progress_lines(tmp_path, capsys):
+    from medzsad.cohort.ids import hashed_id
+
+    info = make_cohort(tmp_path / "data", n_nifti=1)
+    cfg = write_cohort_yaml(tmp_path / "c.yaml", info["manifest"], tmp_path / "out")
+    assert main(["run", str(cfg), "--show-ids"]) == EXIT_FAILED_STUDIES
+    err = capsys.readouterr().err
+    assert "] broken-study failed" in err and hashed_id("broken-study") not in err
+    assert "] nifti-0 done" in err
