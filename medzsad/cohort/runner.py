@@ -289,6 +289,9 @@ def _execute(
             step(outcome)
             if on_study is not None:
                 on_study(outcome, i, len(todo))
+            if outcome.status == "failed" and not cfg.executor.continue_on_error:
+                log.warning("stopping after a failed study (executor.continue_on_error: false)")
+                break  # the rest stay pending; the next run picks them up
     return results
 
 

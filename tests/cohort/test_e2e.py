@@ -171,3 +171,19 @@ def test_show_ids_puts_real_ids_in_progress_lines(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "] broken-study failed" in err and hashed_id("broken-study") not in err
     assert "] nifti-0 done" in err
+
+
+def test_continue_on_error_false_stops_after_the_first_failure(tmp_path):
+    info = make_cohort(tmp_path / "data", n_nifti=1)
+    manifest = info["manifest"]
+    header, *rows = manifest.read_text().splitlines()
+    manifest.write_text("\n".join([header, *reversed(rows)]) + "\n")  # the corrupt study first
+    cfg = write_cohort_yaml(
+        tmp_path / "c.yaml", manifest, tmp_path / "out", extra="executor: {continue_on_error: false}\n"
+    )
+    assert main(["run", str(cfg), "--quiet"]) == EXIT_FAILED_STUDIES
+    assert not list((tmp_path / "out" / "studies").glob("*/heatmap.nii.gz"))
+    # with the default (continue), a rerun completes the others and leaves only the corrupt one failed
+    cfg2 = write_cohort_yaml(tmp_path / "c.yaml", manifest, tmp_path / "out")
+    assert main(["run", str(cfg2), "--quiet"]) == EXIT_FAILED_STUDIES
+    assert len(list((tmp_path / "out" / "studies").glob("*/heatmap.nii.gz"))) == len(rows) - 1
