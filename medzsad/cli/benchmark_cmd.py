@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="reproduce a row of the paper's medical table (Table 2)",
         description=(
             "Read a public medical anomaly-detection dataset in the layout of its release, score it with "
-            "the official MVTec-trained AnomalyCLIP prompts (ViT-L/14@336, 518 px, layers 6/12/18/24, "
-            "sigma 4) and print our numbers beside the paper's: image AUROC/AP for classification sets, "
+            "the official MVTec-trained AnomalyCLIP prompts (ViT-L/14@336, 518 px, layer 24, DPAM "
+            "on the last 19 blocks, sigma 4) and print our numbers beside the paper's: image AUROC/AP "
+            "for classification sets, "
             f"pixel AUROC/AUPRO for segmentation sets. Datasets: {rows}."
         ),
         epilog="example: medzsad benchmark --dataset brainmri /data/BrainMRI --device cuda",
