@@ -61,6 +61,20 @@ def expected_sha256(entry: WeightEntry, pinned: str | None) -> str | None:
     return pinned or entry.sha256
 
 
+def _check_prompt_file(entry: WeightEntry, tmp: Path, origin: str) -> None:
+    """Without a checksum, at least make sure the file is an AnomalyCLIP prompt checkpoint."""
+    from medzsad.weights.prompt_checkpoint import read_official_prompt_checkpoint
+
+    try:
+        read_official_prompt_checkpoint(tmp)
+    except ModelError as e:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(
+            f"{origin} is not an AnomalyCLIP prompt checkpoint for {entry.name!r} ({e}); "
+            f"download {entry.filename} from {entry.urls[0]}"
+        ) from e
+
+
 def store_verified(
     entry: WeightEntry,
     tmp: Path,
@@ -82,6 +96,8 @@ def store_verified(
             f"{found_sha} ({size} bytes). The file is corrupt, truncated or a different file; "
             f"download it again from {entry.urls[0]}"
         )
+    if expected is None and entry.file_format is FileFormat.OFFICIAL_PROMPT:
+        _check_prompt_file(entry, tmp, origin)
     target = expected_path(entry, home)
     os.replace(tmp, target)
     verified = expected is not None
