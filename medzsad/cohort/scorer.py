@@ -119,6 +119,21 @@ def _weight_file(name: str, config: CohortConfig) -> Path | None:
     return resolve(name)
 
 
+def _weight_files(config: CohortConfig, *names: str) -> list[Path | None]:
+    """:func:`_weight_file` of each name; every missing file is reported in one error, not one per run."""
+    found: list[Path | None] = []
+    problems: list[str] = []
+    for name in names:
+        try:
+            found.append(_weight_file(name, config))
+        except ModelError as e:
+            found.append(None)
+            problems.append(str(e))
+    if problems:
+        raise ModelError("\n".join(problems))
+    return found
+
+
 def _spec_name(name: str, path: Path | None) -> str:
     return str(path) if path is not None and not _is_registry_name(name) else name
 
@@ -139,8 +154,7 @@ def _build_model(config: CohortConfig) -> tuple[Any, ScorerInfo]:
     else:
         from medzsad.weights.model_loading import ModelSpec, load_anomalyclip
 
-        clip_path = _weight_file(m.clip_weights, config)
-        prompt_path = _weight_file(m.prompt_weights, config)
+        clip_path, prompt_path = _weight_files(config, m.clip_weights, m.prompt_weights)
         weights = {"seed": m.seed}
         for key, name, path in (
             ("clip", m.clip_weights, clip_path),

@@ -52,5 +52,7 @@ def test_missing_registry_weights_fail_fast_with_the_import_command(tmp_path, mo
     monkeypatch.setenv("MEDZSAD_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HOME", str(tmp_path))
     cfg = parse_cohort("name: w\ninputs: {paths: [x.nii.gz]}\nmodel: {device: cpu}\n", "w.yaml", tmp_path)
-    with pytest.raises(ModelError, match="medzsad weights import clip_vitl14_336.openai"):
+    with pytest.raises(ModelError, match="medzsad weights import clip_vitl14_336.openai") as e:
         build_scorer(cfg)
+    # both missing files are named at once, so an offline user fixes everything in one go
+    assert "medzsad weights import anomalyclip_vitl14_336.mvtec" in str(e.value)
