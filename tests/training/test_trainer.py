@@ -224,3 +224,60 @@ def test_train_on_volume_slices(tmp_path: Path) -> None:
         window=(-160.0, 240.0),
     )
     assert res.finished and res.global_step == 2 and res.history[0]["loss"] > 0
+
+
+_KILL_SCRIPT = """
+import sys, time
+from dataclasses import replace
+from pathlib import Path
+from medzsad.datasets import read_folder
+from medzsad.model.inference import Detector
+from medzsad.model.tiny import tiny_anomalyclip
+from medzsad.training import TrainConfig, Trainer
+
+data, out, marker = sys.argv[1:4]
+cfg = TrainConfig(epochs=15, batch_size=8, seed=3, progress=False, checkpoint_every_steps=5)
+model = tiny_anomalyclip(image_size=56, seed=0)
+det = Detector(model)
+
+def hang_at_16(info):
+    if info.global_step == 16:
+        Path(marker).write_text("16")
+        time.sleep(600)  # the parent sends SIGKILL here
+
+Trainer(model, read_folder(Path(data)), Path(out), cfg, det.mean, det.std, on_step=hang_at_16).fit()
+"""
+
+
+def test_resume_after_sigkill_is_bit_exact(uninterrupted, texture_set: Path, tmp_path: Path) -> None:
+    """A real ``kill -9`` of a training process after step 15, then resume: same parameters."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, marker = tmp_path / "run", tmp_path / "at16"
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(texture_set), str(out), str(marker)])
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists():
+            assert proc.poll() is None, "training process ended before step 16"
+            assert time.monotonic() < deadline, "training did not reach step 16"
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    state, _, _ = load_train_state(out / "train_state.safetensors")
+    assert 15 <= state.global_step < 30
+    fresh = _model()
+    det = Detector(fresh)
+    cfg = replace(CONFIG, checkpoint_every_steps=5)
+    result = Trainer(fresh, uninterrupted["samples"], out, cfg, det.mean, det.std).fit()
+    assert result.global_step == 30 and result.finished
+    for k, v in uninterrupted["params"].items():
+        assert torch.equal(_params(fresh)[k], v), k
+    assert not list(out.rglob("*.tmp*")), "a temporary file was left behind"
