@@ -112,6 +112,7 @@ def build_clip(
     towers.check_towers(clip)
     clip = clip.float().eval()
     _resize_vision_input(clip, config.image_size)
+    _set_normalisation(clip)
     return clip
 
 
@@ -167,6 +168,16 @@ def _load_clip_weights(clip: Any, sd: dict[str, torch.Tensor], name: str) -> Non
             f"CLIP weights do not fit architecture {name!r}: missing {missing[:5]}, unexpected "
             f"{list(result.unexpected_keys)[:5]}; check the backbone name against the weight file"
         )
+
+
+def _set_normalisation(clip: Any) -> None:
+    """Record the input normalisation on the tower, as open_clip's factory does for CLIP weights."""
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+    cfg = dict(getattr(clip.visual, "preprocess_cfg", None) or {})
+    cfg.setdefault("mean", tuple(OPENAI_DATASET_MEAN))
+    cfg.setdefault("std", tuple(OPENAI_DATASET_STD))
+    clip.visual.preprocess_cfg = cfg
 
 
 def _resize_vision_input(clip: nn.Module, image_size: int) -> None:
@@ -265,6 +276,7 @@ def build_anomalyclip(
         towers.check_towers(clip)
         clip = clip.float().eval()
         _resize_vision_input(clip, config.image_size)
+    _set_normalisation(clip)
     ids_normal, ids_anomalous = _prompt_ids(clip, config, tokenizer)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     learner = PromptLearner(

@@ -63,8 +63,12 @@ class Detector:
         self.precision = precision
         self.model = model.to(self.device).eval()
         preprocess = getattr(model.clip.visual, "preprocess_cfg", {}) or {}
-        self.mean = tuple(mean or preprocess.get("mean", (0.48145466, 0.4578275, 0.40821073)))
-        self.std = tuple(std or preprocess.get("std", (0.26862954, 0.26130258, 0.27577711)))
+        if (mean is None and "mean" not in preprocess) or (std is None and "std" not in preprocess):
+            raise ModelError(
+                "the backbone carries no normalisation (visual.preprocess_cfg mean/std); pass mean= and std="
+            )
+        self.mean = tuple(mean or preprocess["mean"])
+        self.std = tuple(std or preprocess["std"])
         self._text: torch.Tensor | None = None
 
     @property
