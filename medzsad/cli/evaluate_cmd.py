@@ -64,6 +64,21 @@ def run_options(args: argparse.Namespace) -> eval_api.RunOptions:
     )
 
 
+def add_selection_arguments(p: argparse.ArgumentParser) -> None:
+    """``--classes`` and ``--window``: which part of a dataset is used (train and evaluate)."""
+    p.add_argument(
+        "--classes", nargs="+", default=None, metavar="CLASS", help="only these MVTec/VisA classes"
+    )
+    p.add_argument(
+        "--window",
+        nargs=2,
+        type=float,
+        default=None,
+        metavar=("LO", "HI"),
+        help="intensity window of volume slices (--dataset-kind volumes), e.g. -160 240 HU",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` parser."""
     p = sub.add_parser(
@@ -82,17 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dataset-kind", default="auto", choices=DATASET_KINDS, help="layout of DATA (default: auto)"
     )
     p.add_argument("--split", default="test", help="MVTec/VisA split (default: test)")
-    p.add_argument(
-        "--classes", nargs="+", default=None, metavar="CLASS", help="only these MVTec/VisA classes"
-    )
-    p.add_argument(
-        "--window",
-        nargs=2,
-        type=float,
-        default=None,
-        metavar=("LO", "HI"),
-        help="intensity window of volume slices (--dataset-kind volumes), e.g. -160 240 HU",
-    )
+    add_selection_arguments(p)
     p.add_argument(
         "-o", "--output", type=Path, default=None, metavar="DIR", help="folder for tables and plots"
     )

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from medzsad.cli.evaluate_cmd import add_selection_arguments
 from medzsad.datasets.open import DATASET_KINDS
 from medzsad.training import api as train_api
 from medzsad.training.config import CACHE_MODES, TrainConfig
@@ -37,17 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--split", default="test", help="MVTec/VisA split to train on (default: test, as the paper)"
     )
-    p.add_argument(
-        "--classes", nargs="+", default=None, metavar="CLASS", help="only these MVTec/VisA classes"
-    )
-    p.add_argument(
-        "--window",
-        nargs=2,
-        type=float,
-        default=None,
-        metavar=("LO", "HI"),
-        help="intensity window of volume slices (--dataset-kind volumes), e.g. -160 240 HU",
-    )
+    add_selection_arguments(p)
     g = p.add_argument_group("model")
     g.add_argument("--architecture", default=TRAIN_ARCHITECTURE, help=f"(default: {TRAIN_ARCHITECTURE})")
     g.add_argument("--clip", default=None, metavar="NAME|FILE", help="CLIP weights (default: OpenAI weights)")

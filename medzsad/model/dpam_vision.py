@@ -22,7 +22,7 @@ from torch import nn
 
 from medzsad.errors import ModelError
 
-__all__ = ["VisionFeatures", "DPAMVisionEncoder", "resize_positional_embedding"]
+__all__ = ["VisionFeatures", "DPAMVisionEncoder", "first_dpam_block", "resize_positional_embedding"]
 
 
 class VisionFeatures(NamedTuple):
@@ -35,6 +35,20 @@ class VisionFeatures(NamedTuple):
 
     image_features: torch.Tensor
     patch_tokens: list[torch.Tensor]
+
+
+def first_dpam_block(n_blocks: int, dpam_layers: int, feature_layers: tuple[int, ...]) -> int:
+    """0-based index of the first DPAM block, after checking both settings fit ``n_blocks``.
+
+    Raises:
+        ModelError: ``dpam_layers`` or a feature layer beyond the backbone's blocks.
+    """
+    if dpam_layers > n_blocks or max(feature_layers) > n_blocks:
+        raise ModelError(
+            f"backbone has {n_blocks} vision blocks; dpam_layers={dpam_layers} and "
+            f"feature_layers={list(feature_layers)} must be within 1..{n_blocks}"
+        )
+    return n_blocks - dpam_layers
 
 
 def resize_positional_embedding(pos: torch.Tensor, grid: int) -> torch.Tensor:
@@ -73,13 +87,7 @@ class DPAMVisionEncoder(nn.Module):
         super().__init__()
         _check_supported(visual)
         self.visual = visual
-        n_blocks = len(visual.transformer.resblocks)
-        if dpam_layers > n_blocks or max(feature_layers) > n_blocks:
-            raise ModelError(
-                f"backbone has {n_blocks} vision blocks; dpam_layers={dpam_layers} and "
-                f"feature_layers={list(feature_layers)} must be within 1..{n_blocks}"
-            )
-        self.first_dpam = n_blocks - dpam_layers
+        self.first_dpam = first_dpam_block(len(visual.transformer.resblocks), dpam_layers, feature_layers)
         self.feature_layers = tuple(feature_layers)
 
     def forward(self, x: torch.Tensor) -> VisionFeatures:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medzsad.errors import ModelError
-from medzsad.model.dpam_vision import VisionFeatures
+from medzsad.model.dpam_vision import VisionFeatures, first_dpam_block
 
 __all__ = [
     "TimmDPAMVisionEncoder",
@@ -160,13 +160,7 @@ class TimmDPAMVisionEncoder(nn.Module):
         check_timm_vit(visual)
         self.visual: Any = visual
         trunk: Any = self.visual.trunk
-        n_blocks = len(trunk.blocks)
-        if dpam_layers > n_blocks or max(feature_layers) > n_blocks:
-            raise ModelError(
-                f"backbone has {n_blocks} vision blocks; dpam_layers={dpam_layers} and "
-                f"feature_layers={list(feature_layers)} must be within 1..{n_blocks}"
-            )
-        self.first_dpam = n_blocks - dpam_layers
+        self.first_dpam = first_dpam_block(len(trunk.blocks), dpam_layers, feature_layers)
         self.feature_layers = tuple(feature_layers)
 
     def forward(self, x: torch.Tensor) -> VisionFeatures:
