@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 from medzsad.errors import OutputError
 from medzsad.eval import metrics as M
 from medzsad.eval.evaluation import ClassPredictions
+from medzsad.report.atomic import atomic_path
 
 __all__ = ["plot_curves", "plot_histogram"]
 
@@ -35,14 +34,8 @@ def _save(fig: object, path: Path) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
     except OSError as e:
         raise OutputError(f"cannot write plot {path}: {e}") from e
     finally:

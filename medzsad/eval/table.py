@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from medzsad.errors import OutputError
+from medzsad.report.atomic import write_text
 
 __all__ = ["MetricsRow", "MetricsTable", "COLUMN_TITLES", "atomic_write_text"]
 
@@ -39,16 +38,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     except OSError as e:
         raise OutputError(f"cannot write {path}: {e}; check the folder exists and is writable") from e
+    write_text(path, text)
 
 
 @dataclass(frozen=True)

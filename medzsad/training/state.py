@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from medzsad.errors import ModelError, OutputError
+from medzsad.report.atomic import atomic_path
 
 __all__ = ["TrainState", "save_train_state", "load_train_state", "optimizer_tensors", "restore_optimizer"]
 
@@ -142,16 +141,10 @@ def save_train_state(
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={"medzsad_train_state": state.to_json()})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     except OSError as e:
         raise OutputError(f"cannot write training state {path}: {e}") from e
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"medzsad_train_state": state.to_json()})
 
 
 def load_train_state(path: Path) -> tuple[TrainState, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
