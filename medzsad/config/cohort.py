@@ -1,0 +1,75 @@
+"""The whole cohort file and the hash of the settings that change a study's outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from medzsad.config._base import _Section
+from medzsad.config.executor import ExecutorConfig
+from medzsad.config.inputs import InputsConfig
+from medzsad.config.model import ModelConfig
+from medzsad.config.output import OutputConfig
+from medzsad.config.pipeline import PipelineConfig
+
+
+class CohortConfig(_Section):
+    """A whole cohort file.
+
+    Attributes:
+        name: Cohort name, ``[A-Za-z0-9._-]``; the default output dir is ``reports/<name>/``.
+        base_dir: Directory of the cohort file (set by the loader; relative paths resolve here).
+        source_file: The cohort file path (set by the loader; used in error messages).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    inputs: InputsConfig
+    pipeline: PipelineConfig = PipelineConfig()
+    model: ModelConfig = ModelConfig()
+    output: OutputConfig = OutputConfig()
+    executor: ExecutorConfig = ExecutorConfig()
+    base_dir: str = "."
+    source_file: str = "<memory>"
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor_shorthand(cls, v: Any) -> Any:
+        return {"kind": v} if isinstance(v, str) else v
+
+    def resolve(self, path: str) -> Path:
+        """A path from the cohort file, made absolute against :attr:`base_dir` (``~`` expanded)."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    @property
+    def out_dir(self) -> Path:
+        """The output directory: ``output.dir`` (relative to the cohort file) or ``reports/<name>``."""
+        if self.output.dir is None:
+            return Path("reports") / self.name
+        return self.resolve(self.output.dir)
+
+    def with_overrides(self, **changes: Any) -> CohortConfig:
+        """A validated copy with dotted keys replaced, e.g. ``{"model.device": "cpu"}``."""
+        data = self.model_dump(mode="json")
+        for key, value in changes.items():
+            node = data
+            *parents, leaf = key.split(".")
+            for p in parents:
+                node = node[p]
+            node[leaf] = value
+        from medzsad.config.yaml_loading import validate_cohort_data  # cycle: the loader builds us
+
+        return validate_cohort_data(data, self.source_file, {})
+
+
+def study_config_hash(config: CohortConfig) -> str:
+    """sha256 of the settings that change a study's outputs (not device, batch size, paths, name)."""
+    data = config.model_dump(mode="json")
+    model = {k: v for k, v in data["model"].items() if k not in ("device", "batch_size")}
+    output = {k: v for k, v in data["output"].items() if k != "dir"}
+    payload = json.dumps({"pipeline": data["pipeline"], "model": model, "output": output}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()

@@ -1,0 +1,53 @@
+"""``model:``: the detector and where it runs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from medzsad.config._base import _Section
+
+
+class ModelConfig(_Section):
+    """The detector and where it runs."""
+
+    backbone: str = "ViT-L-14-336"
+    clip_weights: str = "clip_vitl14_336.openai"
+    prompt_weights: str = "anomalyclip_vitl14_336.mvtec"
+    image_size: int = Field(default=518, ge=14)
+    feature_layers: tuple[int, ...] = (24,)
+    dpam_layers: int = Field(default=19, ge=0)
+    device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    batch_size: int = Field(default=8, ge=1)
+    tiny: bool = False
+    seed: int = 0
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        ok = v in ("auto", "cpu", "cuda", "mps") or (v.startswith("cuda:") and v[5:].isdigit())
+        if not ok:
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps (got {v!r})")
+        return v
+
+    @field_validator("image_size")
+    @classmethod
+    def _image_size(cls, v: int) -> int:
+        if v % 14:
+            raise ValueError(f"image_size must be a multiple of the patch size 14 (got {v})")
+        return v
+
+    @model_validator(mode="after")
+    def _tiny_needs_random(self) -> ModelConfig:
+        if self.tiny and (self.clip_weights != "random" or self.prompt_weights != "random"):
+            raise ValueError(
+                "tiny: true builds a random test backbone; set clip_weights and prompt_weights to random"
+            )
+        return self
+
+    @property
+    def is_smoke(self) -> bool:
+        """True when any weight is random: outputs are labelled as a smoke run."""
+        return self.tiny or self.clip_weights == "random" or self.prompt_weights == "random"

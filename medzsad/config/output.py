@@ -1,0 +1,121 @@
+"""``output:``: which files are written, thresholds and study score rules."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from medzsad.config._base import _Section
+
+
+class OutputKind(str, Enum):
+    """Files that can be written (see :data:`DEFAULT_OUTPUTS` for the default set).
+
+    ``dicom-seg``/``dicom-pmap`` (DICOM SEG of the mask, Parametric Map of the heat map) are
+    written for DICOM studies only; ``slicer`` adds a 3D Slicer bundle per study; ``html`` a
+    cohort review page ``report.html``.
+    """
+
+    HEATMAP = "heatmap"
+    MASK = "mask"
+    SLICES = "slices"
+    LESIONS = "lesions"
+    OVERLAY = "overlay"
+    PROVENANCE = "provenance"
+    DICOM_SEG = "dicom-seg"
+    DICOM_PMAP = "dicom-pmap"
+    SLICER = "slicer"
+    HTML = "html"
+
+
+#: Outputs written when ``output.outputs`` is not given.
+DEFAULT_OUTPUTS = (
+    OutputKind.HEATMAP,
+    OutputKind.MASK,
+    OutputKind.SLICES,
+    OutputKind.LESIONS,
+    OutputKind.OVERLAY,
+    OutputKind.PROVENANCE,
+    OutputKind.HTML,
+)
+
+
+class ThresholdRule(_Section):
+    """How the heat map (values in [0, 1]) becomes a mask.
+
+    Attributes:
+        method: ``fixed``: voxels with ``heat >= value``; ``percentile``: the study's own
+            ``value``-th percentile of heat inside the scanned body (value in (0, 100)).
+        value: Threshold or percentile.
+        min_lesion_ml: Connected components (26-connectivity) smaller than this are dropped.
+    """
+
+    method: Literal["fixed", "percentile"] = "fixed"
+    value: float = 0.5
+    min_lesion_ml: float = Field(default=0.1, ge=0)
+
+    @model_validator(mode="after")
+    def _range(self) -> ThresholdRule:
+        if self.method == "percentile" and not 0 < self.value < 100:
+            raise ValueError("percentile threshold value must be in (0, 100)")
+        return self
+
+
+class StudyScoreRule(_Section):
+    """How slice scores become the study score."""
+
+    method: Literal["max_slice", "topk_mean", "max_map"] = "max_slice"
+    k: int = Field(default=3, ge=1)
+
+
+#: ``output.formats`` (file formats, the radiology view) -> the per-file ``output.outputs`` they add.
+#: The tables and provenance (``slices``, ``lesions``, ``provenance``) are always written with them.
+FORMAT_OUTPUTS: dict[str, tuple[OutputKind, ...]] = {
+    "nifti": (OutputKind.HEATMAP, OutputKind.MASK),
+    "png": (OutputKind.OVERLAY,),
+    "html": (OutputKind.HTML,),
+    "dicom-seg": (OutputKind.DICOM_SEG,),
+    "dicom-pmap": (OutputKind.DICOM_PMAP,),
+    "slicer": (OutputKind.SLICER,),
+}
+_ALWAYS_WITH_FORMATS = (OutputKind.SLICES, OutputKind.LESIONS, OutputKind.PROVENANCE)
+
+
+class OutputConfig(_Section):
+    """What is written and where.
+
+    ``formats`` is the short form (``[nifti, dicom-seg, slicer, png, html]``); ``outputs`` lists
+    files one by one. Give one of them.
+    """
+
+    dir: str | None = None
+    formats: tuple[str, ...] | None = None
+    outputs: tuple[OutputKind, ...] = DEFAULT_OUTPUTS
+    keep_empty_frames: bool = False
+    threshold: ThresholdRule = ThresholdRule()
+    study_score: StudyScoreRule = StudyScoreRule()
+    overlay_slices: int = Field(default=6, ge=1, le=32)
+    show_ids: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _formats(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("formats") is None:
+            return data
+        data = dict(data)
+        formats = data["formats"]
+        if "outputs" in data:
+            raise ValueError("give either output.formats or output.outputs, not both")
+        if isinstance(formats, str) or not isinstance(formats, (list, tuple)):
+            raise ValueError(f"output.formats must be a list, e.g. [nifti, png] (got {formats!r})")
+        unknown = [f for f in formats if f not in FORMAT_OUTPUTS]
+        if unknown:
+            raise ValueError(f"unknown output format(s) {unknown}; known: {sorted(FORMAT_OUTPUTS)}")
+        kinds = list(_ALWAYS_WITH_FORMATS)
+        for f in formats:
+            kinds += [k for k in FORMAT_OUTPUTS[f] if k not in kinds]
+        data["outputs"] = tuple(kinds)
+        data["formats"] = tuple(formats)
+        return data

@@ -1,0 +1,58 @@
+"""``pipeline:``: preprocessing preset, window, slicing axis and series rules."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from medzsad.config._base import _Section
+
+
+class WindowConfig(_Section):
+    """Intensity window: ``center``/``width`` in scanner units (HU for CT), or percentiles (MR)."""
+
+    center: float | None = None
+    width: float | None = Field(default=None, gt=0)
+    percentiles: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> WindowConfig:
+        fixed = self.center is not None or self.width is not None
+        if fixed and (self.center is None or self.width is None):
+            raise ValueError("window needs both center and width")
+        if fixed and self.percentiles is not None:
+            raise ValueError("window takes either center/width or percentiles, not both")
+        if not fixed and self.percentiles is None:
+            raise ValueError("window needs center/width or percentiles")
+        if self.percentiles is not None and not 0 <= self.percentiles[0] < self.percentiles[1] <= 100:
+            raise ValueError("percentiles must be [low, high] with 0 <= low < high <= 100")
+        return self
+
+
+class SeriesRules(_Section):
+    """Which series of a DICOM study to use (``None`` keeps :mod:`medzsad.io`'s default rule).
+
+    Attributes:
+        modality: Allowed modalities, e.g. ``[CT]``.
+        include: Regular expressions; the SeriesDescription must match one.
+        exclude: Regular expressions; a matching SeriesDescription is skipped (e.g. ``scout``).
+        min_slices: Fewest slices a usable series has.
+        prefer: Tie-break among usable series: thinnest slices (io default), most slices, or first.
+    """
+
+    modality: tuple[str, ...] | None = None
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+    min_slices: int | None = Field(default=None, ge=1)
+    prefer: Literal["most_slices", "thinnest", "first"] | None = None
+
+
+class PipelineConfig(_Section):
+    """Preprocessing: a preset from ``pipelines/`` plus overrides (``None`` keeps the preset's value)."""
+
+    preset: str = "auto"
+    window: WindowConfig | None = None
+    axis: Literal["axial", "coronal", "sagittal"] | None = None
+    series: SeriesRules | None = None
+    skip_empty_slices: bool | None = None

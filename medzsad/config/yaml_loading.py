@@ -1,0 +1,132 @@
+"""Cohort YAML -> :class:`CohortConfig`, with the line of the offending key in every error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from medzsad.config.cohort import CohortConfig
+from medzsad.errors import ConfigError
+
+
+def _key_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    """Record the 1-based line of every mapping key and sequence item under ``node``."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            sub = (*path, key_node.value)
+            out[sub] = key_node.start_mark.line + 1
+            _key_lines(value_node, sub, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            sub = (*path, i)
+            out[sub] = item.start_mark.line + 1
+            _key_lines(item, sub, out)
+
+
+def _line_of(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that holds the key at ``loc`` (for the list of allowed keys)."""
+    model: type[BaseModel] = CohortConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nxt is None:
+            return None
+        model = nxt
+    return model
+
+
+def _public_fields(model: type[BaseModel]) -> list[str]:
+    return [k for k in model.model_fields if k not in ("base_dir", "source_file")]
+
+
+def _format_error(err: Any, source: str, lines: dict[tuple[Any, ...], int]) -> str:
+    loc = tuple(err["loc"])
+    line = _line_of(loc, lines)
+    where = f"{source}:{line}" if line is not None else source
+    section = ".".join(str(p) for p in loc[:-1]) or "the top level"
+    if err["type"] == "extra_forbidden":
+        model = _section_model(loc)
+        allowed = ", ".join(_public_fields(model)) if model else "see docs/cohort.md"
+        return f"{where}: unknown key {loc[-1]!r} in {section} (allowed: {allowed})"
+    if err["type"] == "missing":
+        return f"{where}: missing key {loc[-1]!r} in {section} (see docs/cohort.md)"
+    key = ".".join(str(p) for p in loc) or "cohort"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    value = err.get("input")
+    shown = ""
+    if not isinstance(value, dict | list) and value is not None and repr(value) not in msg:
+        shown = f" (found {value!r})"
+    return f"{where}: {key}: {msg}{shown}"
+
+
+def validate_cohort_data(data: Any, source: str, lines: dict[tuple[Any, ...], int]) -> CohortConfig:
+    """Validate parsed YAML (a dict) into a :class:`CohortConfig`; ``lines`` maps key paths to lines."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: a cohort file must be a YAML mapping with name, inputs, ... (see docs/cohort.md)"
+        )
+    try:
+        return CohortConfig.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ConfigError(_format_error(first, source, lines)) from e
+
+
+def parse_cohort(text: str, source: str = "<memory>", base_dir: str | Path = ".") -> CohortConfig:
+    """Parse cohort YAML text.
+
+    Args:
+        text: YAML document.
+        source: Name used in error messages (the file name).
+        base_dir: Directory that relative paths resolve against.
+
+    Raises:
+        ConfigError: Invalid YAML, unknown key, missing key or bad value (one line, with the line number).
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{source}{line}: invalid YAML: {problem}") from e
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _key_lines(node, (), lines)
+    if isinstance(data, dict):
+        for reserved in ("base_dir", "source_file"):
+            if reserved in data:
+                raise ConfigError(
+                    f"{source}:{lines.get((reserved,), '?')}: unknown key {reserved!r} at the top level"
+                )
+        data = {**data, "base_dir": str(Path(base_dir).resolve()), "source_file": source}
+    return validate_cohort_data(data, source, lines)
+
+
+def load_cohort(path: str | Path) -> CohortConfig:
+    """Load and validate a cohort file.
+
+    Raises:
+        ConfigError: The file is missing or invalid (the message names the file and line).
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read the cohort file ({e.strerror}); check the path") from e
+    return parse_cohort(text, source=str(p), base_dir=p.resolve().parent)
