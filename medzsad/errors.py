@@ -15,6 +15,7 @@ __all__ = [
     "GeometryError",
     "ModelError",
     "OutputError",
+    "StudyWorkerError",
 ]
 
 
@@ -48,3 +49,18 @@ class ModelError(MedzsadError):
 
 class OutputError(MedzsadError):
     """An output file cannot be written."""
+
+
+class StudyWorkerError(InputError):
+    """The worker process reading a study crashed, hung past its time limit or ran out of memory.
+
+    Attributes:
+        reason: ``"crashed"``, ``"timeout"``, ``"memory"`` or ``"panic"``.
+    """
+
+    def __init__(self, message: str, reason: str = "crashed") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[StudyWorkerError], tuple[str, str]]:
+        return (StudyWorkerError, (str(self), self.reason))

@@ -1,22 +1,42 @@
-"""Executors: where studies run. ``local`` loads study n+1 in a thread while study n is scored.
+"""The executor seam: where the stages of each study run.
 
-The seam for a distributed executor is :class:`Executor`: it receives the jobs, a ``load``
-function (CPU: read, select, preprocess) and a ``process`` function (model, post-processing,
-writing, ledger), and yields one outcome per job in job order.
+A study goes through four stages; the runner (:mod:`medzsad.cohort.runner`) says *what* each stage
+does by giving a :class:`StudyStages`, an executor decides *where and when* it runs:
+
+1. **load** (CPU, may crash): read, decode, select the series, preprocess. ``load_task(job)`` returns
+   a *picklable* function with its arguments, so it can run in another process or machine.
+2. **score** (device): ``score(batch)`` runs the model on ``(B, 3, S, S)`` slices that may come from
+   several studies; ``images(loaded)`` gives a loaded study's slices.
+3. **finish** (CPU, threads): ``finish(job, loaded, scored)`` post-processes and writes one study and
+   returns its outcome. It never touches the ledger.
+4. **record** (main thread): the executor yields outcomes *in job order*; ``begin(job)`` is called in
+   the calling thread just before a study is handed to ``finish`` (the runner marks it ``running``).
+
+:class:`medzsad.cohort.pipeline.PipelineExecutor` is the local implementation (worker processes,
+cross-study batches, writer threads). A distributed executor (Ray, Dask) implements the same
+:class:`Executor` protocol: it may run ``load_task`` on remote workers and ``finish`` anywhere that
+sees the output folder, but must call ``score`` on the process that holds the model, call ``begin``
+and yield outcomes in the calling thread, in job order, one per job it started.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["Executor", "LocalExecutor", "Loaded"]
+import numpy as np
+import torch
+
+__all__ = ["Executor", "Loaded", "Ready", "Failed", "Scored", "StudyStages"]
 
 J = TypeVar("J")
 P = TypeVar("P")
-P_co = TypeVar("P_co", covariant=True)
 R = TypeVar("R")
+P_co = TypeVar("P_co", covariant=True)
+J_contra = TypeVar("J_contra", contravariant=True)
+R_co = TypeVar("R_co", covariant=True)
 
 
 class Loaded(Protocol[P_co]):
@@ -27,63 +47,75 @@ class Loaded(Protocol[P_co]):
         ...
 
 
-class _Done:
-    def __init__(self, fn: Callable[[], object]) -> None:
-        self._value: object = None
-        self._error: Exception | None = None
-        try:
-            self._value = fn()
-        except Exception as e:  # handed to process(), which records the failed study
-            self._error = e
+class Ready(Generic[P]):
+    """A load that succeeded."""
 
-    def result(self) -> object:
-        if self._error is not None:
-            raise self._error
+    def __init__(self, value: P) -> None:
+        self._value = value
+
+    def result(self) -> P:
+        """The loaded value."""
         return self._value
 
 
-class Executor(Protocol):
-    """Runs ``process(job, loaded)`` for every job, in order, yielding the outcomes."""
+class Failed:
+    """A load that failed: ``result()`` raises its error."""
 
-    def run(
-        self,
-        jobs: Sequence[J],
-        load: Callable[[J], P],
-        process: Callable[[J, Loaded[P]], R],
-    ) -> Iterator[R]:
-        """Process every job; ``loaded.result()`` raises if loading failed."""
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def result(self) -> Any:
+        """Raise the loading error."""
+        raise self.error
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Raw model outputs of one study's slices, in slice order.
+
+    Attributes:
+        image_scores: ``(N,)`` float32 in [0, 1].
+        maps: ``(N, S, S)`` float32 in [0, n_layers] (as the model returns them).
+        seconds: Model time attributed to this study (its share of each batch).
+    """
+
+    image_scores: np.ndarray
+    maps: np.ndarray
+    seconds: float
+
+
+class StudyStages(Protocol[J_contra, P, R_co]):
+    """What each stage of a study does (see the module docstring)."""
+
+    def load_task(self, job: J_contra) -> tuple[Callable[..., P], tuple[Any, ...], str]:
+        """A picklable call that loads ``job``: ``(function, args, description)``.
+
+        The description names the input in error messages (``while reading <description>``).
+        """
+        ...
+
+    def images(self, loaded: P) -> torch.Tensor:
+        """``(N, 3, S, S)`` float32 slices of a loaded study (``N`` may be 0)."""
+        ...
+
+    def score(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Model outputs for ``(B, 3, S, S)`` slices: ``(B,)`` scores and ``(B, S, S)`` maps."""
+        ...
+
+    def begin(self, job: J_contra) -> None:
+        """Called in the calling thread before ``finish`` is scheduled."""
+        ...
+
+    def finish(self, job: J_contra, loaded: Loaded[P], scored: Scored | None) -> R_co:
+        """Post-process and write one study (``scored`` is ``None`` when loading failed or the run stops)."""
         ...
 
 
-class LocalExecutor:
-    """One process; ``prefetch`` studies are loaded ahead in a background thread.
-
-    Args:
-        prefetch: Studies loaded ahead of the one being scored (0 loads inline).
-    """
-
-    def __init__(self, prefetch: int = 1) -> None:
-        self.prefetch = prefetch
+class Executor(Protocol):
+    """Runs every job through the stages, yielding one outcome per started job, in job order."""
 
     def run(
-        self,
-        jobs: Sequence[J],
-        load: Callable[[J], P],
-        process: Callable[[J, Loaded[P]], R],
+        self, jobs: Sequence[J], stages: StudyStages[J, P, R], stop: threading.Event | None = None
     ) -> Iterator[R]:
-        """See :meth:`Executor.run`."""
-        if self.prefetch <= 0:
-            for job in jobs:
-                yield process(job, _Done(lambda job=job: load(job)))  # type: ignore[arg-type, misc]
-            return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medzsad-load") as pool:
-            futures: dict[int, Future[P]] = {}
-            try:
-                for i, job in enumerate(jobs):
-                    for ahead in range(i, min(i + self.prefetch + 1, len(jobs))):
-                        if ahead not in futures:
-                            futures[ahead] = pool.submit(load, jobs[ahead])
-                    yield process(job, futures.pop(i))
-            finally:
-                for f in futures.values():
-                    f.cancel()
+        """Process ``jobs``; once ``stop`` is set no new job starts (started ones are still yielded)."""
+        ...

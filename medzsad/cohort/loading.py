@@ -1,8 +1,9 @@
 """Loading a study: discover/select series -> read the volume -> preprocess slices for the model.
 
 :class:`StudyLoader` is the seam; :func:`default_loader` reads with :mod:`medzsad.cohort.reading`
-and prepares slices with :mod:`medzsad.cohort.slicing`. It runs in the executor's prefetch thread,
-so it must not touch the ledger or the model (only its ``image_size``/``mean``/``std``).
+and prepares slices with :mod:`medzsad.cohort.slicing`. It runs in a worker process of the executor
+(:mod:`medzsad.cohort.pipeline`), so a loader must be picklable (a module-level function) and sees only
+the model's input spec (``image_size``/``mean``/``std``), never the model or the ledger.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Protocol
 
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.reading import read_study
-from medzsad.cohort.scorer import SliceScorer
+from medzsad.cohort.scorer import ModelInputSpec
 from medzsad.cohort.slicing import prepare_study_slices
 from medzsad.cohort.stages import PreparedStudy
 from medzsad.config import CohortConfig
@@ -23,12 +24,12 @@ __all__ = ["StudyLoader", "default_loader"]
 class StudyLoader(Protocol):
     """Loads and preprocesses one study (CPU work, run ahead of scoring)."""
 
-    def __call__(self, study: StudyInput, config: CohortConfig, scorer: SliceScorer) -> PreparedStudy:
+    def __call__(self, study: StudyInput, config: CohortConfig, scorer: ModelInputSpec) -> PreparedStudy:
         """Return the study ready for :func:`medzsad.cohort.stages.score_slices`."""
         ...
 
 
-def default_loader(study: StudyInput, config: CohortConfig, scorer: SliceScorer) -> PreparedStudy:
+def default_loader(study: StudyInput, config: CohortConfig, scorer: ModelInputSpec) -> PreparedStudy:
     """Read the study's volume and cut it into normalised slices for ``scorer``.
 
     Raises:

@@ -13,21 +13,21 @@ import contextlib
 import logging
 import shutil
 import sys
-import time
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medzsad.cohort.executor import Loaded, LocalExecutor
 from medzsad.cohort.ids import hashed_id, unique_safe_ids
 from medzsad.cohort.inputs import StudyInput, collect_studies, input_hash
 from medzsad.cohort.ledger import Ledger, StudyState
 from medzsad.cohort.loading import StudyLoader, default_loader
 from medzsad.cohort.metrics import cohort_metrics, write_metrics
+from medzsad.cohort.pipeline import PipelineExecutor
 from medzsad.cohort.run_lock import run_lock
 from medzsad.cohort.scorer import SliceScorer, build_scorer
-from medzsad.cohort.stages import PreparedStudy
-from medzsad.cohort.study_job import StudyJob, process_study
+from medzsad.cohort.study_job import StudyJob
+from medzsad.cohort.study_stages import CohortStages
 from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
@@ -262,6 +262,19 @@ def run_cohort(
     )
 
 
+def _executor(cfg: CohortConfig) -> PipelineExecutor:
+    ex = cfg.executor
+    return PipelineExecutor(
+        workers=ex.n_workers,
+        prefetch=ex.prefetch,
+        writers=ex.writers,
+        write_queue=ex.write_queue,
+        batch_size=cfg.model.batch_size,
+        timeout_s=ex.study_timeout_s,
+        memory_gb=ex.worker_memory_gb,
+    )
+
+
 def _execute(
     cfg: CohortConfig,
     todo: list[StudyJob],
@@ -271,27 +284,26 @@ def _execute(
     options: RunOptions,
     on_study: Callable[[StudyOutcome, int, int], None] | None,
 ) -> dict[str, StudyOutcome]:
-    executor = LocalExecutor(cfg.executor.prefetch)
+    stop = threading.Event()
+    stages = CohortStages(cfg, model, loader, ledger, stop)
     results: dict[str, StudyOutcome] = {}
-
-    def load(job: StudyJob) -> PreparedStudy:
-        return loader(job.study, cfg, model)
-
-    def process(job: StudyJob, loaded: Loaded[PreparedStudy]) -> StudyOutcome:
-        t0 = time.perf_counter()
-        ledger.mark_running(job.study.study_id, job.safe_id, job.input_hash, job.config_hash)
-        status, score, error = process_study(job, loaded, cfg, model, ledger)
-        return StudyOutcome(job.study.study_id, job.log_id, status, score, error, time.perf_counter() - t0)
-
     with _progress(len(todo), options.progress) as step:
-        for i, outcome in enumerate(executor.run(todo, load, process), start=1):
+        for i, (job, res) in enumerate(
+            zip(todo, _executor(cfg).run(todo, stages, stop), strict=False), start=1
+        ):
+            stages.record(job, res)
+            if res.status == "cancelled":
+                continue  # the run stopped before this study; the next run picks it up
+            outcome = StudyOutcome(
+                job.study.study_id, job.log_id, res.status, res.score, res.error, res.seconds
+            )
             results[outcome.study_id] = outcome
             step(outcome)
             if on_study is not None:
                 on_study(outcome, i, len(todo))
-            if outcome.status == "failed" and not cfg.executor.continue_on_error:
+            if outcome.status == "failed" and not cfg.executor.continue_on_error and not stop.is_set():
                 log.warning("stopping after a failed study (executor.continue_on_error: false)")
-                break  # the rest stay pending; the next run picks them up
+                stop.set()  # the rest stay pending; the next run picks them up
     return results
 
 

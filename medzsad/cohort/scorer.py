@@ -20,11 +20,52 @@ from medzsad.config import CohortConfig
 from medzsad.errors import ModelError
 from medzsad.model.inference import DetectionResult, Detector
 
-__all__ = ["SliceScorer", "ScorerInfo", "ModelScorer", "build_scorer", "resolve_device"]
+__all__ = [
+    "ModelInputSpec",
+    "InputSpec",
+    "SliceScorer",
+    "ScorerInfo",
+    "ModelScorer",
+    "build_scorer",
+    "resolve_device",
+]
 
 log = logging.getLogger(__name__)
 
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".json")
+
+
+class ModelInputSpec(Protocol):
+    """What preprocessing needs to know of the model: input side and CLIP normalisation."""
+
+    @property
+    def image_size(self) -> int:
+        """Input side ``S``."""
+        ...
+
+    @property
+    def mean(self) -> tuple[float, float, float]:
+        """CLIP normalisation mean."""
+        ...
+
+    @property
+    def std(self) -> tuple[float, float, float]:
+        """CLIP normalisation std."""
+        ...
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A picklable :class:`ModelInputSpec` (sent to the worker processes instead of the model)."""
+
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def of(cls, scorer: ModelInputSpec) -> InputSpec:
+        """The input spec of ``scorer``."""
+        return cls(int(scorer.image_size), tuple(scorer.mean), tuple(scorer.std))  # type: ignore[arg-type]
 
 
 class SliceScorer(Protocol):

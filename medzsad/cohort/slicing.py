@@ -8,16 +8,18 @@ empty slices and builds CLIP input, and its inverse puts model maps back on the 
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 import numpy as np
 
 from medzsad.cohort.inputs import StudyInput
-from medzsad.cohort.scorer import SliceScorer
+from medzsad.cohort.scorer import ModelInputSpec
 from medzsad.cohort.stages import PreparedStudy
 from medzsad.config import PipelineConfig
 from medzsad.io.volume import Volume
+from medzsad.transforms.inverse import to_source_geometry
 from medzsad.transforms.pipeline import prepare_slices
 from medzsad.transforms.preset import Preset, auto_preset_name, load_preset
 
@@ -60,7 +62,11 @@ def choose_preset(volume: Volume, series: dict[str, Any], pipeline: PipelineConf
 
 
 def prepare_study_slices(
-    study: StudyInput, volume: Volume, series: dict[str, Any], pipeline: PipelineConfig, scorer: SliceScorer
+    study: StudyInput,
+    volume: Volume,
+    series: dict[str, Any],
+    pipeline: PipelineConfig,
+    scorer: ModelInputSpec,
 ) -> PreparedStudy:
     """Cut, normalise, orient and resize the slices of ``volume`` for ``scorer``.
 
@@ -78,7 +84,8 @@ def prepare_study_slices(
         n_slices=prepared.n_slices,
         skipped=np.asarray(prepared.skipped),
         slice_axis=prepared.source_axis,
-        to_source=prepared.to_volume,
+        # a partial, not the bound method: it pickles without the images (worker -> main process)
+        to_source=functools.partial(to_source_geometry, info=prepared.inverse),
         window=prepared.window,
         series={**series, "preset": preset.name, "axis": prepared.axis},
     )

@@ -1,7 +1,9 @@
-"""Per-study stages after loading: score, assemble the heat map, post-process, study score.
+"""Per-study stages after loading: slice scores, assemble the heat map, post-process, study score.
 
-Slices are scored in batches, the heat map is put back into the source geometry, thresholded into
-lesions, and the slice scores are reduced to the study score.
+Slices are scored in batches by the executor (:mod:`medzsad.cohort.pipeline`, batches may mix
+studies); :func:`slice_scores` turns a study's raw model outputs into :class:`SliceScores`, the
+heat map is put back into the source geometry, thresholded into lesions, and the slice scores are
+reduced to the study score.
 
 Loading (discover -> select series -> load -> preprocess) lives in :mod:`medzsad.cohort.loading`
 and yields a :class:`PreparedStudy`; everything here is pure computation on it.
@@ -17,16 +19,15 @@ import numpy as np
 import torch
 
 from medzsad.cohort.inputs import StudyInput
-from medzsad.cohort.scorer import SliceScorer
 from medzsad.config import StudyScoreRule, ThresholdRule
-from medzsad.errors import GeometryError, InputError
+from medzsad.errors import GeometryError
 from medzsad.io.volume import Volume
 from medzsad.report.lesions import LesionResult, find_lesions, threshold_value
 
 __all__ = [
     "PreparedStudy",
     "SliceScores",
-    "score_slices",
+    "slice_scores",
     "assemble_heatmap",
     "study_score",
     "postprocess",
@@ -65,6 +66,18 @@ class PreparedStudy:
     series: dict[str, Any] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # sent from a worker process as a numpy array: a plain pickled buffer, not torch's
+        # shared-memory file descriptors (which need the sending worker alive until received)
+        state = dict(self.__dict__)
+        state["images"] = self.images.numpy()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = {**state, "images": torch.from_numpy(state["images"])}
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
 
 @dataclass(frozen=True)
 class SliceScores:
@@ -79,24 +92,16 @@ class SliceScores:
     maps: np.ndarray
 
 
-def score_slices(prepared: PreparedStudy, scorer: SliceScorer, batch_size: int) -> SliceScores:
-    """Run the kept slices through the model in batches of ``batch_size``.
+def slice_scores(image_scores: np.ndarray, maps: np.ndarray, n_layers: int) -> SliceScores:
+    """Raw model outputs of a study's slices -> :class:`SliceScores` (maps scaled to [0, 1]).
 
-    Raises:
-        InputError: The study has no slice to score (every slice empty).
+    Args:
+        image_scores: ``(N,)`` scores in [0, 1].
+        maps: ``(N, S, S)`` maps in [0, n_layers] as the model returns them.
+        n_layers: Number of feature layers summed in ``maps``.
     """
-    n = int(prepared.images.shape[0])
-    if n == 0:
-        raise InputError(
-            f"study {prepared.study.study_id}: every slice was skipped as empty; nothing to score"
-        )
-    scores, maps = [], []
-    for start in range(0, n, batch_size):
-        res = scorer.score(prepared.images[start : start + batch_size])
-        scores.append(res.image_scores.detach().float().cpu().numpy())
-        maps.append(res.maps.detach().float().cpu().numpy())
-    m = np.concatenate(maps) / float(max(scorer.n_layers, 1))
-    return SliceScores(np.concatenate(scores).astype(np.float32), np.clip(m, 0.0, 1.0).astype(np.float32))
+    m = np.asarray(maps, dtype=np.float32) / float(max(n_layers, 1))
+    return SliceScores(np.asarray(image_scores).astype(np.float32), np.clip(m, 0.0, 1.0).astype(np.float32))
 
 
 def assemble_heatmap(prepared: PreparedStudy, scores: SliceScores) -> np.ndarray:

@@ -1,26 +1,26 @@
-"""One study from loaded data to a published folder and a ``done`` ledger row (or ``failed``)."""
+"""One study from its model outputs to a published folder; the runner records the outcome in the ledger."""
 
 from __future__ import annotations
 
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from medzsad.cohort.executor import Loaded
+from medzsad.cohort.executor import Loaded, Scored
 from medzsad.cohort.inputs import StudyInput
-from medzsad.cohort.ledger import Ledger
 from medzsad.cohort.scorer import SliceScorer
-from medzsad.cohort.stages import PreparedStudy, assemble_heatmap, postprocess, score_slices, study_score
+from medzsad.cohort.stages import PreparedStudy, assemble_heatmap, postprocess, slice_scores, study_score
 from medzsad.cohort.study_writer import StudyResult, partial_dir, publish, write_study_files
 from medzsad.config import CohortConfig, OutputKind, study_config_hash
+from medzsad.errors import InputError
 from medzsad.report.provenance import build_provenance
 from medzsad.report.slicer_bundle_script import write_slicer_script
 
-__all__ = ["StudyJob", "process_study", "scored_region"]
+__all__ = ["StudyJob", "StudyFinish", "finish_study", "scored_region"]
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,33 @@ class StudyJob:
 
 
 class _StageError(Exception):
-    def __init__(self, stage: str, cause: Exception) -> None:
+    def __init__(self, stage: str, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.stage = stage
         self.cause = cause
+
+
+@dataclass(frozen=True)
+class StudyFinish:
+    """What finishing a study gave; the runner records it in the ledger (in its own thread).
+
+    Attributes:
+        status: ``done``, ``failed`` or ``cancelled`` (the run stopped before the study was scored).
+        score: Study score when done.
+        error: One-line error when failed.
+        stage: Stage that failed (``load``, ``score``, ``assemble``, ``postprocess``, ``write``).
+        error_type: Exception class name when failed.
+        summary: The ledger's ``outputs`` record when done.
+        seconds: CPU stages and model time spent on the study (read, preprocess, score, ...).
+    """
+
+    status: str
+    score: float | None = None
+    error: str = ""
+    stage: str = ""
+    error_type: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 def scored_region(prepared: PreparedStudy) -> np.ndarray:
@@ -53,15 +76,18 @@ def scored_region(prepared: PreparedStudy) -> np.ndarray:
 
 
 def _compute(
-    job: StudyJob, loaded: Loaded[PreparedStudy], cfg: CohortConfig, model: SliceScorer
+    job: StudyJob, loaded: Loaded[PreparedStudy], scored: Scored | None, cfg: CohortConfig, n_layers: int
 ) -> StudyResult:
     stage = "load"
     try:
         prepared = loaded.result()
         stage = "score"
-        t = time.perf_counter()
-        scores = score_slices(prepared, model, cfg.model.batch_size)
-        prepared.timings_s["score"] = time.perf_counter() - t
+        if scored is None:
+            raise InputError(
+                f"study {job.study.study_id}: every slice was skipped as empty; nothing to score"
+            )
+        scores = slice_scores(scored.image_scores, scored.maps, n_layers)
+        prepared.timings_s["score"] = scored.seconds
         stage = "assemble"
         heat = assemble_heatmap(prepared, scores)
         stage = "postprocess"
@@ -128,38 +154,37 @@ def _summary(result: StudyResult, written: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def process_study(
-    job: StudyJob, loaded: Loaded[PreparedStudy], cfg: CohortConfig, model: SliceScorer, ledger: Ledger
-) -> tuple[str, float | None, str]:
-    """Compute, write, publish and record one study. Returns ``(status, score, error)``.
+def finish_study(
+    job: StudyJob,
+    loaded: Loaded[PreparedStudy],
+    scored: Scored | None,
+    cfg: CohortConfig,
+    model: SliceScorer,
+) -> StudyFinish:
+    """Post-process, write and publish one scored study (runs in a writer thread; no ledger access).
 
-    Every exception of the study (bad input, geometry, model, disk) is recorded as ``failed`` with
-    its stage; only ``KeyboardInterrupt``/``SystemExit`` stop the run.
+    Every exception of the study (bad input, geometry, model, disk) becomes a ``failed``
+    :class:`StudyFinish` with its stage; only ``KeyboardInterrupt``/``SystemExit`` propagate.
     """
     studies_dir = cfg.out_dir / "studies"
     partial = partial_dir(studies_dir, job.safe_id)
     stage = "load"
     try:
-        result = _compute(job, loaded, cfg, model)
+        result = _compute(job, loaded, scored, cfg, model.n_layers)
         stage = "write"
-        written = write_study_files(
-            partial,
-            result,
-            cfg.output,
-            _provenance(job, result, cfg, model),
-        )
+        t = time.perf_counter()
+        written = write_study_files(partial, result, cfg.output, _provenance(job, result, cfg, model))
         publish(partial, studies_dir / job.safe_id)
         if OutputKind.SLICER in cfg.output.outputs:
             # the loader script holds absolute paths: rewrite it for the published folder
             # (before the ledger says done, so a kill here still redoes the study)
             write_slicer_script(studies_dir / job.safe_id)
-        ledger.mark_done(job.study.study_id, _summary(result, written))
+        result.prepared.timings_s["write"] = time.perf_counter() - t
     except Exception as e:  # one bad study must never stop the others
         cause = e.cause if isinstance(e, _StageError) else e
         stage = e.stage if isinstance(e, _StageError) else stage
         message = " ".join(str(cause).split()) or type(cause).__name__
         shutil.rmtree(partial, ignore_errors=True)
-        ledger.mark_failed(job.study.study_id, message, {"stage": stage, "error_type": type(cause).__name__})
         log.warning(
             "study %s failed at %s: %s: %s",
             job.log_id,
@@ -168,6 +193,7 @@ def process_study(
             message.replace(job.study.study_id, job.log_id)[:300],
         )
         log.debug("traceback of study %s", job.log_id, exc_info=cause)
-        return "failed", None, message
+        return StudyFinish("failed", error=message, stage=stage, error_type=type(cause).__name__)
     log.info("study %s done: score %.4f, %d lesions", job.log_id, result.score, len(result.lesions.lesions))
-    return "done", result.score, ""
+    seconds = float(sum(result.prepared.timings_s.values()))
+    return StudyFinish("done", score=result.score, summary=_summary(result, written), seconds=seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field
@@ -9,9 +10,39 @@ from pydantic import Field
 from medzsad.config._base import _Section
 
 
+def default_workers() -> int:
+    """Worker processes when ``executor.workers`` is not set: the usable cores minus one, at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not every platform has affinity
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
 class ExecutorConfig(_Section):
-    """Where studies run. ``local`` is the only executor today (one process, one prefetch thread)."""
+    """Where studies run: ``local`` is a pipeline in one machine (see ``docs/cohort.md``).
+
+    Studies are read, decoded and preprocessed in ``workers`` worker processes (each study in its own
+    worker, under ``study_timeout_s`` and ``worker_memory_gb``), scored on the device in the main
+    process in batches that mix studies, then post-processed and written by ``writers`` threads.
+    """
 
     kind: Literal["local"] = "local"
-    prefetch: int = Field(default=1, ge=0, le=4)
+    #: worker processes that read and preprocess studies; None = cores - 1; 0 = in the main process
+    workers: int | None = Field(default=None, ge=0, le=256)
+    #: studies loaded and waiting for the model, on top of those being loaded (bounded queue)
+    prefetch: int = Field(default=1, ge=0, le=64)
+    #: threads that post-process and write scored studies
+    writers: int = Field(default=1, ge=1, le=64)
+    #: scored studies waiting for a writer (bounded queue)
+    write_queue: int = Field(default=2, ge=1, le=64)
+    #: seconds a worker may spend reading and preprocessing one study before it is stopped
+    study_timeout_s: float | None = Field(default=900.0, gt=0)
+    #: address-space limit of each worker process (GiB, RLIMIT_AS); None = no limit
+    worker_memory_gb: float | None = Field(default=None, gt=0)
     continue_on_error: bool = True
+
+    @property
+    def n_workers(self) -> int:
+        """The number of worker processes (``workers`` or its default)."""
+        return default_workers() if self.workers is None else self.workers
