@@ -115,13 +115,17 @@ def _portable(error: BaseException, what: str) -> BaseException:
     return error
 
 
-def _run_one(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], what: str, faults: str) -> None:
+def _run_one(
+    conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], what: str, faults: str, limit: str
+) -> None:
     try:
         if faults:
             _apply_fault(faults, what)
         value = fn(*args)
     except MemoryError:
-        conn.send(("err", StudyWorkerError(f"worker ran out of memory while reading {what}", "memory")))
+        conn.send(
+            ("err", StudyWorkerError(f"worker ran out of memory{limit} while reading {what}", "memory"))
+        )
         return
     except Exception as e:
         conn.send(("err", _portable(e, what)))
@@ -135,13 +139,14 @@ def _run_one(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], wh
     try:
         conn.send(("ok", value))
     except MemoryError:
-        conn.send(("err", StudyWorkerError(f"worker ran out of memory sending {what}", "memory")))
+        conn.send(("err", StudyWorkerError(f"worker ran out of memory{limit} sending {what}", "memory")))
 
 
 def _worker_main(conn: Connection, memory_gb: float | None, faults: str) -> None:
     """Entry of a worker process: run tasks until the pool closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     _limit_memory(memory_gb)
+    limit = f" (executor.worker_memory_gb: {memory_gb:g})" if memory_gb is not None else ""
     with contextlib.suppress(Exception):
         import torch
 
@@ -155,7 +160,7 @@ def _worker_main(conn: Connection, memory_gb: float | None, faults: str) -> None
             return
         fn, args, what = msg
         try:
-            _run_one(conn, fn, args, what, faults)
+            _run_one(conn, fn, args, what, faults, limit)
         except (BrokenPipeError, EOFError, OSError):
             return
 

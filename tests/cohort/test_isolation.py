@@ -1,0 +1,74 @@
+"""Study isolation: a worker that crashes, hangs, runs out of memory or panics fails one study only."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import sqlite3
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from medzsad.cli import EXIT_FAILED_STUDIES, main
+from medzsad.cohort.worker_pool import FAULT_ENV
+
+from .conftest import make_cohort, write_cohort_yaml
+
+# the workers import torch (~4 GiB of address space): the limit leaves ~2 GiB for a study
+MEMORY_GB = 6.0
+
+
+def _ndims_minus_3_mha(path: Path) -> None:
+    """The fuzzing reproducer: SimpleITK never returns on this header (it segfaulted in older builds)."""
+    path.write_bytes(
+        b"ObjectType = Image\nNDims = -3\nDimSize = 4 4 4\nElementType = MET_SHORT\n"
+        b"ElementDataFile = LOCAL\n" + bytes(128)
+    )
+
+
+def _header_bomb_nii(path: Path) -> None:
+    """68 bytes of gzip whose NIfTI header claims 2048 x 2048 x 2560 int16 (21 GB)."""
+    h = nib.Nifti1Header()
+    h.set_data_shape((2048, 2048, 2560))
+    h.set_data_dtype(np.int16)
+    h.set_sform(np.eye(4), 1)
+    path.write_bytes(gzip.compress(h.binaryblock + bytes(4)))
+
+
+def test_crash_hang_memory_bomb_and_panic_fail_their_study_only(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    info = make_cohort(data, n_nifti=2, corrupt=False)
+    _ndims_minus_3_mha(data / "hang.mha")
+    _header_bomb_nii(data / "bomb.nii.gz")
+    shutil.copy(data / "vol0.nii.gz", data / "segv-marker.nii.gz")
+    shutil.copy(data / "vol1.nii.gz", data / "panic-marker.nii.gz")
+    bad = {"hang": "hang.mha", "bomb": "bomb.nii.gz", "segv": "segv-marker.nii.gz", "panic": "panic-marker.nii.gz"}
+    manifest = Path(info["manifest"])
+    manifest.write_text(manifest.read_text() + "".join(f"{k},{v},0,\n" for k, v in bad.items()))
+    monkeypatch.setenv(FAULT_ENV, "segv:segv-marker,panic:panic-marker")
+    extra = f"executor: {{workers: 2, study_timeout_s: 10, worker_memory_gb: {MEMORY_GB}}}\n"
+    cfg = write_cohort_yaml(tmp_path / "c.yaml", manifest, tmp_path / "out", extra=extra)
+
+    assert main(["run", str(cfg), "--quiet"]) == EXIT_FAILED_STUDIES
+    assert "Traceback" not in capsys.readouterr().err
+
+    out = tmp_path / "out"
+    errors = pd.read_csv(out / "errors.csv").set_index("study_id")
+    assert sorted(errors.index) == sorted(bad)
+    assert set(errors["error_type"]) == {"StudyWorkerError"}
+    msg = errors["message"]
+    assert "crashed (signal 11, SIGSEGV) while reading" in msg["segv"] and msg["segv"].endswith("segv-marker.nii.gz")
+    assert "study_timeout_s" in msg["hang"] and "hang.mha" in msg["hang"]
+    assert "out of memory (executor.worker_memory_gb: 6)" in msg["bomb"] and "bomb.nii.gz" in msg["bomb"]
+    assert "panicked" in msg["panic"] and "panic-marker.nii.gz" in msg["panic"]
+    assert set(errors["stage"]) == {"load"}
+    # the others completed, with every file, and the ledger holds no 'running' row
+    studies = pd.read_csv(out / "studies.csv").set_index("study_id")
+    assert (studies.loc[["Dicom Study/01", "nifti-0", "nifti-1"], "status"] == "done").all()
+    assert len(list((out / "studies").glob("*/heatmap.nii.gz"))) == 3
+    with sqlite3.connect(out / "ledger.sqlite") as con:
+        states = dict(con.execute("SELECT study_id, state FROM studies").fetchall())
+    assert sorted(s for s, st in states.items() if st == "failed") == sorted(bad)
+    assert "running" not in states.values()
