@@ -44,7 +44,12 @@ def test_crash_hang_memory_bomb_and_panic_fail_their_study_only(tmp_path, monkey
     _header_bomb_nii(data / "bomb.nii.gz")
     shutil.copy(data / "vol0.nii.gz", data / "segv-marker.nii.gz")
     shutil.copy(data / "vol1.nii.gz", data / "panic-marker.nii.gz")
-    bad = {"hang": "hang.mha", "bomb": "bomb.nii.gz", "segv": "segv-marker.nii.gz", "panic": "panic-marker.nii.gz"}
+    bad = {
+        "hang": "hang.mha",
+        "bomb": "bomb.nii.gz",
+        "segv": "segv-marker.nii.gz",
+        "panic": "panic-marker.nii.gz",
+    }
     manifest = Path(info["manifest"])
     manifest.write_text(manifest.read_text() + "".join(f"{k},{v},0,\n" for k, v in bad.items()))
     monkeypatch.setenv(FAULT_ENV, "segv:segv-marker,panic:panic-marker")
@@ -59,7 +64,9 @@ def test_crash_hang_memory_bomb_and_panic_fail_their_study_only(tmp_path, monkey
     assert sorted(errors.index) == sorted(bad)
     assert set(errors["error_type"]) == {"StudyWorkerError"}
     msg = errors["message"]
-    assert "crashed (signal 11, SIGSEGV) while reading" in msg["segv"] and msg["segv"].endswith("segv-marker.nii.gz")
+    assert "crashed (signal 11, SIGSEGV) while reading" in msg["segv"] and msg["segv"].endswith(
+        "segv-marker.nii.gz"
+    )
     assert "study_timeout_s" in msg["hang"] and "hang.mha" in msg["hang"]
     assert "out of memory (executor.worker_memory_gb: 6)" in msg["bomb"] and "bomb.nii.gz" in msg["bomb"]
     assert "panicked" in msg["panic"] and "panic-marker.nii.gz" in msg["panic"]
