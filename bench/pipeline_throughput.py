@@ -1,0 +1,200 @@
+"""Pipeline throughput: synthetic 512x512x300 CT studies through the real cohort pipeline.
+
+    nice python bench/pipeline_throughput.py --kind dicom --studies 4 --workers 1 [--latency-ms 2.5]
+        [--image-size 518] [--slices 300] [--size 512] [--keep DIR]
+
+The model is a stand-in scorer with the :class:`~medzsad.cohort.scorer.SliceScorer` interface that
+sleeps ``latency-ms`` per slice (2.5 ms: ViT-L/14 at 518 px on an H200 in bf16) and returns
+deterministic maps, so the figures show what the CPU stages (read, decode, preprocess, transfer
+from the worker, post-process, write) cost around a GPU-speed model. Everything else is the real
+``run_cohort``: worker processes, cross-study batches, writer threads, ledger, default outputs.
+
+Prints one Markdown row: wall time, studies/hour, CPU seconds per study (all processes), the
+per-stage breakdown (seconds per study, from provenance.json) and peak RSS (main process, worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
+from medzsad.cohort.inputs import StudyInput
+from medzsad.cohort.loading import default_loader
+from medzsad.cohort.runner import RunOptions, run_cohort
+from medzsad.cohort.scorer import ModelInputSpec
+from medzsad.cohort.stages import PreparedStudy
+from medzsad.config import CohortConfig, load_cohort
+from medzsad.model.inference import DetectionResult
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class StandInScorer:
+    """Sleeps ``latency_s`` per slice; maps and scores are cheap deterministic functions of the input."""
+
+    def __init__(self, image_size: int, latency_s: float, n_layers: int = 4) -> None:
+        self.image_size = image_size
+        self.n_layers = n_layers
+        self.mean = CLIP_MEAN
+        self.std = CLIP_STD
+        self.latency_s = latency_s
+        self.calls = 0
+
+    def score(self, x: torch.Tensor) -> DetectionResult:
+        """``(B, 3, S, S)`` -> scores ``(B,)`` and maps ``(B, S, S)`` in [0, n_layers]."""
+        self.calls += 1
+        time.sleep(self.latency_s * int(x.shape[0]))
+        maps = torch.sigmoid(x[:, 0]) * self.n_layers
+        return DetectionResult(torch.sigmoid(x[:, 0].mean(dim=(1, 2))), maps, None)
+
+
+def bench_loader(study: StudyInput, config: CohortConfig, spec: ModelInputSpec) -> PreparedStudy:
+    """The default loader, noting the worker's pid, CPU seconds so far and peak RSS in the series info."""
+    prepared = default_loader(study, config, spec)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    prepared.series.update(
+        bench_pid=os.getpid(), bench_cpu_s=ru.ru_utime + ru.ru_stime, bench_rss_mb=ru.ru_maxrss / 1024
+    )
+    return prepared
+
+
+def ct_volume(size: int, slices: int, seed: int) -> np.ndarray:
+    """``(size, size, slices)`` stored values (HU + 1024): a noisy body ellipse in air, a bright lesion."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size].astype(np.float32)
+    c = (size - 1) / 2
+    body = ((x - c) / (0.42 * size)) ** 2 + ((y - c) / (0.32 * size)) ** 2 <= 1.0
+    vol = np.empty((size, size, slices), dtype=np.uint16)
+    base = np.where(body, 1024 + 40, 24).astype(np.float32)
+    for k in range(slices):
+        noise = rng.normal(0, 15, (size, size)).astype(np.float32)
+        vol[:, :, k] = np.clip(base + noise * body, 0, 4095).astype(np.uint16).T
+    vol[size // 2 : size // 2 + 20, size // 2 : size // 2 + 20, slices // 2 : slices // 2 + 10] = 1024 + 300
+    return vol
+
+
+def write_cohort(root: Path, kind: str, n: int, size: int, slices: int) -> Path:
+    """Write ``n`` studies (the same volume content, distinct files and UIDs) and a manifest."""
+    vol = ct_volume(size, slices, 0)
+    affine_lps = np.diag([0.7, 0.7, 1.0, 1.0])
+    rows = ["study_id,path"]
+    for i in range(n):
+        if kind == "dicom":
+            spec = SeriesSpec("CT", f"bench-{i}", f"bench-study-{i}", rescale_intercept=-1024.0,
+                              window_center=40, window_width=400)  # fmt: skip
+            write_dicom_series(vol, affine_lps, root / f"ct{i:03d}", spec)
+            rows.append(f"ct{i:03d},ct{i:03d}")
+        else:
+            hu = vol.astype(np.int16) - 1024
+            nib.save(
+                nib.Nifti1Image(hu, np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_lps), root / f"ct{i:03d}.nii.gz"
+            )
+            rows.append(f"ct{i:03d},ct{i:03d}.nii.gz")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root / "manifest.csv"
+
+
+def _stage_means(out: Path) -> tuple[dict[str, float], list[dict[str, object]]]:
+    timings: dict[str, list[float]] = {}
+    series = []
+    for p in sorted(out.glob("studies/*/provenance.json")):
+        prov = json.loads(p.read_text())
+        for k, v in prov["timings_s"].items():
+            timings.setdefault(k, []).append(float(v))
+        series.append(prov["study"]["series"])
+    return {k: float(np.mean(v)) for k, v in timings.items()}, series
+
+
+def _steady_rate(out: Path) -> float:
+    """Studies/hour between the first and the last study finished (start-up excluded)."""
+    with sqlite3.connect(out / "ledger.sqlite") as con:
+        ends = sorted(t for (t,) in con.execute("SELECT finished_at FROM studies WHERE state = 'done'"))
+    return 3600 * (len(ends) - 1) / (ends[-1] - ends[0]) if len(ends) > 1 and ends[-1] > ends[0] else 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kind", choices=["dicom", "nifti"], default="dicom")
+    ap.add_argument("--studies", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--writers", type=int, default=1)
+    ap.add_argument("--latency-ms", type=float, default=2.5)
+    ap.add_argument("--image-size", type=int, default=518)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--slices", type=int, default=300)
+    ap.add_argument("--keep", type=Path, default=None, help="reuse/keep the data in this folder")
+    args = ap.parse_args()
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="medzsad-pipe-"))
+    data = root / f"{args.kind}-{args.size}x{args.slices}-{args.studies}"
+    if not (data / "manifest.csv").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        write_cohort(data, args.kind, args.studies, args.size, args.slices)
+        print(f"wrote {args.studies} {args.kind} studies in {time.perf_counter() - t:.1f} s")
+    out = root / f"out-{args.kind}-w{args.workers}"
+    shutil.rmtree(out, ignore_errors=True)
+    yaml = root / "cohort.yaml"
+    yaml.write_text(
+        f"name: bench\ninputs:\n  manifest: {data / 'manifest.csv'}\n"
+        "model: {tiny: true, clip_weights: random, prompt_weights: random, device: cpu, "
+        f"image_size: {args.image_size}, batch_size: {args.batch_size}}}\n"
+        f"output:\n  dir: {out}\n"
+        f"executor: {{workers: {args.workers}, writers: {args.writers}}}\n"
+    )
+    cfg = load_cohort(yaml)
+    scorer = StandInScorer(args.image_size, args.latency_ms / 1000)
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    summary = run_cohort(cfg, RunOptions(progress="off"), scorer=scorer, loader=bench_loader)  # type: ignore[arg-type]
+    wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    main_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    stages, series = _stage_means(out)
+    worker_cpu: dict[int, float] = {}
+    for s in series:
+        worker_cpu[int(s["bench_pid"])] = max(
+            worker_cpu.get(int(s["bench_pid"]), 0.0), float(s["bench_cpu_s"])
+        )
+    n = summary.n_done
+    steady = _steady_rate(out)
+    cpu_per_study = (main_cpu + sum(worker_cpu.values())) / max(n, 1)
+    model_s = args.latency_ms / 1000 * args.slices
+    print(
+        f"{platform.machine()} {os.cpu_count()} cpu, torch {torch.__version__}; {n} done / {args.studies}; "
+        f"model stand-in {model_s:.2f} s/study"
+    )
+    print("| kind | studies | workers | wall s | studies/h (steady) | CPU s/study (main + workers) | "
+          "read | preprocess | score | postprocess | write (s/study) | peak RSS main / worker |")  # fmt: skip
+    write_s = float(np.mean([o.seconds for o in summary.outcomes if o.status == "done"])) - sum(
+        stages.values()
+    )
+    print(
+        f"| {args.kind} | {n} | {args.workers} | {wall:.1f} | {3600 * n / wall:.0f} ({steady:.0f}) | "
+        f"{cpu_per_study:.1f} ({main_cpu / max(n, 1):.1f} + {sum(worker_cpu.values()) / max(n, 1):.1f}) | "
+        f"{stages.get('read', 0):.2f} | {stages.get('preprocess', 0):.2f} | {stages.get('score', 0):.2f} | "
+        f"{stages.get('postprocess', 0):.2f} | {write_s:.2f} | "
+        f"{ru1.ru_maxrss / 1024:.0f} MiB / {max(float(s['bench_rss_mb']) for s in series):.0f} MiB |"
+    )
+    print(f"ceiling at 16 cores: {16 * 3600 / cpu_per_study:.0f} studies/h (CPU-bound, model not limiting)")
+    if args.keep is None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
