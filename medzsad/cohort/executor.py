@@ -102,6 +102,10 @@ class StudyStages(Protocol[J_contra, P, R_co]):
         """Model outputs for ``(B, 3, S, S)`` slices: ``(B,)`` scores and ``(B, S, S)`` maps."""
         ...
 
+    def release(self, loaded: P) -> P:
+        """The loaded study without its model inputs (called once it is scored, to free memory)."""
+        ...
+
     def begin(self, job: J_contra) -> None:
         """Called in the calling thread before ``finish`` is scheduled."""
         ...

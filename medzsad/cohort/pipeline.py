@@ -259,7 +259,7 @@ class _Run(Generic[J, P, R]):
         for s in [s for s in self.scoring if s.remaining == 0]:
             self.scoring.remove(s)
             scored = Scored(np.concatenate(s.scores), np.concatenate(s.maps), s.seconds)
-            self._submit(writer, s.index, s.loaded, scored)
+            self._submit(writer, s.index, Ready(self.stages.release(s.loaded.result())), scored)
         return True
 
     # -- finish ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ ledger (calling thread).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -80,6 +81,10 @@ class CohortStages:
             res.image_scores.detach().float().cpu().numpy(),
             res.maps.detach().float().cpu().numpy(),
         )
+
+    def release(self, loaded: PreparedStudy) -> PreparedStudy:
+        """The study without its ``(N, 3, S, S)`` model inputs (~1 GB for 300 slices at 518 px)."""
+        return dataclasses.replace(loaded, images=loaded.images[:0])
 
     def begin(self, job: StudyJob) -> None:
         """Mark the study ``running`` (its files are about to be written)."""

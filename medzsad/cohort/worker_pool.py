@@ -115,6 +115,34 @@ def _portable(error: BaseException, what: str) -> BaseException:
     return error
 
 
+def _dumps(obj: object) -> tuple[bytes, list[memoryview]]:
+    """Pickle protocol 5 with out-of-band buffers: NumPy arrays are sent without a pickled copy."""
+    buffers: list[pickle.PickleBuffer] = []
+    head = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    return head, [b.raw() for b in buffers]
+
+
+def _send(conn: Connection, obj: object) -> None:
+    head, raws = _dumps(obj)
+    conn.send_bytes(pickle.dumps((head, [r.nbytes for r in raws])))
+    for r in raws:
+        conn.send_bytes(r)
+
+
+def _recv(conn: Connection) -> Any:
+    """The object :func:`_send` sent; arrays land in writable buffers received in place."""
+    head, sizes = pickle.loads(conn.recv_bytes())
+    buffers = []
+    for n in sizes:
+        b = bytearray(n)
+        if n:
+            conn.recv_bytes_into(b)
+        else:
+            conn.recv_bytes()
+        buffers.append(b)
+    return pickle.loads(head, buffers=buffers)
+
+
 def _run_one(
     conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], what: str, faults: str, limit: str
 ) -> None:
@@ -123,23 +151,25 @@ def _run_one(
             _apply_fault(faults, what)
         value = fn(*args)
     except MemoryError:
-        conn.send(
-            ("err", StudyWorkerError(f"worker ran out of memory{limit} while reading {what}", "memory"))
+        _send(
+            conn, ("err", StudyWorkerError(f"worker ran out of memory{limit} while reading {what}", "memory"))
         )
         return
     except Exception as e:
-        conn.send(("err", _portable(e, what)))
+        _send(conn, ("err", _portable(e, what)))
         return
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # a library panic (pyo3 PanicException) must not take the worker down
         message = f"a decoder panicked while reading {what}: {type(e).__name__}: {e}"
-        conn.send(("err", StudyWorkerError(message, "panic")))
+        _send(conn, ("err", StudyWorkerError(message, "panic")))
         return
     try:
-        conn.send(("ok", value))
+        _send(conn, ("ok", value))
+    except (pickle.PicklingError, TypeError, AttributeError) as e:
+        _send(conn, ("err", InputError(f"the result for {what} cannot be sent to the main process: {e}")))
     except MemoryError:
-        conn.send(("err", StudyWorkerError(f"worker ran out of memory{limit} sending {what}", "memory")))
+        _send(conn, ("err", StudyWorkerError(f"worker ran out of memory{limit} sending {what}", "memory")))
 
 
 def _worker_main(conn: Connection, memory_gb: float | None, faults: str) -> None:
@@ -245,7 +275,7 @@ class WorkerPool:
         outcome: TaskOutcome | None = None
         if slot.conn.poll():
             try:
-                status, payload = slot.conn.recv()
+                status, payload = _recv(slot.conn)
                 outcome = TaskOutcome(
                     key, payload if status == "ok" else None, None if status == "ok" else payload
                 )
