@@ -1,0 +1,92 @@
+"""PipelineExecutor with stand-in stages: job order, cross-study batches, bounded memory, failures, stop."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from medzsad.cohort.executor import Loaded, Scored
+from medzsad.cohort.pipeline import PipelineExecutor
+
+
+def fake_load(i: int, n_slices: int) -> np.ndarray:
+    """Worker side: study ``i`` is ``n_slices`` slices filled with ``i`` (module level: picklable)."""
+    if n_slices < 0:
+        raise ValueError(f"study {i} is unreadable")
+    return np.full((n_slices, 3, 2, 2), float(i), dtype=np.float32)
+
+
+class FakeStages:
+    def __init__(self, sizes: list[int]) -> None:
+        self.sizes = sizes
+        self.batches: list[list[int]] = []
+        self.lock = threading.Lock()
+        self.alive = 0
+        self.peak = 0
+        self.begun: list[int] = []
+
+    def load_task(self, job: int):
+        return fake_load, (job, self.sizes[job]), f"study-{job}"
+
+    def images(self, loaded: np.ndarray) -> torch.Tensor:
+        with self.lock:
+            self.alive += 1
+            self.peak = max(self.peak, self.alive)
+        return torch.from_numpy(loaded)
+
+    def score(self, batch: torch.Tensor):
+        self.batches.append(sorted({int(v) for v in batch[:, 0, 0, 0]}))
+        return batch[:, 0, 0, 0].numpy().copy(), batch[:, 0].numpy().copy()
+
+    def release(self, loaded: np.ndarray) -> np.ndarray:
+        return loaded[:0]
+
+    def begin(self, job: int) -> None:
+        self.begun.append(job)
+
+    def finish(self, job: int, loaded: Loaded[np.ndarray], scored: Scored | None):
+        try:
+            loaded.result()
+        except ValueError as e:
+            return job, str(e)
+        with self.lock:
+            self.alive -= 1
+        if scored is None:
+            return job, "empty"  # a study without slices is finished unscored
+        return job, scored.image_scores.tolist()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_order_batches_bounds_and_failures(workers):
+    sizes = [3, 4, 0, 5, -1, 2, 6, 1, 3, 4]
+    stages = FakeStages(sizes)
+    ex = PipelineExecutor(workers=workers, prefetch=1, writers=1, write_queue=1, batch_size=4)
+    results = list(ex.run(list(range(len(sizes))), stages))
+    assert [j for j, _ in results] == list(range(len(sizes)))
+    for j, res in results:
+        if sizes[j] > 0:
+            assert res == [float(j)] * sizes[j]  # each slice's output went back to its own study
+    assert results[2][1] == "empty"
+    assert results[4][1] == "study 4 is unreadable"
+    assert sorted(stages.begun) == list(range(len(sizes)))  # every study begun once (any order)
+    assert all(len(b) >= 1 for b in stages.batches) and any(len(b) > 1 for b in stages.batches)
+    assert all(len(b) <= 4 for b in stages.batches)
+    assert ex.stats.slices == sum(s for s in sizes if s > 0)
+    # loaded, scoring and writing studies together stay within the queue bounds, not the cohort size
+    assert stages.peak <= workers + 1 + 4 + 1 + 1
+
+
+def test_stop_starts_no_new_study():
+    sizes = [2] * 8
+    stages = FakeStages(sizes)
+    stop = threading.Event()
+    ex = PipelineExecutor(workers=0, prefetch=0, writers=1, write_queue=1, batch_size=2)
+    seen = []
+    for job, _res in ex.run(list(range(len(sizes))), stages, stop):
+        seen.append(job)
+        if job == 1:
+            stop.set()
+    assert seen == list(range(len(seen))) and len(seen) < len(sizes)
