@@ -7,15 +7,15 @@ does by giving a :class:`StudyStages`, an executor decides *where and when* it r
    a *picklable* function with its arguments, so it can run in another process or machine.
 2. **score** (device): ``score(batch)`` runs the model on ``(B, 3, S, S)`` slices that may come from
    several studies; ``images(loaded)`` gives a loaded study's slices.
-3. **finish** (CPU, threads): ``finish(job, loaded, scored)`` post-processes and writes one study and
-   returns its outcome. It never touches the ledger.
-4. **record** (main thread): the executor yields outcomes *in job order*; ``begin(job)`` is called in
-   the calling thread just before a study is handed to ``finish`` (the runner marks it ``running``).
+3. **finish** (CPU, may crash): ``finish_task(job, loaded, scored)`` returns a *picklable* call that
+   post-processes and writes one study and returns its outcome; it never touches the ledger.
+4. **record** (calling thread): the executor yields outcomes *in job order*; ``begin(job)`` is called
+   in the calling thread just before a study's finish call starts (the runner marks it ``running``).
 
 :class:`medzsad.cohort.pipeline.PipelineExecutor` is the local implementation (worker processes,
-cross-study batches, writer threads). A distributed executor (Ray, Dask) implements the same
-:class:`Executor` protocol: it may run ``load_task`` on remote workers and ``finish`` anywhere that
-sees the output folder, but must call ``score`` on the process that holds the model, call ``begin``
+cross-study batches, writer processes). A distributed executor (Ray, Dask) implements the same
+:class:`Executor` protocol: it may run ``load_task`` on remote workers and ``finish_task`` anywhere
+that sees the output folder, but must call ``score`` on the process that holds the model, call ``begin``
 and yield outcomes in the calling thread, in job order, one per job it started.
 """
 
@@ -110,8 +110,21 @@ class StudyStages(Protocol[J_contra, P, R_co]):
         """Called in the calling thread before ``finish`` is scheduled."""
         ...
 
-    def finish(self, job: J_contra, loaded: Loaded[P], scored: Scored | None) -> R_co:
-        """Post-process and write one study (``scored`` is ``None`` when loading failed or the run stops)."""
+    def finish_task(
+        self, job: J_contra, loaded: Loaded[P], scored: Scored | None
+    ) -> tuple[Callable[..., R_co], tuple[Any, ...], str]:
+        """A picklable call that post-processes and writes one study and returns its outcome.
+
+        ``scored`` is ``None`` when loading failed or the study has no slice.
+        """
+        ...
+
+    def finish_failed(self, job: J_contra, error: BaseException) -> R_co:
+        """The outcome of a study whose finishing call itself died (a crashed writer process)."""
+        ...
+
+    def cancelled(self, job: J_contra) -> R_co:
+        """The outcome of a loaded study that is not finished because the run stops."""
         ...
 
 

@@ -152,10 +152,6 @@ class Ledger:
             (error, time.time(), payload, study_id),
         )
 
-    def mark_pending(self, study_id: str) -> None:
-        """Record that a started study was not finished (the run stopped first); the next run does it."""
-        self._write("UPDATE studies SET state='pending', finished_at=NULL WHERE study_id=?", (study_id,))
-
     def set_meta(self, key: str, value: str) -> None:
         """Store a run-level value (cohort name, config hash)."""
         self._write("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))

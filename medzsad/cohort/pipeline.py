@@ -1,10 +1,16 @@
-"""The local executor: a bounded pipeline of worker processes, cross-study batches and writer threads.
+"""The local executor: a bounded pipeline of worker processes, cross-study batches and writer processes.
 
 ::
 
     jobs --> [load: WorkerPool, `workers` processes] --> ready (<= workers + prefetch studies)
          --> [score: main process, batches of `batch_size` slices taken across studies in job order]
-         --> [finish: `writers` threads; <= writers + write_queue studies] --> outcomes in job order
+         --> [finish: WorkerPool, `writers` processes; <= writers + write_queue studies]
+         --> outcomes in job order
+
+Post-processing and writing run in processes, not threads: measured on a 512x512x300 CT they cost
+~27 CPU s per study, mostly holding the GIL (bench/RESULTS.md), so threads could not use more than
+about one core for them. A study travels main -> writer as its volume and raw maps (pickle
+protocol 5, no extra copy), ~0.6 GB for a 300-slice CT at 518 px.
 
 Memory is bounded by the queue sizes, never by the number of studies: a study is loaded only when
 fewer than ``workers + prefetch`` are loading or waiting, a loaded study enters scoring only when the
@@ -12,7 +18,7 @@ slices waiting for the model are fewer than one batch, and a batch is scored onl
 ``writers + write_queue`` studies are being written. Every slice's result depends on that slice
 alone, so outputs are the same whatever the number of workers or the batch composition.
 
-``workers = 0`` loads in the calling thread (no isolation; for debugging).
+``workers = 0`` loads and writes in the calling thread (no isolation; for debugging).
 """
 
 from __future__ import annotations
@@ -20,16 +26,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 import torch
 
 from medzsad.cohort.executor import Failed, Loaded, Ready, Scored, StudyStages
-from medzsad.cohort.worker_pool import WorkerPool
+from medzsad.cohort.worker_pool import WorkerPool, wait_any
 
 __all__ = ["PipelineExecutor", "PipelineStats"]
 
@@ -46,15 +52,13 @@ class PipelineStats:
 
     Attributes:
         score_s: Running the model (including the host -> device copy).
-        wait_load_s: Waiting for a worker to deliver a study.
-        wait_write_s: Waiting for a writer (the write queue was full, or the end of the run).
+        wait_s: Waiting for a worker (loading) or a writer process (finishing).
         batches: Batches scored.
         slices: Slices scored.
     """
 
     score_s: float = 0.0
-    wait_load_s: float = 0.0
-    wait_write_s: float = 0.0
+    wait_s: float = 0.0
     batches: int = 0
     slices: int = 0
 
@@ -76,12 +80,12 @@ class _InScoring(Generic[J, P]):
 
 
 class PipelineExecutor:
-    """Worker processes load, the calling process scores in cross-study batches, threads write.
+    """Worker processes load, the calling process scores in cross-study batches, writer processes write.
 
     Args:
         workers: Worker processes (0: load in the calling thread).
         prefetch: Loaded studies allowed to wait for the model beyond those being loaded.
-        writers: Writer threads.
+        writers: Writer processes.
         write_queue: Scored studies allowed to wait for a writer.
         batch_size: Slices per model call.
         timeout_s: Per-study load time limit (worker processes only).
@@ -125,30 +129,31 @@ class _Run(Generic[J, P, R]):
     ) -> None:
         self.ex, self.jobs, self.stages, self.stop = ex, jobs, stages, stop
         self.pool: WorkerPool | None = None
+        self.writer: WorkerPool | None = None
         self.ready: dict[int, Loaded[P]] = {}
         self.scoring: list[_InScoring[J, P]] = []
-        self.futures: dict[int, Future[R]] = {}
+        self.to_finish: deque[tuple[int, Loaded[P], Scored | None]] = deque()
+        self.finished: dict[int, R] = {}
         self.next_load = self.next_score = self.next_yield = 0
 
     # -- the loop -------------------------------------------------------------------------------
     def outcomes(self) -> Iterator[R]:
-        writer = ThreadPoolExecutor(self.ex.writers, thread_name_prefix="medzsad-write")
         try:
             if self.ex.workers > 0:
                 self.pool = WorkerPool(self.ex.workers, self.ex.timeout_s, self.ex.memory_gb)
+                self.writer = WorkerPool(self.ex.writers, None, None)
             while self.next_yield < self._end():
+                yield from self._drain()
+                self._dispatch_finishes()  # after draining: a stop set by the caller is seen here
                 self._dispatch_loads()
-                progressed = self._admit(writer)
-                progressed = self._score_batch(writer) or progressed
-                yield from self._drain(block=False)
-                if not progressed:
-                    yield from self._wait(writer)
+                progressed = self._admit()
+                progressed = self._score_batch() or progressed
+                if not progressed and self.next_yield < self._end() and self.next_yield not in self.finished:
+                    self._wait()
         finally:
-            for f in self.futures.values():
-                f.cancel()
-            writer.shutdown(wait=True)
-            if self.pool is not None:
-                self.pool.close()
+            for pool in (self.pool, self.writer):
+                if pool is not None:
+                    pool.close()
 
     def _end(self) -> int:
         """Jobs that will be yielded: all, or those started before ``stop`` was set."""
@@ -171,7 +176,7 @@ class _Run(Generic[J, P, R]):
         fn, args, _what = self.stages.load_task(self.jobs[i])
         try:
             self.ready[i] = Ready(fn(*args))
-        except Exception as e:  # recorded by finish() as the study's failure
+        except Exception as e:  # recorded by the finish call as the study's failure
             self.ready[i] = Failed(e)
         self.next_load += 1
 
@@ -179,7 +184,7 @@ class _Run(Generic[J, P, R]):
         assert self.pool is not None  # noqa: S101 - only called with a pool
         t = time.perf_counter()
         done = self.pool.wait(timeout)
-        self.ex.stats.wait_load_s += time.perf_counter() - t
+        self.ex.stats.wait_s += time.perf_counter() - t
         for o in done:
             self.ready[o.key] = Failed(o.error) if o.error is not None else Ready(o.value)
         return bool(done)
@@ -189,9 +194,9 @@ class _Run(Generic[J, P, R]):
         return sum(s.remaining for s in self.scoring)
 
     def _write_full(self) -> bool:
-        return len(self.futures) >= self.ex.writers + self.ex.write_queue
+        return self._writing() >= self.ex.writers + self.ex.write_queue
 
-    def _admit(self, writer: ThreadPoolExecutor) -> bool:
+    def _admit(self) -> bool:
         """Move loaded studies, in job order, into scoring while less than a batch is waiting."""
         moved = False
         while self._pending_slices() < self.ex.batch_size and not self._write_full():
@@ -207,7 +212,7 @@ class _Run(Generic[J, P, R]):
             moved = True
             images = self._images(loaded)
             if images is None or images.shape[0] == 0 or self.stop.is_set():
-                self._submit(writer, i, loaded, None)  # finish() reports the failure or empty study
+                self._submit(i, loaded, None)  # the finish call reports the failure or empty study
             else:
                 self.scoring.append(_InScoring(i, self.jobs[i], loaded, images))
         return moved
@@ -218,7 +223,7 @@ class _Run(Generic[J, P, R]):
         except Exception:  # the load failed: finish() records it
             return None
 
-    def _score_batch(self, writer: ThreadPoolExecutor) -> bool:
+    def _score_batch(self) -> bool:
         pending = self._pending_slices()
         no_more = self.next_score >= self._end()
         if pending == 0 or self._write_full() or (pending < self.ex.batch_size and not no_more):
@@ -243,7 +248,7 @@ class _Run(Generic[J, P, R]):
         except Exception as e:  # a model failure fails the studies in this batch
             for s, _a, _b in pieces:
                 self.scoring.remove(s)
-                self._submit(writer, s.index, Failed(e), None)
+                self._submit(s.index, Failed(e), None)
             return True
         dt = time.perf_counter() - t
         self.ex.stats.score_s += dt
@@ -259,42 +264,58 @@ class _Run(Generic[J, P, R]):
         for s in [s for s in self.scoring if s.remaining == 0]:
             self.scoring.remove(s)
             scored = Scored(np.concatenate(s.scores), np.concatenate(s.maps), s.seconds)
-            self._submit(writer, s.index, Ready(self.stages.release(s.loaded.result())), scored)
+            self._submit(s.index, Ready(self.stages.release(s.loaded.result())), scored)
         return True
 
-    # -- finish ---------------------------------------------------------------------------------
-    def _submit(self, writer: ThreadPoolExecutor, i: int, loaded: Loaded[P], scored: Scored | None) -> None:
-        job = self.jobs[i]
-        self.stages.begin(job)
-        self.futures[i] = writer.submit(self.stages.finish, job, loaded, scored)
+    # -- finish -------------------------------------------------------------------------------
+    def _submit(self, i: int, loaded: Loaded[P], scored: Scored | None) -> None:
+        self.to_finish.append((i, loaded, scored))
 
-    def _drain(self, block: bool) -> Iterator[R]:
-        """Yield finished studies in job order (waiting for the next one when ``block``)."""
-        while self.next_yield in self.futures:
-            f = self.futures[self.next_yield]
-            if not f.done() and not block:
-                return
-            t = time.perf_counter()
-            result = f.result()
-            self.ex.stats.wait_write_s += time.perf_counter() - t
-            del self.futures[self.next_yield]
+    def _writing(self) -> int:
+        return len(self.to_finish) + (self.writer.busy() if self.writer is not None else 0)
+
+    def _dispatch_finishes(self) -> None:
+        while self.to_finish and (self.writer is None or self.writer.idle()):
+            i, loaded, scored = self.to_finish.popleft()
+            job = self.jobs[i]
+            if self.stop.is_set():
+                self.finished[i] = self.stages.cancelled(job)
+                continue
+            fn, args, what = self.stages.finish_task(job, loaded, scored)
+            self.stages.begin(job)
+            if self.writer is None:
+                self.finished[i] = fn(*args)
+            else:
+                self.writer.submit(i, fn, args, what)
+
+    def _collect_finishes(self) -> None:
+        if self.writer is None:
+            return
+        for o in self.writer.wait(0):
+            job = self.jobs[o.key]
+            self.finished[o.key] = self.stages.finish_failed(job, o.error) if o.error is not None else o.value
+
+    def _drain(self) -> Iterator[R]:
+        """Yield finished studies in job order."""
+        self._collect_finishes()
+        while self.next_yield in self.finished:
+            result = self.finished.pop(self.next_yield)
             self.next_yield += 1
-            block = False
             yield result
 
-    def _wait(self, writer: ThreadPoolExecutor) -> Iterator[Any]:
-        """Nothing moved: wait for whichever stage can unblock the pipeline."""
-        loading = self.pool is not None and self.pool.busy() > 0
-        if self.futures and (self._write_full() or not loading):
-            yield from self._drain(block=True)
-        elif loading:
-            self._collect(0.05 if self.futures else None)
-        elif self.pool is not None and self.next_load < self._end() and not self.pool.idle():
-            self._collect(None)
-        elif not self.futures and self.next_yield < self._end():
-            # nothing is loading or writing: the dispatcher is blocked by the ready bound, which
-            # _admit() drains; reaching here means a stage is stuck, which would be a bug
+    def _wait(self) -> None:
+        """Nothing moved: wait for a worker (loading) or a writer to finish a task."""
+        pools = [p for p in (self.pool, self.writer) if p is not None and p.busy()]
+        if not pools:
+            if self.to_finish or self.ready or self.scoring:
+                return  # more work on the next turn (inline mode, or a stop that cancels)
             raise RuntimeError(
-                f"pipeline stalled at study {self.next_yield} (loaded {sorted(self.ready)}, "
-                f"scoring {[s.index for s in self.scoring]})"
+                f"pipeline stalled at study {self.next_yield} of {len(self.jobs)} "
+                f"(loaded {sorted(self.ready)})"
             )
+        t = time.perf_counter()
+        wait_any(pools, None)
+        dt = time.perf_counter() - t
+        if self.pool is not None and self.pool.busy():
+            self._collect(0.0)
+        self.ex.stats.wait_s += dt

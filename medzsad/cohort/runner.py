@@ -267,7 +267,7 @@ def _executor(cfg: CohortConfig) -> PipelineExecutor:
     return PipelineExecutor(
         workers=ex.n_workers,
         prefetch=ex.prefetch,
-        writers=ex.writers,
+        writers=ex.n_writers,
         write_queue=ex.write_queue,
         batch_size=cfg.model.batch_size,
         timeout_s=ex.study_timeout_s,
@@ -285,7 +285,7 @@ def _execute(
     on_study: Callable[[StudyOutcome, int, int], None] | None,
 ) -> dict[str, StudyOutcome]:
     stop = threading.Event()
-    stages = CohortStages(cfg, model, loader, ledger, stop)
+    stages = CohortStages(cfg, model, loader, ledger)
     results: dict[str, StudyOutcome] = {}
     with _progress(len(todo), options.progress) as step:
         for i, (job, res) in enumerate(

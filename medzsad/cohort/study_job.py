@@ -12,7 +12,7 @@ import numpy as np
 
 from medzsad.cohort.executor import Loaded, Scored
 from medzsad.cohort.inputs import StudyInput
-from medzsad.cohort.scorer import SliceScorer
+from medzsad.cohort.scorer import ScorerInfo, SliceScorer
 from medzsad.cohort.stages import PreparedStudy, assemble_heatmap, postprocess, slice_scores, study_score
 from medzsad.cohort.study_writer import StudyResult, partial_dir, publish, write_study_files
 from medzsad.config import CohortConfig, OutputKind, study_config_hash
@@ -20,7 +20,7 @@ from medzsad.errors import InputError
 from medzsad.report.provenance import build_provenance
 from medzsad.report.slicer_bundle_script import write_slicer_script
 
-__all__ = ["StudyJob", "StudyFinish", "finish_study", "scored_region"]
+__all__ = ["StudyJob", "StudyFinish", "ModelFacts", "finish_study", "finish_in_worker", "scored_region"]
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,28 @@ def _compute(
     return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke)
 
 
-def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: SliceScorer) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ModelFacts:
+    """What finishing a study needs to know of the model (picklable, sent to writer processes).
+
+    Attributes:
+        n_layers: Feature layers summed in the raw maps.
+        info: Description, hash and weights for provenance (``None`` for an injected scorer).
+    """
+
+    n_layers: int
+    info: ScorerInfo | None
+
+    @classmethod
+    def of(cls, model: SliceScorer) -> ModelFacts:
+        """The facts of ``model``."""
+        return cls(int(model.n_layers), getattr(model, "info", None))
+
+
+def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: ModelFacts) -> dict[str, Any]:
     p = result.prepared
     v = p.volume
-    info = getattr(model, "info", None)
+    info = model.info
     return build_provenance(
         study={
             "study_id": job.study.study_id,
@@ -159,9 +177,9 @@ def finish_study(
     loaded: Loaded[PreparedStudy],
     scored: Scored | None,
     cfg: CohortConfig,
-    model: SliceScorer,
+    model: ModelFacts,
 ) -> StudyFinish:
-    """Post-process, write and publish one scored study (runs in a writer thread; no ledger access).
+    """Post-process, write and publish one scored study (runs in a writer process; no ledger access).
 
     Every exception of the study (bad input, geometry, model, disk) becomes a ``failed``
     :class:`StudyFinish` with its stage; only ``KeyboardInterrupt``/``SystemExit`` propagate.
@@ -185,15 +203,14 @@ def finish_study(
         stage = e.stage if isinstance(e, _StageError) else stage
         message = " ".join(str(cause).split()) or type(cause).__name__
         shutil.rmtree(partial, ignore_errors=True)
-        log.warning(
-            "study %s failed at %s: %s: %s",
-            job.log_id,
-            stage,
-            type(cause).__name__,
-            message.replace(job.study.study_id, job.log_id)[:300],
-        )
         log.debug("traceback of study %s", job.log_id, exc_info=cause)
         return StudyFinish("failed", error=message, stage=stage, error_type=type(cause).__name__)
-    log.info("study %s done: score %.4f, %d lesions", job.log_id, result.score, len(result.lesions.lesions))
     seconds = float(sum(result.prepared.timings_s.values()))
     return StudyFinish("done", score=result.score, summary=_summary(result, written), seconds=seconds)
+
+
+def finish_in_worker(
+    job: StudyJob, loaded: Loaded[PreparedStudy], scored: Scored | None, cfg: CohortConfig, model: ModelFacts
+) -> StudyFinish:
+    """Writer-process entry (module level, picklable): :func:`finish_study`."""
+    return finish_study(job, loaded, scored, cfg, model)

@@ -2,14 +2,14 @@
 
 ``load`` runs :func:`load_study` in a worker process with the model's :class:`InputSpec` (never the
 model); ``score`` runs the model on a batch (pinned memory and a non-blocking copy on CUDA);
-``finish`` post-processes and writes in a writer thread; ``begin`` marks the study ``running`` in the
-ledger (calling thread).
+``finish_task`` post-processes and writes in a writer process; ``begin`` marks the study ``running``
+in the ledger and ``record`` its outcome (calling thread).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,10 +22,12 @@ from medzsad.cohort.ledger import Ledger
 from medzsad.cohort.loading import StudyLoader
 from medzsad.cohort.scorer import InputSpec, SliceScorer
 from medzsad.cohort.stages import PreparedStudy
-from medzsad.cohort.study_job import StudyFinish, StudyJob, finish_study
+from medzsad.cohort.study_job import ModelFacts, StudyFinish, StudyJob, finish_in_worker
 from medzsad.config import CohortConfig
 
 __all__ = ["CohortStages", "load_study"]
+
+log = logging.getLogger(__name__)
 
 
 def load_study(
@@ -49,7 +51,6 @@ class CohortStages:
         model: The scorer (lives in the calling process).
         loader: Study loader; must be picklable when ``executor.workers > 0``.
         ledger: The run ledger (used in the calling thread only).
-        stop: Set when the run stops after a failure (``executor.continue_on_error: false``).
     """
 
     def __init__(
@@ -58,15 +59,15 @@ class CohortStages:
         model: SliceScorer,
         loader: StudyLoader,
         ledger: Ledger,
-        stop: threading.Event,
     ) -> None:
-        self.cfg, self.model, self.loader, self.ledger, self.stop = cfg, model, loader, ledger, stop
+        self.cfg, self.model, self.loader, self.ledger = cfg, model, loader, ledger
         self.spec = InputSpec.of(model)
+        self.facts = ModelFacts.of(model)
         self.device = _device_of(model)
 
     def load_task(self, job: StudyJob) -> tuple[Callable[..., PreparedStudy], tuple[Any, ...], str]:
         """See :meth:`medzsad.cohort.executor.StudyStages.load_task`."""
-        return load_study, (self.loader, job.study, self.cfg, self.spec), job.study.path
+        return load_study, (self.loader, job.study, self.cfg, self.spec), f"reading {job.study.path}"
 
     def images(self, loaded: PreparedStudy) -> torch.Tensor:
         """The study's ``(N, 3, S, S)`` model inputs."""
@@ -90,23 +91,36 @@ class CohortStages:
         """Mark the study ``running`` (its files are about to be written)."""
         self.ledger.mark_running(job.study.study_id, job.safe_id, job.input_hash, job.config_hash)
 
-    def finish(self, job: StudyJob, loaded: Loaded[PreparedStudy], scored: Scored | None) -> StudyFinish:
-        """Post-process and write (writer thread); ``cancelled`` once the run is stopping."""
-        if self.stop.is_set():
-            return StudyFinish("cancelled")
-        result = finish_study(job, loaded, scored, self.cfg, self.model)
-        if result.status == "failed" and not self.cfg.executor.continue_on_error:
-            self.stop.set()  # stop as early as possible: studies queued behind this one are not written
-        return result
+    def finish_task(
+        self, job: StudyJob, loaded: Loaded[PreparedStudy], scored: Scored | None
+    ) -> tuple[Callable[..., StudyFinish], tuple[Any, ...], str]:
+        """:func:`finish_in_worker` with its arguments (a writer process runs it)."""
+        return finish_in_worker, (job, loaded, scored, self.cfg, self.facts), f"writing study {job.log_id}"
+
+    def finish_failed(self, job: StudyJob, error: BaseException) -> StudyFinish:
+        """A writer process died while finishing the study."""
+        message = " ".join(str(error).split()) or type(error).__name__
+        return StudyFinish("failed", error=message, stage="write", error_type=type(error).__name__)
+
+    def cancelled(self, job: StudyJob) -> StudyFinish:
+        """The run stopped before the study was finished (its ledger row is untouched)."""
+        return StudyFinish("cancelled")
 
     def record(self, job: StudyJob, result: StudyFinish) -> None:
-        """Record a finished study in the ledger (calling thread)."""
+        """Record a finished study in the ledger and the log (calling thread)."""
         sid = job.study.study_id
         if result.status == "done":
             self.ledger.mark_done(sid, result.summary)
+            log.info("study %s done: score %.4f, %s lesions", job.log_id, result.score,
+                     result.summary.get("lesion_count"))  # fmt: skip
         elif result.status == "failed":
             self.ledger.mark_failed(
                 sid, result.error, {"stage": result.stage, "error_type": result.error_type}
             )
-        else:
-            self.ledger.mark_pending(sid)
+            log.warning(
+                "study %s failed at %s: %s: %s",
+                job.log_id,
+                result.stage,
+                result.error_type,
+                result.error.replace(sid, job.log_id)[:300],
+            )

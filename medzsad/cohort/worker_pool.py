@@ -38,7 +38,7 @@ from typing import Any
 
 from medzsad.errors import InputError, StudyWorkerError
 
-__all__ = ["WorkerPool", "TaskOutcome", "FAULT_ENV"]
+__all__ = ["WorkerPool", "TaskOutcome", "FAULT_ENV", "wait_any"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _apply_fault(faults: str, what: str) -> None:
             while True:
                 hog.append(bytearray(256 * 1024 * 1024))
         elif kind == "panic":
-            raise BaseException(f"test panic while reading {what}")  # noqa: TRY002 - a stand-in for PanicException
+            raise BaseException(f"test panic while {what}")  # noqa: TRY002 - a stand-in for PanicException
 
 
 def _limit_memory(memory_gb: float | None) -> None:
@@ -151,9 +151,7 @@ def _run_one(
             _apply_fault(faults, what)
         value = fn(*args)
     except MemoryError:
-        _send(
-            conn, ("err", StudyWorkerError(f"worker ran out of memory{limit} while reading {what}", "memory"))
-        )
+        _send(conn, ("err", StudyWorkerError(f"worker ran out of memory{limit} while {what}", "memory")))
         return
     except Exception as e:
         _send(conn, ("err", _portable(e, what)))
@@ -161,20 +159,29 @@ def _run_one(
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # a library panic (pyo3 PanicException) must not take the worker down
-        message = f"a decoder panicked while reading {what}: {type(e).__name__}: {e}"
+        message = f"a library panicked while {what}: {type(e).__name__}: {e}"
         _send(conn, ("err", StudyWorkerError(message, "panic")))
         return
     try:
         _send(conn, ("ok", value))
     except (pickle.PicklingError, TypeError, AttributeError) as e:
-        _send(conn, ("err", InputError(f"the result for {what} cannot be sent to the main process: {e}")))
+        _send(conn, ("err", InputError(f"the result of {what} cannot be sent to the main process: {e}")))
     except MemoryError:
-        _send(conn, ("err", StudyWorkerError(f"worker ran out of memory{limit} sending {what}", "memory")))
+        _send(
+            conn,
+            (
+                "err",
+                StudyWorkerError(f"worker ran out of memory{limit} sending the result ({what})", "memory"),
+            ),
+        )
 
 
 def _worker_main(conn: Connection, memory_gb: float | None, faults: str) -> None:
     """Entry of a worker process: run tasks until the pool closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    # the main process reports every outcome; without this, library warnings would reach stderr
+    # through logging's last-resort handler, bypassing the CLI's --quiet and format
+    logging.getLogger().addHandler(logging.NullHandler())
     _limit_memory(memory_gb)
     limit = f" (executor.worker_memory_gb: {memory_gb:g})" if memory_gb is not None else ""
     with contextlib.suppress(Exception):
@@ -241,6 +248,12 @@ class WorkerPool:
         """Workers running a task."""
         return self.size - self.idle()
 
+    def handles(self) -> tuple[list[Any], float]:
+        """Pipes and process sentinels of the busy workers, and the earliest task deadline."""
+        busy = [s for s in self._slots if s.key is not None]
+        deadline = min((s.deadline for s in busy), default=float("inf"))
+        return [s.conn for s in busy] + [s.process.sentinel for s in busy], deadline
+
     def submit(self, key: int, fn: Callable[..., Any], args: tuple[Any, ...], what: str) -> None:
         """Give ``fn(*args)`` to an idle worker. ``what`` names the input in error messages.
 
@@ -282,19 +295,15 @@ class WorkerPool:
             except (EOFError, OSError):
                 outcome = None  # died while sending: a crash, below
             except Exception as e:  # an unpicklable value
-                outcome = TaskOutcome(
-                    key, error=InputError(f"cannot receive the result for {slot.what}: {e}")
-                )
+                outcome = TaskOutcome(key, error=InputError(f"cannot receive the result of {slot.what}: {e}"))
         if outcome is None and not slot.process.is_alive():
             slot.process.join()
             reason = _signal_name(slot.process.exitcode)
-            outcome = TaskOutcome(
-                key, error=StudyWorkerError(f"worker crashed ({reason}) while reading {slot.what}")
-            )
+            outcome = TaskOutcome(key, error=StudyWorkerError(f"worker crashed ({reason}) while {slot.what}"))
             self._replace(slot)
         elif outcome is None and time.monotonic() > slot.deadline:
             message = (
-                f"worker stopped after {self.timeout_s:g} s (executor.study_timeout_s) reading {slot.what}"
+                f"worker stopped after {self.timeout_s:g} s (executor.study_timeout_s) while {slot.what}"
             )
             outcome = TaskOutcome(key, error=StudyWorkerError(message, "timeout"))
             self._replace(slot)
@@ -331,3 +340,19 @@ class WorkerPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def wait_any(pools: list[WorkerPool], timeout: float | None) -> None:
+    """Block until a task of any of ``pools`` ends, a deadline passes, or ``timeout`` seconds."""
+    handles: list[Any] = []
+    deadline = float("inf")
+    for p in pools:
+        h, d = p.handles()
+        handles += h
+        deadline = min(deadline, d)
+    if not handles:
+        return
+    t = deadline - time.monotonic()
+    if timeout is not None:
+        t = min(t, timeout)
+    wait(handles, timeout=None if t == float("inf") else max(0.0, t))

@@ -24,7 +24,7 @@ class ExecutorConfig(_Section):
 
     Studies are read, decoded and preprocessed in ``workers`` worker processes (each study in its own
     worker, under ``study_timeout_s`` and ``worker_memory_gb``), scored on the device in the main
-    process in batches that mix studies, then post-processed and written by ``writers`` threads.
+    process in batches that mix studies, then post-processed and written by ``writers`` processes.
     """
 
     kind: Literal["local"] = "local"
@@ -32,8 +32,8 @@ class ExecutorConfig(_Section):
     workers: int | None = Field(default=None, ge=0, le=256)
     #: studies loaded and waiting for the model, on top of those being loaded (bounded queue)
     prefetch: int = Field(default=1, ge=0, le=64)
-    #: threads that post-process and write scored studies
-    writers: int = Field(default=1, ge=1, le=64)
+    #: processes that post-process and write scored studies; None = as many as ``workers`` (min 1)
+    writers: int | None = Field(default=None, ge=1, le=256)
     #: scored studies waiting for a writer (bounded queue)
     write_queue: int = Field(default=2, ge=1, le=64)
     #: seconds a worker may spend reading and preprocessing one study before it is stopped
@@ -46,3 +46,8 @@ class ExecutorConfig(_Section):
     def n_workers(self) -> int:
         """The number of worker processes (``workers`` or its default)."""
         return default_workers() if self.workers is None else self.workers
+
+    @property
+    def n_writers(self) -> int:
+        """The number of writer processes (``writers`` or its default)."""
+        return max(1, self.n_workers) if self.writers is None else self.writers

@@ -47,23 +47,42 @@ class FakeStages:
     def begin(self, job: int) -> None:
         self.begun.append(job)
 
-    def finish(self, job: int, loaded: Loaded[np.ndarray], scored: Scored | None):
-        try:
-            loaded.result()
-        except ValueError as e:
-            return job, str(e)
+    def finish_task(self, job: int, loaded: Loaded[np.ndarray], scored: Scored | None):
         with self.lock:
-            self.alive -= 1
-        if scored is None:
-            return job, "empty"  # a study without slices is finished unscored
-        return job, scored.image_scores.tolist()
+            self.alive -= 1 if scored is not None or _ok(loaded) else 0
+        return fake_finish, (job, loaded, scored), f"writing study {job}"
+
+    def finish_failed(self, job: int, error: BaseException):
+        return job, f"writer died: {error}"
+
+    def cancelled(self, job: int):
+        return job, "cancelled"
+
+
+def _ok(loaded: Loaded[np.ndarray]) -> bool:
+    try:
+        loaded.result()
+    except ValueError:
+        return False
+    return True
+
+
+def fake_finish(job: int, loaded: Loaded[np.ndarray], scored: Scored | None):
+    """Writer side (module level: picklable)."""
+    try:
+        loaded.result()
+    except ValueError as e:
+        return job, str(e)
+    if scored is None:
+        return job, "empty"  # a study without slices is finished unscored
+    return job, scored.image_scores.tolist()
 
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_order_batches_bounds_and_failures(workers):
     sizes = [3, 4, 0, 5, -1, 2, 6, 1, 3, 4]
     stages = FakeStages(sizes)
-    ex = PipelineExecutor(workers=workers, prefetch=1, writers=1, write_queue=1, batch_size=4)
+    ex = PipelineExecutor(workers=workers, prefetch=1, writers=2, write_queue=1, batch_size=4)
     results = list(ex.run(list(range(len(sizes))), stages))
     assert [j for j, _ in results] == list(range(len(sizes)))
     for j, res in results:
@@ -75,8 +94,8 @@ def test_order_batches_bounds_and_failures(workers):
     assert all(len(b) >= 1 for b in stages.batches) and any(len(b) > 1 for b in stages.batches)
     assert all(len(b) <= 4 for b in stages.batches)
     assert ex.stats.slices == sum(s for s in sizes if s > 0)
-    # loaded, scoring and writing studies together stay within the queue bounds, not the cohort size
-    assert stages.peak <= workers + 1 + 4 + 1 + 1
+    # loaded and scoring studies stay within the queue bounds (prefetch, one batch), not the cohort size
+    assert stages.peak <= workers + 1 + 4 + 1
 
 
 def test_stop_starts_no_new_study():
@@ -85,8 +104,10 @@ def test_stop_starts_no_new_study():
     stop = threading.Event()
     ex = PipelineExecutor(workers=0, prefetch=0, writers=1, write_queue=1, batch_size=2)
     seen = []
-    for job, _res in ex.run(list(range(len(sizes))), stages, stop):
-        seen.append(job)
+    for job, res in ex.run(list(range(len(sizes))), stages, stop):
+        seen.append((job, res))
         if job == 1:
             stop.set()
-    assert seen == list(range(len(seen))) and len(seen) < len(sizes)
+    assert [j for j, _ in seen] == list(range(len(seen))) and len(seen) < len(sizes)
+    assert all(res != "cancelled" for _, res in seen[:2])
+    assert sorted(stages.begun) == [j for j, res in seen if res != "cancelled"]  # cancelled: never begun
