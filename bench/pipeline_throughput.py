@@ -23,6 +23,7 @@ import resource
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -70,6 +71,54 @@ def bench_loader(study: StudyInput, config: CohortConfig, spec: ModelInputSpec) 
         bench_pid=os.getpid(), bench_cpu_s=ru.ru_utime + ru.ru_stime, bench_rss_mb=ru.ru_maxrss / 1024
     )
     return prepared
+
+
+class ProcSampler:
+    """Samples CPU seconds and peak RSS of every descendant process (workers, writers) from /proc."""
+
+    def __init__(self) -> None:
+        self.cpu_s: dict[int, float] = {}
+        self.rss_mb: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> ProcSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _descendants(self) -> list[int]:
+        kids: dict[int, list[int]] = {}
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                kids.setdefault(ppid, []).append(int(d.name))
+        out, todo = [], [os.getpid()]
+        while todo:
+            for k in kids.get(todo.pop(), []):
+                out.append(k)
+                todo.append(k)
+        return out
+
+    def _loop(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        while not self._stop.wait(0.25):
+            for pid in self._descendants():
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                self.cpu_s[pid] = (int(fields[11]) + int(fields[12])) / tick
+                hwm = [ln for ln in status.splitlines() if ln.startswith("VmHWM")]
+                if hwm:
+                    self.rss_mb[pid] = int(hwm[0].split()[1]) / 1024
 
 
 def ct_volume(size: int, slices: int, seed: int) -> np.ndarray:
@@ -161,35 +210,39 @@ def main() -> None:
     scorer = StandInScorer(args.image_size, args.latency_ms / 1000)
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    summary = run_cohort(cfg, RunOptions(progress="off"), scorer=scorer, loader=bench_loader)  # type: ignore[arg-type]
+    with ProcSampler() as procs:
+        summary = run_cohort(cfg, RunOptions(progress="off"), scorer=scorer, loader=bench_loader)  # type: ignore[arg-type]
     wall = time.perf_counter() - t0
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     main_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     stages, series = _stage_means(out)
-    worker_cpu: dict[int, float] = {}
-    for s in series:
-        worker_cpu[int(s["bench_pid"])] = max(
-            worker_cpu.get(int(s["bench_pid"]), 0.0), float(s["bench_cpu_s"])
-        )
+    loaders = {int(x["bench_pid"]) for x in series}  # type: ignore[call-overload]
+    worker_cpu = {p: c for p, c in procs.cpu_s.items() if p in loaders}
+    writer_cpu = {p: c for p, c in procs.cpu_s.items() if p not in loaders and c > 1.0}  # not the fork server
+    writer_rss = max((procs.rss_mb[p] for p in writer_cpu if p in procs.rss_mb), default=0.0)
     n = summary.n_done
     steady = _steady_rate(out)
-    cpu_per_study = (main_cpu + sum(worker_cpu.values())) / max(n, 1)
+    cpu_per_study = (main_cpu + sum(worker_cpu.values()) + sum(writer_cpu.values())) / max(n, 1)
     model_s = args.latency_ms / 1000 * args.slices
     print(
         f"{platform.machine()} {os.cpu_count()} cpu, torch {torch.__version__}; {n} done / {args.studies}; "
         f"model stand-in {model_s:.2f} s/study"
     )
-    print("| kind | studies | workers | wall s | studies/h (steady) | CPU s/study (main + workers) | "
-          "read | preprocess | score | postprocess | write (s/study) | peak RSS main / worker |")  # fmt: skip
+    print(
+        "| kind | studies | workers | wall s | studies/h (steady) | CPU s/study (main + loaders + writers) "
+        "| read | preprocess | score | postprocess | write (s/study) | peak RSS main / loader / writer |"
+    )
     write_s = float(np.mean([o.seconds for o in summary.outcomes if o.status == "done"])) - sum(
         stages.values()
     )
     print(
         f"| {args.kind} | {n} | {args.workers} | {wall:.1f} | {3600 * n / wall:.0f} ({steady:.0f}) | "
-        f"{cpu_per_study:.1f} ({main_cpu / max(n, 1):.1f} + {sum(worker_cpu.values()) / max(n, 1):.1f}) | "
+        f"{cpu_per_study:.1f} ({main_cpu / max(n, 1):.1f} + {sum(worker_cpu.values()) / max(n, 1):.1f} + "
+        f"{sum(writer_cpu.values()) / max(n, 1):.1f}) | "
         f"{stages.get('read', 0):.2f} | {stages.get('preprocess', 0):.2f} | {stages.get('score', 0):.2f} | "
         f"{stages.get('postprocess', 0):.2f} | {write_s:.2f} | "
-        f"{ru1.ru_maxrss / 1024:.0f} MiB / {max(float(s['bench_rss_mb']) for s in series):.0f} MiB |"
+        f"{ru1.ru_maxrss / 1024:.0f} / {max(float(x['bench_rss_mb']) for x in series):.0f} / "  # type: ignore[arg-type]
+        f"{writer_rss:.0f} MiB |"
     )
     print(f"ceiling at 16 cores: {16 * 3600 / cpu_per_study:.0f} studies/h (CPU-bound, model not limiting)")
     if args.keep is None:
