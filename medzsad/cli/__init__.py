@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
 from medzsad import __version__
@@ -98,7 +99,11 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``medzsad`` console script. Returns the process exit code."""
+    """Entry point of the ``medzsad`` console script. Returns the process exit code.
+
+    Every failure ends in one line on stderr and its exit code; the traceback is shown only with
+    ``-vv`` (then it is logged at DEBUG level before the line).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
@@ -106,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_CONFIG
     _configure_logging(args.verbose, getattr(args, "quiet", False))
+    debug = args.verbose >= 2
     try:
         return int(args.handler(args) or EXIT_OK)
     except BrokenPipeError:  # output piped into `head` and closed early
@@ -114,8 +120,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("medzsad: interrupted\n")
         return EXIT_INTERRUPTED
     except MedzsadError as e:
-        sys.stderr.write(f"medzsad: error: {e}\n")
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        sys.stderr.write(f"medzsad: error: {_one_line(e)}\n")
         for kind, code in _EXIT_BY_ERROR:
             if isinstance(e, kind):
                 return code
         return EXIT_ERROR
+    except Exception as e:  # last resort: a bug or an unmapped library error, never a bare traceback
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        hint = "" if debug else " (run again with -vv for the traceback)"
+        sys.stderr.write(f"medzsad: unexpected error: {type(e).__name__}: {_one_line(e)}{hint}\n")
+        return EXIT_ERROR
+
+
+def _one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line (multi-line messages are joined with ' | ')."""
+    text = str(error).strip() or type(error).__name__
+    return " | ".join(part.strip() for part in text.splitlines() if part.strip())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import sys
 import time
@@ -31,7 +32,7 @@ from medzsad.cohort.study_job import StudyJob, process_study
 from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
-from medzsad.errors import ConfigError
+from medzsad.errors import ConfigError, OutputError
 from medzsad.report.atomic import remove_stale_temps
 
 __all__ = ["RunOptions", "StudyOutcome", "RunSummary", "run_cohort"]
@@ -120,6 +121,19 @@ def _apply_options(config: CohortConfig, options: RunOptions) -> CohortConfig:
     if options.show_ids is not None:
         changes["output.show_ids"] = options.show_ids
     return config.with_overrides(**changes) if changes else config
+
+
+def _ensure_writable(out: Path) -> None:
+    """Create the output directory or raise :class:`OutputError` saying why it cannot be used."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(
+            f"output directory {out} cannot be created ({e.strerror or e}); choose another with --out "
+            "or output.dir"
+        ) from e
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory {out} is not writable; choose another with --out or output.dir")
 
 
 def _clean_partials(studies_dir: Path) -> None:
@@ -222,7 +236,7 @@ def run_cohort(
     out = cfg.out_dir
     if options.dry_run:
         return _dry_run(cfg, studies, options)
-    out.mkdir(parents=True, exist_ok=True)
+    _ensure_writable(out)
     with run_lock(out), Ledger(out / "ledger.sqlite") as ledger:
         _clean_partials(out / "studies")
         (out / "studies").mkdir(exist_ok=True)
