@@ -205,6 +205,7 @@ def _detector(model: ModelSpec, run: RunOptions) -> Detector:
 
 def evaluate(
     data: Path,
+    *,
     kind: str = "auto",
     split: str = "test",
     classes: Sequence[str] | None = None,
@@ -261,6 +262,7 @@ def benchmark_samples(
 def benchmark(
     name: str,
     data: Path,
+    *,
     model: ModelSpec | None = None,
     run: RunOptions | None = None,
     out_dir: Path | None = None,

@@ -22,7 +22,11 @@ def test_system_check_names_every_missing_package_and_the_command(tmp_path: Path
     env = {**os.environ, "PATH": str(bin_dir)}
     proc = subprocess.run(
         [shutil.which("bash") or "/bin/bash", "-c", ". scripts/_system.sh; echo reached"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=30,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 2
     assert "reached" not in proc.stdout
@@ -34,7 +38,10 @@ def test_system_check_names_every_missing_package_and_the_command(tmp_path: Path
 def test_system_check_is_silent_when_everything_is_present() -> None:
     proc = subprocess.run(
         ["bash", "-c", ". scripts/_system.sh; echo reached"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=30,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "reached"
