@@ -47,3 +47,17 @@ def formats_cohort(tmp_path: Path, scan: Path) -> Path:
         f"name: fmt\ninputs: {{paths: [{scan}]}}\n{TINY_MODEL}output: {{formats: [nifti, png]}}\n"
     )
     return path
+
+
+@pytest.fixture
+def dicom_folder(tmp_path: Path) -> Path:
+    """A small CT series (HU = stored - 1024) in its own folder."""
+    from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
+
+    stored = (head_volume() + 1024.0).clip(0, 4000).astype(np.uint16)
+    affine_lps = np.diag([1.5, 1.5, 3.0, 1.0])
+    folder = tmp_path / "ct_series"
+    write_dicom_series(
+        stored, affine_lps, folder, SeriesSpec("CT", "i14-ct", "i14-ct", rescale_intercept=-1024.0)
+    )
+    return folder
