@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from medzsad.errors import GeometryError
-from medzsad.report.atomic import write_bytes
+from medzsad.fileio import write_bytes
 
 __all__ = ["SeriesSpec", "write_dicom_series", "MR_IMAGE_STORAGE", "CT_IMAGE_STORAGE"]
 

@@ -32,7 +32,7 @@ from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
 from medzsad.errors import ConfigError
-from medzsad.report.atomic import remove_stale_temps
+from medzsad.fileio import remove_stale_temps
 
 __all__ = ["RunOptions", "StudyOutcome", "RunSummary", "run_cohort"]
 

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from medzsad.analysis.lesions import LesionResult, find_lesions, threshold_value
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.scorer import SliceScorer
 from medzsad.config import StudyScoreRule, ThresholdRule
 from medzsad.errors import GeometryError, InputError
 from medzsad.io.volume import Volume
-from medzsad.report.lesions import LesionResult, find_lesions, threshold_value
 
 __all__ = [
     "PreparedStudy",
@@ -127,7 +127,7 @@ def study_score(scores: SliceScores, heat: np.ndarray, rule: StudyScoreRule) -> 
 def postprocess(
     heat: np.ndarray, volume: Volume, rule: ThresholdRule, body: np.ndarray | None
 ) -> LesionResult:
-    """Threshold, 3D connected components and minimum volume (see :mod:`medzsad.report.lesions`)."""
+    """Threshold, 3D connected components and minimum volume (see :mod:`medzsad.analysis.lesions`)."""
     t = threshold_value(heat, rule.method, rule.value, body)
     return find_lesions(heat, volume.affine_ras, t, rule.min_lesion_ml)
 

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medzsad.analysis.lesions import LesionResult
 from medzsad.cohort.stages import PreparedStudy, SliceScores, slice_positions_mm
 from medzsad.config import OutputConfig, OutputKind
 from medzsad.errors import OutputError
-from medzsad.report.atomic import fsync_dir, write_bytes, write_csv, write_json
-from medzsad.report.lesions import LesionResult, lesions_table
+from medzsad.fileio import fsync_dir, write_bytes, write_csv, write_json
+from medzsad.report.lesions import lesions_table
 from medzsad.report.nifti_writer import write_heatmap, write_mask
 from medzsad.report.overlay import OverlaySpec, render_overlay
 from medzsad.report.review_outputs import REVIEW_FORMATS, write_review_outputs

@@ -9,7 +9,7 @@ import pandas as pd
 
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import LedgerRow, StudyState
-from medzsad.report.atomic import write_csv
+from medzsad.fileio import write_csv
 
 __all__ = [
     "STUDY_COLUMNS",

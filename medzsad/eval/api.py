@@ -22,7 +22,8 @@ from medzsad.eval.evaluation import ALL_COLUMNS, ClassPredictions, metrics_table
 from medzsad.eval.paper import PAPER_TABLE2, PaperResult
 from medzsad.eval.plots import plot_curves, plot_histogram
 from medzsad.eval.predict import Predictions, predict_samples
-from medzsad.eval.table import MetricsTable, atomic_write_text
+from medzsad.eval.table import MetricsTable
+from medzsad.fileio import ensure_dir, write_text
 from medzsad.model.inference import Detector
 from medzsad.weights.model_loading import ModelSpec, load_anomalyclip
 
@@ -177,14 +178,12 @@ def evaluate_samples(
     op, level = _operating_point(predictions.per_class, operating_point)
     files: list[Path] = []
     if out_dir is not None:
-        out = Path(out_dir)
-        atomic_write_text(out / "metrics.md", table.to_markdown())
+        out = ensure_dir(out_dir)
+        write_text(out / "metrics.md", table.to_markdown())
         table.to_csv(out / "metrics.csv")
         payload = {**table.to_dict(), "operating_point": {"level": level, **op._asdict()}}
-        atomic_write_text(
-            out / "metrics.json", json.dumps(payload, indent=1, allow_nan=False, default=_nan_none)
-        )
-        atomic_write_text(out / "scores.csv", _scores_csv(predictions))
+        write_text(out / "metrics.json", json.dumps(payload, indent=1, allow_nan=False, default=_nan_none))
+        write_text(out / "scores.csv", _scores_csv(predictions))
         files += [out / n for n in ("metrics.md", "metrics.csv", "metrics.json", "scores.csv")]
         files += plot_curves(predictions.per_class, out / "roc.png", out / "pr.png")
         files.append(
@@ -280,8 +279,8 @@ def benchmark(
     run = run or RunOptions()
     report = benchmark_samples(name, _detector(model or ModelSpec(), run), samples, run)
     if out_dir is not None:
-        out = Path(out_dir)
-        atomic_write_text(
+        out = ensure_dir(out_dir)
+        write_text(
             out / f"benchmark_{report.dataset}.md", report.to_text() + "\n" + report.table.to_markdown()
         )
         payload = {
@@ -291,7 +290,5 @@ def benchmark(
             "metrics": list(report.paper.columns),
             "table": report.table.to_dict(),
         }
-        atomic_write_text(
-            out / f"benchmark_{report.dataset}.json", json.dumps(payload, indent=1, default=_nan_none)
-        )
+        write_text(out / f"benchmark_{report.dataset}.json", json.dumps(payload, indent=1, default=_nan_none))
     return report

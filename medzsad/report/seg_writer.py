@@ -32,8 +32,8 @@ from pydicom.uid import generate_uid
 
 import medzsad
 from medzsad.errors import OutputError
+from medzsad.fileio import atomic_path
 from medzsad.io.volume import Volume
-from medzsad.report.atomic import atomic_path
 from medzsad.report.seg_writer_geometry import SourceImages, gather_frames, load_source_images
 
 __all__ = [
