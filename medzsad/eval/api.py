@@ -28,7 +28,7 @@ from medzsad.model.inference import Detector
 from medzsad.weights.model_loading import ModelSpec, load_anomalyclip
 
 __all__ = [
-    "RunOptions",
+    "EvalOptions",
     "EvaluationReport",
     "BenchmarkReport",
     "evaluate",
@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class EvalOptions:
     """How to run the model.
 
     Attributes:
@@ -147,7 +147,7 @@ def evaluate_samples(
     detector: Detector,
     samples: Sequence[Sample],
     out_dir: Path | None = None,
-    run: RunOptions | None = None,
+    run: EvalOptions | None = None,
     operating_point: str = "f1",
     dataset: Dataset | None = None,
 ) -> EvaluationReport:
@@ -170,7 +170,7 @@ def evaluate_samples(
     """
     if not samples:
         raise InputError("no images to evaluate: the dataset is empty")
-    run = run or RunOptions()
+    run = run or EvalOptions()
     predictions = predict_samples(
         detector, samples, run.batch_size, run.num_workers, progress=run.progress, dataset=dataset
     )
@@ -198,7 +198,7 @@ def _nan_none(value: object) -> object:
     return None if isinstance(value, float) and math.isnan(value) else str(value)
 
 
-def _detector(model: ModelSpec, run: RunOptions) -> Detector:
+def _detector(model: ModelSpec, run: EvalOptions) -> Detector:
     return Detector(load_anomalyclip(model), device=run.device, precision=run.precision)
 
 
@@ -208,7 +208,7 @@ def evaluate(
     split: str = "test",
     classes: Sequence[str] | None = None,
     model: ModelSpec | None = None,
-    run: RunOptions | None = None,
+    run: EvalOptions | None = None,
     out_dir: Path | None = None,
     operating_point: str = "f1",
     window: tuple[float, float] | None = None,
@@ -226,14 +226,14 @@ def evaluate(
         operating_point: ``f1`` or ``youden``.
         window: intensity window of ``volumes`` slices, e.g. ``(-160, 240)`` HU.
     """
-    run = run or RunOptions()
+    run = run or EvalOptions()
     det = _detector(model or ModelSpec(), run)
     data_set = open_labelled(Path(data), kind, det.image_size, det.mean, det.std, split, classes, window)
     return evaluate_samples(det, data_set.samples, out_dir, run, operating_point, data_set.dataset)
 
 
 def benchmark_samples(
-    name: str, detector: Detector, samples: Sequence[Sample], run: RunOptions | None = None
+    name: str, detector: Detector, samples: Sequence[Sample], run: EvalOptions | None = None
 ) -> BenchmarkReport:
     """Compute the paper's two metrics of benchmark ``name`` on its samples.
 
@@ -247,7 +247,7 @@ def benchmark_samples(
     if not samples:
         raise InputError(f"benchmark {name}: no images read")
     paper = PAPER_TABLE2[key]
-    run = run or RunOptions()
+    run = run or EvalOptions()
     pixel = paper.level == "pixel"
     predictions = predict_samples(
         detector, samples, run.batch_size, run.num_workers, pixel_level=pixel, progress=run.progress
@@ -261,7 +261,7 @@ def benchmark(
     name: str,
     data: Path,
     model: ModelSpec | None = None,
-    run: RunOptions | None = None,
+    run: EvalOptions | None = None,
     out_dir: Path | None = None,
 ) -> BenchmarkReport:
     """Run a paper benchmark: read ``data`` in the dataset's public layout, score, compare with Table 2.
@@ -276,7 +276,7 @@ def benchmark(
     from medzsad.datasets.benchmarks import read_benchmark
 
     samples = read_benchmark(name, Path(data))
-    run = run or RunOptions()
+    run = run or EvalOptions()
     report = benchmark_samples(name, _detector(model or ModelSpec(), run), samples, run)
     if out_dir is not None:
         out = ensure_dir(out_dir)
