@@ -107,11 +107,9 @@ def with_type2_filled(ds: Dataset) -> Dataset:
     missing = [kw for kw in TYPE2_SOURCE_KEYWORDS if kw not in ds]
     if not missing:
         return ds
-    out: Dataset = (
-        FileDataset(ds.filename, {}, file_meta=ds.file_meta, preamble=ds.preamble)
-        if isinstance(ds, FileDataset)
-        else Dataset()
-    )
+    out = Dataset()
+    if isinstance(ds, FileDataset):
+        out = FileDataset(ds.filename or "", {}, file_meta=ds.file_meta, preamble=ds.preamble)
     for elem in ds:
         out.add(elem)
     for kw in missing:
