@@ -85,7 +85,7 @@ def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: Sl
             "study_id": job.study.study_id,
             "safe_id": job.safe_id,
             "log_id": job.log_id,
-            "series": p.series,
+            "series": p.series.to_dict() if p.series is not None else {},
         },
         inputs={
             "path": job.study.path,
