@@ -50,7 +50,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "evaluate": ("medzsad.eval.api", "evaluate"),
     "evaluate_samples": ("medzsad.eval.api", "evaluate_samples"),
     "benchmark": ("medzsad.eval.api", "benchmark"),
-    "EvalOptions": ("medzsad.eval.api", "RunOptions"),
+    "EvalOptions": ("medzsad.eval.api", "EvalOptions"),
     # command-line facts and errors (issue 14): read at parser registration, torch-free
     "version": ("medzsad", "__version__"),
     "MedzsadError": ("medzsad.errors", "MedzsadError"),
