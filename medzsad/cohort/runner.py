@@ -258,11 +258,12 @@ def run_cohort(
             model = scorer if scorer is not None else build_scorer(cfg)
             outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, on_study))
         rows = {r.study_id: r for r in ledger.rows()}
-    studies_csv, errors_csv = write_cohort_tables(out, studies, rows)
+    smoke = cfg.model.is_smoke
+    studies_csv, errors_csv = write_cohort_tables(out, studies, rows, smoke)
     if OutputKind.HTML in cfg.output.outputs:
         _write_html(out, studies_table(studies, rows), cfg.name)
     metrics = cohort_metrics(studies, rows, out / "studies")
-    metrics_json = write_metrics(out, metrics) if metrics is not None else None
+    metrics_json = write_metrics(out, {**metrics, "smoke_run": smoke}) if metrics is not None else None
     ordered = tuple(outcomes[s.study_id] for s in studies if s.study_id in outcomes)
     failed = tuple((o.study_id, o.error) for o in ordered if o.status == "failed")
     return RunSummary(

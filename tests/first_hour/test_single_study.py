@@ -35,6 +35,7 @@ def test_nifti_file(scan: Path, tmp_path: Path) -> None:
     assert (study / "overlay.png").is_file() and (out / "report.html").is_file()
     rows = _rows(out / "studies.csv")
     assert [r["status"] for r in rows] == ["done"]
+    assert rows[0]["smoke_run"] == "True"  # a smoke run is labelled in the cohort table
 
 
 def test_dicom_folder(dicom_folder: Path, tmp_path: Path) -> None:
@@ -42,6 +43,10 @@ def test_dicom_folder(dicom_folder: Path, tmp_path: Path) -> None:
     assert main(["run", "-i", str(dicom_folder), "-o", str(out), "--preset", "ct-head", *SMOKE]) == 0
     study = _study(out)
     assert nib.load(study / "heatmap.nii.gz").shape == (24, 20, 8)
+    lesions = _rows(study / "lesions.csv")
+    assert lesions, "the smoke model's heat always has a top lesion at the fixed 0.5 threshold"
+    assert {r["intensity_unit"] for r in lesions} == {"HU"}
+    assert all(-1100 <= float(r["intensity_mean"]) <= 200 for r in lesions)
 
 
 def test_zip_archive(dicom_folder: Path, tmp_path: Path) -> None:
