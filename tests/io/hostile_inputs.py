@@ -131,12 +131,22 @@ def dicom_edit(folder: Path, name: str, **tags: object) -> Path:
     src = dicom_series(folder / f"_{name}", 1)[0]
     ds = pydicom.dcmread(src)
     for key, value in tags.items():
+        tag = pydicom.datadict.tag_for_keyword(key)
+        vr = pydicom.datadict.dictionary_VR(key)
         if value is None:
             delattr(ds, key)
+        elif isinstance(value, str):  # written raw, so that invalid strings ('1A') survive
+            raw = value.encode() + (b" " if len(value) % 2 else b"")
+            ds[tag] = pydicom.dataelem.RawDataElement(tag, vr, len(raw), raw, 0, False, True)
         else:
-            ds.add_new(key, pydicom.datadict.dictionary_VR(key), value)
+            ds.add_new(key, vr, value)
     p = folder / name
-    ds.save_as(p, enforce_file_format=True)
+    old = pydicom.config.settings.writing_validation_mode
+    pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
+    try:
+        ds.save_as(p, enforce_file_format=True)
+    finally:
+        pydicom.config.settings.writing_validation_mode = old
     os.remove(src)
     os.rmdir(folder / f"_{name}")
     return p
