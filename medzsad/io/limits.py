@@ -153,9 +153,7 @@ def check_bytes(n_bytes: int, limit: int, path: str, field: str, what: str = "de
         )
 
 
-def check_count(
-    n: int, limit: int, path: str, field: str, error: type[InputError] = InputError
-) -> None:
+def check_count(n: int, limit: int, path: str, field: str, error: type[InputError] = InputError) -> None:
     """Raise when a count (frames, dimensions, members) is outside ``1..limit``.
 
     Raises:

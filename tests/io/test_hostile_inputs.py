@@ -314,3 +314,38 @@ def test_nan_slope_never_gives_a_nan_volume(tmp_path: Path) -> None:
         ds.save_as(f)
     with pytest.raises(DicomError, match="RescaleSlope"):
         load_volume(tmp_path / "s")
+
+
+def _mixed_folder(root: Path) -> Path:
+    """A valid NIfTI and a DICOM series next to every kind of bad file."""
+    d = h.symlink_loop(root)
+    h.cifti(d)
+    h.nifti_datatype(d)
+    h.nifti_claim(d)
+    h.mha_ndims(d)
+    h.dicom_nested(d)
+    h.zip_flags(d, encrypted=True)
+    h.png_claim(d)
+    h.dicom_series(d / "series", 2)
+    return d
+
+
+def test_discover_and_inspect_never_raise_for_one_bad_file(tmp_path: Path) -> None:
+    from medzsad.io.inspect import inspect_path
+
+    d = _mixed_folder(tmp_path)
+    found = discover(d)
+    assert sorted(s.kind for s in found.studies) == ["dicom", "nifti"]
+    assert len(found.skipped) >= 9
+    report = inspect_path(d)
+    assert all(s.volume is not None for s in report.studies)
+    assert "CIFTI" in report.to_text()
+
+
+def test_cli_inspect_with_bad_files_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medzsad.cli import main
+
+    d = _mixed_folder(tmp_path)
+    assert main(["inspect", str(d), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "intent_code 3001" in out and "NDims is -3" in out
