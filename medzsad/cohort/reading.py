@@ -7,12 +7,13 @@ chosen series is loaded with the io geometry checks.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from medzsad.cohort.inputs import StudyInput
 from medzsad.config import PipelineConfig
-from medzsad.errors import InputError
+from medzsad.errors import InputError, SourceChangedError
 from medzsad.io.volume import Volume
 
 __all__ = ["read_study"]
@@ -34,7 +35,15 @@ def _read_with_io(study: StudyInput, pipeline: PipelineConfig) -> tuple[Volume, 
             "modality": v.modality,
             "instances": 1,
         }
-    found = [s for s in discover(p) if not study.study_uid or s.study_uid == study.study_uid]
+    _check_unchanged(study)
+    discovery = discover(p)
+    found = [s for s in discovery if not study.study_uid or s.study_uid == study.study_uid]
+    if not found and discovery.skipped:
+        first = discovery.skipped[0]
+        raise InputError(
+            f"{p}: holds no usable study; {len(discovery.skipped)} file(s) skipped, e.g. {first.path}: "
+            f"{first.reason}"
+        )
     if len(found) != 1:
         raise InputError(
             f"{p}: holds {len(found)} studies; list them separately (a manifest or one folder each)"
@@ -54,6 +63,18 @@ def _read_with_io(study: StudyInput, pipeline: PipelineConfig) -> tuple[Volume, 
         "candidates": len(found[0].series),
     }
     return v, info
+
+
+def _check_unchanged(study: StudyInput) -> None:
+    """Files discovery listed for the study must still be there: never score what remains."""
+    if not study.files:
+        return
+    gone = [f for f in study.files if not os.path.exists(f)]
+    if gone:
+        raise SourceChangedError(
+            f"{gone[0]}: {len(gone)} of the {len(study.files)} files of the study no longer exist "
+            "(deleted or moved since the run started); restore them or rerun to rediscover the folder"
+        )
 
 
 def read_study(study: StudyInput, pipeline: PipelineConfig) -> tuple[Volume, dict[str, Any]]:

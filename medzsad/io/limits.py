@@ -6,8 +6,9 @@ claims with a :class:`ReadLimits` and raises :class:`~medzsad.errors.ResourceLim
 file, the field, the value found and the limit) instead of trying.
 
 The limits in force are :func:`current_limits`: the default (:meth:`ReadLimits.default`, from the
-memory available when first asked) unless a caller sets others for a block of code with
-:func:`use_limits` (``load_volume(..., limits=...)`` and ``discover(..., limits=...)`` do that).
+memory available when first asked, or from the ``MEDZSAD_MAX_SCAN_GIB`` environment variable, which
+worker processes inherit) unless a caller sets others for a block of code with :func:`use_limits`
+(``load_volume(..., limits=...)`` and ``discover(..., limits=...)`` do that).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
-from medzsad.errors import InputError, ResourceLimitError
+from medzsad.errors import ConfigError, InputError, ResourceLimitError
 
 __all__ = [
     "ReadLimits",
@@ -29,10 +30,12 @@ __all__ = [
     "check_count",
     "GIB",
     "MIB",
+    "ENV_VAR",
 ]
 
 MIB = 1 << 20
 GIB = 1 << 30
+ENV_VAR = "MEDZSAD_MAX_SCAN_GIB"
 _FLOOR = 256 * MIB
 _CEILING = 64 * GIB
 
@@ -61,8 +64,8 @@ class ReadLimits:
 
     Attributes:
         max_voxel_bytes: Bytes of one decoded scan (voxels x the larger of the stored item size and
-            4 for the float32 volume). Default: a quarter of the available memory, between 256 MiB
-            and 64 GiB.
+            4 for the float32 volume). Default: ``MEDZSAD_MAX_SCAN_GIB`` GiB when that environment
+            variable is set, else a quarter of the available memory, between 256 MiB and 64 GiB.
         max_decompressed_bytes: Bytes one gzip stream, zip member or deflated DICOM data set may
             inflate to (default: ``max_voxel_bytes`` + 64 MiB for headers).
         max_frames: ``NumberOfFrames`` of one DICOM object, and slices of one series.
@@ -82,9 +85,22 @@ class ReadLimits:
 
     @classmethod
     def default(cls) -> ReadLimits:
-        """Limits from the memory available now (see :attr:`max_voxel_bytes`)."""
+        """``MEDZSAD_MAX_SCAN_GIB`` when set, else from the memory available now (see :attr:`max_voxel_bytes`).
+
+        Raises:
+            ConfigError: ``MEDZSAD_MAX_SCAN_GIB`` is not a positive number.
+        """
+        env = os.environ.get(ENV_VAR, "").strip()
+        if env:
+            try:
+                gib = float(env)
+            except ValueError:
+                gib = -1.0
+            if not 0 < gib < 1 << 20:
+                raise ConfigError(f"{ENV_VAR}={env!r}: expected a positive number of GiB, e.g. 8")
+            return cls.of_bytes(int(gib * GIB))
         voxel = min(max(available_memory_bytes() // 4, _FLOOR), _CEILING)
-        return cls(max_voxel_bytes=voxel, max_decompressed_bytes=voxel + 64 * MIB)
+        return cls.of_bytes(voxel)
 
     @classmethod
     def of_bytes(cls, max_voxel_bytes: int) -> ReadLimits:
@@ -97,17 +113,18 @@ class ReadLimits:
 
 
 _CURRENT: ContextVar[ReadLimits | None] = ContextVar("medzsad_read_limits", default=None)
-_DEFAULT: list[ReadLimits] = []
+_DEFAULT: dict[str, ReadLimits] = {}
 
 
 def current_limits() -> ReadLimits:
-    """The limits in force (set by :func:`use_limits`, else the default computed once)."""
+    """The limits in force (set by :func:`use_limits`, else the default, computed once per env value)."""
     limits = _CURRENT.get()
     if limits is not None:
         return limits
-    if not _DEFAULT:
-        _DEFAULT.append(ReadLimits.default())
-    return _DEFAULT[0]
+    key = os.environ.get(ENV_VAR, "")
+    if key not in _DEFAULT:
+        _DEFAULT[key] = ReadLimits.default()
+    return _DEFAULT[key]
 
 
 @contextmanager

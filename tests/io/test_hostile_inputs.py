@@ -49,6 +49,16 @@ def test_default_limits_follow_available_memory() -> None:
     assert current_limits() is SMALL
 
 
+def test_limit_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medzsad.errors import ConfigError
+
+    monkeypatch.setenv("MEDZSAD_MAX_SCAN_GIB", "0.5")
+    assert ReadLimits.default().max_voxel_bytes == 512 * MIB
+    monkeypatch.setenv("MEDZSAD_MAX_SCAN_GIB", "lots")
+    with pytest.raises(ConfigError, match="MEDZSAD_MAX_SCAN_GIB='lots'"):
+        ReadLimits.default()
+
+
 def test_nifti_header_claim_is_refused_before_allocation(tmp_path: Path) -> None:
     p = h.nifti_claim(tmp_path)
     assert p.stat().st_size < 100
