@@ -85,7 +85,7 @@ class ReadLimits:
 
     @classmethod
     def default(cls) -> ReadLimits:
-        """``MEDZSAD_MAX_SCAN_GIB`` when set, else from the memory available now (see :attr:`max_voxel_bytes`).
+        """``MEDZSAD_MAX_SCAN_GIB`` when set, else from the available memory (see :attr:`max_voxel_bytes`).
 
         Raises:
             ConfigError: ``MEDZSAD_MAX_SCAN_GIB`` is not a positive number.
