@@ -194,6 +194,18 @@ def _check_series_claims(datasets: list[tuple[str, Dataset]]) -> None:
     check_bytes(bytes_total, limits.max_voxel_bytes, where, "Rows x Columns x slices of the series")
 
 
+def _check_values(data: np.ndarray, ds: Dataset, path: str) -> None:
+    """Rescaled values must be finite (a huge RescaleSlope or float pixel data can overflow)."""
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        slope, intercept = ds.get("RescaleSlope", 1), ds.get("RescaleIntercept", 0)
+        raise DicomError(
+            f"{path}: {bad} of {data.size} rescaled values are NaN/infinite ({tag_str('RescaleSlope')} "
+            f"{slope!r}, {tag_str('RescaleIntercept')} {intercept!r}); the pixel data or rescale values "
+            "are corrupt"
+        )
+
+
 def load_dicom_series(paths: Sequence[str], policy: LoadPolicy | str = LoadPolicy.WARN) -> Volume:
     """Read every file of one series and build the :class:`Volume`.
 
@@ -221,6 +233,7 @@ def load_dicom_series(paths: Sequence[str], policy: LoadPolicy | str = LoadPolic
         path, ds = datasets[0]
         data, affine = _no_geometry_volume(ds, path, warnings)
         src = _source(ds, (path,) * data.shape[2], (str(ds.get("SOPInstanceUID", "")),) * data.shape[2], ())
+        _check_values(data, ds, path)
         k = data.shape[2]
         pos = np.array([affine_lps_k(affine, n) for n in range(k)])
         return Volume(data, affine, str(ds.get("Modality", "")), src, pos, tuple(warnings))
@@ -233,6 +246,7 @@ def load_dicom_series(paths: Sequence[str], policy: LoadPolicy | str = LoadPolic
         tuple(r.sop_uid if r else "" for r in kept),
         tuple(r.frame if r else 0 for r in kept),
     )
+    _check_values(res.data, first, datasets[0][0])
     all_warnings = tuple(warnings + res.warnings)
     log.debug("loaded %s: shape %s, %d warning(s)", where, res.data.shape, len(all_warnings))
     return Volume(

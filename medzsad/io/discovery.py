@@ -246,6 +246,9 @@ def _dicomdir_files(dicomdir: str, skipped: list[SkippedFile]) -> list[str]:
         if not ref:
             continue
         parts = [ref] if isinstance(ref, str) else [str(x) for x in ref]
+        if any("\x00" in x for x in parts):
+            skipped.append(SkippedFile(dicomdir, f"ReferencedFileID {parts!r} holds a NUL byte; not read"))
+            continue
         target = os.path.realpath(os.path.join(folder, *parts))
         if os.path.commonpath([folder, target]) != folder:
             skipped.append(SkippedFile(target, "listed in the DICOMDIR but outside its folder; not read"))

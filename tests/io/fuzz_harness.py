@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GIB = 1 << 30
+STARTUP_S = 300.0  # imports on a loaded machine; cases are timed only after the worker says "ready"
 BAD = ("untyped", "wrong", "hang", "crash")
 
 
@@ -105,10 +106,13 @@ def worker_main(voxel_limit: int) -> None:
     import logging
     import warnings
 
+    import medzsad.io.readers  # noqa: F401 - imported before "ready" so cases are timed alone
     from medzsad.io.limits import ReadLimits, use_limits
 
     logging.disable(logging.CRITICAL)
     warnings.simplefilter("ignore")
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
     with use_limits(ReadLimits.of_bytes(voxel_limit)):
         for line in sys.stdin:
             path = line.rstrip("\n")
@@ -170,6 +174,10 @@ def _run_batch(paths: list[str], timeout_s: float, as_bytes: int, voxel_limit: i
     while todo:
         proc = _start(as_bytes, voxel_limit)
         assert proc.stdin is not None and proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], STARTUP_S)
+        if not ready or proc.stdout.readline().strip() != "ready":
+            _stop(proc)
+            raise RuntimeError(f"fuzz worker did not start within {STARTUP_S} s")
         for p in todo:
             proc.stdin.write(p + "\n")
         proc.stdin.close()

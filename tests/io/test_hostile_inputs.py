@@ -359,3 +359,21 @@ def test_cli_inspect_with_bad_files_exits_zero(tmp_path: Path, capsys: pytest.Ca
     assert main(["inspect", str(d), "--json"]) == 0
     out = capsys.readouterr().out
     assert "intent_code 3001" in out and "NDims is -3" in out
+
+
+def test_overflowing_rescale_is_a_dicom_error(tmp_path: Path) -> None:
+    """Found by the fuzz bench: RescaleSlope 1e308 made an all-infinite volume."""
+    p = h.dicom_edit(tmp_path, "x.dcm", RescaleSlope="1e308")
+    with pytest.raises(DicomError, match="rescaled values are NaN/infinite"):
+        load_volume(p)
+
+
+def test_dicomdir_file_id_with_nul_byte(tmp_path: Path) -> None:
+    """Found by the fuzz bench: a NUL byte in ReferencedFileID made os.path raise ValueError."""
+    dd = h.dicomdir_cyclic(tmp_path)
+    raw = dd.read_bytes()
+    at = raw.find(b"IM00000")
+    assert at > 0
+    dd.write_bytes(raw[:at] + b"\x00" + raw[at + 1 :])
+    found = discover(dd)
+    assert any("NUL byte" in s.reason for s in found.skipped)
