@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS studies (
     outputs TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS owned (path TEXT PRIMARY KEY, kind TEXT NOT NULL, created_at REAL NOT NULL);
 """
 
 
@@ -91,7 +92,16 @@ class Ledger:
             self._db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            had_owned = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='owned'"
+            ).fetchone()
             self._db.executescript(_SCHEMA)
+            if not had_owned:  # a ledger from before ownership records: its done folders are ours
+                self._db.execute(
+                    "INSERT OR IGNORE INTO owned (path, kind, created_at) "
+                    "SELECT 'studies/' || safe_id, 'study', ? FROM studies WHERE state = 'done'",
+                    (time.time(),),
+                )
         except sqlite3.Error as e:
             raise OutputError(
                 f"{self.path}: cannot open the run ledger ({e}); delete it to start over"
@@ -155,6 +165,30 @@ class Ledger:
     def set_meta(self, key: str, value: str) -> None:
         """Store a run-level value (cohort name, config hash)."""
         self._write("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def claim(self, path: str, kind: str) -> None:
+        """Record, *before* creating it, a path (relative to the output folder) that medzsad creates.
+
+        Kinds: ``partial`` (a study folder being written), ``temp`` (a temporary file of an atomic
+        write), ``study`` (a published study folder). Only claimed paths are ever removed or replaced.
+        """
+        sql = "INSERT OR REPLACE INTO owned (path, kind, created_at) VALUES (?, ?, ?)"
+        self._write(sql, (path, kind, time.time()))
+
+    def release(self, path: str) -> None:
+        """Forget a claimed path (it was renamed away or removed)."""
+        self._write("DELETE FROM owned WHERE path = ?", (path,))
+
+    def owned(self) -> dict[str, str]:
+        """Claimed paths (relative to the output folder) and their kinds."""
+        return {str(p): str(k) for p, k in self._db.execute("SELECT path, kind FROM owned ORDER BY path")}
+
+    def owns_study_folder(self, safe_id: str) -> bool:
+        """True when ``studies/<safe_id>`` was published by medzsad (claimed when it was)."""
+        claimed = self._db.execute(
+            "SELECT 1 FROM owned WHERE path = ? AND kind = 'study'", (f"studies/{safe_id}",)
+        ).fetchone()
+        return claimed is not None
 
     def get_meta(self, key: str) -> str | None:
         """A run-level value or ``None``."""

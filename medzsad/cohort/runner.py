@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import sys
 import time
@@ -32,7 +33,7 @@ from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
 from medzsad.errors import ConfigError
-from medzsad.report.atomic import remove_stale_temps
+from medzsad.report.atomic import TEMP_MARK
 
 __all__ = ["RunOptions", "StudyOutcome", "RunSummary", "run_cohort"]
 
@@ -122,15 +123,33 @@ def _apply_options(config: CohortConfig, options: RunOptions) -> CohortConfig:
     return config.with_overrides(**changes) if changes else config
 
 
-def _clean_partials(studies_dir: Path) -> None:
-    """Remove what a killed run left: ``*.partial-<pid>`` folders and ``*.tmp-<pid>`` files."""
-    if not studies_dir.is_dir():
-        return
-    for p in studies_dir.iterdir():
-        if PARTIAL_MARK in p.name and p.is_dir():
+_TABLE_FILES = ("studies.csv", "errors.csv", "metrics.json", "report.html")
+
+
+def _clean_partials(out: Path, ledger: Ledger) -> None:
+    """Remove what a killed run left, and only that: the partial folders and temporary files it claimed.
+
+    A ``*.partial-*`` folder or ``*.tmp-*`` file that medzsad did not record creating (a user's
+    ``results.tmp-2024``, ``studies/old.partial-keep/``) is left in place.
+    """
+    for rel, kind in ledger.owned().items():
+        if kind not in ("partial", "temp"):
+            continue
+        p = out / rel
+        if p.is_dir() and not p.is_symlink():
             log.info("removing unfinished study folder from an interrupted run: %s", p.name)
             shutil.rmtree(p, ignore_errors=True)
-    remove_stale_temps(studies_dir.parent)
+        elif p.is_file() or p.is_symlink():
+            p.unlink(missing_ok=True)
+        ledger.release(rel)
+    studies_dir = out / "studies"
+    if studies_dir.is_dir():
+        for p in studies_dir.iterdir():
+            if PARTIAL_MARK in p.name:
+                log.info("left in place (not created by medzsad): studies/%s", p.name)
+    # the cohort tables are written after the ledger is closed: claim their temporary names now
+    for name in _TABLE_FILES:
+        ledger.claim(f"{name}{TEMP_MARK}{os.getpid()}", "temp")
 
 
 def _plan(
@@ -224,7 +243,7 @@ def run_cohort(
         return _dry_run(cfg, studies, options)
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out), Ledger(out / "ledger.sqlite") as ledger:
-        _clean_partials(out / "studies")
+        _clean_partials(out, ledger)
         (out / "studies").mkdir(exist_ok=True)
         ledger.set_meta("cohort", cfg.name)
         plan = _plan(cfg, studies, ledger, options.force)
