@@ -32,7 +32,7 @@ from medzsad.cohort.study_job import StudyJob, process_study
 from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
-from medzsad.errors import ConfigError
+from medzsad.errors import ConfigError, OutputError
 from medzsad.report.atomic import TEMP_MARK
 
 __all__ = ["RunOptions", "StudyOutcome", "RunSummary", "run_cohort"]
@@ -121,6 +121,25 @@ def _apply_options(config: CohortConfig, options: RunOptions) -> CohortConfig:
     if options.show_ids is not None:
         changes["output.show_ids"] = options.show_ids
     return config.with_overrides(**changes) if changes else config
+
+
+def _writable(out: Path) -> None:
+    """Create ``out/studies`` and check that files can be created in both folders.
+
+    Raises:
+        OutputError: A folder cannot be created or written (read-only, permissions, disk full).
+    """
+    for folder in (out, out / "studies"):
+        probe = folder / f".medzsad-write-test{TEMP_MARK}{os.getpid()}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise OutputError(
+                f"{folder}: the output folder is not writable ({e.strerror or e}); choose a writable "
+                "--out (or output.dir), or fix its permissions"
+            ) from e
 
 
 _TABLE_FILES = ("studies.csv", "errors.csv", "metrics.json", "report.html")
@@ -241,10 +260,9 @@ def run_cohort(
     out = cfg.out_dir
     if options.dry_run:
         return _dry_run(cfg, studies, options)
-    out.mkdir(parents=True, exist_ok=True)
+    _writable(out)
     with run_lock(out), Ledger(out / "ledger.sqlite") as ledger:
         _clean_partials(out, ledger)
-        (out / "studies").mkdir(exist_ok=True)
         ledger.set_meta("cohort", cfg.name)
         plan = _plan(cfg, studies, ledger, options.force)
         todo = [job for job, skip in plan if not skip]
