@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from medzsad.config import CohortConfig
-from medzsad.errors import ConfigError, InputError
+from medzsad.errors import ConfigError, InputError, SourceChangedError
 
 __all__ = ["StudyInput", "collect_studies", "input_hash", "VOLUME_SUFFIXES"]
 
@@ -184,6 +184,7 @@ def input_hash(study: StudyInput) -> str:
 
     Raises:
         InputError: The study path does not exist.
+        SourceChangedError: A file of the study disappeared since discovery.
     """
     root = Path(study.path)
     if not root.exists():
@@ -191,7 +192,13 @@ def input_hash(study: StudyInput) -> str:
     files = [Path(f) for f in study.files] if study.files else ([root] if root.is_file() else _walk(root))
     h = hashlib.sha256(f"{study.study_id}\0{study.study_uid}\0".encode())
     for f in sorted(files):
-        st = f.stat()
+        try:
+            st = f.stat()
+        except OSError as e:
+            raise SourceChangedError(
+                f"study {study.study_id}: {f} cannot be read ({e.strerror or e}); it was deleted or moved "
+                "since discovery, or is a broken link"
+            ) from e
         rel = os.path.relpath(f, root) if root.is_dir() else f.name
         h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()

@@ -17,6 +17,7 @@ means CT in HU, anything else is treated like MR).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import numpy as np
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.series_summary import SeriesSummary
 from medzsad.config import PipelineConfig
-from medzsad.errors import InputError
+from medzsad.errors import InputError, SourceChangedError
 from medzsad.io.series_ref import SeriesRef
 from medzsad.io.series_selection import SeriesRules, select_series
 from medzsad.io.volume import Volume
@@ -119,7 +120,15 @@ def _read_folder(study: StudyInput, path: Path, pipeline: PipelineConfig) -> Stu
     from medzsad.io.discovery import discover
     from medzsad.io.readers import load_volume
 
-    found = [s for s in discover(path) if not study.study_uid or s.study_uid == study.study_uid]
+    _check_unchanged(study)
+    discovery = discover(path)
+    found = [s for s in discovery if not study.study_uid or s.study_uid == study.study_uid]
+    if not found and discovery.skipped:
+        first = discovery.skipped[0]
+        raise InputError(
+            f"{path}: holds no usable study; {len(discovery.skipped)} file(s) skipped, e.g. {first.path}: "
+            f"{first.reason}"
+        )
     if len(found) != 1:
         raise InputError(
             f"{path}: holds {len(found)} studies; list them separately (a manifest or one folder each)"
@@ -148,6 +157,18 @@ def _read_folder(study: StudyInput, path: Path, pipeline: PipelineConfig) -> Stu
         candidates=len(series),
     )
     return StudyRead(v, summary, preset)
+
+
+def _check_unchanged(study: StudyInput) -> None:
+    """Files discovery listed for the study must still be there: never score what remains."""
+    if not study.files:
+        return
+    gone = [f for f in study.files if not os.path.exists(f)]
+    if gone:
+        raise SourceChangedError(
+            f"{gone[0]}: {len(gone)} of the {len(study.files)} files of the study no longer exist "
+            "(deleted or moved since the run started); restore them or rerun to rediscover the folder"
+        )
 
 
 def read_study(study: StudyInput, pipeline: PipelineConfig) -> StudyRead:

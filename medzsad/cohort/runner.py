@@ -35,7 +35,7 @@ from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
 from medzsad.errors import ConfigError, OutputError
-from medzsad.fileio import remove_stale_temps
+from medzsad.fileio import TEMP_MARK
 from medzsad.report.optional import OutputFailure, attempt
 
 __all__ = ["RunOptions", "StudyOutcome", "RunSummary", "run_cohort"]
@@ -126,28 +126,52 @@ def _apply_options(config: CohortConfig, options: RunOptions) -> CohortConfig:
     return config.with_overrides(**changes) if changes else config
 
 
-def _ensure_writable(out: Path) -> None:
-    """Create the output directory or raise :class:`OutputError` saying why it cannot be used."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(
-            f"output directory {out} cannot be created ({e.strerror or e}); choose another with --out "
-            "or output.dir"
-        ) from e
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise OutputError(f"output directory {out} is not writable; choose another with --out or output.dir")
+def _writable(out: Path) -> None:
+    """Create ``out/studies`` and check that files can be created in both folders.
+
+    Raises:
+        OutputError: A folder cannot be created or written (read-only, permissions, disk full).
+    """
+    for folder in (out, out / "studies"):
+        probe = folder / f".medzsad-write-test{TEMP_MARK}{os.getpid()}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise OutputError(
+                f"{folder}: the output folder is not writable ({e.strerror or e}); choose a writable "
+                "--out (or output.dir), or fix its permissions"
+            ) from e
 
 
-def _clean_partials(studies_dir: Path) -> None:
-    """Remove what a killed run left: ``*.partial-<pid>`` folders and ``*.tmp-<pid>`` files."""
-    if not studies_dir.is_dir():
-        return
-    for p in studies_dir.iterdir():
-        if PARTIAL_MARK in p.name and p.is_dir():
+_TABLE_FILES = ("studies.csv", "errors.csv", "metrics.json", "report.html")
+
+
+def _clean_partials(out: Path, ledger: Ledger) -> None:
+    """Remove what a killed run left, and only that: the partial folders and temporary files it claimed.
+
+    A ``*.partial-*`` folder or ``*.tmp-*`` file that medzsad did not record creating (a user's
+    ``results.tmp-2024``, ``studies/old.partial-keep/``) is left in place.
+    """
+    for rel, kind in ledger.owned().items():
+        if kind not in ("partial", "temp"):
+            continue
+        p = out / rel
+        if p.is_dir() and not p.is_symlink():
             log.info("removing unfinished study folder from an interrupted run: %s", p.name)
             shutil.rmtree(p, ignore_errors=True)
-    remove_stale_temps(studies_dir.parent)
+        elif p.is_file() or p.is_symlink():
+            p.unlink(missing_ok=True)
+        ledger.release(rel)
+    studies_dir = out / "studies"
+    if studies_dir.is_dir():
+        for p in studies_dir.iterdir():
+            if PARTIAL_MARK in p.name:
+                log.info("left in place (not created by medzsad): studies/%s", p.name)
+    # the cohort tables are written after the ledger is closed: claim their temporary names now
+    for name in _TABLE_FILES:
+        ledger.claim(f"{name}{TEMP_MARK}{os.getpid()}", "temp")
 
 
 def _plan(
@@ -239,10 +263,9 @@ def run_cohort(
     out = cfg.out_dir
     if options.dry_run:
         return _dry_run(cfg, studies, options)
-    _ensure_writable(out)
+    _writable(out)
     with run_lock(out), Ledger(out / "ledger.sqlite") as ledger:
-        _clean_partials(out / "studies")
-        (out / "studies").mkdir(exist_ok=True)
+        _clean_partials(out, ledger)
         ledger.set_meta("cohort", cfg.name)
         plan = _plan(cfg, studies, ledger, options.force)
         todo = [job for job, skip in plan if not skip]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -151,12 +152,17 @@ def process_study(
     """
     studies_dir = cfg.out_dir / "studies"
     partial = partial_dir(studies_dir, job.safe_id)
+    partial_rel = f"studies/{partial.name}"
     stage = "load"
     try:
         result = _compute(job, loaded, cfg, model)
         stage = "write"
+        may_replace = ledger.owns_study_folder(job.safe_id)
+        ledger.claim(partial_rel, "partial")
         files = write_study_files(partial, result, cfg.output, _provenance(job, result, cfg, model))
-        publish(partial, studies_dir / job.safe_id)
+        publish(partial, studies_dir / job.safe_id, may_replace=may_replace)
+        ledger.claim(f"studies/{job.safe_id}", "study")
+        ledger.release(partial_rel)
         failed = list(files.failed)
         if OutputKind.SLICER in cfg.output.outputs and "slicer" not in {f.output for f in failed}:
             # the loader script holds absolute paths: rewrite it for the published folder
@@ -169,6 +175,8 @@ def process_study(
         stage = e.stage if isinstance(e, _StageError) else stage
         message = " ".join(str(cause).split()) or type(cause).__name__
         shutil.rmtree(partial, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            ledger.release(partial_rel)
         ledger.mark_failed(job.study.study_id, message, {"stage": stage, "error_type": type(cause).__name__})
         log.warning(
             "study %s failed at %s: %s: %s",

@@ -187,14 +187,27 @@ def _write_core(folder: Path, result: StudyResult, outputs: tuple[OutputKind, ..
     return written
 
 
-def publish(partial: Path, final: Path) -> None:
-    """Rename the complete partial folder onto its final name (replacing an older one).
+def publish(partial: Path, final: Path, *, may_replace: bool = True) -> None:
+    """Rename the complete partial folder onto its final name (replacing an older one of ours).
+
+    Args:
+        partial: The complete folder.
+        final: ``studies/<safe-id>``.
+        may_replace: ``final`` was created by medzsad (see :meth:`Ledger.owns_study_folder`); a
+            folder of the same name that medzsad did not create is never removed.
 
     Raises:
-        OutputError: The rename fails.
+        OutputError: ``final`` exists and is not medzsad's, or the rename fails.
     """
+    if (final.exists() or final.is_symlink()) and not may_replace:
+        raise OutputError(
+            f"{final} exists and was not created by medzsad; it is left untouched. Move it away, "
+            "rename the study (a manifest id) or choose another output folder"
+        )
     try:
-        if final.exists():
+        if final.is_symlink():
+            final.unlink()
+        elif final.exists():
             shutil.rmtree(final)
         os.replace(partial, final)
     except OSError as e:

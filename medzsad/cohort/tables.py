@@ -15,6 +15,7 @@ import pandas as pd
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import LedgerRow, StudyState
 from medzsad.fileio import write_csv
+from medzsad.report.cells import safe_frame
 
 __all__ = [
     "STUDY_COLUMNS",
@@ -122,9 +123,10 @@ def errors_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.Da
 
 
 def write_review_page(out_dir: Path, table: pd.DataFrame, title: str) -> Path:
-    """Write the cohort review page ``report.html`` from a :func:`studies_table`."""
+    """Write the cohort review page ``report.html`` from a :func:`studies_table` (NUL bytes removed)."""
     from medzsad.report.html_report import write_report_html
 
+    table = safe_frame(table, formulas=False)
     page = pd.DataFrame(
         {
             "study_id": table["study_id"],
@@ -140,8 +142,12 @@ def write_review_page(out_dir: Path, table: pd.DataFrame, title: str) -> Path:
 def write_cohort_tables(
     out_dir: Path, studies: list[StudyInput], rows: dict[str, LedgerRow], smoke: bool = False
 ) -> tuple[Path, Path]:
-    """Write ``studies.csv`` and ``errors.csv`` atomically; returns their paths."""
+    """Write ``studies.csv`` and ``errors.csv`` atomically; returns their paths.
+
+    Text cells are neutralised (:func:`~medzsad.report.cells.safe_frame`): a cell starting with
+    ``= + - @`` (or tab/CR) gets a leading ``'`` and NUL bytes are removed; numbers are unchanged.
+    """
     return (
-        write_csv(out_dir / "studies.csv", studies_table(studies, rows, smoke)),
-        write_csv(out_dir / "errors.csv", errors_table(studies, rows)),
+        write_csv(out_dir / "studies.csv", safe_frame(studies_table(studies, rows, smoke))),
+        write_csv(out_dir / "errors.csv", safe_frame(errors_table(studies, rows))),
     )
