@@ -33,7 +33,7 @@ def add_model_arguments(
         "--architecture", default=None, metavar="NAME", help="model architecture (default: from the prompts)"
     )
     g.add_argument(
-        "--image-size", type=int, default=None, metavar="PX", help="input side in pixels (default 518)"
+        "--image-size", type=int, default=None, metavar="PX", help="input side (default: the architecture's)"
     )
     r = p.add_argument_group("runtime")
     r.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")

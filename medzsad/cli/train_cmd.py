@@ -43,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--architecture", default=TRAIN_ARCHITECTURE, help=f"(default: {TRAIN_ARCHITECTURE})")
     g.add_argument("--clip", default=None, metavar="NAME|FILE", help="CLIP weights (default: OpenAI weights)")
     g.add_argument("--init-prompts", default=None, metavar="NAME|FILE", help="start from these prompts")
-    g.add_argument("--image-size", type=int, default=518, metavar="PX", help="input side (default: 518)")
+    g.add_argument(
+        "--image-size", type=int, default=None, metavar="PX", help="input side (default: the architecture's)"
+    )
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=d.epochs, help=f"(default: {d.epochs})")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default: {d.batch_size})")
