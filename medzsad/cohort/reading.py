@@ -20,8 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.series_summary import SeriesSummary
 from medzsad.config import PipelineConfig
@@ -29,13 +27,9 @@ from medzsad.errors import InputError
 from medzsad.io.series_ref import SeriesRef
 from medzsad.io.series_selection import SeriesRules, select_series
 from medzsad.io.volume import Volume
-from medzsad.transforms.preset import Preset, auto_preset_name, load_preset
+from medzsad.transforms.preset import Preset, auto_preset_name, guess_modality, load_preset
 
-__all__ = ["StudyRead", "read_study", "choose_preset", "guess_modality"]
-
-#: Below this minimum value an unlabelled volume is taken to be in Hounsfield units (CT).
-_HU_MIN_THRESHOLD = -500.0
-
+__all__ = ["StudyRead", "read_study", "choose_preset"]
 
 @dataclass(frozen=True)
 class StudyRead:
@@ -75,17 +69,6 @@ def choose_preset(
         series=pipeline.series,
         skip_empty_slices=pipeline.skip_empty_slices,
     )
-
-
-def guess_modality(volume: Volume) -> str:
-    """The volume's modality, or a guess from its data when the file has none (NIfTI, NRRD)."""
-    if volume.modality:
-        return volume.modality.upper()
-    if volume.shape_ijk[2] == 1:
-        return "DX"
-    if volume.data.size and float(np.nanmin(volume.data)) <= _HU_MIN_THRESHOLD:
-        return "CT"
-    return "MR"
 
 
 def _read_file(path: Path, pipeline: PipelineConfig) -> StudyRead:
