@@ -35,6 +35,7 @@ from medzsad.cohort.tables import studies_table, write_cohort_tables, write_revi
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
 from medzsad.errors import ConfigError
 from medzsad.fileio import remove_stale_temps
+from medzsad.progress import NullBar, progress_bar
 from medzsad.report.optional import OutputFailure, attempt
 
 __all__ = ["RunOptions", "StudyOutcome", "RunSummary", "run_cohort"]
@@ -167,16 +168,12 @@ def _plan(
 
 @contextlib.contextmanager
 def _progress(total: int, mode: str) -> Iterator[Callable[[StudyOutcome], None]]:
-    use_bar = mode == "bar" or (mode == "auto" and sys.stderr.isatty())
-    if not use_bar:
-        yield lambda outcome: None
-        return
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="study", dynamic_ncols=True, file=sys.stderr)
-    try:
+    enabled = {"bar": True, "off": False}.get(mode)  # "auto": a bar on a terminal only
+    with progress_bar(total, enabled=enabled, unit="study", leave=True) as bar:
 
         def step(outcome: StudyOutcome) -> None:
+            if isinstance(bar, NullBar):
+                return
             score = f" score={outcome.score:.4f}" if outcome.score is not None else ""
             error = f" error={outcome.error[:100]}" if outcome.error else ""
             bar.write(
@@ -186,8 +183,6 @@ def _progress(total: int, mode: str) -> Iterator[Callable[[StudyOutcome], None]]
             bar.update(1)
 
         yield step
-    finally:
-        bar.close()
 
 
 def run_cohort(

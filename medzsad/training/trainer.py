@@ -16,7 +16,6 @@ import csv
 import io
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from medzsad.fileio import write_text
 from medzsad.model.anomalyclip import AnomalyCLIP
 from medzsad.model.dpam_vision import VisionFeatures
 from medzsad.model.losses import LossTerms, anomalyclip_loss
+from medzsad.progress import Bar, progress_bar
 from medzsad.training.config import TrainConfig
 from medzsad.training.features import FeatureCache, feature_bytes_per_image, fingerprint
 from medzsad.training.state import (
@@ -340,13 +340,14 @@ class Trainer:
         cfg = self.config
         batches = self._batches(state.epoch, state.batch_in_epoch)
         t0 = time.perf_counter() - state.sums.get("seconds", 0.0)
-        bar = _progress(
-            cfg.progress,
-            len(batches),
-            state.batch_in_epoch,
-            self.steps_per_epoch,
-            f"epoch {state.epoch + 1}/{cfg.epochs}",
-        )
+        desc = f"epoch {state.epoch + 1}/{cfg.epochs}"
+        with progress_bar(
+            self.steps_per_epoch, enabled=cfg.progress, desc=desc, unit="step", initial=state.batch_in_epoch
+        ) as bar:
+            return self._run_batches(state, batches, bar, t0)
+
+    def _run_batches(self, state: TrainState, batches: list[list[int]], bar: Bar, t0: float) -> bool:
+        cfg = self.config
         stop = False
         for indices, batch in zip(batches, self._loader(batches)):
             terms = self._step(batch, indices)
@@ -358,9 +359,8 @@ class Trainer:
                 s[key] = s.get(key, 0.0) + float(value.detach()) * n
             s["n"] = s.get("n", 0.0) + n
             s["seconds"] = time.perf_counter() - t0
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{s['pixel'] / s['n']:.4f}", image_loss=f"{s['image'] / s['n']:.4f}")
+            bar.update(1)
+            bar.set_postfix_str(f"loss={s['pixel'] / s['n']:.4f}, image_loss={s['image'] / s['n']:.4f}")
             info = StepInfo(
                 state.global_step,
                 state.epoch,
@@ -376,8 +376,6 @@ class Trainer:
                 self._save_state(state)
             if stop:
                 break
-        if bar is not None:
-            bar.close()
         return stop
 
     def _end_epoch(self, state: TrainState) -> None:
@@ -420,12 +418,3 @@ class Trainer:
         for row in state.history:
             w.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
         write_text(self.out_dir / METRICS_FILE, buf.getvalue())
-
-
-def _progress(enabled: bool | None, total: int, initial: int, per_epoch: int, desc: str) -> Any:
-    show = sys.stderr.isatty() if enabled is None else enabled
-    if not show:
-        return None
-    from tqdm import tqdm  # type: ignore[import-untyped]
-
-    return tqdm(total=per_epoch, initial=initial, desc=desc, unit="step", leave=False, dynamic_ncols=True)
