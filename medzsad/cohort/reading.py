@@ -31,6 +31,7 @@ from medzsad.transforms.preset import Preset, auto_preset_name, guess_modality, 
 
 __all__ = ["StudyRead", "read_study", "choose_preset"]
 
+
 @dataclass(frozen=True)
 class StudyRead:
     """A study read from disk, with the preset chosen for it.
