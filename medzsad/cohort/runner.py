@@ -23,7 +23,7 @@ import pandas as pd
 from medzsad.cohort.executor import Loaded, LocalExecutor
 from medzsad.cohort.ids import hashed_id, unique_safe_ids
 from medzsad.cohort.inputs import StudyInput, collect_studies, input_hash
-from medzsad.cohort.ledger import Ledger, StudyState
+from medzsad.cohort.ledger import Ledger, LedgerRow, StudyState
 from medzsad.cohort.loading import StudyLoader, default_loader
 from medzsad.cohort.metrics import cohort_metrics, write_metrics
 from medzsad.cohort.run_lock import run_lock
@@ -239,6 +239,17 @@ def run_cohort(
             model = scorer if scorer is not None else build_scorer(cfg)
             outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, on_study))
         rows = {r.study_id: r for r in ledger.rows()}
+    return _finish(cfg, studies, rows, outcomes)
+
+
+def _finish(
+    cfg: CohortConfig,
+    studies: list[StudyInput],
+    rows: dict[str, LedgerRow],
+    outcomes: dict[str, StudyOutcome],
+) -> RunSummary:
+    """Cohort tables, review page and metrics from the ledger; the run's summary."""
+    out = cfg.out_dir
     studies_csv, errors_csv = write_cohort_tables(out, studies, rows)
     if OutputKind.HTML in cfg.output.outputs:
         _write_html(out, studies_table(studies, rows), cfg.name)
