@@ -1,19 +1,20 @@
 """Labelled 2D slices drawn from CT/MRI volumes with (optional) anomaly mask volumes.
 
-A CSV lists the cases: ``image`` (a volume file or a DICOM series folder), optional ``mask``
+A CSV lists the cases: ``image`` (a volume file or a DICOM study folder), optional ``mask``
 (label volume on the same grid, non-zero is anomalous), optional ``label`` (case label, used for
 slices when there is no mask) and ``class``.
 
 The slices are exactly the model inputs ``medzsad run`` scores: each volume is read through
-:func:`medzsad.io.load_volume` (DICOM, NIfTI, NRRD, with RAS geometry) and prepared by the same
+:func:`medzsad.transforms.preset_reading.read_with_preset` (the reading ``run`` uses: the preset
+from the headers, its series rules, :mod:`medzsad.io`'s loaders) and prepared by the same
 preset pipeline (:func:`medzsad.transforms.pipeline.cut_slices`, then
 :class:`~medzsad.transforms.clip_input.ToClipInput`: one window, reorientation to closest RAS,
 cut along the preset's axis, empty slices dropped, one letterbox and resize). The preset is
-chosen per volume as ``run`` does with ``preset: auto`` (from the modality, else from the data),
-or named; ``window`` overrides its intensity window. Mask volumes follow the same geometry with
-nearest-neighbour resizing. Each kept slice becomes one sample: anomalous with its mask slice when
-the mask has voxels there, normal otherwise; without a mask it takes the case label and trains the
-image loss only.
+chosen per case as ``run`` does with ``preset: auto`` (modality, BodyPartExamined, description;
+else from the data), or named; ``window`` overrides its intensity window. Mask volumes follow
+the same geometry with nearest-neighbour resizing. Each kept slice becomes one sample: anomalous
+with its mask slice when the mask has voxels there, normal otherwise; without a mask it takes the
+case label and trains the image loss only.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from medzsad.io.readers import load_volume
 from medzsad.io.volume import Volume
 from medzsad.transforms.clip_input import ToClipInput
 from medzsad.transforms.pipeline import CutSlices, cut_slices, masks_to_model
-from medzsad.transforms.preset import Preset, auto_preset_name, guess_modality, load_preset
+from medzsad.transforms.preset import Preset, auto_preset_name, load_preset
+from medzsad.transforms.preset_reading import read_with_preset
 
 __all__ = ["VolumeCase", "read_volume_cases", "VolumeSliceDataset", "volume_preset"]
 
@@ -79,22 +81,27 @@ def read_volume_cases(path: Path) -> list[VolumeCase]:
     return out
 
 
-def volume_preset(volume: Volume, preset: str = "auto", window: tuple[float, float] | None = None) -> Preset:
-    """The preset ``run`` would use for ``volume`` (``auto``: from its modality or data), windowed.
+def volume_preset(
+    modality: str,
+    body_part: str = "",
+    description: str = "",
+    *,
+    preset: str = "auto",
+    window: tuple[float, float] | None = None,
+) -> Preset:
+    """The preset ``run`` would use (``auto``: from the headers), with ``window`` replacing its intensity.
 
     Args:
-        volume: The scan.
+        modality: Modality of the scan (from the header, else guessed from the data).
+        body_part: BodyPartExamined.
+        description: SeriesDescription.
         preset: A preset name, or ``auto``.
-        window: ``(low, high)`` scanner values mapped to 0 and 1, replacing the preset's intensity.
+        window: ``(low, high)`` scanner values mapped to 0 and 1.
 
     Raises:
         ConfigError: Unknown preset or invalid window.
     """
-    name = (
-        auto_preset_name(guess_modality(volume), "", volume.source.series_description)
-        if preset == "auto"
-        else preset
-    )
+    name = auto_preset_name(modality, body_part, description) if preset == "auto" else preset
     chosen = load_preset(name)
     if window is None:
         return chosen
@@ -168,8 +175,12 @@ class VolumeSliceDataset(Dataset):
         self.samples: list[Sample] = []
         self._where: list[tuple[int, int]] = []
         for v, case in enumerate(cases):
-            volume = load_volume(case.image)
-            p = volume_preset(volume, preset, window)
+            read = read_with_preset(
+                case.image,
+                lambda m, b, d: volume_preset(m, b, d, preset=preset, window=window),
+                auto=preset == "auto",
+            )
+            volume, p = read.volume, read.preset
             cut = cut_slices(volume, p)
             to_clip = cut.to_clip(self.image_size, mean, std, p)
             mask = _load_mask(case, volume)

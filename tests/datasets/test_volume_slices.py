@@ -91,12 +91,16 @@ def test_training_slices_equal_run_model_inputs(tmp_path: Path) -> None:
     from medzsad.config import PipelineConfig
 
     rng = np.random.default_rng(5)
-    # a CT series in DICOM (stored = HU + 1024), anisotropic, LPS axes flipped against RAS
+    # a CT series in DICOM (stored = HU + 1024), anisotropic, LPS axes flipped against RAS, whose
+    # BodyPartExamined (HEAD) makes run choose ct-head (brain window), not ct-abdomen
     hu = rng.normal(40, 30, (22, 18, 6)).astype(np.float32)
     hu[:3] = -1000.0  # air: some background, and CT by its data as well as its header
     a_lps = np.array([[0.7, 0, 0, 10.0], [0, 0.9, 0, -5.0], [0, 0, 2.0, 30.0], [0, 0, 0, 1.0]])
     write_dicom_series(
-        hu + 1024.0, a_lps, tmp_path / "ct", SeriesSpec("CT", "ct", "ct", rescale_intercept=-1024)
+        hu + 1024.0,
+        a_lps,
+        tmp_path / "ct",
+        SeriesSpec("CT", "ct", "ct", rescale_intercept=-1024, body_part="HEAD"),
     )
     # an MR-like NIfTI with an oblique-free, flipped affine, with empty slices to skip
     mr = np.zeros((20, 16, 7), np.float32)
@@ -109,7 +113,9 @@ def test_training_slices_equal_run_model_inputs(tmp_path: Path) -> None:
     start = 0
     for name in ("ct", "mr.nii.gz"):
         study = StudyInput(name, str(tmp_path / name))
-        run = prepare_study_slices(study, read_study(study, PipelineConfig()), scorer)  # type: ignore[arg-type]
+        read = read_study(study, PipelineConfig())
+        assert read.preset.name == {"ct": "ct-head", "mr.nii.gz": "mr-brain"}[name]
+        run = prepare_study_slices(study, read, scorer)  # type: ignore[arg-type]
         n = len(run.slice_index)
         mine = ds.samples[start : start + n]
         assert [s.slice_index for s in mine] == run.slice_index.tolist()
