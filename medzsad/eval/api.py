@@ -204,6 +204,7 @@ def _detector(model: ModelSpec, run: EvalOptions) -> Detector:
 
 def evaluate(
     data: Path,
+    *,
     kind: str = "auto",
     split: str = "test",
     classes: Sequence[str] | None = None,
@@ -260,6 +261,7 @@ def benchmark_samples(
 def benchmark(
     name: str,
     data: Path,
+    *,
     model: ModelSpec | None = None,
     run: EvalOptions | None = None,
     out_dir: Path | None = None,

@@ -80,6 +80,7 @@ def write_review_outputs(
     heatmap_nifti: str | Path | None = None,
     mask_nifti: str | Path | None = None,
     keep_empty_frames: bool = False,
+    smoke: bool = False,
 ) -> ReviewOutputs:
     """Write the requested review outputs of one study; each fails on its own.
 
@@ -93,6 +94,7 @@ def write_review_outputs(
         heatmap_nifti: The study's heat map NIfTI if already written (the Slicer bundle links it).
         mask_nifti: The study's mask NIfTI if already written.
         keep_empty_frames: Keep SEG frames without anomaly.
+        smoke: Random weights were used: DICOM descriptions and Slicer names say SMOKE RUN.
 
     Returns:
         What was written, skipped (not a DICOM source) and failed (the writer raised: a
@@ -103,7 +105,7 @@ def write_review_outputs(
     root.mkdir(parents=True, exist_ok=True)
     failed: list[OutputFailure] = []
     seg, pmap, skipped = _write_dicom(
-        root, volume, heat_ijk, mask_ijk, wanted, threshold, keep_empty_frames, failed
+        root, volume, heat_ijk, mask_ijk, wanted, threshold, keep_empty_frames, smoke, failed
     )
     bundle = script = None
     if "slicer" in wanted:
@@ -117,6 +119,7 @@ def write_review_outputs(
                 threshold=threshold,
                 heatmap_nifti=heatmap_nifti,
                 mask_nifti=mask_nifti,
+                smoke=smoke,
             ),
             failed,
         )
@@ -132,6 +135,7 @@ def _write_dicom(
     wanted: set[str],
     threshold: float,
     keep_empty_frames: bool,
+    smoke: bool,
     failed: list[OutputFailure],
 ) -> tuple[SegWriteResult | None, SegWriteResult | None, tuple[str, ...]]:
     """The SEG and Parametric Map (DICOM sources only; others are skipped with a reason)."""
@@ -154,13 +158,16 @@ def _write_dicom(
                 threshold=threshold,
                 keep_empty_frames=keep_empty_frames,
                 algorithm_version=medzsad.__version__,
+                smoke=smoke,
             ),
             failed,
         )
     if "dicom-pmap" in wanted:
         pmap = attempt(
             "dicom-pmap",
-            lambda: write_heatmap_parametric_map(heat_ijk, volume, root / PMAP_FILE, threshold=threshold),
+            lambda: write_heatmap_parametric_map(
+                heat_ijk, volume, root / PMAP_FILE, threshold=threshold, smoke=smoke
+            ),
             failed,
         )
     return seg, pmap, ()
