@@ -104,9 +104,8 @@ def write_review_outputs(
     root = Path(study_dir)
     root.mkdir(parents=True, exist_ok=True)
     failed: list[OutputFailure] = []
-    seg, pmap, skipped = _write_dicom(
-        root, volume, heat_ijk, mask_ijk, wanted, threshold, keep_empty_frames, smoke, failed
-    )
+    opts = _DicomOptions(threshold, keep_empty_frames, smoke)
+    seg, pmap, skipped = _write_dicom(root, volume, heat_ijk, mask_ijk, wanted, opts, failed)
     bundle = script = None
     if "slicer" in wanted:
         bundle = attempt(
@@ -127,15 +126,20 @@ def write_review_outputs(
     return ReviewOutputs(seg, pmap, bundle, script, skipped, tuple(failed))
 
 
+@dataclass(frozen=True)
+class _DicomOptions:
+    threshold: float
+    keep_empty_frames: bool
+    smoke: bool
+
+
 def _write_dicom(
     root: Path,
     volume: Volume,
     heat_ijk: np.ndarray,
     mask_ijk: np.ndarray,
     wanted: set[str],
-    threshold: float,
-    keep_empty_frames: bool,
-    smoke: bool,
+    opts: _DicomOptions,
     failed: list[OutputFailure],
 ) -> tuple[SegWriteResult | None, SegWriteResult | None, tuple[str, ...]]:
     """The SEG and Parametric Map (DICOM sources only; others are skipped with a reason)."""
@@ -155,10 +159,10 @@ def _write_dicom(
                 mask_ijk,
                 volume,
                 root / SEG_FILE,
-                threshold=threshold,
-                keep_empty_frames=keep_empty_frames,
+                threshold=opts.threshold,
+                keep_empty_frames=opts.keep_empty_frames,
                 algorithm_version=medzsad.__version__,
-                smoke=smoke,
+                smoke=opts.smoke,
             ),
             failed,
         )
@@ -166,7 +170,7 @@ def _write_dicom(
         pmap = attempt(
             "dicom-pmap",
             lambda: write_heatmap_parametric_map(
-                heat_ijk, volume, root / PMAP_FILE, threshold=threshold, smoke=smoke
+                heat_ijk, volume, root / PMAP_FILE, threshold=opts.threshold, smoke=opts.smoke
             ),
             failed,
         )
