@@ -24,7 +24,7 @@ import pandas as pd
 from medzsad.cohort.executor import Loaded, LocalExecutor
 from medzsad.cohort.ids import hashed_id, unique_safe_ids
 from medzsad.cohort.inputs import StudyInput, collect_studies, input_hash
-from medzsad.cohort.ledger import Ledger, StudyState
+from medzsad.cohort.ledger import Ledger, LedgerRow, StudyState
 from medzsad.cohort.loading import StudyLoader, default_loader
 from medzsad.cohort.metrics import cohort_metrics, write_metrics
 from medzsad.cohort.run_lock import run_lock
@@ -36,6 +36,7 @@ from medzsad.cohort.tables import studies_table, write_cohort_tables, write_revi
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
 from medzsad.errors import ConfigError, OutputError
 from medzsad.fileio import TEMP_MARK
+from medzsad.progress import NullBar, progress_bar
 from medzsad.report.optional import OutputFailure, attempt
 
 __all__ = ["RunOptions", "StudyOutcome", "RunSummary", "run_cohort"]
@@ -205,16 +206,12 @@ def _plan(
 
 @contextlib.contextmanager
 def _progress(total: int, mode: str) -> Iterator[Callable[[StudyOutcome], None]]:
-    use_bar = mode == "bar" or (mode == "auto" and sys.stderr.isatty())
-    if not use_bar:
-        yield lambda outcome: None
-        return
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="study", dynamic_ncols=True, file=sys.stderr)
-    try:
+    enabled = {"bar": True, "off": False}.get(mode)  # "auto": a bar on a terminal only
+    with progress_bar(total, enabled=enabled, unit="study", leave=True) as bar:
 
         def step(outcome: StudyOutcome) -> None:
+            if isinstance(bar, NullBar):
+                return
             score = f" score={outcome.score:.4f}" if outcome.score is not None else ""
             error = f" error={outcome.error[:100]}" if outcome.error else ""
             bar.write(
@@ -224,8 +221,6 @@ def _progress(total: int, mode: str) -> Iterator[Callable[[StudyOutcome], None]]
             bar.update(1)
 
         yield step
-    finally:
-        bar.close()
 
 
 def run_cohort(
@@ -281,6 +276,17 @@ def run_cohort(
             model = scorer if scorer is not None else build_scorer(cfg)
             outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, on_study))
         rows = {r.study_id: r for r in ledger.rows()}
+    return _finish(cfg, studies, rows, outcomes)
+
+
+def _finish(
+    cfg: CohortConfig,
+    studies: list[StudyInput],
+    rows: dict[str, LedgerRow],
+    outcomes: dict[str, StudyOutcome],
+) -> RunSummary:
+    """Cohort tables, review page and metrics from the ledger; the run's summary."""
+    out = cfg.out_dir
     smoke = cfg.model.is_smoke
     studies_csv, errors_csv = write_cohort_tables(out, studies, rows, smoke)
     if OutputKind.HTML in cfg.output.outputs:

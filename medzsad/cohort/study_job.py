@@ -132,13 +132,15 @@ def _summary(result: StudyResult, files: StudyFiles, failed: list[OutputFailure]
 
 
 def _log_failed_outputs(job: StudyJob, failed: list[OutputFailure]) -> None:
+    """Log each failure under the study's pseudonym (its id and folder name are masked)."""
     for f in failed:
+        message = f.message.replace(job.study.study_id, job.log_id).replace(job.safe_id, job.log_id)
         log.warning(
             "study %s: optional output %s failed (study kept): %s: %s",
             job.log_id,
             f.output,
             f.error_type,
-            f.message.replace(job.study.study_id, job.log_id)[:300],
+            message[:300],
         )
 
 

@@ -117,6 +117,27 @@ def _study(row: pd.Series, base: Path) -> _Study:
     )
 
 
+def _study_or_note(row: pd.Series, base: Path) -> _Study:
+    """:func:`_study`, or a bare entry saying why when gathering the study's files fails.
+
+    One study's broken part never costs the page (optional outputs fail on their own).
+    """
+    try:
+        return _study(row, base)
+    except Exception as e:  # a per-study part of an optional output; recorded on the page
+        logger.warning("review page: part of one study left out (%s)", type(e).__name__)
+        return _Study(
+            study_id=str(row.get("study_id", "")),
+            score=_score(row.get("score")),
+            status=str(row.get("status", "ok") or "ok"),
+            error=f"review page: this study's files could not be listed ({type(e).__name__}: {e})",
+            folder=base,
+            overlays=[],
+            lesions=None,
+            links=[],
+        )
+
+
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.4g}"
@@ -206,7 +227,7 @@ def write_report_html(
             f"{base / REPORT_NAME}: studies table lacks columns {missing} "
             f"(has {list(studies_table.columns)}); expected {list(_REQUIRED)}"
         )
-    studies = [_study(row, base) for _, row in studies_table.iterrows()]
+    studies = [_study_or_note(row, base) for _, row in studies_table.iterrows()]
     studies.sort(key=lambda s: (s.status != "ok", -s.score if not math.isnan(s.score) else math.inf))
     failed = sum(s.status != "ok" for s in studies)
     body = [
