@@ -38,8 +38,14 @@ log = logging.getLogger(__name__)
 Opener = Callable[[str, float], AbstractContextManager[Any]]
 
 _TIMEOUT_S = 60.0
-#: Extra attempts pooch makes after a failed HTTP(S) transfer (1, 2, 3 ... s apart).
+#: Extra attempts pooch makes after a failed HTTP(S) transfer (1, 2, 3 ... s apart); the
+#: environment variable MEDZSAD_FETCH_RETRIES overrides it (0: fail at once, e.g. known offline).
 RETRIES = 3
+
+
+def _retries() -> int:
+    value = os.environ.get("MEDZSAD_FETCH_RETRIES", "")
+    return int(value) if value.isdigit() else RETRIES
 
 
 class _TransferError(ModelError):
@@ -89,10 +95,7 @@ def download(
             ) as bar:
                 tmp, found, size = copy_hashing(stream, target.parent, f"{target.suffix}.part", bar)
     except (urllib.error.URLError, OSError, ValueError) as e:
-        raise _TransferError(
-            f"could not download {entry.name!r} from {url}: {getattr(e, 'reason', e)}\n"
-            + missing_weights_message(entry, home)
-        ) from e
+        raise _TransferError(" ".join(str(getattr(e, "reason", e)).split())[:160]) from e
     return store_verified(entry, tmp, found, size, expected, f"fetch:{url}", home)
 
 
@@ -111,22 +114,36 @@ def _download_pooch(
         base_url="",
         registry={target.name: None},
         urls={target.name: url},
-        retry_if_failed=RETRIES,
+        retry_if_failed=_retries(),
     )
     downloader = pooch.HTTPDownloader(
         progressbar=sys.stderr.isatty(), timeout=_TIMEOUT_S, headers={"User-Agent": "medzsad"}
     )
+    # pooch announces each download at INFO on its own logger: follow medzsad's verbosity
+    pooch.get_logger().setLevel(logging.INFO if log.isEnabledFor(logging.INFO) else logging.WARNING)
     try:
         got = Path(fetcher.fetch(target.name, downloader=downloader))
     except (requests.exceptions.RequestException, OSError, ValueError) as e:
-        raise _TransferError(
-            f"could not download {entry.name!r} from {url}: {e}\n" + missing_weights_message(entry, home)
-        ) from e
+        raise _TransferError(_short_reason(e)) from e
     tmp = target.with_name(f"{target.name}.part-{os.getpid()}")
     os.replace(got, tmp)
     shutil.rmtree(staging, ignore_errors=True)
     found, size = _sha256_of(tmp)
     return store_verified(entry, tmp, found, size, expected, f"fetch:{url}", home)
+
+
+def _short_reason(error: Exception) -> str:
+    """A few words for a failed transfer (the full exception is logged at DEBUG level)."""
+    import requests
+
+    log.debug("transfer failed: %r", error)
+    if isinstance(error, requests.exceptions.HTTPError) and error.response is not None:
+        return f"HTTP {error.response.status_code}"
+    if isinstance(error, requests.exceptions.Timeout):
+        return "timed out"
+    if isinstance(error, requests.exceptions.ConnectionError):
+        return "no connection (offline, or the host is unreachable)"
+    return " ".join(str(error).split())[:160]
 
 
 def _sha256_of(path: Path) -> tuple[str, int]:
@@ -181,10 +198,10 @@ def fetch_weights(
         try:
             return download(entry, url, expected, home, opener)
         except _TransferError as e:
-            failures.append(f"{url}: {e.__cause__ or e}")
-            log.warning("download of %s from %s failed: %s", name, url, e.__cause__ or e)
+            failures.append(f"{url}: {e}")
+            log.info("download of %s from %s failed: %s", name, url, e)
     raise ModelError(
-        f"could not download {name!r} from any known URL ({'; '.join(failures)})\n"
+        f"could not download {name!r} ({'; '.join(failures)})\n"
         + missing_weights_message(entry, home)
     )
 
