@@ -34,7 +34,7 @@ FAST_IMAGE_SIZE = {"model": 336, "smoke": 56}
 
 
 def _cohort_name(path: Path) -> str:
-    stem = path.name
+    stem = path.resolve().parent.name if path.name.upper() == "DICOMDIR" else path.name
     for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".zip"):
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]

@@ -56,6 +56,21 @@ def test_zip_archive(dicom_folder: Path, tmp_path: Path) -> None:
     assert nib.load(_study(out) / "heatmap.nii.gz").shape == (24, 20, 8)
 
 
+def test_dicomdir(dicom_folder: Path, tmp_path: Path) -> None:
+    import pydicom
+    from pydicom.fileset import FileSet
+
+    media = tmp_path / "cdrom"
+    fs = FileSet()
+    for f in sorted(dicom_folder.glob("*.dcm")):
+        fs.add(pydicom.dcmread(f))
+    fs.write(media)
+    out = tmp_path / "out"
+    assert main(["run", "-i", str(media / "DICOMDIR"), "-o", str(out), *SMOKE]) == 0
+    assert nib.load(_study(out) / "heatmap.nii.gz").shape == (24, 20, 8)
+    assert single_study_cohort(media / "DICOMDIR", out_dir=out).name == "cdrom"
+
+
 def test_cohort_of_one_is_the_same_config_a_file_would_give(scan: Path, tmp_path: Path) -> None:
     config = single_study_cohort(scan, out_dir=tmp_path / "o", smoke=True, fast=True, formats=["nifti"])
     assert config.inputs.paths == (str(scan.resolve()),)
