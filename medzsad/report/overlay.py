@@ -198,7 +198,7 @@ def render_overlay(
     n = max(1, len(spec.slices))
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
-    fig = Figure(figsize=(4.2 * cols + 1.2, 4.4 * rows + 0.6), dpi=100)
+    fig = Figure(figsize=(4.2 * cols + 1.2, 4.2 * rows + 0.9), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax in axes:
