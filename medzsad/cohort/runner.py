@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -289,10 +290,10 @@ def _finish(
     out = cfg.out_dir
     smoke = cfg.model.is_smoke
     studies_csv, errors_csv = write_cohort_tables(out, studies, rows, smoke)
-    if OutputKind.HTML in cfg.output.outputs:
-        _write_html(out, studies_table(studies, rows), cfg.name)
     metrics = cohort_metrics(studies, rows, out / "studies")
     metrics_json = write_metrics(out, {**metrics, "smoke_run": smoke}) if metrics is not None else None
+    if OutputKind.HTML in cfg.output.outputs:
+        _write_html(out, studies_table(studies, rows, smoke), cfg, metrics)
     ordered = tuple(outcomes[s.study_id] for s in studies if s.study_id in outcomes)
     failed = tuple((o.study_id, o.error) for o in ordered if o.status == "failed")
     return RunSummary(
@@ -309,10 +310,14 @@ def _finish(
     )
 
 
-def _write_html(out: Path, table: pd.DataFrame, name: str) -> None:
+def _write_html(out: Path, table: pd.DataFrame, cfg: CohortConfig, metrics: dict[str, Any] | None) -> None:
     """The review page is optional: a failure is logged and the run's other outputs stand."""
+    from medzsad.report.review_header import cohort_header
+
     failed: list[OutputFailure] = []
-    attempt(OutputKind.HTML.value, lambda: write_review_page(out, table, f"medzsad {name}"), failed)
+    header = cohort_header(cfg, metrics)
+    title = f"medzsad {cfg.name}"
+    attempt(OutputKind.HTML.value, lambda: write_review_page(out, table, title, header), failed)
     for f in failed:
         log.warning("review page report.html not written: %s: %s", f.error_type, f.message[:300])
 
