@@ -72,7 +72,7 @@ def _compute(
         prepared.timings_s["postprocess"] = time.perf_counter() - t
     except Exception as e:  # recorded per study; the cohort goes on
         raise _StageError(stage, e) from e
-    label = job.study.study_id if cfg.output.show_ids else job.log_id
+    label = job.log_id  # the output folder's name with show_ids, else the hash
     return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke)
 
 
@@ -168,14 +168,10 @@ def process_study(
         with contextlib.suppress(Exception):
             ledger.release(partial_rel)
         ledger.mark_failed(job.study.study_id, message, {"stage": stage, "error_type": type(cause).__name__})
-        log.warning(
-            "study %s failed at %s: %s: %s",
-            job.log_id,
-            stage,
-            type(cause).__name__,
-            message.replace(job.study.study_id, job.log_id)[:300],
-        )
-        log.debug("traceback of study %s", job.log_id, exc_info=cause)
+        # without show_ids the message (paths, file names) stays in errors.csv, never in the log
+        shown = message[:300] if cfg.output.show_ids else "message in errors.csv"
+        log.warning("study %s failed at %s: %s: %s", job.log_id, stage, type(cause).__name__, shown)
+        log.debug("traceback of study %s", job.log_id, exc_info=cause if cfg.output.show_ids else None)
         return "failed", None, message
     log.info("study %s done: score %.4f, %d lesions", job.log_id, result.score, len(result.lesions.lesions))
     return "done", result.score, ""

@@ -279,7 +279,7 @@ def write_slicer_bundle(
         focus_score=None if focus is None else focus[1],
     )
     _write_manifest(bundle)
-    logger.info("wrote Slicer bundle in %s", folder)
+    logger.debug("wrote Slicer bundle in %s", folder)  # a path: debug only (docs/privacy.md)
     return bundle
 
 
