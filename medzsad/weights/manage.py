@@ -167,9 +167,22 @@ def load_clip_weights(
         path = resolve(entry.name, home)
     else:
         path = Path(name_or_path).expanduser()
-    sd = read_clip_state_dict(path)
+    sd = read_clip_state_dict(path, trusted_sha256=_trusted_digests(entry, home))
     log.info("loaded %d CLIP tensors from %s", len(sd), path)
     return ClipWeights(sd, path, entry)
+
+
+def _trusted_digests(entry: WeightEntry | None, home: str | os.PathLike[str] | None) -> set[str]:
+    """SHA-256 digests a CLIP TorchScript archive may have: registry checksums and imported files.
+
+    For a registry name, that entry's checksum and the digest recorded when it was imported; for a
+    file path, those of every CLIP entry (the file is then one of the known archives).
+    """
+    entries = [entry] if entry is not None else list_weight_entries(WeightKind.CLIP)
+    manifest = read_manifest(home)
+    out = {e.sha256 for e in entries if e.sha256}
+    out |= {manifest[e.name].sha256 for e in entries if e.name in manifest}
+    return out
 
 
 def load_prompt_weights(
