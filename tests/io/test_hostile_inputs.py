@@ -390,3 +390,13 @@ def test_frame_count_must_fit_the_pixel_data(tmp_path: Path) -> None:
     ds.save_as(rle)
     with pytest.raises(DicomError, match="is 65536 but the encapsulated PixelData"):
         load_volume(rle)
+
+
+@pytest.mark.parametrize("name", ["scan.dcm", "DICOMDIR", "x.nii.gz"])
+def test_a_fifo_given_as_the_input_never_blocks(tmp_path: Path, name: str) -> None:
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    found = discover(fifo)
+    assert found.studies == () and "not a regular file" in found.skipped[0].reason
+    with pytest.raises(InputError, match="no usable study"):
+        load_volume(fifo)
