@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medzsad.report.atomic import write_csv
+from medzsad.fileio import write_csv
 from medzsad.report.cells import safe_cell, safe_frame
 
 

@@ -27,7 +27,7 @@ def _bad_inputs(root: Path) -> dict[str, Path]:
         return p
 
     nan_series = folder("nan_slope")
-    for f in h.dicom_series(nan_series, 2):
+    for f in h.dicom_series(nan_series, 6):
         f.write_bytes(f.read_bytes().replace(b"(\x00S\x10DS\x02\x001 ", b"(\x00S\x10DS\x04\x00NaN "))
     return {
         "claim": h.nifti_claim(folder("claim")),
