@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from medzsad.cohort.ids import pseudonym_study_id
 from medzsad.config import CohortConfig
 from medzsad.errors import ConfigError, InputError, SourceChangedError
 
@@ -123,8 +124,10 @@ def _discover_folder(folder: Path) -> list[StudyInput]:
     studies = []
     for r in refs:
         if r.kind == "dicom":
-            # one DICOM study in the folder: name it after the folder; several: after their UIDs
-            sid = folder.name if n_dicom == 1 and len(refs) == 1 else r.study_id
+            # one DICOM study in the folder: name it after the folder; several: the folder name and a
+            # hash of the StudyInstanceUID (never the UID itself: it is an identifier)
+            one = n_dicom == 1 and len(refs) == 1
+            sid = folder.name if one else pseudonym_study_id(folder.name, r.study_uid)
             studies.append(StudyInput(sid, str(folder), tuple(r.files), study_uid=r.study_uid))
         else:
             studies.append(StudyInput(r.study_id, r.path))

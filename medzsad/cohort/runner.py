@@ -189,8 +189,9 @@ def _plan(
             ihash = input_hash(s)
         except Exception:  # missing input: processed (and failed) as a study, not a run error
             ihash = "missing"
-        # logs, progress lines and errors name a study by this label: a hash unless ids are asked for
-        label = s.study_id if config.output.show_ids else hashed_id(s.study_id)
+        # logs, progress lines and the console name a study by this label: its output folder's name
+        # with output.show_ids / --show-ids, else a hash (see docs/privacy.md)
+        label = safe[s.study_id] if config.output.show_ids else hashed_id(s.study_id)
         job = StudyJob(s, safe[s.study_id], ihash, chash, label)
         row = ledger.get(s.study_id) if ledger is not None else None
         skip = (
@@ -341,6 +342,8 @@ def _execute(
         t0 = time.perf_counter()
         ledger.mark_running(job.study.study_id, job.safe_id, job.input_hash, job.config_hash)
         status, score, error = process_study(job, loaded, cfg, model, ledger)
+        if error and not cfg.output.show_ids:
+            error = _hidden_error(ledger, job.study.study_id)
         return StudyOutcome(job.study.study_id, job.log_id, status, score, error, time.perf_counter() - t0)
 
     with _progress(len(todo), options.progress) as step:
@@ -353,6 +356,14 @@ def _execute(
                 log.warning("stopping after a failed study (executor.continue_on_error: false)")
                 break  # the rest stay pending; the next run picks them up
     return results
+
+
+def _hidden_error(ledger: Ledger, study_id: str) -> str:
+    """What the console shows of a failure without ``show_ids``: the error type (messages hold paths)."""
+    row = ledger.get(study_id)
+    kind = row.outputs.get("error_type", "error") if row is not None else "error"
+    stage = row.outputs.get("stage", "") if row is not None else ""
+    return f"{kind}{' at ' + stage if stage else ''} (message in errors.csv)"
 
 
 def _dry_run(cfg: CohortConfig, studies: list[StudyInput], options: RunOptions) -> RunSummary:

@@ -193,6 +193,30 @@ def tag_int(ds: Dataset, keyword: str, path: str, default: int) -> int:
     return int(f)
 
 
+def _check_pixel_length(ds: Dataset, path: str, frames: int, frame_bytes: int) -> None:
+    """The pixel data must be able to hold the frames claimed (before a decoder loops over them)."""
+    try:
+        data = ds.get("PixelData")
+    except Exception:  # noqa: BLE001 - an unreadable element is reported by the decoder
+        return
+    if not isinstance(data, bytes | bytearray):
+        return
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts is not None and getattr(ts, "is_encapsulated", False):
+        # every frame needs at least one 8-byte item header in encapsulated pixel data
+        if frames > len(data) // 8:
+            raise DicomError(
+                f"{path}: {tag_str('NumberOfFrames')} is {frames} but the encapsulated "
+                f"{tag_str('PixelData')} has only {len(data)} bytes (at least 8 per frame)"
+            )
+    elif len(data) < frames * frame_bytes:
+        raise DicomError(
+            f"{path}: {tag_str('PixelData')} has {len(data)} bytes; {frames} frame(s) of {frame_bytes} bytes "
+            f"need {frames * frame_bytes} (truncated, or {tag_str('NumberOfFrames')}/{tag_str('Rows')}/"
+            f"{tag_str('Columns')} are wrong)"
+        )
+
+
 def check_pixel_claim(ds: Dataset, path: str) -> tuple[int, int, int, int]:
     """``(frames, rows, cols, samples)`` from the header, checked against the read limits.
 
@@ -215,6 +239,7 @@ def check_pixel_claim(ds: Dataset, path: str) -> tuple[int, int, int, int]:
             f"{path}: {tag_str('SamplesPerPixel')} {samples} / {tag_str('BitsAllocated')} {bits}; "
             "expected 1..4 and 1..64"
         )
+    _check_pixel_length(ds, path, frames, rows * cols * samples * bits // 8)
     per_value = 8 if samples > 1 else max(bits // 8, 4)
     check_bytes(
         frames * rows * cols * samples * per_value,

@@ -237,7 +237,8 @@ def load_dicom_series(paths: Sequence[str], policy: LoadPolicy | str = LoadPolic
         k = data.shape[2]
         pos = np.array([affine_lps_k(affine, n) for n in range(k)])
         return Volume(data, affine, str(ds.get("Modality", "")), src, pos, tuple(warnings))
-    where = f"series {first.get('SeriesInstanceUID', '?')}"
+    # messages name files, not UIDs (a SeriesInstanceUID is an identifier; see docs/privacy.md)
+    where = f"{datasets[0][0]} (series of {len(datasets)} files)" if len(datasets) > 1 else datasets[0][0]
     res = stack_slices(records, policy, where)
     kept = [r for r in res.records]
     src = _source(

@@ -343,6 +343,9 @@ def _discover(root: str, workers: int, limits: ReadLimits) -> Discovery:
     if os.path.isdir(root):
         files = list(_walk(root, skipped))
         dicom, others = _classify(files, skipped, via_dicomdir=False)
+    elif not os.path.isfile(root):  # a FIFO, socket or device: opening it could block forever
+        files, dicom, others = [], [], []
+        skipped.append(SkippedFile(root, "not a regular file (socket, FIFO or device)"))
     elif _suffix_kind(root) == "dicomdir":
         files = _dicomdir_files(root, skipped)
         missing = [f for f in files if not os.path.isfile(f)]

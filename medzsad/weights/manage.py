@@ -159,9 +159,22 @@ def load_clip_weights(
         )
     if res.path is None:
         raise ModelError(f"{res.name!r} names no weight file (random weights are built, not loaded)")
-    sd = read_clip_state_dict(res.path)
+    sd = read_clip_state_dict(res.path, trusted_sha256=_trusted_digests(entry, home))
     log.info("loaded %d CLIP tensors from %s", len(sd), res.path)
     return ClipWeights(sd, res.path, entry)
+
+
+def _trusted_digests(entry: WeightEntry | None, home: str | os.PathLike[str] | None) -> set[str]:
+    """SHA-256 digests a CLIP TorchScript archive may have: registry checksums and imported files.
+
+    For a registry name, that entry's checksum and the digest recorded when it was imported; for a
+    file path, those of every CLIP entry (the file is then one of the known archives).
+    """
+    entries = [entry] if entry is not None else list_weight_entries(WeightKind.CLIP)
+    manifest = read_manifest(home)
+    out = {e.sha256 for e in entries if e.sha256}
+    out |= {manifest[e.name].sha256 for e in entries if e.name in manifest}
+    return out
 
 
 def load_prompt_weights(

@@ -27,7 +27,7 @@ def _bad_inputs(root: Path) -> dict[str, Path]:
         return p
 
     nan_series = folder("nan_slope")
-    for f in h.dicom_series(nan_series, 2):
+    for f in h.dicom_series(nan_series, 6):
         f.write_bytes(f.read_bytes().replace(b"(\x00S\x10DS\x02\x001 ", b"(\x00S\x10DS\x04\x00NaN "))
     return {
         "claim": h.nifti_claim(folder("claim")),
@@ -85,3 +85,28 @@ def test_one_bad_file_in_an_input_folder_does_not_stop_the_run(tmp_path: Path) -
     assert main(["run", str(cfg), "--quiet"]) == 0
     studies = pd.read_csv(tmp_path / "out" / "studies.csv", keep_default_na=False)
     assert list(studies["status"]) == ["done"]
+
+
+def test_zip_source_gets_a_dicom_seg(tmp_path: Path) -> None:
+    """The SEG writer reads its source headers through medzsad.io (``x.zip!/member``), not dcmread."""
+    import zipfile
+
+    import pydicom
+
+    from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
+    from medzsad.report.review_outputs import SEG_FILE
+
+    vol, _ = blob_volume((24, 20, 6), 5, lesion=True)
+    series = tmp_path / "series"
+    write_dicom_series(vol, np.diag([1.0, 1.0, 3.0, 1.0]), series, SeriesSpec("CT", "zipseg", "zipseg"))
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted(series.iterdir()):
+            zf.write(f, f"DICOM/{f.name}")
+    cfg = write_cohort_yaml(tmp_path / "c.yaml", tmp_path / "unused.csv", tmp_path / "out")
+    text = cfg.read_text().replace(f"manifest: {tmp_path / 'unused.csv'}", f"paths: [{archive}]")
+    cfg.write_text(text + "  outputs: [heatmap, mask, dicom-seg]\n")
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    (seg,) = (tmp_path / "out" / "studies").glob(f"*/{SEG_FILE}")
+    ds = pydicom.dcmread(seg)
+    assert ds.Modality == "SEG" and len(ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence) > 0

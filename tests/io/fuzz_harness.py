@@ -146,6 +146,32 @@ def _start(as_bytes: int, voxel_limit: int) -> subprocess.Popen[str]:
     )
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used; 0 when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _answer(proc: subprocess.Popen[str], timeout_s: float) -> str | None:
+    """The worker's next line ('' when it died), or None when the case hangs.
+
+    A hang is ``timeout_s`` of CPU time without an answer, or 10 x ``timeout_s`` of wall time (a
+    case blocked without using CPU): on a loaded machine a case starved of CPU is not a hang.
+    """
+    assert proc.stdout is not None
+    cpu0, t0 = _cpu_s(proc.pid), time.monotonic()
+    while True:
+        ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+        if ready:
+            return proc.stdout.readline()
+        if _cpu_s(proc.pid) - cpu0 >= timeout_s or time.monotonic() - t0 >= 10 * timeout_s:
+            return None
+
+
 def _stop(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.kill()
@@ -182,8 +208,7 @@ def _run_batch(paths: list[str], timeout_s: float, as_bytes: int, voxel_limit: i
             proc.stdin.write(p + "\n")
         proc.stdin.close()
         while todo:
-            ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
-            line = proc.stdout.readline() if ready else None
+            line = _answer(proc, timeout_s)
             if line:
                 rec = json.loads(line)
                 results.append(CaseResult(**rec))

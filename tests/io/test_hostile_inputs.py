@@ -377,3 +377,26 @@ def test_dicomdir_file_id_with_nul_byte(tmp_path: Path) -> None:
     dd.write_bytes(raw[:at] + b"\x00" + raw[at + 1 :])
     found = discover(dd)
     assert any("NUL byte" in s.reason for s in found.skipped)
+
+
+def test_frame_count_must_fit_the_pixel_data(tmp_path: Path) -> None:
+    """Found by the fuzz bench: 65536 frames claimed in 502 bytes of RLE data took seconds to fail."""
+    native = h.dicom_edit(tmp_path, "native.dcm", NumberOfFrames="500")
+    with pytest.raises(DicomError, match=r"PixelData \(7FE0,0010\) has 384 bytes; 500 frame\(s\)"):
+        load_volume(native)
+    rle = h.write_series(tmp_path / "rle", h.SeriesSpec(n_slices=1), compress=pydicom.uid.RLELossless)[0]
+    ds = pydicom.dcmread(rle)
+    ds.NumberOfFrames = 65536
+    ds.save_as(rle)
+    with pytest.raises(DicomError, match="is 65536 but the encapsulated PixelData"):
+        load_volume(rle)
+
+
+@pytest.mark.parametrize("name", ["scan.dcm", "DICOMDIR", "x.nii.gz"])
+def test_a_fifo_given_as_the_input_never_blocks(tmp_path: Path, name: str) -> None:
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    found = discover(fifo)
+    assert found.studies == () and "not a regular file" in found.skipped[0].reason
+    with pytest.raises(InputError, match="no usable study"):
+        load_volume(fifo)
