@@ -38,6 +38,7 @@ _COMMANDS = (
     "evaluate",
     "benchmark",
     "slicer",
+    "profile",
 )
 
 _EXIT_BY_ERROR: tuple[tuple[type[MedzsadError], int], ...] = (

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medzsad.calibration.operating_point import check_cohort, run_operating_point
 from medzsad.cohort.executor import Loaded, LocalExecutor
 from medzsad.cohort.ids import hashed_id, unique_safe_ids
 from medzsad.cohort.inputs import StudyInput, collect_studies, input_hash
@@ -218,6 +219,7 @@ def run_cohort(
     cfg = _apply_options(cfg, options)
     if cfg.executor.kind != "local":
         raise ConfigError(f"{cfg.source_file}: executor {cfg.executor.kind!r} is not available; use local")
+    check_cohort(cfg)  # a profile that does not fit (hashes, alpha) is refused before any scoring
     studies = collect_studies(cfg)
     out = cfg.out_dir
     if options.dry_run:
@@ -241,11 +243,15 @@ def run_cohort(
             model = scorer if scorer is not None else build_scorer(cfg)
             outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, on_study))
         rows = {r.study_id: r for r in ledger.rows()}
-    studies_csv, errors_csv = write_cohort_tables(out, studies, rows)
+    studies_csv, errors_csv = write_cohort_tables(out, studies, rows, cfg)
+    operating_point = run_operating_point(cfg)
     if OutputKind.HTML in cfg.output.outputs:
-        write_review_page(out, studies_table(studies, rows), f"medzsad {cfg.name}")
+        title = f"medzsad {cfg.name} - {'; '.join(operating_point.values())}"
+        write_review_page(out, studies_table(studies, rows, cfg), title)
     metrics = cohort_metrics(studies, rows, out / "studies")
-    metrics_json = write_metrics(out, metrics) if metrics is not None else None
+    metrics_json = (
+        write_metrics(out, {**metrics, "operating_point": operating_point}) if metrics is not None else None
+    )
     ordered = tuple(outcomes[s.study_id] for s in studies if s.study_id in outcomes)
     failed = tuple((o.study_id, o.error) for o in ordered if o.status == "failed")
     return RunSummary(

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from medzsad.calibration.study import calibrate_study
 from medzsad.cohort.executor import Loaded
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import Ledger
@@ -64,22 +65,26 @@ def _compute(
         prepared.timings_s["score"] = time.perf_counter() - t
         stage = "assemble"
         heat = assemble_heatmap(prepared, scores)
+        stage = "calibrate"
+        t = time.perf_counter()
+        calib = calibrate_study(cfg, prepared, heat)
+        prepared.timings_s["calibrate"] = time.perf_counter() - t
         stage = "postprocess"
         t = time.perf_counter()
-        lesions = postprocess(heat, prepared.volume, cfg.output.threshold, scored_region(prepared))
+        lesions = postprocess(heat, prepared.volume, calib.threshold.rule, scored_region(prepared))
         score = study_score(scores, heat, cfg.output.study_score)
         prepared.timings_s["postprocess"] = time.perf_counter() - t
     except Exception as e:  # recorded per study; the cohort goes on
         raise _StageError(stage, e) from e
     label = job.study.study_id if cfg.output.show_ids else job.log_id
-    return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke)
+    return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke, calib.summary())
 
 
 def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: SliceScorer) -> dict[str, Any]:
     p = result.prepared
     v = p.volume
     info = getattr(model, "info", None)
-    return build_provenance(
+    record = build_provenance(
         study={
             "study_id": job.study.study_id,
             "safe_id": job.safe_id,
@@ -110,6 +115,10 @@ def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: Sl
         timings_s=dict(p.timings_s),
         smoke=result.smoke,
     )
+    # the operating point ("tau 0.6132 (profile p, n=57 normals, alpha 0.05)" or "uncalibrated")
+    record["operating_point"] = result.calibration.get("operating_point", "")
+    record["calibration"] = result.calibration
+    return record
 
 
 def _summary(result: StudyResult, written: dict[str, str]) -> dict[str, Any]:
@@ -125,6 +134,7 @@ def _summary(result: StudyResult, written: dict[str, str]) -> dict[str, Any]:
         "series_description": p.volume.source.series_description,
         "modality": p.volume.modality,
         "files": written,
+        **result.calibration,
     }
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import LedgerRow, StudyState
+from medzsad.config import CohortConfig
 from medzsad.report.atomic import write_csv
 
 __all__ = [
@@ -27,8 +28,14 @@ STUDY_COLUMNS = [
 ERROR_COLUMNS = ["study_id", "source", "stage", "error_type", "message"]
 
 
-def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.DataFrame:
-    """One row per study of the cohort (ledger state; ``pending`` when not reached yet)."""
+def studies_table(
+    studies: list[StudyInput], rows: dict[str, LedgerRow], config: CohortConfig | None = None
+) -> pd.DataFrame:
+    """One row per study of the cohort (ledger state; ``pending`` when not reached yet).
+
+    With ``config.output.flag`` the table also has ``p_value`` and ``flagged``
+    (:func:`medzsad.calibration.operating_point.flag_columns`).
+    """
     records = []
     for s in studies:
         r = rows.get(s.study_id)
@@ -60,6 +67,10 @@ def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.D
     table.loc[order, "rank"] = np.arange(1, len(order) + 1)
     for col in ("slices", "scored_slices", "rank", "lesion_count"):
         table[col] = table[col].astype("Int64")
+    if config is not None and config.output.flag is not None:
+        from medzsad.calibration.operating_point import flag_columns
+
+        table = flag_columns(table, rows, config)
     return table
 
 
@@ -99,10 +110,10 @@ def write_review_page(out_dir: Path, table: pd.DataFrame, title: str) -> Path:
 
 
 def write_cohort_tables(
-    out_dir: Path, studies: list[StudyInput], rows: dict[str, LedgerRow]
+    out_dir: Path, studies: list[StudyInput], rows: dict[str, LedgerRow], config: CohortConfig | None = None
 ) -> tuple[Path, Path]:
     """Write ``studies.csv`` and ``errors.csv`` atomically; returns their paths."""
     return (
-        write_csv(out_dir / "studies.csv", studies_table(studies, rows)),
+        write_csv(out_dir / "studies.csv", studies_table(studies, rows, config)),
         write_csv(out_dir / "errors.csv", errors_table(studies, rows)),
     )
