@@ -62,6 +62,7 @@ def _handle(args: argparse.Namespace) -> int:
         p = result.profile
         sizes = ", ".join(f"{k}: n={s.n}" for k, s in sorted(p.strata.items()))
         sys.stdout.write(
-            f"profile {p.name}: {p.n_studies} normals ({sizes}); {p.n_failed} failed -> {result.profile_json}\n"
+            f"profile {p.name}: {p.n_studies} normals ({sizes}); {p.n_failed} failed"
+            f" -> {result.profile_json}\n"
         )
     return EXIT_OK
