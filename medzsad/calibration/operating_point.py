@@ -13,6 +13,7 @@ import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ __all__ = [
     "study_flag_check",
     "flag_columns",
     "run_operating_point",
+    "refuse_uncalibrated",
 ]
 
 log = logging.getLogger(__name__)
@@ -240,3 +242,29 @@ def run_operating_point(cfg: CohortConfig) -> dict[str, str]:
         prof = profile_of(cfg, cfg.output.flag.profile)
         out["flag"] = describe_flag(cfg.output.flag, prof.name, prof.n_studies)
     return out
+
+
+def refuse_uncalibrated(cfg: CohortConfig, failed_rows: list[Any], errors_csv: Path) -> None:
+    """Raise when studies failed because the profile cannot calibrate them (unknown stratum).
+
+    Called at the end of a run, after the other studies are done and the tables written, so the
+    run's result is on disk and the command still ends with a configuration error (exit 2).
+
+    Args:
+        cfg: The cohort.
+        failed_rows: Ledger rows of the studies that failed in this run.
+        errors_csv: The errors table (named in the message).
+
+    Raises:
+        ConfigError: At least one study failed at the ``calibrate`` stage with a ConfigError.
+    """
+    bad = [
+        r
+        for r in failed_rows
+        if r.outputs.get("stage") == "calibrate" and r.outputs.get("error_type") == "ConfigError"
+    ]
+    if bad:
+        raise ConfigError(
+            f"{cfg.source_file}: {len(bad)} studies could not be calibrated and were refused (the other "
+            f"studies are done; see {errors_csv}): {bad[0].error}"
+        )

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medzsad.calibration.operating_point import check_cohort, run_operating_point
+from medzsad.calibration.operating_point import check_cohort, refuse_uncalibrated, run_operating_point
 from medzsad.cohort.executor import Loaded, LocalExecutor
 from medzsad.cohort.ids import hashed_id, unique_safe_ids
 from medzsad.cohort.inputs import StudyInput, collect_studies, input_hash
@@ -254,6 +254,8 @@ def run_cohort(
     )
     ordered = tuple(outcomes[s.study_id] for s in studies if s.study_id in outcomes)
     failed = tuple((o.study_id, o.error) for o in ordered if o.status == "failed")
+    # studies outside the profile's strata: the others are done and the tables written, then refuse
+    refuse_uncalibrated(cfg, [rows[sid] for sid, _ in failed if sid in rows], errors_csv)
     return RunSummary(
         out_dir=out,
         n_done=sum(o.status == "done" for o in ordered),

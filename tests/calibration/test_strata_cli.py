@@ -68,14 +68,18 @@ def test_too_few_normals_then_enough_then_unknown_stratum(
         f"  flag: {{profile: {prof_dir}, alpha: 0.2}}",
     )
     review.write_text(text)
-    summary = run_cohort(review, OFF)
-    assert summary.n_done == 1 and summary.n_failed == 1
-    errors = pd.read_csv(summary.errors_csv)
+    with pytest.raises(ConfigError, match=r"1 studies could not be calibrated and were refused"):
+        run_cohort(review, OFF)
+    # the other study is done and the tables are written; the CLI exits 2 (rerun: nothing rescored)
+    assert main(["run", str(review), "-q"]) == EXIT_CONFIG
+    run_dir = tmp_path / "review-run"
+    errors = pd.read_csv(run_dir / "errors.csv")
     assert errors["study_id"].tolist() == ["ct-new"]
     assert errors["stage"].tolist() == ["calibrate"] and errors["error_type"].tolist() == ["ConfigError"]
     assert "stratum 'preset=ct-abdomen|modality=?' is not in profile 'mr-normals'" in errors["message"][0]
     assert "rebuild it with medzsad profile" in errors["message"][0]
-    table = pd.read_csv(summary.studies_csv).set_index("study_id")
+    table = pd.read_csv(run_dir / "studies.csv").set_index("study_id")
+    assert table.loc["mr-new", "status"] == "done" and table.loc["ct-new", "status"] == "failed"
     cal = prof.strata["preset=mr-brain|modality=?"].scores
     s = table.loc["mr-new", "score"]
     assert table.loc["mr-new", "p_value"] == pytest.approx((1 + np.sum(cal >= s)) / 6)
