@@ -5,7 +5,7 @@ For a heat map ``h`` and a minimum lesion volume ``v``, the statistic is
     ``L(h) = max{t : some 26-connected component of {h >= t} has volume >= v}``.
 
 Components only grow as ``t`` falls, so a study gets at least one lesion with the mask rule of
-:func:`medzsad.report.lesions.find_lesions` (``heat >= tau``, components under ``v`` removed)
+:func:`medzsad.analysis.lesions.find_lesions` (``heat >= tau``, components under ``v`` removed)
 exactly when ``L(h) >= tau``. Calibrating ``tau`` as a conformal quantile of ``L`` over normal
 studies then bounds the chance that a normal study gets any lesion.
 """
@@ -17,7 +17,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from medzsad.report.lesions import voxel_volume_ml
+from medzsad.analysis.lesions import voxel_volume_ml
 
 __all__ = ["min_lesion_voxels", "lesion_statistic", "lesion_statistic_affine"]
 
@@ -31,7 +31,7 @@ _FORWARD_OFFSETS = np.array(
 def min_lesion_voxels(voxel_ml: float, min_lesion_ml: float) -> int:
     """Fewest voxels a kept component has: the smallest ``c >= 1`` with ``c * voxel_ml >= min_lesion_ml``.
 
-    The same comparison as :func:`medzsad.report.lesions.find_lesions` (``count * voxel_ml``).
+    The same comparison as :func:`medzsad.analysis.lesions.find_lesions` (``count * voxel_ml``).
     """
     if voxel_ml <= 0:
         raise ValueError(f"voxel volume must be positive (got {voxel_ml} mL)")

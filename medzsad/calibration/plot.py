@@ -14,7 +14,7 @@ import numpy as np
 
 from medzsad.calibration.conformal import conformal_quantile, min_normals
 from medzsad.calibration.profile_io import Profile
-from medzsad.report.atomic import write_bytes
+from medzsad.fileio import write_bytes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

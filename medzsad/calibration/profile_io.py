@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from medzsad.errors import ConfigError
-from medzsad.report.atomic import write_json
+from medzsad.fileio import write_json
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -66,7 +66,7 @@ def calibrate_study(cfg: CohortConfig, prepared: PreparedStudy, heat: np.ndarray
     v = prepared.volume
     values = stratum_values(
         v.modality,
-        str(prepared.series.get("preset", "")),
+        prepared.series.preset if prepared.series is not None else "",
         v.source.kind,
         v.source.paths[0] if v.source.paths else None,
     )

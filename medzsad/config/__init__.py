@@ -24,7 +24,7 @@ from medzsad.config.output import (
     StudyScoreRule,
     ThresholdRule,
 )
-from medzsad.config.pipeline import PipelineConfig, SeriesRules, WindowConfig
+from medzsad.config.pipeline import PipelineConfig, SeriesOverrides, WindowConfig
 from medzsad.config.profile import ProfileConfig
 from medzsad.config.yaml_loading import load_cohort, parse_cohort
 
@@ -32,7 +32,7 @@ __all__ = [
     "CohortConfig",
     "InputsConfig",
     "PipelineConfig",
-    "SeriesRules",
+    "SeriesOverrides",
     "WindowConfig",
     "ModelConfig",
     "OutputConfig",

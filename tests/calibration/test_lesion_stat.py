@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from medzsad.analysis.lesions import find_lesions, voxel_volume_ml
 from medzsad.calibration.lesion_stat import lesion_statistic, min_lesion_voxels
-from medzsad.report.lesions import find_lesions, voxel_volume_ml
 
 
 def _reference(heat: np.ndarray, voxel_ml: float, min_ml: float) -> float:
