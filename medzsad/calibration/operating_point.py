@@ -179,10 +179,11 @@ def study_flag_check(cfg: CohortConfig, values: Mapping[str, Any]) -> str:
 
 def _p_value(prof: Profile, outputs: Mapping[str, Any]) -> float:
     score = outputs.get("score")
-    values = outputs.get("stratum")
-    if score is None or not isinstance(values, Mapping):
+    if score is None:
         return float("nan")
-    key = stratum_key(values, prof.strata_fields)
+    # a row written before strata were recorded still fits an unstratified profile ("all")
+    values = outputs.get("stratum")
+    key = stratum_key(values if isinstance(values, Mapping) else {}, prof.strata_fields)
     if key not in prof.strata:
         log.warning("a study's stratum %r is not in profile %s: no p-value", key, prof.name)
         return float("nan")
