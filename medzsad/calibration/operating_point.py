@@ -139,8 +139,26 @@ def check_cohort(cfg: CohortConfig) -> None:
                 f"{prof.path} was built with {prof.min_lesion_ml:g}; set min_lesion_ml: "
                 f"{prof.min_lesion_ml:g} or rebuild the profile with that output.threshold.min_lesion_ml"
             )
+        _warn_ties(prof, rule.alpha)
     if cfg.output.flag is not None:
         _check_profile(cfg, profile_of(cfg, cfg.output.flag.profile), cfg.output.flag.alpha, "output.flag")
+
+
+def _warn_ties(prof: Profile, alpha: float) -> None:
+    """The any-lesion bound assumes no ties at tau (a saturated heat map would tie): say so."""
+    for key, s in sorted(prof.strata.items()):
+        stats = s.lesion_statistics
+        tau = conformal_quantile(stats, alpha, what=f"stratum {key!r}")
+        tied = int(np.sum(stats == tau))
+        if tied > 1:
+            log.warning(
+                "profile %s, stratum %s: %d calibration lesion statistics equal tau %.4f; the any-lesion "
+                "bound assumes no ties (see docs/calibration.md)",
+                prof.name,
+                key,
+                tied,
+                tau,
+            )
 
 
 def _stratum(profile: Profile, values: Mapping[str, Any]) -> Stratum:

@@ -88,3 +88,14 @@ def test_config_rules() -> None:
         parse_cohort("name: x\ninputs: {paths: [a]}\nprofile:\n  strata: [scanner]\n")
     cfg = parse_cohort("name: x\ninputs: {paths: [a]}\nprofile:\n  strata: [modality, preset]\n")
     assert cfg.profile is not None and cfg.profile.strata == ("modality", "preset")
+
+
+def test_ties_at_tau_are_reported(caplog: pytest.LogCaptureFixture) -> None:
+    from medzsad.calibration.operating_point import _warn_ties
+
+    tied = tuple(CalibrationStudy(f"s{i}", 0.5, 1.0 if i >= 2 else 0.2) for i in range(5))
+    prof = Profile("p", "m", "q", (), 0.1, 0.2, {"all": Stratum("all", {}, tied)}, "now", "0")
+    with caplog.at_level("WARNING"):
+        _warn_ties(prof, 0.2)
+        _warn_ties(_profile(), 0.2)
+    assert len(caplog.records) == 1 and "3 calibration lesion statistics equal tau 1.0000" in caplog.text
