@@ -9,8 +9,12 @@ The maths is pure numpy and lives in small modules:
 - :mod:`~medzsad.calibration.strata`: the stratum of a study (modality, manufacturer, model, preset).
 - :mod:`~medzsad.calibration.hashes`: the model and pipeline hashes a profile is valid for.
 - :mod:`~medzsad.calibration.profile_io`: ``profile.json`` (schema-versioned) read and write.
-- :mod:`~medzsad.calibration.operating_point`: a review cohort's flags and thresholds from a profile.
+- :mod:`~medzsad.calibration.operating_point`: a review cohort's flags and thresholds from a
+  profile, the checks that refuse a profile, and :func:`~medzsad.calibration.operating_point.describe`
+  (the one sentence stating an operating point).
+- :mod:`~medzsad.calibration.study`: the per-study calibration step of ``medzsad run``.
 - :mod:`~medzsad.calibration.builder`: ``medzsad profile`` (score normals, write the profile).
+- :mod:`~medzsad.calibration.plot`: ``calibration.png``.
 
 See ``docs/calibration.md`` for the guarantee in plain words.
 """
