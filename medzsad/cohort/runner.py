@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from medzsad.calibration.operating_point import check_cohort, refuse_uncalibrated, run_operating_point
 from medzsad.cohort.executor import Loaded, LocalExecutor
 from medzsad.cohort.ids import hashed_id, unique_safe_ids
 from medzsad.cohort.inputs import StudyInput, collect_studies, input_hash
@@ -256,6 +257,7 @@ def run_cohort(
     cfg = _apply_options(cfg, options)
     if cfg.executor.kind != "local":
         raise ConfigError(f"{cfg.source_file}: executor {cfg.executor.kind!r} is not available; use local")
+    check_cohort(cfg)  # a profile that does not fit (hashes, alpha) is refused before any scoring
     studies = collect_studies(cfg)
     out = cfg.out_dir
     if options.dry_run:
@@ -290,13 +292,20 @@ def _finish(
     """Cohort tables, review page and metrics from the ledger; the run's summary."""
     out = cfg.out_dir
     smoke = cfg.model.is_smoke
-    studies_csv, errors_csv = write_cohort_tables(out, studies, rows, smoke)
+    studies_csv, errors_csv = write_cohort_tables(out, studies, rows, smoke, cfg)
+    operating_point = run_operating_point(cfg)
     metrics = cohort_metrics(studies, rows, out / "studies")
-    metrics_json = write_metrics(out, {**metrics, "smoke_run": smoke}) if metrics is not None else None
+    metrics_json = (
+        write_metrics(out, {**metrics, "smoke_run": smoke, "operating_point": operating_point})
+        if metrics is not None
+        else None
+    )
     if OutputKind.HTML in cfg.output.outputs:
-        _write_html(out, studies_table(studies, rows, smoke), cfg, metrics)
+        _write_html(out, studies_table(studies, rows, smoke, cfg), cfg, metrics)
     ordered = tuple(outcomes[s.study_id] for s in studies if s.study_id in outcomes)
     failed = tuple((o.study_id, o.error) for o in ordered if o.status == "failed")
+    # studies outside the profile's strata: the others are done and the tables written, then refuse
+    refuse_uncalibrated(cfg, [rows[sid] for sid, _ in failed if sid in rows], errors_csv)
     return RunSummary(
         out_dir=out,
         n_done=sum(o.status == "done" for o in ordered),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class StudyResult:
         score: Study score.
         label: Study label shown in the overlay (hashed id unless ids are shown).
         smoke: Random weights were used.
+        calibration: Stratum, operating point text and calibration numbers
+            (:meth:`medzsad.calibration.study.StudyCalibration.summary`).
     """
 
     prepared: PreparedStudy
@@ -70,6 +72,7 @@ class StudyResult:
     score: float
     label: str
     smoke: bool
+    calibration: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,8 @@ def _overlay(result: StudyResult, k: int) -> bytes:
         slices=tuple(int(p.slice_index[i]) for i in order),
         slice_scores=tuple(float(result.scores.image_scores[i]) for i in order),
         window=p.window,
-        title=f"{result.label}   study score {result.score:.3f}   lesions {len(result.lesions.lesions)}",
+        title=f"{result.label}   study score {result.score:.3f}   lesions {len(result.lesions.lesions)}"
+        + (f"\n{result.calibration['operating_point']}" if result.calibration.get("operating_point") else ""),
         smoke=result.smoke,
         heat_floor=min(OVERLAY_HEAT_FLOOR, threshold) if np.isfinite(threshold) else OVERLAY_HEAT_FLOOR,
         threshold=threshold if np.isfinite(threshold) else None,
