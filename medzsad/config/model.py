@@ -20,6 +20,7 @@ class ModelConfig(_Section):
     dpam_layers: int = Field(default=19, ge=0)
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    compile: bool = False  # torch.compile the vision encoder (CUDA graphs on CUDA)
     batch_size: int = Field(default=8, ge=1)
     tiny: bool = False
     seed: int = 0
