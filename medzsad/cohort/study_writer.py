@@ -111,11 +111,20 @@ def write_study_files(
     written: dict[str, str] = {}
     if OutputKind.HEATMAP in outputs:
         written["heatmap"] = write_heatmap(
-            folder / "heatmap.nii.gz", result.heat, affine, description=desc
+            folder / "heatmap.nii.gz",
+            result.heat,
+            affine,
+            description=desc,
+            dtype=output.heatmap_dtype,
+            compression=output.compression,
         ).name
     if OutputKind.MASK in outputs:
         written["mask"] = write_mask(
-            folder / "mask.nii.gz", result.lesions.labels, affine, description=desc
+            folder / "mask.nii.gz",
+            result.lesions.labels,
+            affine,
+            description=desc,
+            compression=output.compression,
         ).name
     if OutputKind.SLICES in outputs:
         written["slices"] = write_csv(folder / "slices.csv", slices_table(result)).name

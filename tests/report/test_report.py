@@ -52,7 +52,7 @@ def test_write_json_nan_is_null_and_csv_roundtrip(tmp_path):
 def test_heatmap_and_mask_keep_shape_affine_dtype_and_codes(tmp_path):
     rng = np.random.default_rng(0)
     heat = rng.random((5, 6, 7)).astype(np.float64)
-    hp = write_heatmap(tmp_path / "heatmap.nii.gz", heat, AFFINE)
+    hp = write_heatmap(tmp_path / "heatmap.nii.gz", heat, AFFINE, dtype="float32")
     mp = write_mask(tmp_path / "mask.nii.gz", (heat > 0.5).astype(np.int64) * 3, AFFINE)
     h, m = nib.load(hp), nib.load(mp)
     assert h.shape == (5, 6, 7) and m.shape == (5, 6, 7)
