@@ -3,7 +3,9 @@
 Random weights (no download): ViT-B-16 @ 224 and ViT-L-14-336 @ 518, batch 1 and 8, on CPU and,
 when present, on CUDA (fp32 and bf16). Prints a Markdown table to paste into bench/RESULTS.md.
 
-Usage: python bench/model_throughput.py [--devices cpu cuda] [--repeats 3] [--json out.json]
+Usage: python bench/model_throughput.py [--devices cpu cuda] [--repeats 3] [--warmup 1] [--threads 2]
+       [--compile] [--precisions fp32 bf16] [--json out.json]
+       python bench/model_throughput.py --precision-report [--devices cpu cuda] [--batches 4]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from medzsad.model.build import build_anomalyclip
 from medzsad.model.config import load_architecture
 from medzsad.model.inference import Detector
+from medzsad.model.precision import precision_deviation
 
 CASES = [("anomalyclip_vitb16", "ViT-B-16", 224), ("anomalyclip_vitl14_336", "ViT-L-14-336", 518)]
 
@@ -72,6 +75,24 @@ def bench_one(
     }
 
 
+def precision_report(archs: list[str], devices: list[str], batch: int) -> None:
+    """Print max |delta| of scores and maps and the min Spearman of maps vs fp32 per precision."""
+    print("\n| arch | device | precision | images | max abs d score | max abs d map | min Spearman map |")
+    print("|---|---|---|---|---|---|---|")
+    for device in devices:
+        for arch in archs:
+            model = build_anomalyclip(load_architecture(arch), seed=0)
+            size = model.image_size
+            x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+            for precision in ["bf16", "fp16"] if device.startswith("cuda") else ["bf16"]:
+                d = precision_deviation(model, x, precision, device)
+                print(
+                    f"| {arch} | {device} | {precision} | {batch} | {d.max_abs_score:.2e} "
+                    f"| {d.max_abs_map:.2e} | {d.min_spearman_map:.5f} |",
+                    flush=True,
+                )
+
+
 def main() -> None:
     """Run the benchmark grid and print a Markdown table."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,10 +104,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     ap.add_argument("--compile", action="store_true", help="Detector(compile=True) (model.compile)")
     ap.add_argument("--precisions", nargs="+", default=None, help="default: fp32 (CPU), fp32 bf16 (CUDA)")
+    ap.add_argument(
+        "--precision-report", action="store_true", help="only report bf16/fp16 deviations from fp32"
+    )
     ap.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.precision_report:
+        precision_report(args.arch, args.devices, max(args.batches))
+        return
     rows = []
     for device in args.devices:
         precisions = args.precisions or (["fp32", "bf16"] if device.startswith("cuda") else ["fp32"])

@@ -139,3 +139,20 @@ def test_compile_option_compiles_the_vision_encoder(monkeypatch, small):
     assert calls == [(small.vision, {"mode": None, "dynamic": False})]
     got = det.score(x)
     assert torch.equal(got.maps, eager.maps) and torch.equal(got.image_scores, eager.image_scores)
+
+
+def test_cohort_model_compile_key_reaches_the_detector(tmp_path, monkeypatch):
+    from medzsad.cohort.scorer import build_scorer
+    from medzsad.config import parse_cohort
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: compiled.append(kw) or module)
+    text = (
+        "name: c\ninputs: {paths: [x.nii.gz]}\n"
+        "model: {tiny: true, clip_weights: random, prompt_weights: random, image_size: 56, device: cpu, "
+        "dpam_layers: 6, feature_layers: [2, 4, 6, 8], compile: true}\n"
+    )
+    scorer = build_scorer(parse_cohort(text, "c.yaml", tmp_path))
+    assert scorer.detector.compiled and compiled == [{"mode": None, "dynamic": False}]
+    plain = parse_cohort(text.replace(", compile: true", ""), "c.yaml", tmp_path)
+    assert plain.model.compile is False
