@@ -24,7 +24,7 @@ import nibabel as nib
 import numpy as np
 
 from medzsad.errors import GeometryError, OutputError
-from medzsad.report.atomic import write_bytes
+from medzsad.fileio import write_bytes
 
 __all__ = [
     "AFFINE_TOL_MM",
@@ -120,6 +120,18 @@ def _verify(path: Path, shape: tuple[int, ...], affine_ras: np.ndarray, dtype: n
         raise OutputError(f"{path}: sform_code is {img.header['sform_code']}, expected 1 (scanner)")
 
 
+def _check_unit_range(path: str | Path, heat: np.ndarray) -> None:
+    """Refuse to quantise values far outside [0, 1]: that is not a heat map (use float32)."""
+    if heat.size == 0:
+        return
+    lo, hi = float(np.nanmin(heat)), float(np.nanmax(heat))
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise OutputError(
+            f"{path}: uint16 heat maps hold values in [0, 1], found {lo:.4g}..{hi:.4g}; "
+            "write other volumes with dtype='float32'"
+        )
+
+
 def write_heatmap(
     path: str | Path,
     heat: np.ndarray,
@@ -143,6 +155,7 @@ def write_heatmap(
     if arr.ndim != 3:
         raise OutputError(f"{path}: heat map must be (I, J, K), got shape {arr.shape}")
     if dtype == "uint16":
+        _check_unit_range(path, arr)
         data = heat_to_uint16(arr)
         slope_inter: tuple[float, float] | None = (1.0 / HEAT_SCALE, 0.0)
     elif dtype == "float32":

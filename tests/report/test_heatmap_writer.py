@@ -110,3 +110,12 @@ def test_output_config_keys():
         OutputConfig(compression=11)
     with pytest.raises(ValidationError):
         OutputConfig(heatmap_dtype="float16")
+
+
+def test_uint16_refuses_values_that_are_not_a_heat_map(tmp_path):
+    """A scan (HU) passed by mistake would be clipped to [0, 1]: refused, float32 keeps it."""
+    hu = np.full((3, 3, 3), -1000.0)
+    with pytest.raises(OutputError, match="float32"):
+        write_heatmap(tmp_path / "h.nii.gz", hu, AFFINE)
+    p = write_heatmap(tmp_path / "h.nii.gz", hu, AFFINE, dtype="float32")
+    np.testing.assert_array_equal(np.asarray(nib.load(p).dataobj), hu)
