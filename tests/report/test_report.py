@@ -70,7 +70,7 @@ def test_nifti_bytes_are_deterministic_and_sheared_affine_has_no_qform(tmp_path)
     assert nifti_bytes(data, AFFINE) == nifti_bytes(data, AFFINE)
     sheared = AFFINE.copy()
     sheared[1, 2] = 0.7  # gantry tilt
-    p = write_heatmap(tmp_path / "h.nii.gz", data, sheared)
+    p = write_heatmap(tmp_path / "h.nii.gz", data, sheared, dtype="float32")
     img = nib.load(p)
     assert int(img.header["qform_code"]) == 0
     np.testing.assert_allclose(img.affine, sheared, atol=1e-5)
