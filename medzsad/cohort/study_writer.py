@@ -161,7 +161,7 @@ def write_study_files(
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    written = _write_core(folder, result, output.outputs)
+    written = _write_core(folder, result, output)
     failed: list[OutputFailure] = []
     if OutputKind.OVERLAY in output.outputs:
         png = attempt(
@@ -196,17 +196,29 @@ def write_study_files(
     return StudyFiles(written, tuple(failed))
 
 
-def _write_core(folder: Path, result: StudyResult, outputs: tuple[OutputKind, ...]) -> dict[str, str]:
+def _write_core(folder: Path, result: StudyResult, output: OutputConfig) -> dict[str, str]:
     """Heat map, mask and the two tables; any failure raises (the study fails)."""
+    outputs = output.outputs
     affine = result.prepared.volume.affine_ras
     desc = "medzsad SMOKE RUN random weights" if result.smoke else "medzsad anomaly heat map"
     written: dict[str, str] = {}
     if OutputKind.HEATMAP in outputs:
-        heat_path = write_heatmap(folder / "heatmap.nii.gz", result.heat, affine, description=desc)
+        heat_path = write_heatmap(
+            folder / "heatmap.nii.gz",
+            result.heat,
+            affine,
+            description=desc,
+            dtype=output.heatmap_dtype,
+            compression=output.compression,
+        )
         written["heatmap"] = heat_path.name
     if OutputKind.MASK in outputs:
         written["mask"] = write_mask(
-            folder / "mask.nii.gz", result.lesions.labels, affine, description=desc
+            folder / "mask.nii.gz",
+            result.lesions.labels,
+            affine,
+            description=desc,
+            compression=output.compression,
         ).name
     if OutputKind.SLICES in outputs:
         written["slices"] = write_csv(folder / "slices.csv", slices_table(result)).name

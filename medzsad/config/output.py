@@ -124,6 +124,8 @@ class OutputConfig(_Section):
     overlay_slices: int = Field(default=6, ge=1, le=32)
     show_ids: bool = False
     flag: FlagRule | None = None
+    heatmap_dtype: Literal["uint16", "float32"] = "uint16"  # uint16: scaled ints, readers get [0, 1] floats
+    compression: int = Field(default=6, ge=0, le=9)  # gzip level of the NIfTI heat map and mask
 
     @model_validator(mode="before")
     @classmethod
