@@ -70,6 +70,7 @@ def study_config_hash(config: CohortConfig) -> str:
     """sha256 of the settings that change a study's outputs (not device, batch size, paths, name)."""
     data = config.model_dump(mode="json")
     model = {k: v for k, v in data["model"].items() if k not in ("device", "batch_size")}
-    output = {k: v for k, v in data["output"].items() if k != "dir"}
+    # where outputs are sent (output.push) does not change them
+    output = {k: v for k, v in data["output"].items() if k not in ("dir", "push")}
     payload = json.dumps({"pipeline": data["pipeline"], "model": model, "output": output}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()

@@ -1,0 +1,73 @@
+"""Credentials and TLS for PACS connections, read from the environment when a client is built.
+
+Secrets stay in the environment variables the cohort file names; they are put on the HTTP session
+(never on per-request headers, which ``dicomweb-client`` logs at debug level) and never logged,
+written to provenance or the ledger.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from medzsad.config.pacs import DicomWebEndpoint, DimseTls, HttpAuth
+from medzsad.errors import ConfigError
+
+__all__ = ["http_session", "dimse_ssl_context", "display_url"]
+
+
+def _env(name: str, endpoint: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigError(
+            f"{endpoint}: environment variable {name} (named in the cohort's auth) is not set or empty; "
+            "export it before running"
+        )
+    return value
+
+
+def display_url(url: str) -> str:
+    """The URL without any ``user:password@`` part, for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _apply_auth(session: requests.Session, auth: HttpAuth, endpoint: str) -> None:
+    if auth.kind == "basic":
+        session.auth = (auth.username or "", _env(auth.password_env or "", endpoint))
+    else:
+        session.headers["Authorization"] = f"Bearer {_env(auth.token_env or '', endpoint)}"
+
+
+def http_session(endpoint: DicomWebEndpoint) -> requests.Session:
+    """A ``requests`` session with the endpoint's authentication and TLS verification.
+
+    Raises:
+        ConfigError: The environment variable holding the secret is not set.
+    """
+    session = requests.Session()
+    shown = display_url(endpoint.url)
+    if endpoint.auth is not None:
+        _apply_auth(session, endpoint.auth, shown)
+    session.verify = endpoint.ca_bundle if endpoint.ca_bundle else endpoint.verify_tls
+    return session
+
+
+def dimse_ssl_context(tls: DimseTls) -> ssl.SSLContext:
+    """A client TLS context verifying the peer against ``tls.ca_file`` (and presenting our certificate).
+
+    Raises:
+        ConfigError: A certificate or key file cannot be loaded.
+    """
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca_file)
+        if tls.cert_file:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"DIMSE TLS: cannot load {tls.ca_file} / {tls.cert_file} ({e})") from e
+    return context
