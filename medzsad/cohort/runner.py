@@ -242,6 +242,8 @@ def run_cohort(
             outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, on_study))
         rows = {r.study_id: r for r in ledger.rows()}
     studies_csv, errors_csv = write_cohort_tables(out, studies, rows)
+    if cfg.output.push is not None:
+        _push_outputs(cfg)
     if OutputKind.HTML in cfg.output.outputs:
         write_review_page(out, studies_table(studies, rows), f"medzsad {cfg.name}")
     metrics = cohort_metrics(studies, rows, out / "studies")
@@ -260,6 +262,18 @@ def run_cohort(
         smoke=cfg.model.is_smoke,
         failures=failed,
     )
+
+
+def _push_outputs(cfg: CohortConfig) -> None:
+    """``output.push``: send finished studies' DICOM outputs not sent before (failures go to errors.csv)."""
+    from medzsad.pacs.push import push_run
+
+    assert cfg.output.push is not None
+    report = push_run(cfg.out_dir, cfg.output.push)
+    log.info("pushed to %s: %d sent, %d sent before", report.endpoint, report.n_sent, report.n_already)
+    if report.failures:
+        n = len(report.failures)
+        log.warning("%d studies could not be sent to %s; see errors.csv", n, report.endpoint)
 
 
 def _execute(

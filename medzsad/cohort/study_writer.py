@@ -86,6 +86,32 @@ def _overlay(result: StudyResult, k: int) -> bytes:
     return render_overlay(np.asarray(p.volume.data, dtype=np.float32), result.heat, p.volume.affine_ras, spec)
 
 
+def _write_sr(
+    folder: Path, result: StudyResult, output: OutputConfig, provenance: dict[str, Any], seg_path: Path
+) -> Path:
+    """The study's TID 1500 report; p-value and flag come from the result when a site profile gave them."""
+    from medzsad.report.sr_writer import SR_FILE, SrEvidence, write_dicom_sr
+
+    rule = output.threshold
+    source = (
+        f"fixed {rule.value:g} (cohort file)"
+        if rule.method == "fixed"
+        else f"percentile {rule.value:g} of the study's heat"
+    )
+    model = provenance.get("model") or {}
+    evidence = SrEvidence(
+        score=float(result.score),
+        threshold=float(result.lesions.threshold),
+        threshold_source=source,
+        lesions=tuple(result.lesions.lesions),
+        model=str(model.get("description", "")) or ("smoke run, random weights" if result.smoke else ""),
+        weights=str(model.get("weights", "")),
+        p_value=getattr(result, "p_value", None),
+        flag=getattr(result, "flag", None),
+    )
+    return write_dicom_sr(result.prepared.volume, evidence, seg_path, folder / SR_FILE).path
+
+
 def partial_dir(studies_dir: Path, safe_id: str) -> Path:
     """The temporary folder of a study being written by this process."""
     return studies_dir / f"{safe_id}{PARTIAL_MARK}{os.getpid()}"
@@ -138,7 +164,14 @@ def write_study_files(
         )
         for f in res.files():
             written[f.relative_to(folder).as_posix()] = f.relative_to(folder).as_posix()
-        provenance = {**provenance, "review_skipped": list(res.skipped)}
+        skipped = list(res.skipped)
+        if OutputKind.DICOM_SR in outputs:
+            if res.seg is not None:
+                sr = _write_sr(folder, result, output, provenance, res.seg.path)
+                written[sr.relative_to(folder).as_posix()] = sr.relative_to(folder).as_posix()
+            else:
+                skipped.append("dicom-sr: no DICOM SEG to reference (source is not DICOM)")
+        provenance = {**provenance, "review_skipped": skipped}
     if OutputKind.PROVENANCE in outputs:
         written["provenance"] = write_json(folder / "provenance.json", provenance).name
     fsync_dir(folder)
