@@ -38,6 +38,8 @@ _COMMANDS = (
     "evaluate",
     "benchmark",
     "slicer",
+    "pull",
+    "push",
 )
 
 _EXIT_BY_ERROR: tuple[tuple[type[MedzsadError], int], ...] = (
