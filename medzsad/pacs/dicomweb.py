@@ -32,6 +32,26 @@ def _value(item: dict[str, Any], tag: str) -> str:
     return str(values[0]) if values else ""
 
 
+def _pages(search: Callable[[int, int], list[dict[str, Any]]], limit: int = 1000) -> list[dict[str, Any]]:
+    """All results of a QIDO-RS search, page by page.
+
+    Stops at a short page, or when a page repeats the previous one (servers that ignore ``offset``;
+    ``dicomweb-client``'s own ``get_remaining`` loops forever on those).
+    """
+    found: list[dict[str, Any]] = []
+    offset = 0
+    previous: list[dict[str, Any]] = []
+    while True:
+        page = search(limit, offset)
+        if not page or page == previous:
+            return found
+        found += page
+        previous = page
+        if len(page) < limit:
+            return found
+        offset += len(page)
+
+
 class DicomWebClient:
     """A DICOMweb server.
 
@@ -81,14 +101,20 @@ class DicomWebClient:
     def find_studies(self, query: dict[str, str]) -> list[str]:
         """StudyInstanceUIDs matching a QIDO-RS study-level query (all pages)."""
         with self._errors("QIDO-RS study search"):
-            found = self._client.search_for_studies(search_filters=dict(query), get_remaining=True)
+            found = _pages(
+                lambda limit, offset: self._client.search_for_studies(
+                    search_filters=dict(query), limit=limit, offset=offset
+                )
+            )
         return sorted({_value(s, _STUDY) for s in found if _value(s, _STUDY)})
 
     def list_instances(self, study_uid: str) -> list[InstanceRef]:
         """The instances of a study (QIDO-RS instance search)."""
         with self._errors("QIDO-RS instance search", study_uid):
-            found = self._client.search_for_instances(
-                study_instance_uid=study_uid, fields=[_SOP_CLASS], get_remaining=True
+            found = _pages(
+                lambda limit, offset: self._client.search_for_instances(
+                    study_instance_uid=study_uid, fields=[_SOP_CLASS], limit=limit, offset=offset
+                )
             )
         refs = [
             InstanceRef(
