@@ -172,7 +172,12 @@ class OrthancServer:
                     "ConcurrentJobs": 1,
                     "HttpThreadsCount": 4,
                     "Plugins": [_dicomweb_plugin()],
-                    "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False, "Host": "127.0.0.1"},
+                    "DicomWeb": {
+                        "Enable": True,
+                        "Root": "/dicom-web/",
+                        "EnableWado": False,
+                        "Host": "127.0.0.1",
+                    },
                 }
             )
         )
@@ -207,12 +212,16 @@ class OrthancServer:
         import urllib.error
 
         log = open(self.root / "orthanc.log", "ab")  # noqa: SIM115 (the process keeps it)
-        self.proc = proc = subprocess.Popen([self.exe, str(self.config)], stdout=log, stderr=subprocess.STDOUT)
+        self.proc = proc = subprocess.Popen(
+            [self.exe, str(self.config)], stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"Orthanc exited with {proc.returncode}: {(self.root / 'orthanc.log').read_text()}")
+                pytest.fail(
+                    f"Orthanc exited with {proc.returncode}: {(self.root / 'orthanc.log').read_text()}"
+                )
             try:
                 if b"dicom-web" in self.get("/plugins"):
                     return
@@ -241,8 +250,8 @@ class OrthancServer:
 @pytest.fixture
 def orthanc_pacs(tmp_path: Path, require_tool: Callable[[str], str]):
     """A running :class:`OrthancServer` (stopped after the test)."""
+    (tmp_path / "orthanc").mkdir()
     server = OrthancServer(tmp_path / "orthanc", require_tool("Orthanc"))
-    server.root.mkdir()
     server.start()
     try:
         yield server
