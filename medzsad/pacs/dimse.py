@@ -97,14 +97,11 @@ class DimseClient:
             evt_handlers=handlers,
         )
         if not assoc.is_established:
-            why = (
-                "rejected the association" if assoc.is_rejected else "cannot be reached (down, or timed out)"
-            )
-            if assoc.is_aborted:
-                why = "aborted the association"
-            raise self._error(
-                f"{why}; check host, port and that it knows AE {cfg.calling_ae}", study_uid, send
-            )
+            if assoc.is_rejected:
+                why = f"rejected the association; check that it knows our AE {cfg.calling_ae} and its AE title"
+            else:
+                why = f"cannot be reached (down, wrong host/port, or no answer within {cfg.timeout_s:g} s)"
+            raise self._error(why, study_uid, send)
         return assoc
 
     def _find(self, query: Dataset, study_uid: str = "") -> Iterator[Dataset]:

@@ -103,7 +103,15 @@ class _StudyPull:
                 study_uid=self.study_uid,
             )
         buf = BytesIO()
-        ds.save_as(buf, enforce_file_format=True)
+        try:
+            ds.save_as(buf, enforce_file_format=True)
+        except (ValueError, TypeError, AttributeError, KeyError) as e:
+            raise PacsError(
+                f"{self.client.endpoint}: study {self.study_uid}: instance {sop} cannot be stored as a DICOM "
+                f"file ({e})",
+                endpoint=self.client.endpoint,
+                study_uid=self.study_uid,
+            ) from e
         path = write_bytes(self.folder / f"{sop}.dcm", buf.getvalue())
         self.fetched += 1
         if self.on_instance is not None:
