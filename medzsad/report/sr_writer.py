@@ -91,7 +91,8 @@ class SrWriteResult:
 
 def _algorithm(ev: SrEvidence) -> hd.sr.AlgorithmIdentification:
     params = [
-        f"operating point: heat >= {ev.threshold:.6g} ({ev.threshold_source})"[:64],
+        f"operating point: heat >= {ev.threshold:.6g}",
+        f"operating point from: {ev.threshold_source}"[:64],
         f"model: {ev.model or 'unknown'}"[:64],
         f"weights: {ev.weights or 'unknown'}"[:64],
     ]
