@@ -76,7 +76,7 @@ def _wado(server, ds: pydicom.Dataset) -> pydicom.Dataset:
     return pydicom.dcmread(BytesIO(buf.getvalue()))
 
 
-def test_pull_by_query_over_dicomweb_and_dimse(loaded, tmp_path: Path) -> None:
+def test_pull_by_query_over_dicomweb_and_dimse(loaded, tmp_path: Path, capsys) -> None:
     server, ct = loaded
     source = _by_sop(ct)
     study_uid = next(iter(source.values())).StudyInstanceUID
@@ -95,6 +95,11 @@ def test_pull_by_query_over_dicomweb_and_dimse(loaded, tmp_path: Path) -> None:
             assert ds == source[sop], (name, sop)  # every data element, pixel data included
         again = pull_studies(src, tmp_path / name)
         assert again.studies[0].n_fetched == 0  # complete: nothing fetched twice
+    # the command: same query over DIMSE into another folder
+    dimse_words = ["--dimse", f"127.0.0.1:{server.dicom_port}:ORTHANC", "--query", "ModalitiesInStudy=CT"]
+    assert main(["pull", str(tmp_path / "cli"), *dimse_words]) == 0
+    assert f"{study_uid}  {len(ct)} instances ({len(ct)} fetched now)  ok" in capsys.readouterr().out
+    assert _by_sop(sorted((tmp_path / "cli" / str(study_uid)).glob("*.dcm"))) == source
 
 
 def _cohort(tmp_path: Path, server) -> Path:
