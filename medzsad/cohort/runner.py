@@ -31,6 +31,7 @@ from medzsad.cohort.study_job import StudyJob, process_study
 from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
+from medzsad.config.pacs import PushConfig
 from medzsad.errors import ConfigError
 from medzsad.report.atomic import remove_stale_temps
 
@@ -243,7 +244,7 @@ def run_cohort(
         rows = {r.study_id: r for r in ledger.rows()}
     studies_csv, errors_csv = write_cohort_tables(out, studies, rows)
     if cfg.output.push is not None:
-        _push_outputs(cfg)
+        _push_outputs(out, cfg.output.push)
     if OutputKind.HTML in cfg.output.outputs:
         write_review_page(out, studies_table(studies, rows), f"medzsad {cfg.name}")
     metrics = cohort_metrics(studies, rows, out / "studies")
@@ -264,12 +265,11 @@ def run_cohort(
     )
 
 
-def _push_outputs(cfg: CohortConfig) -> None:
+def _push_outputs(out: Path, destination: PushConfig) -> None:
     """``output.push``: send finished studies' DICOM outputs not sent before (failures go to errors.csv)."""
     from medzsad.pacs.push import push_run
 
-    assert cfg.output.push is not None
-    report = push_run(cfg.out_dir, cfg.output.push)
+    report = push_run(out, destination)
     log.info("pushed to %s: %d sent, %d sent before", report.endpoint, report.n_sent, report.n_already)
     if report.failures:
         n = len(report.failures)

@@ -98,7 +98,9 @@ class DimseClient:
         )
         if not assoc.is_established:
             if assoc.is_rejected:
-                why = f"rejected the association; check that it knows our AE {cfg.calling_ae} and its AE title"
+                why = (
+                    f"rejected the association; check its AE title and that it knows our AE {cfg.calling_ae}"
+                )
             else:
                 why = f"cannot be reached (down, wrong host/port, or no answer within {cfg.timeout_s:g} s)"
             raise self._error(why, study_uid, send)

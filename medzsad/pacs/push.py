@@ -19,7 +19,7 @@ import pandas as pd
 import pydicom
 
 from medzsad.config.pacs import PushConfig
-from medzsad.errors import OutputError, PacsError
+from medzsad.errors import ConfigError, OutputError, PacsError
 from medzsad.pacs.client import PacsClient, open_client, with_retries
 from medzsad.pacs.records import PushFailure, SentRecords
 from medzsad.report.review_outputs import PMAP_FILE, SEG_FILE
@@ -77,8 +77,9 @@ class Pusher:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         endpoint = destination.dicomweb if destination.dicomweb is not None else destination.dimse
-        assert endpoint is not None  # PushConfig's validator guarantees one
-        self.client = client if client is not None else open_client(endpoint)
+        if client is None and endpoint is None:
+            raise ConfigError("output.push: give a destination, dicomweb: {url: ...} or dimse: {host: ...}")
+        self.client = client if client is not None else open_client(endpoint)  # type: ignore[arg-type]
         self.config, self.records, self.sleep = destination, records, sleep
         self.n_sent = self.n_already = 0
 

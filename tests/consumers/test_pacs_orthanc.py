@@ -166,6 +166,10 @@ def test_orthanc_stopped_mid_pull_gives_typed_error_and_rerun_completes(loaded, 
     server, ct = loaded
     study_uid = str(pydicom.dcmread(ct[0]).StudyInstanceUID)
     src = DicomWebInput(url=server.dicomweb, studies=(study_uid,), parallel=1, retries=0, timeout_s=5)
+    for wrong in ({"calling_ae": "STRANGER"}, {"ae_title": "WRONG"}):  # DIMSE refusals are typed too
+        peer = {"host": "127.0.0.1", "port": server.dicom_port, "ae_title": "ORTHANC", **wrong}
+        report = pull_studies(DimseInput(**peer, studies=(study_uid,), retries=0), tmp_path / "refused")
+        assert "rejected the association" in report.failed[0].error and study_uid in report.failed[0].error
     written: list[Path] = []
 
     def stop_after_three(path: Path) -> None:
