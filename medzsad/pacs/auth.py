@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -44,13 +45,30 @@ def _apply_auth(session: requests.Session, auth: HttpAuth, endpoint: str) -> Non
         session.headers["Authorization"] = f"Bearer {_env(auth.token_env or '', endpoint)}"
 
 
+class _PinnedVerifySession(requests.Session):
+    """A session whose ``verify`` (CA bundle, or off) wins over ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``.
+
+    Plain ``requests`` lets those environment variables replace a session's ``verify`` (requests
+    issue #3829), which would silently ignore the cohort's ``ca_bundle``.
+    """
+
+    def merge_environment_settings(  # type: ignore[override]
+        self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None:
+            settings["verify"] = self.verify
+        return settings
+
+
 def http_session(endpoint: DicomWebEndpoint) -> requests.Session:
     """A ``requests`` session with the endpoint's authentication and TLS verification.
 
     Raises:
         ConfigError: The environment variable holding the secret is not set.
     """
-    session = requests.Session()
+    pinned = bool(endpoint.ca_bundle) or not endpoint.verify_tls
+    session = _PinnedVerifySession() if pinned else requests.Session()
     shown = display_url(endpoint.url)
     if endpoint.auth is not None:
         _apply_auth(session, endpoint.auth, shown)
