@@ -14,7 +14,7 @@ import pydicom
 from medzsad.config.pacs import DicomWebEndpoint, DimseEndpoint
 from medzsad.errors import PacsError
 
-__all__ = ["InstanceRef", "PacsClient", "with_retries", "open_client"]
+__all__ = ["InstanceRef", "PacsClient", "with_retries", "open_client", "for_log"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -91,11 +91,19 @@ def with_retries(
                 what,
                 attempt + 1,
                 retries + 1,
-                e,
+                for_log(e),
                 wait,
             )
             sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def for_log(error: PacsError) -> str:
+    """The error's message, its StudyInstanceUID replaced by the study's log pseudonym (no PHI in logs)."""
+    from medzsad.cohort.ids import hashed_id
+
+    text = " ".join(str(error).split())
+    return text.replace(error.study_uid, hashed_id(error.study_uid)) if error.study_uid else text
 
 
 def open_client(endpoint: DicomWebEndpoint | DimseEndpoint) -> PacsClient:

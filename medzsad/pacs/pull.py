@@ -21,7 +21,7 @@ import pydicom
 
 from medzsad.config.pacs import DicomWebInput, DimseInput
 from medzsad.errors import PacsError
-from medzsad.pacs.client import InstanceRef, PacsClient, open_client, with_retries
+from medzsad.pacs.client import InstanceRef, PacsClient, for_log, open_client, with_retries
 from medzsad.report.atomic import write_bytes, write_json
 
 __all__ = ["PulledStudy", "PullReport", "pull_studies", "COMPLETE_MARK"]
@@ -167,7 +167,7 @@ def _pull_one(
             {"study_uid": study_uid, "endpoint": client.endpoint, "instances": len(refs)},
         )
     except PacsError as e:
-        log.warning("pull of a study from %s failed: %s", client.endpoint, e)
+        log.warning("pull from %s failed: %s", client.endpoint, for_log(e))
         return PulledStudy(study_uid, folder, len(job.expected), job.fetched, " ".join(str(e).split()))
     return PulledStudy(study_uid, folder, len(job.expected), job.fetched)
 

@@ -20,7 +20,7 @@ import pydicom
 
 from medzsad.config.pacs import PushConfig
 from medzsad.errors import ConfigError, OutputError, PacsError
-from medzsad.pacs.client import PacsClient, open_client, with_retries
+from medzsad.pacs.client import PacsClient, for_log, open_client, with_retries
 from medzsad.pacs.records import PushFailure, SentRecords
 from medzsad.report.review_outputs import PMAP_FILE, SEG_FILE
 from medzsad.report.sr_writer import SR_FILE
@@ -118,7 +118,7 @@ class Pusher:
         except PacsError as e:
             message = " ".join(str(e).split())
             self.records.mark_failed(study_id, self.endpoint, message, self.config.retries + 1)
-            log.warning("push to %s failed: %s (local files kept)", self.endpoint, message)
+            log.warning("push to %s failed: %s (local files kept)", self.endpoint, for_log(e))
             return False
         for kind, path, sop, digest in todo:
             self.records.mark_sent(sop, self.endpoint, digest, study_id, kind, str(path))

@@ -217,3 +217,31 @@ def test_stored_dataset_sink_writes_files_named_by_sop(tmp_path) -> None:
     assert report.failed == ()
     (f,) = report.studies[0].folder.glob("*.dcm")
     assert f.name == "1.2.3.4.1.1.dcm" and pydicom.dcmread(f).StudyInstanceUID == STUDY
+
+
+def test_pull_is_bounded_in_parallelism_and_logs_no_study_uid(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lock = threading.Lock()
+    together = threading.Barrier(3, timeout=30)  # three studies at once, or the barrier breaks
+    state = {"now": 0, "peak": 0}
+
+    class Slow(_WrongStudyClient):
+        def list_instances(self, study_uid: str) -> list[InstanceRef]:
+            with lock:
+                state["now"] += 1
+                state["peak"] = max(state["peak"], state["now"])
+            together.wait()
+            with lock:
+                state["now"] -= 1
+            raise PacsError(
+                f"fake://pacs, study {study_uid}: HTTP 503", endpoint=self.endpoint, study_uid=study_uid
+            )
+
+    uids = tuple(f"1.2.3.{i}" for i in range(9))
+    caplog.set_level(logging.WARNING)
+    report = pull_studies(
+        DicomWebInput(url="http://unused", studies=uids, parallel=3, retries=0), tmp_path, client=Slow()
+    )  # type: ignore[arg-type]
+    assert len(report.failed) == 9 and state["peak"] == 3
+    assert "HTTP 503" in caplog.text and not any(uid in caplog.text for uid in uids)
