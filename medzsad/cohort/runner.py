@@ -238,13 +238,16 @@ def run_cohort(
         log.info(
             "cohort %s: %d studies, %d to run, %d already done", cfg.name, len(plan), len(todo), len(outcomes)
         )
+        pushed: frozenset[str] = frozenset()
         if todo:
             model = scorer if scorer is not None else build_scorer(cfg)
-            outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, on_study))
+            with _pushing(cfg, todo, on_study) as (notify, attempted):
+                outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, notify))
+            pushed = frozenset(attempted)
         rows = {r.study_id: r for r in ledger.rows()}
     studies_csv, errors_csv = write_cohort_tables(out, studies, rows)
     if cfg.output.push is not None:
-        _push_outputs(out, cfg.output.push)
+        _push_outputs(out, cfg.output.push, pushed)
     if OutputKind.HTML in cfg.output.outputs:
         write_review_page(out, studies_table(studies, rows), f"medzsad {cfg.name}")
     metrics = cohort_metrics(studies, rows, out / "studies")
@@ -265,11 +268,36 @@ def run_cohort(
     )
 
 
-def _push_outputs(out: Path, destination: PushConfig) -> None:
-    """``output.push``: send finished studies' DICOM outputs not sent before (failures go to errors.csv)."""
+OnStudy = Callable[[StudyOutcome, int, int], None]
+
+
+@contextlib.contextmanager
+def _pushing(
+    cfg: CohortConfig, todo: list[StudyJob], on_study: OnStudy | None
+) -> Iterator[tuple[OnStudy | None, set[str]]]:
+    """``output.push``: a per-study callback sending each study's DICOM outputs as soon as it is done."""
+    if cfg.output.push is None:
+        yield on_study, set()
+        return
+    from medzsad.pacs.push import study_pusher
+
+    safe = {job.study.study_id: job.safe_id for job in todo}
+    with study_pusher(cfg.out_dir, cfg.output.push) as pusher:
+
+        def notify(outcome: StudyOutcome, index: int, total: int) -> None:
+            if outcome.status == "done":
+                pusher.push_study(outcome.study_id, cfg.out_dir / "studies" / safe[outcome.study_id])
+            if on_study is not None:
+                on_study(outcome, index, total)
+
+        yield notify, pusher.attempted
+
+
+def _push_outputs(out: Path, destination: PushConfig, pushed: frozenset[str]) -> None:
+    """Send what earlier runs finished and did not send; rewrite errors.csv's push rows."""
     from medzsad.pacs.push import push_run
 
-    report = push_run(out, destination)
+    report = push_run(out, destination, skip=pushed)
     log.info("pushed to %s: %d sent, %d sent before", report.endpoint, report.n_sent, report.n_already)
     if report.failures:
         n = len(report.failures)

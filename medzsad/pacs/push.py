@@ -8,10 +8,11 @@ ledger and in ``errors.csv`` (stage ``push``); its local files are never touched
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from medzsad.pacs.records import PushFailure, SentRecords
 from medzsad.report.review_outputs import PMAP_FILE, SEG_FILE
 from medzsad.report.sr_writer import SR_FILE
 
-__all__ = ["PushReport", "Pusher", "push_run", "PUSH_FILES", "update_errors_csv"]
+__all__ = ["PushReport", "Pusher", "push_run", "study_pusher", "PUSH_FILES", "update_errors_csv"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ class Pusher:
         self.client = client if client is not None else open_client(endpoint)  # type: ignore[arg-type]
         self.config, self.records, self.sleep = destination, records, sleep
         self.n_sent = self.n_already = 0
+        #: Study ids this pusher tried (sent, already sent, or failed).
+        self.attempted: set[str] = set()
 
     @property
     def endpoint(self) -> str:
@@ -90,6 +93,7 @@ class Pusher:
 
     def push_study(self, study_id: str, study_dir: Path) -> bool:
         """Send what is not yet sent of one study; records a failure and returns False when it fails."""
+        self.attempted.add(study_id)
         todo: list[tuple[str, Path, str, str]] = []
         for kind in ("seg", "pmap", "sr"):
             path = study_dir / PUSH_FILES[kind]
@@ -150,13 +154,27 @@ def update_errors_csv(run_dir: Path, failures: list[PushFailure]) -> Path:
     return write_csv(path, pd.concat([table, pd.DataFrame(rows, columns=ERROR_COLUMNS)], ignore_index=True))
 
 
-def push_run(run_dir: str | Path, destination: PushConfig, *, client: PacsClient | None = None) -> PushReport:
+@contextlib.contextmanager
+def study_pusher(run_dir: str | Path, destination: PushConfig) -> Iterator[Pusher]:
+    """A :class:`Pusher` on the run's records, for sending studies as they finish (``output.push``)."""
+    with SentRecords(Path(run_dir) / "ledger.sqlite") as records:
+        yield Pusher(destination, records)
+
+
+def push_run(
+    run_dir: str | Path,
+    destination: PushConfig,
+    *,
+    client: PacsClient | None = None,
+    skip: frozenset[str] = frozenset(),
+) -> PushReport:
     """Send the DICOM outputs of every finished study of a run folder.
 
     Args:
         run_dir: A run's output folder (holds ``ledger.sqlite`` and ``studies/``).
         destination: Where and what to send.
         client: Client to use instead of one built from ``destination`` (tests).
+        skip: Study ids not to try again (sent or failed moments ago, as they finished).
 
     Returns:
         Counts of sent and already-sent objects, and the studies that failed (also in ``errors.csv``).
@@ -176,6 +194,8 @@ def push_run(run_dir: str | Path, destination: PushConfig, *, client: PacsClient
     with SentRecords(db) as records:
         pusher = Pusher(destination, records, client)
         for row in done:
+            if row.study_id in skip:
+                continue
             pusher.push_study(row.study_id, run / "studies" / row.safe_id)
         failures = [f for f in records.failures() if f.endpoint == pusher.endpoint]
         update_errors_csv(run, records.failures())
