@@ -22,6 +22,7 @@ from medzsad.config import load_cohort, study_config_hash
 from medzsad.config.pacs import PushConfig
 from medzsad.errors import PacsSendError
 from medzsad.pacs.push import push_run
+from medzsad.pacs.records import SentRecords
 
 TINY = """model: {tiny: true, clip_weights: random, prompt_weights: random, image_size: 56,
         feature_layers: [2, 4], dpam_layers: 2, device: cpu, batch_size: 8}
@@ -56,6 +57,10 @@ pipeline: {{skip_empty_slices: false}}
   dir: {root / "out"}
   formats: [dicom-sr]
   threshold: {{method: percentile, value: 97.0, min_lesion_ml: 0.0}}
+  push:
+    dimse: {{host: 127.0.0.1, port: {_closed_port()}, ae_title: DOWN, timeout_s: 2}}
+    retries: 1
+    backoff_s: 0
 """
     )
     summary = run_cohort(cfg)
@@ -65,7 +70,7 @@ pipeline: {{skip_empty_slices: false}}
 
 def test_pacs_down_fails_its_study_only_with_a_typed_error(run_dir: Path) -> None:
     errors = pd.read_csv(run_dir / "errors.csv", keep_default_na=False)
-    (row,) = errors.to_dict("records")
+    (row,) = errors[errors["stage"] != "push"].to_dict("records")
     assert row["study_id"] == MISSING and row["error_type"] == "PacsError"
     assert MISSING in row["message"] and "cannot connect" in row["message"] and "/dicom-web" in row["message"]
     studies = pd.read_csv(run_dir / "studies.csv", keep_default_na=False)
@@ -87,6 +92,16 @@ class _Flaky:
         self.stored += [Path(f).name for f in files]
 
 
+def test_push_destination_down_during_the_run_is_one_errors_csv_row(run_dir: Path) -> None:
+    errors = pd.read_csv(run_dir / "errors.csv", keep_default_na=False)
+    (row,) = errors[errors["stage"] == "push"].to_dict("records")
+    assert row["error_type"] == "PacsSendError" and row["source"].startswith("DOWN@127.0.0.1:")
+    assert "cannot be reached" in row["message"]
+    with SentRecords(run_dir / "ledger.sqlite") as records:
+        (failure,) = records.failures()
+        assert failure.attempts == 2 and records.n_sent() == 0  # tried as the study finished, not again
+
+
 def test_failed_push_is_retried_recorded_in_errors_csv_and_keeps_files(run_dir: Path) -> None:
     dest = PushConfig(dicomweb={"url": "http://unused"}, retries=1, backoff_s=0.0)
     files = sorted(p for p in (run_dir / "studies").rglob("*.dcm"))
@@ -97,7 +112,7 @@ def test_failed_push_is_retried_recorded_in_errors_csv_and_keeps_files(run_dir: 
     report = push_run(run_dir, dest, client=down)  # type: ignore[arg-type]
     assert report.n_sent == 0 and len(report.failures) == 1 and down.fail == 3  # 1 + 1 retry
     errors = pd.read_csv(run_dir / "errors.csv", keep_default_na=False)
-    push_rows = errors[errors["stage"] == "push"]
+    push_rows = errors[(errors["stage"] == "push") & (errors["source"] == "fake://pacs")]
     assert list(push_rows["error_type"]) == ["PacsSendError"] and "HTTP 503" in push_rows["message"].iloc[0]
     assert (errors["stage"] != "push").sum() == 1  # the study error is still there
     assert [f.read_bytes() for f in files] == before  # local files untouched
@@ -108,7 +123,9 @@ def test_failed_push_is_retried_recorded_in_errors_csv_and_keeps_files(run_dir: 
         report.ok and report.n_sent == 2 and up.stored == ["anomaly_seg.dcm", "anomaly_sr.dcm"]
     )  # SEG first
     errors = pd.read_csv(run_dir / "errors.csv", keep_default_na=False)
-    assert (errors["stage"] == "push").sum() == 0
+    assert list(errors.loc[errors["stage"] == "push", "source"]) == [
+        row["source"] for row in _down_rows(errors)
+    ]
     again = _Flaky(fail=0)
     report = push_run(run_dir, dest, client=again)  # type: ignore[arg-type]
     assert (report.n_sent, report.n_already, again.stored) == (0, 2, [])
@@ -133,6 +150,10 @@ def test_sr_states_score_operating_point_lesions_and_model(run_dir: Path) -> Non
     assert {(s.ReferencedSOPInstanceUID, s.ReferencedSegmentNumber) for s in segments} == {
         (seg.SOPInstanceUID, 1)
     }
+
+
+def _down_rows(errors: pd.DataFrame) -> list[dict]:
+    return errors[(errors["stage"] == "push") & errors["source"].str.startswith("DOWN@")].to_dict("records")
 
 
 def _items(ds: pydicom.Dataset, keyword: str) -> list[pydicom.Dataset]:
