@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pandas as pd
 
 from medzsad.cohort.executor import Loaded, LocalExecutor
 from medzsad.cohort.ids import hashed_id, unique_safe_ids
@@ -32,8 +35,9 @@ from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
 from medzsad.config.pacs import PushConfig
-from medzsad.errors import ConfigError
-from medzsad.report.atomic import remove_stale_temps
+from medzsad.errors import ConfigError, OutputError
+from medzsad.fileio import remove_stale_temps
+from medzsad.report.optional import OutputFailure, attempt
 
 __all__ = ["RunOptions", "StudyOutcome", "RunSummary", "run_cohort"]
 
@@ -121,6 +125,19 @@ def _apply_options(config: CohortConfig, options: RunOptions) -> CohortConfig:
     if options.show_ids is not None:
         changes["output.show_ids"] = options.show_ids
     return config.with_overrides(**changes) if changes else config
+
+
+def _ensure_writable(out: Path) -> None:
+    """Create the output directory or raise :class:`OutputError` saying why it cannot be used."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(
+            f"output directory {out} cannot be created ({e.strerror or e}); choose another with --out "
+            "or output.dir"
+        ) from e
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory {out} is not writable; choose another with --out or output.dir")
 
 
 def _clean_partials(studies_dir: Path) -> None:
@@ -223,7 +240,7 @@ def run_cohort(
     out = cfg.out_dir
     if options.dry_run:
         return _dry_run(cfg, studies, options)
-    out.mkdir(parents=True, exist_ok=True)
+    _ensure_writable(out)
     with run_lock(out), Ledger(out / "ledger.sqlite") as ledger:
         _clean_partials(out / "studies")
         (out / "studies").mkdir(exist_ok=True)
@@ -245,13 +262,14 @@ def run_cohort(
                 outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, notify))
             pushed = frozenset(attempted)
         rows = {r.study_id: r for r in ledger.rows()}
-    studies_csv, errors_csv = write_cohort_tables(out, studies, rows)
+    smoke = cfg.model.is_smoke
+    studies_csv, errors_csv = write_cohort_tables(out, studies, rows, smoke)
     if cfg.output.push is not None:
         _push_outputs(out, cfg.output.push, pushed)
     if OutputKind.HTML in cfg.output.outputs:
-        write_review_page(out, studies_table(studies, rows), f"medzsad {cfg.name}")
+        _write_html(out, studies_table(studies, rows), cfg.name)
     metrics = cohort_metrics(studies, rows, out / "studies")
-    metrics_json = write_metrics(out, metrics) if metrics is not None else None
+    metrics_json = write_metrics(out, {**metrics, "smoke_run": smoke}) if metrics is not None else None
     ordered = tuple(outcomes[s.study_id] for s in studies if s.study_id in outcomes)
     failed = tuple((o.study_id, o.error) for o in ordered if o.status == "failed")
     return RunSummary(
@@ -302,6 +320,14 @@ def _push_outputs(out: Path, destination: PushConfig, pushed: frozenset[str]) ->
     if report.failures:
         n = len(report.failures)
         log.warning("%d studies could not be sent to %s; see errors.csv", n, report.endpoint)
+
+
+def _write_html(out: Path, table: pd.DataFrame, name: str) -> None:
+    """The review page is optional: a failure is logged and the run's other outputs stand."""
+    failed: list[OutputFailure] = []
+    attempt(OutputKind.HTML.value, lambda: write_review_page(out, table, f"medzsad {name}"), failed)
+    for f in failed:
+        log.warning("review page report.html not written: %s: %s", f.error_type, f.message[:300])
 
 
 def _execute(

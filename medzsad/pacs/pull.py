@@ -21,8 +21,8 @@ import pydicom
 
 from medzsad.config.pacs import DicomWebInput, DimseInput
 from medzsad.errors import PacsError
+from medzsad.fileio import write_bytes, write_json
 from medzsad.pacs.client import InstanceRef, PacsClient, for_log, open_client, with_retries
-from medzsad.report.atomic import write_bytes, write_json
 
 __all__ = ["PulledStudy", "PullReport", "pull_studies", "COMPLETE_MARK"]
 

@@ -134,7 +134,7 @@ class Pusher:
 def update_errors_csv(run_dir: Path, failures: list[PushFailure]) -> Path:
     """Rewrite ``errors.csv`` with the run's push failures (stage ``push``) after its study errors."""
     from medzsad.cohort.tables import ERROR_COLUMNS
-    from medzsad.report.atomic import write_csv
+    from medzsad.fileio import write_csv
 
     path = run_dir / "errors.csv"
     table = pd.DataFrame(columns=ERROR_COLUMNS)

@@ -22,24 +22,27 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import highdicom as hd
 import numpy as np
+from pydicom.dataset import Dataset, FileDataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 import medzsad
 from medzsad.errors import OutputError
+from medzsad.fileio import atomic_path
 from medzsad.io.volume import Volume
-from medzsad.report.atomic import atomic_path
 from medzsad.report.seg_writer_geometry import SourceImages, gather_frames, load_source_images
 
 __all__ = [
     "SegWriteResult",
     "write_dicom_seg",
     "write_heatmap_parametric_map",
+    "with_type2_filled",
+    "TYPE2_SOURCE_KEYWORDS",
     "ALGORITHM_NAME",
     "HEAT_SCALE",
     "SEG_SERIES_NUMBER",
@@ -54,6 +57,22 @@ HEAT_SCALE = 1000
 SEG_SERIES_NUMBER = 9901
 PMAP_SERIES_NUMBER = 9902
 _MANUFACTURER = "medzsad"
+
+#: Type 2 attributes (PS3.3 C.7.1.1 Patient, C.7.2.1 General Study, C.7.4.1 Frame of Reference)
+#: that highdicom copies from the source into the derived object. Anonymisers often drop them;
+#: Type 2 means "present, may be empty", so a missing one is sent empty.
+TYPE2_SOURCE_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+    "PositionReferenceIndicator",
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,36 @@ class SegWriteResult:
     series_uid: str
     sop_instance_uid: str
     n_frames: int
+
+
+def with_type2_filled(ds: Dataset) -> Dataset:
+    """A copy of ``ds`` with every missing :data:`TYPE2_SOURCE_KEYWORDS` attribute added empty.
+
+    The copy has its own element table (the source dataset is never changed); element values are
+    shared, not duplicated, so pixel data is not copied.
+
+    Args:
+        ds: A source image dataset (single- or multi-frame).
+
+    Returns:
+        The filled copy (``ds`` itself when nothing was missing).
+    """
+    missing = [kw for kw in TYPE2_SOURCE_KEYWORDS if kw not in ds]
+    if not missing:
+        return ds
+    out = Dataset()
+    if isinstance(ds, FileDataset):
+        out = FileDataset(ds.filename or "", {}, file_meta=ds.file_meta, preamble=ds.preamble)
+    for elem in ds:
+        out.add(elem)
+    for kw in missing:
+        setattr(out, kw, None)
+    return out
+
+
+def _sources_with_type2(volume: Volume) -> SourceImages:
+    sources = load_source_images(volume)
+    return replace(sources, datasets=[with_type2_filled(ds) for ds in sources.datasets])
 
 
 def _uid(volume: Volume, *parts: object) -> str:
@@ -97,9 +146,18 @@ def _save(dataset: hd.SOPClass, out_path: Path) -> None:
         dataset.save_as(tmp, enforce_file_format=True)
 
 
-def seg_series_description(threshold: float) -> str:
+#: Prefix of SeriesDescription/ContentDescription of smoke runs (random weights; scores meaningless).
+SMOKE_PREFIX = "SMOKE RUN random weights - "
+
+
+def seg_series_description(threshold: float, smoke: bool = False) -> str:
     """SeriesDescription (0008,103E) of the SEG: names medzsad and the threshold (<= 64 chars)."""
-    return f"medzsad anomaly mask (heat >= {threshold:.3g})"[:64]
+    return f"{SMOKE_PREFIX if smoke else ''}medzsad anomaly mask (heat >= {threshold:.3g})"[:64]
+
+
+def _content_label(label: str, smoke: bool) -> str:
+    """ContentLabel (0070,0080), a CS of at most 16 characters: ``SMOKE_`` first on smoke runs."""
+    return f"SMOKE_{label}" if smoke else label
 
 
 def write_dicom_seg(
@@ -110,6 +168,7 @@ def write_dicom_seg(
     threshold: float,
     keep_empty_frames: bool = False,
     algorithm_version: str = medzsad.__version__,
+    smoke: bool = False,
 ) -> SegWriteResult:
     """Write the anomaly mask as a BINARY DICOM SEG referencing the source series.
 
@@ -122,6 +181,7 @@ def write_dicom_seg(
         threshold: Heat threshold that made the mask (shown in the SeriesDescription).
         keep_empty_frames: Store a frame for every source frame, not only those with anomaly.
         algorithm_version: Version written in the Algorithm Identification.
+        smoke: Random weights were used: SeriesDescription and ContentLabel say so.
 
     Returns:
         The written file and its UIDs.
@@ -133,12 +193,13 @@ def write_dicom_seg(
     """
     out = Path(out_path)
     _check_shape(mask_ijk, volume, "mask", out)
-    sources = load_source_images(volume)
+    sources = _sources_with_type2(volume)
     frames = gather_frames((np.asarray(mask_ijk) > 0).astype(np.uint8), volume.affine_lps, sources.frames)
     omit = not keep_empty_frames and bool(frames.any())
     digest = hashlib.sha256(np.packbits(frames).tobytes()).hexdigest()[:16]
     series_uid = _uid(volume, "seg-series", algorithm_version, threshold)
     sop_uid = _uid(volume, "seg-instance", algorithm_version, threshold, keep_empty_frames, digest)
+    prefix = SMOKE_PREFIX if smoke else ""
     description = hd.seg.SegmentDescription(
         segment_number=1,
         segment_label="anomaly",
@@ -163,9 +224,9 @@ def write_dicom_seg(
             software_versions=algorithm_version,
             device_serial_number="0",
             omit_empty_frames=omit,
-            series_description=seg_series_description(threshold),
-            content_label="ANOMALY",
-            content_description=f"medzsad anomaly mask, heat >= {threshold:.3g}"[:64],
+            series_description=seg_series_description(threshold, smoke),
+            content_label=_content_label("ANOMALY", smoke),
+            content_description=f"{prefix}medzsad anomaly mask, heat >= {threshold:.3g}"[:64],
         )
     except (ValueError, TypeError) as e:
         raise OutputError(f"{out}: highdicom refused the segmentation: {e}") from e
@@ -190,6 +251,7 @@ def write_heatmap_parametric_map(
     *,
     threshold: float | None = None,
     algorithm_version: str = medzsad.__version__,
+    smoke: bool = False,
 ) -> SegWriteResult:
     """Write the heat map as a DICOM Parametric Map referencing the source series.
 
@@ -200,6 +262,7 @@ def write_heatmap_parametric_map(
         out_path: Destination ``.dcm`` file (written atomically).
         threshold: Mask threshold, recorded in the content description when given.
         algorithm_version: Version written in SoftwareVersions.
+        smoke: Random weights were used: SeriesDescription and ContentLabel say so.
 
     Returns:
         The written file and its UIDs.
@@ -211,7 +274,7 @@ def write_heatmap_parametric_map(
     """
     out = Path(out_path)
     _check_shape(heat_ijk, volume, "heat map", out)
-    sources = load_source_images(volume)
+    sources = _sources_with_type2(volume)
     frames = _heat_frames(heat_ijk, volume, sources, out)
     digest = hashlib.sha256(frames.tobytes()).hexdigest()[:16]
     mapping = hd.pm.RealWorldValueMapping(
@@ -223,6 +286,7 @@ def write_heatmap_parametric_map(
         intercept=0.0,
     )
     note = "" if threshold is None else f", mask at >= {threshold:.3g}"
+    prefix = SMOKE_PREFIX if smoke else ""
     try:
         pmap = hd.pm.ParametricMap(
             source_images=sources.datasets,
@@ -240,9 +304,9 @@ def write_heatmap_parametric_map(
             voi_lut_transformations=[
                 hd.VOILUTTransformation(window_center=HEAT_SCALE / 2, window_width=HEAT_SCALE)
             ],
-            content_label="HEATMAP",
-            content_description=f"medzsad anomaly heat map{note}"[:64],
-            series_description="medzsad anomaly heat map (0..1 as 0..1000)",
+            content_label=_content_label("HEATMAP", smoke),
+            content_description=f"{prefix}medzsad anomaly heat map{note}"[:64],
+            series_description=f"{prefix}medzsad anomaly heat map (0..1 as 0..1000)"[:64],
         )
     except (ValueError, TypeError) as e:
         raise OutputError(f"{out}: highdicom refused the parametric map: {e}") from e

@@ -29,10 +29,10 @@ from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
 import medzsad
+from medzsad.analysis.lesions import Lesion
 from medzsad.errors import OutputError
+from medzsad.fileio import atomic_path
 from medzsad.io.volume import Volume
-from medzsad.report.atomic import atomic_path
-from medzsad.report.lesions import Lesion
 
 __all__ = ["SrEvidence", "SrWriteResult", "write_dicom_sr", "SR_SERIES_NUMBER", "SR_FILE"]
 
@@ -61,7 +61,7 @@ class SrEvidence:
     Attributes:
         score: Study score (heat units, [0, 1]).
         threshold: Heat threshold of the mask (the operating point).
-        threshold_source: Where the operating point came from, e.g. ``"fixed 0.5 (cohort file)"``.
+        threshold_source: The rule and its origin (:func:`medzsad.report.review_header.operating_point`).
         lesions: Lesions, strongest first (volume in mL, max heat).
         model: Model identity (architecture / description).
         weights: Weights identity (tag or file hash).
@@ -92,9 +92,9 @@ class SrWriteResult:
 def _algorithm(ev: SrEvidence) -> hd.sr.AlgorithmIdentification:
     params = [
         f"operating point: heat >= {ev.threshold:.6g}",
-        f"operating point from: {ev.threshold_source}"[:64],
-        f"model: {ev.model or 'unknown'}"[:64],
-        f"weights: {ev.weights or 'unknown'}"[:64],
+        f"operating point from: {ev.threshold_source}",
+        f"model: {ev.model or 'unknown'}",
+        f"weights: {ev.weights or 'unknown'}",
     ]
     return hd.sr.AlgorithmIdentification(
         name="medzsad AnomalyCLIP", version=medzsad.__version__, parameters=params

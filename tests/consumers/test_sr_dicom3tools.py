@@ -13,8 +13,8 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from medzsad.analysis.lesions import find_lesions
 from medzsad.errors import OutputError
-from medzsad.report.lesions import find_lesions
 from medzsad.report.sr_writer import SrEvidence, write_dicom_sr
 
 
@@ -31,7 +31,7 @@ def sr(dicom_study, tmp_path_factory: pytest.TempPathFactory):
     evidence = SrEvidence(
         score=0.8125,
         threshold=0.5,
-        threshold_source="fixed 0.5 (cohort file)",
+        threshold_source="heat >= 0.5; uncalibrated threshold (fixed value from the cohort file)",
         lesions=lesions.lesions,
         model="anomalyclip tiny",
         weights="random",

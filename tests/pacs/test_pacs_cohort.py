@@ -138,7 +138,10 @@ def test_sr_states_score_operating_point_lesions_and_model(run_dir: Path) -> Non
     text = " ".join(_texts(sr))
     studies = pd.read_csv(run_dir / "studies.csv", keep_default_na=False)
     score = float(studies.loc[studies["status"] == "done", "score"].iloc[0])
-    assert "operating point: heat >= " in text and "operating point from: percentile 97" in text
+    assert (
+        "operating point: heat >= " in text
+        and "operating point from: heat >= the study's own 97th percentile" in text
+    )
     assert "model: " in text and "weights: " in text
     values = [float(v) for v in _numbers(sr, "Anomaly study score")]
     assert values == [pytest.approx(score, abs=1e-6)]
