@@ -90,7 +90,7 @@ def test_sr_holds_p_value_flag_and_same_uids_on_rewrite(sr, dicom_study, tmp_pat
             SrEvidence(
                 0.8125,
                 0.5,
-                "fixed 0.5 (cohort file)",
+                "heat >= 0.5; uncalibrated threshold (fixed value from the cohort file)",
                 lesions.lesions,
                 "anomalyclip tiny",
                 "random",
