@@ -132,6 +132,7 @@ def _write_sr(
         weights=str(model.get("weights", "")),
         p_value=getattr(result, "p_value", None),
         flag=getattr(result, "flag", None),
+        smoke=result.smoke,
     )
     return write_dicom_sr(result.prepared.volume, evidence, seg_path, folder / SR_FILE).path
 
@@ -197,6 +198,7 @@ def write_study_files(
                 skipped.append("dicom-sr: no DICOM SEG to reference (source not DICOM, or the SEG failed)")
         provenance = {**provenance, "review_skipped": skipped}
     if OutputKind.PROVENANCE in output.outputs:
+        provenance = {**provenance, "output_failures": [f.to_dict() for f in failed]}
         written["provenance"] = write_json(folder / "provenance.json", provenance).name
     fsync_dir(folder)
     return StudyFiles(written, tuple(failed))

@@ -33,6 +33,7 @@ from medzsad.analysis.lesions import Lesion
 from medzsad.errors import OutputError
 from medzsad.fileio import atomic_path
 from medzsad.io.volume import Volume
+from medzsad.report.seg_writer import SMOKE_PREFIX
 
 __all__ = ["SrEvidence", "SrWriteResult", "write_dicom_sr", "SR_SERIES_NUMBER", "SR_FILE"]
 
@@ -67,6 +68,7 @@ class SrEvidence:
         weights: Weights identity (tag or file hash).
         p_value: Study p-value from a site profile, when one was used.
         flag: Study flagged as abnormal by a site profile, when one was used.
+        smoke: Random weights were used (smoke run): SeriesDescription and a parameter say so.
     """
 
     score: float
@@ -77,6 +79,7 @@ class SrEvidence:
     weights: str = ""
     p_value: float | None = None
     flag: bool | None = None
+    smoke: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ def _algorithm(ev: SrEvidence) -> hd.sr.AlgorithmIdentification:
         f"model: {ev.model or 'unknown'}",
         f"weights: {ev.weights or 'unknown'}",
     ]
+    if ev.smoke:
+        params.append("SMOKE RUN: random weights, scores are meaningless")
     return hd.sr.AlgorithmIdentification(
         name="medzsad AnomalyCLIP", version=medzsad.__version__, parameters=params
     )
@@ -223,7 +228,7 @@ def write_dicom_sr(
             instance_number=1,
             manufacturer="medzsad",
             is_complete=True,
-            series_description="medzsad anomaly report",
+            series_description=f"{SMOKE_PREFIX if evidence.smoke else ''}medzsad anomaly report",
         )
     except (ValueError, TypeError, AttributeError) as e:
         raise OutputError(f"{out}: cannot build the DICOM SR ({e})") from e

@@ -143,6 +143,8 @@ def test_sr_states_score_operating_point_lesions_and_model(run_dir: Path) -> Non
         and "operating point from: heat >= the study's own 97th percentile" in text
     )
     assert "model: " in text and "weights: " in text
+    assert sr.SeriesDescription == "SMOKE RUN random weights - medzsad anomaly report"  # tiny random model
+    assert "SMOKE RUN: random weights, scores are meaningless" in text
     values = [float(v) for v in _numbers(sr, "Anomaly study score")]
     assert values == [pytest.approx(score, abs=1e-6)]
     lesions = pd.read_csv(sr_path.parent.parent / "lesions.csv")
