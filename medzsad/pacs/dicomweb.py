@@ -95,7 +95,12 @@ class DicomWebClient:
                 endpoint=self.endpoint,
                 study_uid=study_uid,
             ) from e
-        except (requests.exceptions.RequestException, ValueError) as e:
+        except (
+            requests.exceptions.RequestException,
+            ValueError,
+            KeyError,
+            pydicom.errors.InvalidDicomError,
+        ) as e:
             raise kind(f"{where}: {doing}: {e}", endpoint=self.endpoint, study_uid=study_uid) from e
 
     def find_studies(self, query: dict[str, str]) -> list[str]:

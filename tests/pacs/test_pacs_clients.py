@@ -245,3 +245,28 @@ def test_pull_is_bounded_in_parallelism_and_logs_no_study_uid(
     )  # type: ignore[arg-type]
     assert len(report.failed) == 9 and state["peak"] == 3
     assert "HTTP 503" in caplog.text and not any(uid in caplog.text for uid in uids)
+
+
+def test_pull_command_with_a_cohort_file_reports_each_study(tmp_path, capsys) -> None:
+    from medzsad.cli import main
+
+    url = f"http://127.0.0.1:{_closed_port()}/dicom-web"
+    cohort = tmp_path / "c.yaml"
+    cohort.write_text(f'name: c\ninputs:\n  dicomweb: {{url: "{url}", studies: ["{STUDY}"], retries: 0}}\n')
+    assert main(["pull", str(tmp_path / "dest"), "--cohort", str(cohort)]) == 3  # a study failed
+    out = capsys.readouterr().out
+    assert f"{STUDY}  0 instances (0 fetched now)  FAILED: {url}, study {STUDY}" in out
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("name: p\ninputs: {paths: [x]}\n")
+    assert main(["pull", str(tmp_path / "dest"), "--cohort", str(plain)]) == 2  # no PACS input: config error
+    assert main(["pull", str(tmp_path / "dest"), "--dimse", "pacs:104"]) == 2  # malformed address
+    assert "host:port:AE_TITLE" in capsys.readouterr().err
+
+
+def test_garbage_answer_to_a_retrieve_is_a_typed_error(http_server) -> None:
+    url, handler = http_server
+    handler.body = b"this is not a DICOM multipart answer"
+    ref = InstanceRef(STUDY, "1.2.3.4.1", "1.2.3.4.1.1")
+    with pytest.raises(PacsError, match=r"WADO-RS instance 1\.2\.3\.4\.1\.1") as info:
+        _web(url).retrieve([ref], lambda ds: None)
+    assert info.value.study_uid == STUDY
