@@ -146,6 +146,7 @@ def update_errors_csv(run_dir: Path, failures: list[PushFailure]) -> Path:
             "study_id": f.study_id,
             "source": f.endpoint,
             "stage": "push",
+            "output": "",
             "error_type": "PacsSendError",
             "message": f.error,
         }
