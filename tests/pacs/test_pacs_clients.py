@@ -270,3 +270,13 @@ def test_garbage_answer_to_a_retrieve_is_a_typed_error(http_server) -> None:
     with pytest.raises(PacsError, match=r"WADO-RS instance 1\.2\.3\.4\.1\.1") as info:
         _web(url).retrieve([ref], lambda ds: None)
     assert info.value.study_uid == STUDY
+
+
+def test_basic_auth_password_comes_from_the_environment(http_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    url, handler = http_server
+    monkeypatch.setenv("MEDZSAD_TEST_PASSWORD", "pa55")
+    auth = HttpAuth(kind="basic", username="reader", password_env="MEDZSAD_TEST_PASSWORD")
+    assert DicomWebClient(DicomWebInput(url=url, studies=(STUDY,), auth=auth)).find_studies({}) == []
+    assert handler.seen_auth == ["Basic " + base64.b64encode(b"reader:pa55").decode()]

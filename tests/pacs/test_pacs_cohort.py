@@ -8,6 +8,7 @@ keeps the local files; once the destination works, only the unsent objects go, o
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -28,6 +29,7 @@ TINY = """model: {tiny: true, clip_weights: random, prompt_weights: random, imag
         feature_layers: [2, 4], dpam_layers: 2, device: cpu, batch_size: 8}
 """
 MISSING = "1.2.826.0.1.3680043.8.498.1"
+SECRET = "tok-3f9a1c-not-to-be-written"
 
 
 def _closed_port() -> int:
@@ -51,7 +53,12 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"""name: pacs-down
 inputs:
   paths: [{root / "local"}]
-  dicomweb: {{url: "{url}", studies: ["{MISSING}"], retries: 0, timeout_s: 2}}
+  dicomweb:
+    url: "{url}"
+    studies: ["{MISSING}"]
+    retries: 0
+    timeout_s: 2
+    auth: {{kind: bearer, token_env: MEDZSAD_TEST_PACS_TOKEN}}
 pipeline: {{skip_empty_slices: false}}
 {TINY}output:
   dir: {root / "out"}
@@ -63,9 +70,24 @@ pipeline: {{skip_empty_slices: false}}
     backoff_s: 0
 """
     )
-    summary = run_cohort(cfg)
+    os.environ["MEDZSAD_TEST_PACS_TOKEN"] = SECRET
+    try:
+        summary = run_cohort(cfg)
+    finally:
+        del os.environ["MEDZSAD_TEST_PACS_TOKEN"]
     assert (summary.n_done, summary.n_failed) == (1, 1)
     return root / "out"
+
+
+def test_the_token_is_never_written(run_dir: Path) -> None:
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "provenance.json" for p in files) and any(
+        p.name.startswith("ledger.sqlite") for p in files
+    )
+    for p in files:
+        assert SECRET.encode() not in p.read_bytes(), p.name
+    prov = next(p for p in files if p.name == "provenance.json").read_text()
+    assert "MEDZSAD_TEST_PACS_TOKEN" in prov  # the variable's name is recorded, not its value
 
 
 def test_pacs_down_fails_its_study_only_with_a_typed_error(run_dir: Path) -> None:
