@@ -169,6 +169,12 @@ def _pull_one(
     except PacsError as e:
         log.warning("pull from %s failed: %s", client.endpoint, for_log(e))
         return PulledStudy(study_uid, folder, len(job.expected), job.fetched, " ".join(str(e).split()))
+    log.info(
+        "pulled a study from %s: %d instances, %d fetched now",
+        client.endpoint,
+        len(job.expected),
+        job.fetched,
+    )
     return PulledStudy(study_uid, folder, len(job.expected), job.fetched)
 
 
