@@ -96,6 +96,11 @@ def test_slow_server_times_out_with_a_typed_error() -> None:
         with pytest.raises(PacsError, match=r"no answer within 0.3 s") as info:
             _web(url, timeout_s=0.3).find_studies({"ModalitiesInStudy": "CT"})
         assert info.value.endpoint == url
+        port = listener.getsockname()[1]
+        silent = DimseInput(host="127.0.0.1", port=port, ae_title="SLOW", studies=(STUDY,), timeout_s=0.5)
+        with pytest.raises(PacsError, match=r"no answer within 0.5 s") as dimse:
+            DimseClient(silent).list_instances(STUDY)
+        assert dimse.value.study_uid == STUDY
     finally:
         listener.close()
 
