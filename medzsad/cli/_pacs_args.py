@@ -22,11 +22,26 @@ def add_endpoint_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token-env", metavar="VAR", help="environment variable holding a bearer token")
     p.add_argument("--ca-bundle", metavar="PEM", help="CA bundle for https (DICOMweb) or for DIMSE TLS")
     p.add_argument(
+        "--move-port",
+        type=int,
+        metavar="PORT",
+        help="DIMSE: retrieve by C-MOVE to our storage SCP on this port (for a PACS without C-GET)",
+    )
+    p.add_argument(
         "--timeout", dest="timeout_s", type=float, default=60.0, help="seconds per request (default 60)"
     )
 
 
 def endpoint_args(args: argparse.Namespace) -> dict[str, Any]:
     """The endpoint options as keyword arguments of :class:`medzsad.api.EndpointArgs`."""
-    keys = ("dicomweb", "dimse", "username", "password_env", "token_env", "ca_bundle", "timeout_s")
+    keys = (
+        "dicomweb",
+        "dimse",
+        "username",
+        "password_env",
+        "token_env",
+        "ca_bundle",
+        "timeout_s",
+        "move_port",
+    )
     return {k: getattr(args, k) for k in keys}

@@ -42,9 +42,7 @@ def _output_failures(row: LedgerRow | None) -> list[dict[str, str]]:
     return [f for f in row.outputs.get("output_failures", []) if isinstance(f, dict)]
 
 
-def studies_table(
-    studies: list[StudyInput], rows: dict[str, LedgerRow], smoke: bool = False
-) -> pd.DataFrame:
+def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow], smoke: bool = False) -> pd.DataFrame:
     """One row per study of the cohort (ledger state; ``pending`` when not reached yet).
 
     ``smoke_run`` is true on every row of a run with random weights (scores are meaningless).

@@ -94,6 +94,10 @@ class DimseEndpoint(_Section):
         calling_ae: Our AE title; the peer must know it (C-GET answers on the same association).
         tls: TLS settings, or none.
         timeout_s: Seconds to wait for the association and for each answer.
+        retrieve: ``get`` (C-GET: answers on our association) or ``move`` (C-MOVE: the peer opens
+            an association to our storage SCP; for PACS without C-GET).
+        move_port: Port of our storage SCP for C-MOVE; the peer must know ``calling_ae`` at it.
+        move_bind: Address that storage SCP listens on.
     """
 
     host: str
@@ -102,6 +106,15 @@ class DimseEndpoint(_Section):
     calling_ae: str = Field(default="MEDZSAD", min_length=1, max_length=16)
     tls: DimseTls | None = None
     timeout_s: float = Field(default=60.0, gt=0)
+    retrieve: Literal["get", "move"] = "get"
+    move_port: int | None = Field(default=None, ge=1, le=65535)
+    move_bind: str = "0.0.0.0"  # noqa: S104 (the PACS connects from another host)
+
+    @model_validator(mode="after")
+    def _move_needs_port(self) -> DimseEndpoint:
+        if self.retrieve == "move" and self.move_port is None:
+            raise ValueError("retrieve: move needs move_port (the port of our storage SCP the PACS sends to)")
+        return self
 
 
 class _PullSelection(_Section):

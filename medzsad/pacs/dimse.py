@@ -1,12 +1,15 @@
-"""DIMSE client over ``pynetdicom``: C-FIND (study/series/image), C-GET, C-STORE.
+"""DIMSE client over ``pynetdicom``: C-FIND (study/series/image), C-GET or C-MOVE, C-STORE.
 
 C-GET answers on the same association (no storage SCP port to open on our side), so the peer only
-needs to know our calling AE title. A fresh study is fetched with one study-level C-GET; a partial
-one (a resumed pull) instance by instance, for the missing instances only.
+needs to know our calling AE title. For a PACS without C-GET, ``retrieve: move`` runs a storage SCP
+on ``move_port`` for the duration of each retrieval and asks for a C-MOVE to our AE title. A
+fresh study is fetched with one study-level request; a partial one (a resumed pull) instance by
+instance, for the missing instances only.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from pynetdicom.association import Association
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
 )
 
 from medzsad.config.pacs import DimseEndpoint
@@ -28,6 +32,8 @@ from medzsad.pacs.client import InstanceRef
 __all__ = ["DimseClient"]
 
 _PENDING = (0xFF00, 0xFF01)
+#: C-MOVE sends to one storage SCP port: retrievals by C-MOVE take turns.
+_MOVE_LOCK = threading.Lock()
 _GET_PENDING = 0xFF00
 #: Storage classes offered for C-GET when the peer's C-FIND does not report the SOP classes.
 _FALLBACK_CLASSES = (
@@ -159,15 +165,18 @@ class DimseClient:
                 )
         return refs
 
-    def _get(self, assoc: Association, query: Dataset, study_uid: str) -> None:
-        for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
+    def _check(
+        self, responses: Iterable[tuple[Dataset, Any]], what: str, query: Dataset, study_uid: str
+    ) -> None:
+        """Consume C-GET/C-MOVE responses; anything but success in the end is a PacsError."""
+        for status, _ in responses:
             code = int(getattr(status, "Status", -1))
             if code == _GET_PENDING:
                 continue
             if code != 0x0000:
                 failed = int(getattr(status, "NumberOfFailedSuboperations", 0) or 0)
                 raise self._error(
-                    f"C-GET at {query.QueryRetrieveLevel} level failed (status 0x{code & 0xFFFF:04X}, "
+                    f"{what} at {query.QueryRetrieveLevel} level failed (status 0x{code & 0xFFFF:04X}, "
                     f"{failed} failed sub-operations" + ("; no answer in time" if code == -1 else "") + ")",
                     study_uid,
                 )
@@ -175,7 +184,7 @@ class DimseClient:
     def retrieve(
         self, refs: Sequence[InstanceRef], sink: Callable[[Dataset], None], *, whole_study: bool = False
     ) -> None:
-        """C-GET ``refs`` (one study): with one study-level request when ``whole_study``, else one by one."""
+        """C-GET (or C-MOVE) ``refs`` of one study: one study-level request if ``whole_study``."""
         if not refs:
             return
         study_uid = refs[0].study_uid
@@ -190,6 +199,9 @@ class DimseClient:
                 return 0xC211
             return 0x0000
 
+        if self._cfg.retrieve == "move":
+            self._move(refs, whole_study, classes, on_store, problems)
+            return
         assoc = self._associate(
             [StudyRootQueryRetrieveInformationModelGet],
             study_uid=study_uid,
@@ -198,11 +210,62 @@ class DimseClient:
         )
         try:
             for query in _get_queries(refs, whole_study):
-                self._get(assoc, query, study_uid)
+                self._check(
+                    assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet),
+                    "C-GET",
+                    query,
+                    study_uid,
+                )
                 if problems:
                     raise problems[0]
         finally:
             assoc.release()
+
+    def _move(
+        self,
+        refs: Sequence[InstanceRef],
+        whole_study: bool,
+        classes: Sequence[str],
+        on_store: Callable[[Dataset], int],
+        problems: list[Exception],
+    ) -> None:
+        """C-MOVE to our own storage SCP on ``move_port`` (one study at a time: one port)."""
+        cfg = self._cfg
+        study_uid = refs[0].study_uid
+        scp = AE(ae_title=cfg.calling_ae)
+        scp.acse_timeout = scp.dimse_timeout = scp.network_timeout = cfg.timeout_s
+        for uid in classes:
+            scp.add_supported_context(uid, ALL_TRANSFER_SYNTAXES[:8])
+
+        def handle(event: evt.Event) -> int:
+            ds = event.dataset
+            ds.file_meta = event.file_meta
+            return on_store(ds)
+
+        with _MOVE_LOCK:
+            try:
+                server = scp.start_server(
+                    (cfg.move_bind, int(cfg.move_port or 0)),
+                    block=False,
+                    evt_handlers=[(evt.EVT_C_STORE, handle)],
+                )
+            except OSError as e:
+                raise self._error(f"cannot listen on port {cfg.move_port} for C-MOVE ({e})", study_uid) from e
+            try:
+                assoc = self._associate([StudyRootQueryRetrieveInformationModelMove], study_uid=study_uid)
+                try:
+                    for query in _get_queries(refs, whole_study):
+                        answers = assoc.send_c_move(
+                            query, cfg.calling_ae, StudyRootQueryRetrieveInformationModelMove
+                        )
+                        self._check(answers, "C-MOVE", query, study_uid)
+                        if problems:
+                            raise problems[0]
+                finally:
+                    assoc.release()
+            finally:
+                if server is not None:
+                    server.shutdown()
 
     def store(self, files: Iterable[Path]) -> None:
         """C-STORE each file on one association."""

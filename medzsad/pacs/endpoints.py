@@ -30,6 +30,7 @@ class EndpointArgs:
         token_env: Environment variable holding a bearer token.
         ca_bundle: CA bundle (PEM) for DICOMweb over https, or the CA file for DIMSE TLS.
         timeout_s: Seconds per request.
+        move_port: DIMSE pull by C-MOVE to our storage SCP on this port (default: C-GET).
     """
 
     dicomweb: str | None = None
@@ -39,6 +40,7 @@ class EndpointArgs:
     token_env: str | None = None
     ca_bundle: str | None = None
     timeout_s: float = 60.0
+    move_port: int | None = None
 
 
 def _dimse_fields(address: str) -> dict[str, Any]:
@@ -68,6 +70,8 @@ def _endpoint(args: EndpointArgs) -> tuple[str, dict[str, Any]]:
     fields = {**_dimse_fields(str(args.dimse)), "timeout_s": args.timeout_s}
     if args.ca_bundle:
         fields["tls"] = {"ca_file": args.ca_bundle}
+    if args.move_port is not None:
+        fields.update(retrieve="move", move_port=args.move_port)
     return "dimse", fields
 
 

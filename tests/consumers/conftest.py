@@ -128,13 +128,15 @@ def _dicomweb_plugin() -> str:
 class OrthancServer:
     """Orthanc with temporary storage: HTTP (DICOMweb) and DIMSE on loopback ports, started by the test.
 
-    DIMSE answers C-FIND/C-GET/C-STORE only for AE ``MEDZSAD`` from 127.0.0.1. ``stop()`` and
+    DIMSE answers C-FIND/C-GET/C-MOVE/C-STORE only for AE ``MEDZSAD`` from 127.0.0.1; C-MOVE sends
+    to ``MEDZSAD`` at 127.0.0.1:``client_port``. ``stop()`` and
     ``start()`` keep the storage and ports, so a test can take the PACS down and bring it back.
     """
 
     def __init__(self, root: Path, exe: str) -> None:
         self.root, self.exe = root, exe
         self.http_port, self.dicom_port = _free_port(), _free_port()
+        self.client_port = _free_port()  # where a C-MOVE sends to (our storage SCP)
         self.proc: object = None
         self.config = root / "orthanc.json"
         import json
@@ -159,11 +161,11 @@ class OrthancServer:
                         "medzsad": {
                             "AET": CLIENT_AE,
                             "Host": "127.0.0.1",
-                            "Port": 1,
+                            "Port": self.client_port,
                             "AllowEcho": True,
                             "AllowFind": True,
                             "AllowGet": True,
-                            "AllowMove": False,
+                            "AllowMove": True,
                             "AllowStore": True,
                         }
                     },

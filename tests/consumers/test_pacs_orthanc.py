@@ -81,10 +81,19 @@ def test_pull_by_query_over_dicomweb_and_dimse(loaded, tmp_path: Path, capsys) -
     source = _by_sop(ct)
     study_uid = next(iter(source.values())).StudyInstanceUID
     web = DicomWebInput(url=server.dicomweb, query={"ModalitiesInStudy": "CT"})
+    move = DimseInput(
+        host="127.0.0.1",
+        port=server.dicom_port,
+        ae_title="ORTHANC",
+        query={"ModalitiesInStudy": "CT"},
+        retrieve="move",
+        move_port=server.client_port,
+        move_bind="127.0.0.1",
+    )
     dimse = DimseInput(
         host="127.0.0.1", port=server.dicom_port, ae_title="ORTHANC", query={"ModalitiesInStudy": "CT"}
     )
-    for name, src in (("web", web), ("dimse", dimse)):
+    for name, src in (("web", web), ("dimse", dimse), ("move", move)):
         report = pull_studies(src, tmp_path / name)
         assert [s.study_uid for s in report.studies] == [study_uid], name  # the MR study is not pulled
         assert report.failed == ()
@@ -95,6 +104,15 @@ def test_pull_by_query_over_dicomweb_and_dimse(loaded, tmp_path: Path, capsys) -
             assert ds == source[sop], (name, sop)  # every data element, pixel data included
         again = pull_studies(src, tmp_path / name)
         assert again.studies[0].n_fetched == 0  # complete: nothing fetched twice
+        # a partial study (two instances lost, no completion mark): only those two are fetched,
+        # instance by instance (IMAGE-level C-GET / C-MOVE, WADO-RS)
+        (folder / COMPLETE_MARK).unlink()
+        lost = sorted(folder.glob("*.dcm"))[2:4]
+        for f in lost:
+            f.unlink()
+        resumed = pull_studies(src, tmp_path / name)
+        assert resumed.failed == () and resumed.studies[0].n_fetched == 2, name
+        assert _by_sop(sorted(folder.glob("*.dcm"))) == source
     # the command: same query over DIMSE into another folder
     dimse_words = ["--dimse", f"127.0.0.1:{server.dicom_port}:ORTHANC", "--query", "ModalitiesInStudy=CT"]
     assert main(["pull", str(tmp_path / "cli"), *dimse_words]) == 0

@@ -285,3 +285,20 @@ def test_basic_auth_password_comes_from_the_environment(http_server, monkeypatch
     auth = HttpAuth(kind="basic", username="reader", password_env="MEDZSAD_TEST_PASSWORD")
     assert DicomWebClient(DicomWebInput(url=url, studies=(STUDY,), auth=auth)).find_studies({}) == []
     assert handler.seen_auth == ["Basic " + base64.b64encode(b"reader:pa55").decode()]
+
+
+def test_command_line_endpoints_become_the_cohort_configs() -> None:
+    from medzsad.pacs.endpoints import EndpointArgs, pull_source, push_destination
+
+    move = pull_source(EndpointArgs(dimse="pacs:104:PACS:ME", move_port=11112), (STUDY,))
+    assert isinstance(move, DimseInput)
+    assert (move.host, move.port, move.ae_title, move.calling_ae, move.retrieve, move.move_port) == (
+        "pacs", 104, "PACS", "ME", "move", 11112,
+    )  # fmt: skip
+    web = push_destination(EndpointArgs(dicomweb="https://pacs/dicom-web", token_env="TOK"), ("seg",))
+    assert web.dicomweb is not None and web.dicomweb.auth == HttpAuth(kind="bearer", token_env="TOK")
+    assert web.what == ("seg",)
+    with pytest.raises(ConfigError, match="what"):
+        push_destination(EndpointArgs(dicomweb="https://pacs/dicom-web"), ("seg", "nifti"))
+    with pytest.raises(ConfigError, match="exactly one"):
+        pull_source(EndpointArgs(), (STUDY,))
