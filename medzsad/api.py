@@ -69,6 +69,13 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "build_profile": ("medzsad.calibration.builder", "build_profile"),
     "load_profile": ("medzsad.calibration.profile_io", "load_profile"),
     "ProfileResult": ("medzsad.calibration.builder", "ProfileResult"),
+    # PACS in and out (issue 13)
+    "pull_studies": ("medzsad.pacs.pull", "pull_studies"),
+    "push_run": ("medzsad.pacs.push", "push_run"),
+    "EndpointArgs": ("medzsad.pacs.endpoints", "EndpointArgs"),
+    "pacs_pull_source": ("medzsad.pacs.endpoints", "pull_source"),
+    "pacs_push_destination": ("medzsad.pacs.endpoints", "push_destination"),
+    "pacs_cohort_sources": ("medzsad.pacs.endpoints", "cohort_sources"),
 }
 
 __all__ = sorted([*_EXPORTS, "selftest", "run_study"])
