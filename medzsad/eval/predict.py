@@ -14,6 +14,7 @@ from medzsad.datasets.images import SampleDataset, collate_samples
 from medzsad.datasets.samples import Sample
 from medzsad.eval.evaluation import ClassPredictions, PredictionAccumulator
 from medzsad.model.inference import Detector
+from medzsad.model.reference_scoring import ReferenceDetector
 
 __all__ = ["ImageScore", "Predictions", "predict_samples"]
 
@@ -46,7 +47,7 @@ class Predictions:
 
 
 def predict_samples(
-    detector: Detector,
+    detector: Detector | ReferenceDetector,
     samples: Sequence[Sample],
     batch_size: int = 8,
     num_workers: int = 0,
