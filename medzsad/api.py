@@ -49,7 +49,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "evaluate": ("medzsad.eval.api", "evaluate"),
     "evaluate_samples": ("medzsad.eval.api", "evaluate_samples"),
     "benchmark": ("medzsad.eval.api", "benchmark"),
-    "EvalOptions": ("medzsad.eval.api", "RunOptions"),
+    "EvalOptions": ("medzsad.eval.api", "EvalOptions"),
     # review outputs (issue 6)
     "slicer_script": ("medzsad.report.slicer_bundle_script", "slicer_script"),
     "write_slicer_script": ("medzsad.report.slicer_bundle_script", "write_slicer_script"),

@@ -53,9 +53,9 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
     )
 
 
-def run_options(args: argparse.Namespace) -> eval_api.RunOptions:
-    """The :class:`RunOptions` of the parsed options."""
-    return eval_api.RunOptions(
+def run_options(args: argparse.Namespace) -> eval_api.EvalOptions:
+    """The :class:`~medzsad.eval.api.EvalOptions` of the parsed options."""
+    return eval_api.EvalOptions(
         device=args.device,
         precision=args.precision,
         batch_size=args.batch_size,

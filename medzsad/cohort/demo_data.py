@@ -17,8 +17,8 @@ import pandas as pd
 
 from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
 from medzsad.errors import InputError
+from medzsad.fileio import write_csv
 from medzsad.io.volume import LPS_TO_RAS
-from medzsad.report.atomic import write_csv
 from medzsad.report.nifti_writer import write_heatmap, write_mask
 
 __all__ = [
@@ -228,7 +228,7 @@ def write_demo_data(out_dir: str | Path, resolution: int = 2) -> DemoCohort:
 
 
 def _write_readme(root: Path) -> None:
-    from medzsad.report.atomic import write_text
+    from medzsad.fileio import write_text
 
     write_text(
         root / "README.txt",

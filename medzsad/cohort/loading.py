@@ -1,4 +1,4 @@
-"""Loading a study: discover/select series -> read the volume -> preprocess slices for the model.
+"""Loading a study: discover -> choose preset -> select series -> read -> preprocess for the model.
 
 :class:`StudyLoader` is the seam; :func:`default_loader` reads with :mod:`medzsad.cohort.reading`
 and prepares slices with :mod:`medzsad.cohort.slicing`. It runs in the executor's prefetch thread,
@@ -35,9 +35,9 @@ def default_loader(study: StudyInput, config: CohortConfig, scorer: SliceScorer)
         InputError: The study cannot be read or has no usable series.
     """
     t0 = time.perf_counter()
-    volume, series = read_study(study, config.pipeline)
+    read = read_study(study, config.pipeline)
     t1 = time.perf_counter()
-    prepared = prepare_study_slices(study, volume, series, config.pipeline, scorer)
+    prepared = prepare_study_slices(study, read, scorer)
     t2 = time.perf_counter()
     prepared.timings_s.update(read=t1 - t0, preprocess=t2 - t1)
     return prepared

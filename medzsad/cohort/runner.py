@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from medzsad.cohort.executor import Loaded, LocalExecutor
 from medzsad.cohort.ids import hashed_id, unique_safe_ids
 from medzsad.cohort.inputs import StudyInput, collect_studies, input_hash
@@ -32,7 +34,8 @@ from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
 from medzsad.errors import ConfigError
-from medzsad.report.atomic import remove_stale_temps
+from medzsad.fileio import remove_stale_temps
+from medzsad.report.optional import OutputFailure, attempt
 
 __all__ = ["RunOptions", "StudyOutcome", "RunSummary", "run_cohort"]
 
@@ -243,7 +246,7 @@ def run_cohort(
         rows = {r.study_id: r for r in ledger.rows()}
     studies_csv, errors_csv = write_cohort_tables(out, studies, rows)
     if OutputKind.HTML in cfg.output.outputs:
-        write_review_page(out, studies_table(studies, rows), f"medzsad {cfg.name}")
+        _write_html(out, studies_table(studies, rows), cfg.name)
     metrics = cohort_metrics(studies, rows, out / "studies")
     metrics_json = write_metrics(out, metrics) if metrics is not None else None
     ordered = tuple(outcomes[s.study_id] for s in studies if s.study_id in outcomes)
@@ -260,6 +263,14 @@ def run_cohort(
         smoke=cfg.model.is_smoke,
         failures=failed,
     )
+
+
+def _write_html(out: Path, table: pd.DataFrame, name: str) -> None:
+    """The review page is optional: a failure is logged and the run's other outputs stand."""
+    failed: list[OutputFailure] = []
+    attempt(OutputKind.HTML.value, lambda: write_review_page(out, table, f"medzsad {name}"), failed)
+    for f in failed:
+        log.warning("review page report.html not written: %s: %s", f.error_type, f.message[:300])
 
 
 def _execute(

@@ -3,25 +3,25 @@
 Slices are scored in batches, the heat map is put back into the source geometry, thresholded into
 lesions, and the slice scores are reduced to the study score.
 
-Loading (discover -> select series -> load -> preprocess) lives in :mod:`medzsad.cohort.loading`
-and yields a :class:`PreparedStudy`; everything here is pure computation on it.
+Loading (discover -> choose preset -> select series -> load -> preprocess) lives in
+:mod:`medzsad.cohort.loading` and yields a :class:`PreparedStudy`; everything here is pure computation on it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 
+from medzsad.analysis.lesions import LesionResult, find_lesions, threshold_value
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.scorer import SliceScorer
+from medzsad.cohort.series_summary import SeriesSummary
 from medzsad.config import StudyScoreRule, ThresholdRule
 from medzsad.errors import GeometryError, InputError
 from medzsad.io.volume import Volume
-from medzsad.report.lesions import LesionResult, find_lesions, threshold_value
 
 __all__ = [
     "PreparedStudy",
@@ -49,7 +49,8 @@ class PreparedStudy:
         to_source: Maps ``(N, S, S)`` model-space maps (float32) to an ``(I, J, K)`` float32 array
             in the source grid (skipped slices 0).
         window: Display window ``(low, high)`` in scan units for the overlay.
-        series: Chosen series (uid, description, modality, number of instances, why chosen).
+        series: Chosen series (uid, description, modality, body part, preset, why chosen), or None
+            for a study built without reading (tests).
         timings_s: Seconds spent per loading stage.
     """
 
@@ -62,7 +63,7 @@ class PreparedStudy:
     slice_axis: int
     to_source: Callable[[np.ndarray], np.ndarray]
     window: tuple[float, float]
-    series: dict[str, Any] = field(default_factory=dict)
+    series: SeriesSummary | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -127,7 +128,7 @@ def study_score(scores: SliceScores, heat: np.ndarray, rule: StudyScoreRule) -> 
 def postprocess(
     heat: np.ndarray, volume: Volume, rule: ThresholdRule, body: np.ndarray | None
 ) -> LesionResult:
-    """Threshold, 3D connected components and minimum volume (see :mod:`medzsad.report.lesions`)."""
+    """Threshold, 3D connected components and minimum volume (see :mod:`medzsad.analysis.lesions`)."""
     t = threshold_value(heat, rule.method, rule.value, body)
     return find_lesions(heat, volume.affine_ras, t, rule.min_lesion_ml)
 

@@ -15,8 +15,9 @@ from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import Ledger
 from medzsad.cohort.scorer import SliceScorer
 from medzsad.cohort.stages import PreparedStudy, assemble_heatmap, postprocess, score_slices, study_score
-from medzsad.cohort.study_writer import StudyResult, partial_dir, publish, write_study_files
+from medzsad.cohort.study_writer import StudyFiles, StudyResult, partial_dir, publish, write_study_files
 from medzsad.config import CohortConfig, OutputKind, study_config_hash
+from medzsad.report.optional import OutputFailure, attempt
 from medzsad.report.provenance import build_provenance
 from medzsad.report.slicer_bundle_script import write_slicer_script
 
@@ -84,7 +85,7 @@ def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: Sl
             "study_id": job.study.study_id,
             "safe_id": job.safe_id,
             "log_id": job.log_id,
-            "series": p.series,
+            "series": p.series.to_dict() if p.series is not None else {},
         },
         inputs={
             "path": job.study.path,
@@ -112,7 +113,7 @@ def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: Sl
     )
 
 
-def _summary(result: StudyResult, written: dict[str, str]) -> dict[str, Any]:
+def _summary(result: StudyResult, files: StudyFiles, failed: list[OutputFailure]) -> dict[str, Any]:
     p = result.prepared
     return {
         "score": result.score,
@@ -124,8 +125,20 @@ def _summary(result: StudyResult, written: dict[str, str]) -> dict[str, Any]:
         "series_uid": p.volume.source.series_uid,
         "series_description": p.volume.source.series_description,
         "modality": p.volume.modality,
-        "files": written,
+        "files": files.written,
+        "output_failures": [f.to_dict() for f in failed],
     }
+
+
+def _log_failed_outputs(job: StudyJob, failed: list[OutputFailure]) -> None:
+    for f in failed:
+        log.warning(
+            "study %s: optional output %s failed (study kept): %s: %s",
+            job.log_id,
+            f.output,
+            f.error_type,
+            f.message.replace(job.study.study_id, job.log_id)[:300],
+        )
 
 
 def process_study(
@@ -142,18 +155,15 @@ def process_study(
     try:
         result = _compute(job, loaded, cfg, model)
         stage = "write"
-        written = write_study_files(
-            partial,
-            result,
-            cfg.output,
-            _provenance(job, result, cfg, model),
-        )
+        files = write_study_files(partial, result, cfg.output, _provenance(job, result, cfg, model))
         publish(partial, studies_dir / job.safe_id)
-        if OutputKind.SLICER in cfg.output.outputs:
+        failed = list(files.failed)
+        if OutputKind.SLICER in cfg.output.outputs and "slicer" not in {f.output for f in failed}:
             # the loader script holds absolute paths: rewrite it for the published folder
             # (before the ledger says done, so a kill here still redoes the study)
-            write_slicer_script(studies_dir / job.safe_id)
-        ledger.mark_done(job.study.study_id, _summary(result, written))
+            attempt("slicer", lambda: write_slicer_script(studies_dir / job.safe_id), failed)
+        _log_failed_outputs(job, failed)
+        ledger.mark_done(job.study.study_id, _summary(result, files, failed))
     except Exception as e:  # one bad study must never stop the others
         cause = e.cause if isinstance(e, _StageError) else e
         stage = e.stage if isinstance(e, _StageError) else stage

@@ -3,6 +3,10 @@
 ``studies/<safe-id>.partial-<pid>/`` receives heatmap.nii.gz, mask.nii.gz, slices.csv,
 lesions.csv, overlay.png and provenance.json (each written atomically); the folder is then renamed
 to ``studies/<safe-id>/``. Only after that does the runner mark the study done in the ledger.
+
+The core outputs (heat map, mask, tables, provenance) raise on failure and fail the study; the
+optional ones (overlay, DICOM SEG, Parametric Map, Slicer bundle) fail on their own and are listed
+in :attr:`StudyFiles.failed` (and in provenance.json).
 """
 
 from __future__ import annotations
@@ -16,16 +20,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medzsad.analysis.lesions import LesionResult
 from medzsad.cohort.stages import PreparedStudy, SliceScores, slice_positions_mm
 from medzsad.config import OutputConfig, OutputKind
 from medzsad.errors import OutputError
-from medzsad.report.atomic import fsync_dir, write_bytes, write_csv, write_json
-from medzsad.report.lesions import LesionResult, lesions_table
+from medzsad.fileio import fsync_dir, write_bytes, write_csv, write_json
+from medzsad.report.lesions import lesions_table
 from medzsad.report.nifti_writer import write_heatmap, write_mask
+from medzsad.report.optional import OutputFailure, attempt
 from medzsad.report.overlay import OverlaySpec, render_overlay
 from medzsad.report.review_outputs import REVIEW_FORMATS, write_review_outputs
 
-__all__ = ["StudyResult", "slices_table", "write_study_files", "publish", "partial_dir", "PARTIAL_MARK"]
+__all__ = [
+    "StudyResult",
+    "StudyFiles",
+    "slices_table",
+    "write_study_files",
+    "publish",
+    "partial_dir",
+    "PARTIAL_MARK",
+]
 
 PARTIAL_MARK = ".partial-"
 
@@ -51,6 +65,19 @@ class StudyResult:
     score: float
     label: str
     smoke: bool
+
+
+@dataclass(frozen=True)
+class StudyFiles:
+    """What :func:`write_study_files` wrote.
+
+    Attributes:
+        written: Output kind (or relative path of a review file) -> file name in the study folder.
+        failed: Optional outputs whose writer raised (the study is still done).
+    """
+
+    written: dict[str, str]
+    failed: tuple[OutputFailure, ...] = ()
 
 
 def slices_table(result: StudyResult) -> pd.DataFrame:
@@ -96,34 +123,26 @@ def write_study_files(
     result: StudyResult,
     output: OutputConfig,
     provenance: dict[str, Any],
-) -> dict[str, str]:
-    """Write the outputs ``output`` chooses into ``folder`` (created empty). Returns ``{kind: file name}``."""
-    outputs, overlay_slices, keep_empty_frames = (
-        output.outputs,
-        output.overlay_slices,
-        output.keep_empty_frames,
-    )
+) -> StudyFiles:
+    """Write the outputs ``output`` chooses into ``folder`` (created empty).
+
+    Raises:
+        OutputError: A core output (heat map, mask, tables, provenance) cannot be written.
+    """
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    affine = result.prepared.volume.affine_ras
-    desc = "medzsad SMOKE RUN random weights" if result.smoke else "medzsad anomaly heat map"
-    written: dict[str, str] = {}
-    if OutputKind.HEATMAP in outputs:
-        written["heatmap"] = write_heatmap(
-            folder / "heatmap.nii.gz", result.heat, affine, description=desc
-        ).name
-    if OutputKind.MASK in outputs:
-        written["mask"] = write_mask(
-            folder / "mask.nii.gz", result.lesions.labels, affine, description=desc
-        ).name
-    if OutputKind.SLICES in outputs:
-        written["slices"] = write_csv(folder / "slices.csv", slices_table(result)).name
-    if OutputKind.LESIONS in outputs:
-        written["lesions"] = write_csv(folder / "lesions.csv", lesions_table(result.lesions)).name
-    if OutputKind.OVERLAY in outputs:
-        written["overlay"] = write_bytes(folder / "overlay.png", _overlay(result, overlay_slices)).name
-    review = {k.value for k in outputs} & REVIEW_FORMATS
+    written = _write_core(folder, result, output.outputs)
+    failed: list[OutputFailure] = []
+    if OutputKind.OVERLAY in output.outputs:
+        png = attempt(
+            OutputKind.OVERLAY.value,
+            lambda: write_bytes(folder / "overlay.png", _overlay(result, output.overlay_slices)),
+            failed,
+        )
+        if png is not None:
+            written["overlay"] = png.name
+    review = {k.value for k in output.outputs} & REVIEW_FORMATS
     if review:
         res = write_review_outputs(
             folder,
@@ -134,14 +153,35 @@ def write_study_files(
             threshold=result.lesions.threshold,
             heatmap_nifti=folder / "heatmap.nii.gz" if "heatmap" in written else None,
             mask_nifti=folder / "mask.nii.gz" if "mask" in written else None,
-            keep_empty_frames=keep_empty_frames,
+            keep_empty_frames=output.keep_empty_frames,
         )
         for f in res.files():
             written[f.relative_to(folder).as_posix()] = f.relative_to(folder).as_posix()
+        failed += res.failed
         provenance = {**provenance, "review_skipped": list(res.skipped)}
-    if OutputKind.PROVENANCE in outputs:
+    if OutputKind.PROVENANCE in output.outputs:
+        provenance = {**provenance, "output_failures": [f.to_dict() for f in failed]}
         written["provenance"] = write_json(folder / "provenance.json", provenance).name
     fsync_dir(folder)
+    return StudyFiles(written, tuple(failed))
+
+
+def _write_core(folder: Path, result: StudyResult, outputs: tuple[OutputKind, ...]) -> dict[str, str]:
+    """Heat map, mask and the two tables; any failure raises (the study fails)."""
+    affine = result.prepared.volume.affine_ras
+    desc = "medzsad SMOKE RUN random weights" if result.smoke else "medzsad anomaly heat map"
+    written: dict[str, str] = {}
+    if OutputKind.HEATMAP in outputs:
+        heat_path = write_heatmap(folder / "heatmap.nii.gz", result.heat, affine, description=desc)
+        written["heatmap"] = heat_path.name
+    if OutputKind.MASK in outputs:
+        written["mask"] = write_mask(
+            folder / "mask.nii.gz", result.lesions.labels, affine, description=desc
+        ).name
+    if OutputKind.SLICES in outputs:
+        written["slices"] = write_csv(folder / "slices.csv", slices_table(result)).name
+    if OutputKind.LESIONS in outputs:
+        written["lesions"] = write_csv(folder / "lesions.csv", lesions_table(result.lesions)).name
     return written
 
 

@@ -1,4 +1,9 @@
-"""Cohort tables, regenerated from the ledger after every run: studies.csv and errors.csv."""
+"""Cohort tables, regenerated from the ledger after every run: studies.csv and errors.csv.
+
+errors.csv has one row per failed study (``stage`` is where it failed, ``output`` empty) and one
+row per optional output that failed in a study that is still ``done`` (``stage`` is ``output``,
+``output`` names it, e.g. ``dicom-seg``). studies.csv lists those failures in ``output_errors``.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,12 @@ import pandas as pd
 
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import LedgerRow, StudyState
-from medzsad.report.atomic import write_csv
+from medzsad.fileio import write_csv
 
 __all__ = [
     "STUDY_COLUMNS",
     "ERROR_COLUMNS",
+    "OUTPUT_STAGE",
     "studies_table",
     "errors_table",
     "write_cohort_tables",
@@ -23,8 +29,17 @@ __all__ = [
 STUDY_COLUMNS = [
     "study_id", "safe_id", "source", "series_uid", "series_description", "modality", "slices",
     "scored_slices", "score", "rank", "lesion_count", "lesion_volume_ml", "label", "status", "error",
+    "output_errors",
 ]  # fmt: skip
-ERROR_COLUMNS = ["study_id", "source", "stage", "error_type", "message"]
+ERROR_COLUMNS = ["study_id", "source", "stage", "output", "error_type", "message"]
+#: ``stage`` of an errors.csv row about an optional output of a done study.
+OUTPUT_STAGE = "output"
+
+
+def _output_failures(row: LedgerRow | None) -> list[dict[str, str]]:
+    if row is None or row.state is not StudyState.DONE:
+        return []
+    return [f for f in row.outputs.get("output_failures", []) if isinstance(f, dict)]
 
 
 def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.DataFrame:
@@ -52,6 +67,9 @@ def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.D
                 "label": "" if s.label is None else s.label,
                 "status": state,
                 "error": r.error if r is not None else "",
+                "output_errors": "; ".join(
+                    f"{f.get('output', '')}: {f.get('error_type', '')}" for f in _output_failures(r)
+                ),
             }
         )
     table = pd.DataFrame(records, columns=STUDY_COLUMNS)
@@ -64,21 +82,36 @@ def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.D
 
 
 def errors_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.DataFrame:
-    """One row per failed study: stage, exception type and one-line message."""
+    """One row per failed study and per failed optional output of a done study.
+
+    Columns: stage, the optional output's name (empty for a failed study), exception type and
+    one-line message.
+    """
     records = []
     for s in studies:
         r = rows.get(s.study_id)
-        if r is None or r.state is not StudyState.FAILED:
-            continue
-        records.append(
-            {
-                "study_id": s.study_id,
-                "source": s.path,
-                "stage": r.outputs.get("stage", ""),
-                "error_type": r.outputs.get("error_type", ""),
-                "message": r.error,
-            }
-        )
+        if r is not None and r.state is StudyState.FAILED:
+            records.append(
+                {
+                    "study_id": s.study_id,
+                    "source": s.path,
+                    "stage": r.outputs.get("stage", ""),
+                    "output": "",
+                    "error_type": r.outputs.get("error_type", ""),
+                    "message": r.error,
+                }
+            )
+        for f in _output_failures(r):
+            records.append(
+                {
+                    "study_id": s.study_id,
+                    "source": s.path,
+                    "stage": OUTPUT_STAGE,
+                    "output": f.get("output", ""),
+                    "error_type": f.get("error_type", ""),
+                    "message": f.get("message", ""),
+                }
+            )
     return pd.DataFrame(records, columns=ERROR_COLUMNS)
 
 

@@ -23,14 +23,14 @@ from medzsad.config.output import (
     StudyScoreRule,
     ThresholdRule,
 )
-from medzsad.config.pipeline import PipelineConfig, SeriesRules, WindowConfig
+from medzsad.config.pipeline import PipelineConfig, SeriesOverrides, WindowConfig
 from medzsad.config.yaml_loading import load_cohort, parse_cohort
 
 __all__ = [
     "CohortConfig",
     "InputsConfig",
     "PipelineConfig",
-    "SeriesRules",
+    "SeriesOverrides",
     "WindowConfig",
     "ModelConfig",
     "OutputConfig",

@@ -23,7 +23,7 @@ import pandas as pd
 
 import medzsad
 from medzsad.errors import OutputError
-from medzsad.report.atomic import write_text
+from medzsad.fileio import write_text
 
 __all__ = ["write_report_html", "REPORT_NAME", "LINK_PATTERNS"]
 

@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from medzsad.errors import GeometryError, OutputError
-from medzsad.report.atomic import gzip_bytes, write_bytes
+from medzsad.fileio import gzip_bytes, write_bytes
 
 __all__ = ["nifti_bytes", "write_heatmap", "write_mask", "AFFINE_TOL_MM"]
 

@@ -22,24 +22,27 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import highdicom as hd
 import numpy as np
+from pydicom.dataset import Dataset, FileDataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 import medzsad
 from medzsad.errors import OutputError
+from medzsad.fileio import atomic_path
 from medzsad.io.volume import Volume
-from medzsad.report.atomic import atomic_path
 from medzsad.report.seg_writer_geometry import SourceImages, gather_frames, load_source_images
 
 __all__ = [
     "SegWriteResult",
     "write_dicom_seg",
     "write_heatmap_parametric_map",
+    "with_type2_filled",
+    "TYPE2_SOURCE_KEYWORDS",
     "ALGORITHM_NAME",
     "HEAT_SCALE",
     "SEG_SERIES_NUMBER",
@@ -54,6 +57,22 @@ HEAT_SCALE = 1000
 SEG_SERIES_NUMBER = 9901
 PMAP_SERIES_NUMBER = 9902
 _MANUFACTURER = "medzsad"
+
+#: Type 2 attributes (PS3.3 C.7.1.1 Patient, C.7.2.1 General Study, C.7.4.1 Frame of Reference)
+#: that highdicom copies from the source into the derived object. Anonymisers often drop them;
+#: Type 2 means "present, may be empty", so a missing one is sent empty.
+TYPE2_SOURCE_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+    "PositionReferenceIndicator",
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,36 @@ class SegWriteResult:
     series_uid: str
     sop_instance_uid: str
     n_frames: int
+
+
+def with_type2_filled(ds: Dataset) -> Dataset:
+    """A copy of ``ds`` with every missing :data:`TYPE2_SOURCE_KEYWORDS` attribute added empty.
+
+    The copy has its own element table (the source dataset is never changed); element values are
+    shared, not duplicated, so pixel data is not copied.
+
+    Args:
+        ds: A source image dataset (single- or multi-frame).
+
+    Returns:
+        The filled copy (``ds`` itself when nothing was missing).
+    """
+    missing = [kw for kw in TYPE2_SOURCE_KEYWORDS if kw not in ds]
+    if not missing:
+        return ds
+    out = Dataset()
+    if isinstance(ds, FileDataset):
+        out = FileDataset(ds.filename or "", {}, file_meta=ds.file_meta, preamble=ds.preamble)
+    for elem in ds:
+        out.add(elem)
+    for kw in missing:
+        setattr(out, kw, None)
+    return out
+
+
+def _sources_with_type2(volume: Volume) -> SourceImages:
+    sources = load_source_images(volume)
+    return replace(sources, datasets=[with_type2_filled(ds) for ds in sources.datasets])
 
 
 def _uid(volume: Volume, *parts: object) -> str:
@@ -133,7 +182,7 @@ def write_dicom_seg(
     """
     out = Path(out_path)
     _check_shape(mask_ijk, volume, "mask", out)
-    sources = load_source_images(volume)
+    sources = _sources_with_type2(volume)
     frames = gather_frames((np.asarray(mask_ijk) > 0).astype(np.uint8), volume.affine_lps, sources.frames)
     omit = not keep_empty_frames and bool(frames.any())
     digest = hashlib.sha256(np.packbits(frames).tobytes()).hexdigest()[:16]
@@ -211,7 +260,7 @@ def write_heatmap_parametric_map(
     """
     out = Path(out_path)
     _check_shape(heat_ijk, volume, "heat map", out)
-    sources = load_source_images(volume)
+    sources = _sources_with_type2(volume)
     frames = _heat_frames(heat_ijk, volume, sources, out)
     digest = hashlib.sha256(frames.tobytes()).hexdigest()[:16]
     mapping = hd.pm.RealWorldValueMapping(

@@ -30,8 +30,8 @@ import numpy as np
 from scipy import ndimage
 
 from medzsad.errors import OutputError
+from medzsad.fileio import gzip_bytes, write_bytes, write_json, write_text
 from medzsad.io.volume import LPS_TO_RAS, Volume
-from medzsad.report.atomic import gzip_bytes, write_bytes, write_json, write_text
 from medzsad.report.nifti_writer import nifti_bytes, write_heatmap, write_mask
 
 __all__ = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medzsad.report.atomic import write_text
+from medzsad.fileio import write_text
 from medzsad.report.slicer_bundle import SlicerBundle, read_bundle
 
 __all__ = ["slicer_script", "write_slicer_script", "SCRIPT_NAME"]

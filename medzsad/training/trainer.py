@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from medzsad.datasets.images import SampleDataset, collate_samples
 from medzsad.datasets.samples import Sample
 from medzsad.errors import ConfigError, InputError
-from medzsad.eval.table import atomic_write_text
+from medzsad.fileio import write_text
 from medzsad.model.anomalyclip import AnomalyCLIP
 from medzsad.model.dpam_vision import VisionFeatures
 from medzsad.model.losses import LossTerms, anomalyclip_loss
@@ -419,7 +419,7 @@ class Trainer:
         w.writeheader()
         for row in state.history:
             w.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
-        atomic_write_text(self.out_dir / METRICS_FILE, buf.getvalue())
+        write_text(self.out_dir / METRICS_FILE, buf.getvalue())
 
 
 def _progress(enabled: bool | None, total: int, initial: int, per_epoch: int, desc: str) -> Any:

@@ -99,13 +99,13 @@ def test_docs_describe_every_key():
         ModelConfig,
         OutputConfig,
         PipelineConfig,
-        SeriesRules,
+        SeriesOverrides,
         StudyScoreRule,
         ThresholdRule,
         WindowConfig,
     )
 
-    for model in (InputsConfig, PipelineConfig, WindowConfig, SeriesRules, ModelConfig, OutputConfig,
+    for model in (InputsConfig, PipelineConfig, WindowConfig, SeriesOverrides, ModelConfig, OutputConfig,
                   ThresholdRule, StudyScoreRule, ExecutorConfig):  # fmt: skip
         for key in model.model_fields:
             assert f"`{key}`" in doc, (model.__name__, key)

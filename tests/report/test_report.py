@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medzsad import fileio as atomic
+from medzsad.analysis.lesions import find_lesions, threshold_value, voxel_volume_ml
 from medzsad.errors import OutputError
-from medzsad.report import atomic
-from medzsad.report.lesions import find_lesions, lesions_table, threshold_value, voxel_volume_ml
+from medzsad.report.lesions import lesions_table
 from medzsad.report.nifti_writer import nifti_bytes, write_heatmap, write_mask
 from medzsad.report.overlay import OverlaySpec, display_slice, render_overlay
 
