@@ -25,7 +25,8 @@ from medzsad.datasets.samples import Sample
 from medzsad.errors import InputError
 from medzsad.eval.evaluation import ALL_COLUMNS, metrics_table
 from medzsad.eval.predict import Predictions, predict_samples
-from medzsad.eval.table import COLUMN_TITLES, MetricsTable, atomic_write_text
+from medzsad.eval.table import COLUMN_TITLES, MetricsTable
+from medzsad.fileio import ensure_dir, write_text
 from medzsad.model.inference import Detector
 from medzsad.model.reference_scoring import DEFAULT_WEIGHT, ReferenceDetector, bank_from_images
 from medzsad.model.references import SearchOptions
@@ -201,9 +202,9 @@ def evaluate_few_shot(
     report = FewShotReport(k, weight, tuple(draws))
     if out_dir is None:
         return report
-    out = Path(out_dir)
-    atomic_write_text(out / "few_shot.md", report.to_text())
-    atomic_write_text(out / "few_shot.json", json.dumps(report.to_dict(), indent=1, allow_nan=False))
+    out = ensure_dir(out_dir)
+    write_text(out / "few_shot.md", report.to_text())
+    write_text(out / "few_shot.json", json.dumps(report.to_dict(), indent=1, allow_nan=False))
     return FewShotReport(k, weight, tuple(draws), (out / "few_shot.md", out / "few_shot.json"))
 
 

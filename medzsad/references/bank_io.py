@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from medzsad.errors import ConfigError, InputError
+from medzsad.fileio import atomic_path
 from medzsad.model.references import PatchBank
-from medzsad.report.atomic import atomic_path
 
 __all__ = ["BankInfo", "SCHEMA_VERSION", "save_bank", "load_bank", "check_safe_ids"]
 
