@@ -13,6 +13,8 @@ For K = 1, 4, 16 reference studies of ``--slices`` scored slices each:
 Memory of the search: the largest single allocation of any op during one slice's search, measured
 with the torch profiler (``profile_memory``), next to the configured chunk.
 
+Times are CPU time of the process (one torch thread), medians of ``--repeats``.
+
 Usage: python bench/references_bench.py [--slices 40] [--chunk-mib 64] [--threads 1] [--skip-vitl]
 """
 
@@ -49,13 +51,17 @@ def _replicate(one: PatchBank, k: int) -> PatchBank:
 
 
 def _timed(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    """Median seconds of ``repeats`` calls after one warm-up call (the machine may be shared)."""
+    """Median CPU seconds of ``repeats`` calls after one warm-up call.
+
+    CPU time of this process (``time.process_time``), not wall time: on a shared machine other
+    processes' load inflates wall time but not the work done (one torch thread: CPU = compute time).
+    """
     fn()
     times = []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
+        times.append(time.process_time() - t)
     return float(statistics.median(times))
 
 
@@ -73,9 +79,9 @@ def vitb(slices: int, chunk: int, repeats: int) -> list[str]:
     det = Detector(build_anomalyclip(load_architecture("anomalyclip_vitb16"), seed=0))
     x = torch.randn(slices, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     pos = torch.linspace(0, 1, slices)
-    t = time.perf_counter()
+    t = time.process_time()
     one = bank_from_images(det, x, pos)
-    encode_s = (time.perf_counter() - t) / slices
+    encode_s = (time.process_time() - t) / slices
     query = x[slices // 2 : slices // 2 + 1]
     qpos = pos[slices // 2 : slices // 2 + 1]
     zero_s = _timed(lambda: det.score(query), repeats)
@@ -97,9 +103,9 @@ def vitb(slices: int, chunk: int, repeats: int) -> list[str]:
 
 
 def _with_coreset(bank: PatchBank) -> list[tuple[str, PatchBank, str]]:
-    t = time.perf_counter()
+    t = time.process_time()
     small = coreset_bank(bank, 0.1, bins=10, seed=0)
-    return [("full", bank, "-"), ("10 % coreset", small, f"{time.perf_counter() - t:.1f} s")]
+    return [("full", bank, "-"), ("10 % coreset", small, f"{time.process_time() - t:.1f} s")]
 
 
 def vitl(slices: int, chunk: int, repeats: int) -> list[str]:
