@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from medzsad import weights
+from medzsad import api
+
+if TYPE_CHECKING:
+    from medzsad.weights import StoredWeights, WeightStatus
 
 _DESCRIPTION = (
     "Manage the pretrained weights medzsad runs on: the CLIP backbones and the AnomalyCLIP prompt "
@@ -66,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle_list(args: argparse.Namespace) -> int:
-    rows = weights.list_weights(external=args.external)
+    rows = api.list_weights(external=args.external)
     header = ("name", "kind", "architecture", "status")
     cells = [(r.entry.name, r.entry.kind.value, r.entry.architecture, r.status.value) for r in rows]
     widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
@@ -82,7 +86,7 @@ def _handle_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_details(row: weights.WeightStatus) -> None:
+def _write_details(row: WeightStatus) -> None:
     e = row.entry
     sys.stdout.write(f"    {e.description}; licence {e.license}\n")
     sys.stdout.write(f"    url: {e.urls[0]}\n    sha256: {e.sha256 or 'not published'}\n")
@@ -93,21 +97,21 @@ def _write_details(row: weights.WeightStatus) -> None:
         sys.stdout.write(f"    note: {e.note}\n")
 
 
-def _report(stored: weights.StoredWeights) -> None:
+def _report(stored: StoredWeights) -> None:
     state = "verified" if stored.verified else "UNVERIFIED (no published checksum; recorded)"
     sys.stdout.write(f"{stored.name}: {stored.path}\n  sha256 {stored.sha256} {state}\n")
 
 
 def _handle_import(args: argparse.Namespace) -> int:
-    _report(weights.import_weights(args.name, args.file, sha256=args.sha256))
+    _report(api.import_weights(args.name, args.file, sha256=args.sha256))
     return 0
 
 
 def _handle_fetch(args: argparse.Namespace) -> int:
-    _report(weights.fetch_weights(args.name, sha256=args.sha256))
+    _report(api.fetch_weights(args.name, sha256=args.sha256))
     return 0
 
 
 def _handle_path(args: argparse.Namespace) -> int:
-    sys.stdout.write(f"{weights.weights_path(args.name)}\n")
+    sys.stdout.write(f"{api.weights_path(args.name)}\n")
     return 0

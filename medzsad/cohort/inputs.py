@@ -12,6 +12,7 @@ import glob
 import hashlib
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,7 +115,10 @@ def _discover_folder(folder: Path) -> list[StudyInput]:
     """Studies in a folder: DICOM grouped by StudyInstanceUID, other scan files one each."""
     from medzsad.io.discovery import discover
 
-    refs = list(discover(folder))
+    found = discover(folder)
+    refs = list(found)
+    if not refs:
+        raise InputError(_no_study_message(folder, [s.reason for s in found.skipped]))
     n_dicom = sum(r.kind == "dicom" for r in refs)
     studies = []
     for r in refs:
@@ -125,6 +129,18 @@ def _discover_folder(folder: Path) -> list[StudyInput]:
         else:
             studies.append(StudyInput(r.study_id, r.path))
     return studies
+
+
+def _no_study_message(folder: Path, reasons: list[str]) -> str:
+    """One line: the folder, how many files were skipped and the commonest reasons, what to run."""
+    if not reasons:
+        return f"{folder}: no study found: the folder holds no files; check inputs.paths"
+    common = Counter(r.split(" (")[0] for r in reasons).most_common(3)
+    why = "; ".join(f"{n} x {reason}" for reason, n in common)
+    return (
+        f"{folder}: no study found: {len(reasons)} file(s) skipped ({why}); "
+        f"run 'medzsad inspect {folder}' to see every file and why it was not used"
+    )
 
 
 def collect_studies(config: CohortConfig) -> list[StudyInput]:

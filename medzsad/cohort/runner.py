@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import sys
 import time
@@ -33,7 +34,7 @@ from medzsad.cohort.study_job import StudyJob, process_study
 from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
-from medzsad.errors import ConfigError
+from medzsad.errors import ConfigError, OutputError
 from medzsad.fileio import remove_stale_temps
 from medzsad.report.optional import OutputFailure, attempt
 
@@ -123,6 +124,19 @@ def _apply_options(config: CohortConfig, options: RunOptions) -> CohortConfig:
     if options.show_ids is not None:
         changes["output.show_ids"] = options.show_ids
     return config.with_overrides(**changes) if changes else config
+
+
+def _ensure_writable(out: Path) -> None:
+    """Create the output directory or raise :class:`OutputError` saying why it cannot be used."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(
+            f"output directory {out} cannot be created ({e.strerror or e}); choose another with --out "
+            "or output.dir"
+        ) from e
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory {out} is not writable; choose another with --out or output.dir")
 
 
 def _clean_partials(studies_dir: Path) -> None:
@@ -225,7 +239,7 @@ def run_cohort(
     out = cfg.out_dir
     if options.dry_run:
         return _dry_run(cfg, studies, options)
-    out.mkdir(parents=True, exist_ok=True)
+    _ensure_writable(out)
     with run_lock(out), Ledger(out / "ledger.sqlite") as ledger:
         _clean_partials(out / "studies")
         (out / "studies").mkdir(exist_ok=True)
@@ -244,11 +258,12 @@ def run_cohort(
             model = scorer if scorer is not None else build_scorer(cfg)
             outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, on_study))
         rows = {r.study_id: r for r in ledger.rows()}
-    studies_csv, errors_csv = write_cohort_tables(out, studies, rows)
+    smoke = cfg.model.is_smoke
+    studies_csv, errors_csv = write_cohort_tables(out, studies, rows, smoke)
     if OutputKind.HTML in cfg.output.outputs:
         _write_html(out, studies_table(studies, rows), cfg.name)
     metrics = cohort_metrics(studies, rows, out / "studies")
-    metrics_json = write_metrics(out, metrics) if metrics is not None else None
+    metrics_json = write_metrics(out, {**metrics, "smoke_run": smoke}) if metrics is not None else None
     ordered = tuple(outcomes[s.study_id] for s in studies if s.study_id in outcomes)
     failed = tuple((o.study_id, o.error) for o in ordered if o.status == "failed")
     return RunSummary(

@@ -154,6 +154,7 @@ def write_study_files(
             heatmap_nifti=folder / "heatmap.nii.gz" if "heatmap" in written else None,
             mask_nifti=folder / "mask.nii.gz" if "mask" in written else None,
             keep_empty_frames=output.keep_empty_frames,
+            smoke=result.smoke,
         )
         for f in res.files():
             written[f.relative_to(folder).as_posix()] = f.relative_to(folder).as_posix()
@@ -181,7 +182,8 @@ def _write_core(folder: Path, result: StudyResult, outputs: tuple[OutputKind, ..
     if OutputKind.SLICES in outputs:
         written["slices"] = write_csv(folder / "slices.csv", slices_table(result)).name
     if OutputKind.LESIONS in outputs:
-        written["lesions"] = write_csv(folder / "lesions.csv", lesions_table(result.lesions)).name
+        table = lesions_table(result.lesions, result.prepared.volume)
+        written["lesions"] = write_csv(folder / "lesions.csv", table).name
     return written
 
 

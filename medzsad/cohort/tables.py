@@ -29,7 +29,7 @@ __all__ = [
 STUDY_COLUMNS = [
     "study_id", "safe_id", "source", "series_uid", "series_description", "modality", "slices",
     "scored_slices", "score", "rank", "lesion_count", "lesion_volume_ml", "label", "status", "error",
-    "output_errors",
+    "output_errors", "smoke_run",
 ]  # fmt: skip
 ERROR_COLUMNS = ["study_id", "source", "stage", "output", "error_type", "message"]
 #: ``stage`` of an errors.csv row about an optional output of a done study.
@@ -42,8 +42,13 @@ def _output_failures(row: LedgerRow | None) -> list[dict[str, str]]:
     return [f for f in row.outputs.get("output_failures", []) if isinstance(f, dict)]
 
 
-def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.DataFrame:
-    """One row per study of the cohort (ledger state; ``pending`` when not reached yet)."""
+def studies_table(
+    studies: list[StudyInput], rows: dict[str, LedgerRow], smoke: bool = False
+) -> pd.DataFrame:
+    """One row per study of the cohort (ledger state; ``pending`` when not reached yet).
+
+    ``smoke_run`` is true on every row of a run with random weights (scores are meaningless).
+    """
     records = []
     for s in studies:
         r = rows.get(s.study_id)
@@ -70,6 +75,7 @@ def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.D
                 "output_errors": "; ".join(
                     f"{f.get('output', '')}: {f.get('error_type', '')}" for f in _output_failures(r)
                 ),
+                "smoke_run": smoke,
             }
         )
     table = pd.DataFrame(records, columns=STUDY_COLUMNS)
@@ -132,10 +138,10 @@ def write_review_page(out_dir: Path, table: pd.DataFrame, title: str) -> Path:
 
 
 def write_cohort_tables(
-    out_dir: Path, studies: list[StudyInput], rows: dict[str, LedgerRow]
+    out_dir: Path, studies: list[StudyInput], rows: dict[str, LedgerRow], smoke: bool = False
 ) -> tuple[Path, Path]:
     """Write ``studies.csv`` and ``errors.csv`` atomically; returns their paths."""
     return (
-        write_csv(out_dir / "studies.csv", studies_table(studies, rows)),
+        write_csv(out_dir / "studies.csv", studies_table(studies, rows, smoke)),
         write_csv(out_dir / "errors.csv", errors_table(studies, rows)),
     )

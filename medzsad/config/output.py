@@ -106,8 +106,6 @@ class OutputConfig(_Section):
             return data
         data = dict(data)
         formats = data["formats"]
-        if "outputs" in data:
-            raise ValueError("give either output.formats or output.outputs, not both")
         if isinstance(formats, str) or not isinstance(formats, (list, tuple)):
             raise ValueError(f"output.formats must be a list, e.g. [nifti, png] (got {formats!r})")
         unknown = [f for f in formats if f not in FORMAT_OUTPUTS]
@@ -116,6 +114,18 @@ class OutputConfig(_Section):
         kinds = list(_ALWAYS_WITH_FORMATS)
         for f in formats:
             kinds += [k for k in FORMAT_OUTPUTS[f] if k not in kinds]
+        # A dumped config carries both keys (outputs derived from formats); it must validate back
+        # unchanged (CohortConfig.with_overrides round-trips through model_dump). Only a conflict
+        # between the two is an error.
+        if "outputs" in data and _kind_values(data["outputs"]) != [k.value for k in kinds]:
+            raise ValueError("give either output.formats or output.outputs, not both")
         data["outputs"] = tuple(kinds)
         data["formats"] = tuple(formats)
         return data
+
+
+def _kind_values(outputs: Any) -> list[str] | None:
+    """``outputs`` as a list of their string values (``None`` if it is not a list)."""
+    if not isinstance(outputs, (list, tuple)):
+        return None
+    return [o.value if isinstance(o, OutputKind) else str(o) for o in outputs]

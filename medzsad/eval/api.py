@@ -205,6 +205,7 @@ def _detector(model: ModelSpec, run: EvalOptions) -> Detector:
 
 def evaluate(
     data: Path,
+    *,
     kind: str = "auto",
     split: str = "test",
     classes: Sequence[str] | None = None,
@@ -274,6 +275,7 @@ def benchmark_samples(
 def benchmark(
     name: str,
     data: Path,
+    *,
     model: ModelSpec | None = None,
     run: EvalOptions | None = None,
     out_dir: Path | None = None,

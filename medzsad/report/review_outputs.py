@@ -80,6 +80,7 @@ def write_review_outputs(
     heatmap_nifti: str | Path | None = None,
     mask_nifti: str | Path | None = None,
     keep_empty_frames: bool = False,
+    smoke: bool = False,
 ) -> ReviewOutputs:
     """Write the requested review outputs of one study; each fails on its own.
 
@@ -93,6 +94,7 @@ def write_review_outputs(
         heatmap_nifti: The study's heat map NIfTI if already written (the Slicer bundle links it).
         mask_nifti: The study's mask NIfTI if already written.
         keep_empty_frames: Keep SEG frames without anomaly.
+        smoke: Random weights were used: DICOM descriptions and Slicer names say SMOKE RUN.
 
     Returns:
         What was written, skipped (not a DICOM source) and failed (the writer raised: a
@@ -119,13 +121,16 @@ def write_review_outputs(
                 threshold=threshold,
                 keep_empty_frames=keep_empty_frames,
                 algorithm_version=medzsad.__version__,
+                smoke=smoke,
             ),
             failed,
         )
     if is_dicom and "dicom-pmap" in wanted:
         pmap = attempt(
             "dicom-pmap",
-            lambda: write_heatmap_parametric_map(heat_ijk, volume, root / PMAP_FILE, threshold=threshold),
+            lambda: write_heatmap_parametric_map(
+                heat_ijk, volume, root / PMAP_FILE, threshold=threshold, smoke=smoke
+            ),
             failed,
         )
     if "slicer" in wanted:
@@ -139,6 +144,7 @@ def write_review_outputs(
                 threshold=threshold,
                 heatmap_nifti=heatmap_nifti,
                 mask_nifti=mask_nifti,
+                smoke=smoke,
             ),
             failed,
         )

@@ -146,9 +146,18 @@ def _save(dataset: hd.SOPClass, out_path: Path) -> None:
         dataset.save_as(tmp, enforce_file_format=True)
 
 
-def seg_series_description(threshold: float) -> str:
+#: Prefix of SeriesDescription/ContentDescription of smoke runs (random weights; scores meaningless).
+SMOKE_PREFIX = "SMOKE RUN random weights - "
+
+
+def seg_series_description(threshold: float, smoke: bool = False) -> str:
     """SeriesDescription (0008,103E) of the SEG: names medzsad and the threshold (<= 64 chars)."""
-    return f"medzsad anomaly mask (heat >= {threshold:.3g})"[:64]
+    return f"{SMOKE_PREFIX if smoke else ''}medzsad anomaly mask (heat >= {threshold:.3g})"[:64]
+
+
+def _content_label(label: str, smoke: bool) -> str:
+    """ContentLabel (0070,0080), a CS of at most 16 characters: ``SMOKE_`` first on smoke runs."""
+    return f"SMOKE_{label}" if smoke else label
 
 
 def write_dicom_seg(
@@ -159,6 +168,7 @@ def write_dicom_seg(
     threshold: float,
     keep_empty_frames: bool = False,
     algorithm_version: str = medzsad.__version__,
+    smoke: bool = False,
 ) -> SegWriteResult:
     """Write the anomaly mask as a BINARY DICOM SEG referencing the source series.
 
@@ -171,6 +181,7 @@ def write_dicom_seg(
         threshold: Heat threshold that made the mask (shown in the SeriesDescription).
         keep_empty_frames: Store a frame for every source frame, not only those with anomaly.
         algorithm_version: Version written in the Algorithm Identification.
+        smoke: Random weights were used: SeriesDescription and ContentLabel say so.
 
     Returns:
         The written file and its UIDs.
@@ -188,6 +199,7 @@ def write_dicom_seg(
     digest = hashlib.sha256(np.packbits(frames).tobytes()).hexdigest()[:16]
     series_uid = _uid(volume, "seg-series", algorithm_version, threshold)
     sop_uid = _uid(volume, "seg-instance", algorithm_version, threshold, keep_empty_frames, digest)
+    prefix = SMOKE_PREFIX if smoke else ""
     description = hd.seg.SegmentDescription(
         segment_number=1,
         segment_label="anomaly",
@@ -212,9 +224,9 @@ def write_dicom_seg(
             software_versions=algorithm_version,
             device_serial_number="0",
             omit_empty_frames=omit,
-            series_description=seg_series_description(threshold),
-            content_label="ANOMALY",
-            content_description=f"medzsad anomaly mask, heat >= {threshold:.3g}"[:64],
+            series_description=seg_series_description(threshold, smoke),
+            content_label=_content_label("ANOMALY", smoke),
+            content_description=f"{prefix}medzsad anomaly mask, heat >= {threshold:.3g}"[:64],
         )
     except (ValueError, TypeError) as e:
         raise OutputError(f"{out}: highdicom refused the segmentation: {e}") from e
@@ -239,6 +251,7 @@ def write_heatmap_parametric_map(
     *,
     threshold: float | None = None,
     algorithm_version: str = medzsad.__version__,
+    smoke: bool = False,
 ) -> SegWriteResult:
     """Write the heat map as a DICOM Parametric Map referencing the source series.
 
@@ -249,6 +262,7 @@ def write_heatmap_parametric_map(
         out_path: Destination ``.dcm`` file (written atomically).
         threshold: Mask threshold, recorded in the content description when given.
         algorithm_version: Version written in SoftwareVersions.
+        smoke: Random weights were used: SeriesDescription and ContentLabel say so.
 
     Returns:
         The written file and its UIDs.
@@ -272,6 +286,7 @@ def write_heatmap_parametric_map(
         intercept=0.0,
     )
     note = "" if threshold is None else f", mask at >= {threshold:.3g}"
+    prefix = SMOKE_PREFIX if smoke else ""
     try:
         pmap = hd.pm.ParametricMap(
             source_images=sources.datasets,
@@ -289,9 +304,9 @@ def write_heatmap_parametric_map(
             voi_lut_transformations=[
                 hd.VOILUTTransformation(window_center=HEAT_SCALE / 2, window_width=HEAT_SCALE)
             ],
-            content_label="HEATMAP",
-            content_description=f"medzsad anomaly heat map{note}"[:64],
-            series_description="medzsad anomaly heat map (0..1 as 0..1000)",
+            content_label=_content_label("HEATMAP", smoke),
+            content_description=f"{prefix}medzsad anomaly heat map{note}"[:64],
+            series_description=f"{prefix}medzsad anomaly heat map (0..1 as 0..1000)"[:64],
         )
     except (ValueError, TypeError) as e:
         raise OutputError(f"{out}: highdicom refused the parametric map: {e}") from e
