@@ -3,9 +3,9 @@
 Synthetic MR studies from the MNI152 template (nilearn) with independent noise and intensity
 jitter; K of them (no lesion) are the references; lesion studies get spherical lesions of random
 centre (inside the brain), radius and sign of contrast. Each lesion study is scored with the tiny
-random AnomalyCLIP, zero-shot and with references (w = 1: the reference map alone; w = 0.5: the
-blend), and the voxel AUROC of the heat map against the lesion mask is computed over brain voxels
-of the scored slices. Nothing is trained; weights are random.
+random AnomalyCLIP, zero-shot and with references (w = 1: the reference map alone; blends with
+w = 0.5 and 0.9), and the voxel AUROC of the heat map against the lesion mask is computed over
+brain voxels of the scored slices. Nothing is trained; weights are random.
 
 Usage: python bench/references_mechanism.py [--k 4] [--studies 6] [--delta 0.4] [--size 112]
 """
@@ -91,7 +91,7 @@ def heat(scorer: Detector | ReferenceDetector, study: Study, n_layers: int) -> n
 def run(
     k: int, n_studies: int, delta: float, size: int, resolution: int, seed: int
 ) -> dict[str, list[float]]:
-    """Voxel AUROC per lesion study and pooled, for zero-shot, reference (w=1) and blend (w=0.5)."""
+    """Voxel AUROC per lesion study and pooled, for zero-shot, reference (w=1) and blends (w=0.5, 0.9)."""
     mni, aff = mni_template(resolution)
     det = Detector(tiny_anomalyclip(size, seed=seed))
     n_layers = len(det.model.config.feature_layers)
@@ -101,6 +101,7 @@ def run(
         "zero-shot": det,
         "reference (w=1)": ReferenceDetector(det, bank, 1.0, SearchOptions(window=0.1)),
         "blend (w=0.5)": ReferenceDetector(det, bank, 0.5, SearchOptions(window=0.1)),
+        "blend (w=0.9)": ReferenceDetector(det, bank, 0.9, SearchOptions(window=0.1)),
     }
     rng = np.random.default_rng(seed)
     per: dict[str, list[float]] = {name: [] for name in scorers}
