@@ -10,7 +10,15 @@ from medzsad.config._base import _Section
 
 
 class ModelConfig(_Section):
-    """The detector and where it runs."""
+    """The detector and where it runs.
+
+    Attributes:
+        references: Blend in the distance to few-shot normal references (docs/references.md); the
+            references come from the profile named by ``output.flag``/``output.threshold``, built
+            with ``profile: {references: K}``.
+        reference_weight: ``w`` of ``(1 - w) * zero-shot + w * reference distance``.
+        reference_window: Half-width of the body-coordinate window a slice is compared within.
+    """
 
     backbone: str = "ViT-L-14-336"
     clip_weights: str = "clip_vitl14_336.openai"
@@ -23,6 +31,9 @@ class ModelConfig(_Section):
     batch_size: int = Field(default=8, ge=1)
     tiny: bool = False
     seed: int = 0
+    references: bool = False
+    reference_weight: float = Field(default=0.5, ge=0, le=1)
+    reference_window: float = Field(default=0.1, gt=0, le=1)
 
     @field_validator("device")
     @classmethod
