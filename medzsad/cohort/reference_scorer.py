@@ -19,8 +19,8 @@ from medzsad.references.positions import body_coordinates
 __all__ = ["ReferenceScorer", "slice_positions"]
 
 
-class ReferenceScorer:
-    """A :class:`~medzsad.cohort.scorer.SliceScorer` that blends in the reference distance.
+class ReferenceScorer(ModelScorer):
+    """A :class:`~medzsad.cohort.scorer.ModelScorer` that blends in the reference distance.
 
     Args:
         base: The zero-shot scorer (its detector encodes the slices).
@@ -38,19 +38,16 @@ class ReferenceScorer:
         window: float,
         reference_ids: tuple[str, ...] = (),
     ) -> None:
-        self.base = base
-        self.reference = ReferenceDetector(base.detector, bank, weight, SearchOptions(window=window))
-        self.image_size = base.image_size
-        self.n_layers = base.n_layers
-        self.mean = base.mean
-        self.std = base.std
-        self.reference_ids = reference_ids
-        self.info = ScorerInfo(
+        info = ScorerInfo(
             f"{base.info.description} + {len(reference_ids)} normal references (w={weight:g})",
             base.info.model_hash,
             {**base.info.weights, "references": list(reference_ids)},
             base.info.smoke,
         )
+        super().__init__(base.detector, base.n_layers, info)
+        self.base = base
+        self.reference = ReferenceDetector(base.detector, bank, weight, SearchOptions(window=window))
+        self.reference_ids = reference_ids
 
     def score(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> DetectionResult:
         """``x`` ``(B, 3, S, S)`` with body coordinates ``(B,)`` -> blended scores and maps."""
