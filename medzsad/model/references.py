@@ -241,24 +241,33 @@ def coreset_bank(
     return PatchBank(bank.features[:, idx], bank.positions[idx])
 
 
-def chunk_plan(n_queries: int, dim: int, n_bank: int, chunk_bytes: int) -> ChunkPlan:
+def chunk_plan(n_queries: int, dim: int, n_bank: int, chunk_bytes: int, copy_row_bytes: int = 0) -> ChunkPlan:
     """Block shape so that one step allocates at most ``chunk_bytes``.
 
     Queries are kept whole when ``chunk_bytes`` holds ``2 * D`` floats per query; bank rows then
     fill the rest of the budget.
 
+    Args:
+        n_queries: Queries ``Q``.
+        dim: Feature width ``D``.
+        n_bank: Bank rows ``M``.
+        chunk_bytes: Budget of one step.
+        copy_row_bytes: Extra bytes per bank row when the bank lives on another device than the
+            queries (each block is copied over first).
+
     Raises:
-        ModelError: ``chunk_bytes`` below one bank row against one query (``4 * (1 + 2 * D)``).
+        ModelError: ``chunk_bytes`` below one bank row against one query.
     """
     elems = chunk_bytes // _F32
-    if elems < 1 + 2 * dim:
+    row = 1 + 2 * dim + -(-copy_row_bytes // _F32)
+    if elems < row:
         raise ModelError(
             f"search chunk of {chunk_bytes} bytes is too small for features of width {dim}; "
-            f"give at least {_F32 * (1 + 2 * dim)} bytes"
+            f"give at least {_F32 * row} bytes"
         )
-    q = max(1, min(n_queries, elems // (2 * dim)))
-    m = max(1, min(max(n_bank, 1), elems // (q + dim)))
-    return ChunkPlan(q, m, _F32 * (q * m + m * dim))
+    q = max(1, min(n_queries, elems // (2 * dim), (chunk_bytes - _F32 * dim - copy_row_bytes) // _F32))
+    m = max(1, min(max(n_bank, 1), chunk_bytes // (_F32 * (q + dim) + copy_row_bytes)))
+    return ChunkPlan(q, m, _F32 * (q * m + m * dim) + m * copy_row_bytes)
 
 
 def _block_max(queries: torch.Tensor, bank_block: torch.Tensor) -> torch.Tensor:
@@ -296,7 +305,8 @@ def max_similarity(
     if backend != "torch":
         raise ModelError(f"unknown search backend {backend!r}; use 'torch' or 'faiss'")
     q_all = queries.float()
-    plan = chunk_plan(int(q_all.shape[0]), int(q_all.shape[1]), int(bank.shape[0]), chunk_bytes)
+    copy = 0 if bank.device == q_all.device else int(bank.shape[1]) * bank.element_size()
+    plan = chunk_plan(int(q_all.shape[0]), int(q_all.shape[1]), int(bank.shape[0]), chunk_bytes, copy)
     out = torch.empty(q_all.shape[0], dtype=torch.float32, device=q_all.device)
     for qs in range(0, q_all.shape[0], plan.query_rows):
         q = q_all[qs : qs + plan.query_rows]

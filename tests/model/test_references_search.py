@@ -17,18 +17,23 @@ def _dyadic(n: int, d: int, seed: int) -> torch.Tensor:
     return torch.randint(-8, 9, (n, d), generator=g).float() / 8.0
 
 
+@pytest.mark.parametrize("copy", [0, 2 * 768])
 @pytest.mark.parametrize(
     ("q", "d", "m", "chunk"),
     [
         (1369, 768, 100_000, 64 * 2**20),
         (1369, 1024, 100_000, 8 * 2**20),
-        (5, 16, 10, 4 * 33),
+        (5, 16, 10, 4 * 33 + 2 * 768),
         (4000, 64, 7, 2**16),
+        (3, 1, 50, 12 + 2 * 768),
     ],
 )
-def test_chunk_plan_fits_budget(q: int, d: int, m: int, chunk: int) -> None:
-    plan = R.chunk_plan(q, d, m, chunk)
-    assert plan.block_bytes == 4 * (plan.query_rows * plan.bank_rows + plan.bank_rows * d)
+def test_chunk_plan_fits_budget(q: int, d: int, m: int, chunk: int, copy: int) -> None:
+    plan = R.chunk_plan(q, d, m, chunk, copy)
+    assert (
+        plan.block_bytes
+        == 4 * (plan.query_rows * plan.bank_rows + plan.bank_rows * d) + plan.bank_rows * copy
+    )
     assert plan.block_bytes <= chunk
     assert 1 <= plan.query_rows <= q and 1 <= plan.bank_rows <= m
 
