@@ -52,6 +52,11 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "evaluate_samples": ("medzsad.eval.api", "evaluate_samples"),
     "benchmark": ("medzsad.eval.api", "benchmark"),
     "EvalOptions": ("medzsad.eval.api", "EvalOptions"),
+    # few-shot normal references (issue 10)
+    "evaluate_few_shot": ("medzsad.eval.few_shot", "evaluate_few_shot"),
+    "FewShotReport": ("medzsad.eval.few_shot", "FewShotReport"),
+    "save_reference_bank": ("medzsad.references.bank_io", "save_bank"),
+    "load_reference_bank": ("medzsad.references.bank_io", "load_bank"),
     # command-line facts and errors (issue 14): read at parser registration, torch-free
     "version": ("medzsad", "__version__"),
     "MedzsadError": ("medzsad.errors", "MedzsadError"),
