@@ -65,6 +65,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     # review outputs (issue 6)
     "slicer_script": ("medzsad.report.slicer_bundle_script", "slicer_script"),
     "write_slicer_script": ("medzsad.report.slicer_bundle_script", "write_slicer_script"),
+    # calibration on normal studies (issue 9)
+    "build_profile": ("medzsad.calibration.builder", "build_profile"),
+    "load_profile": ("medzsad.calibration.profile_io", "load_profile"),
+    "ProfileResult": ("medzsad.calibration.builder", "ProfileResult"),
 }
 
 __all__ = sorted([*_EXPORTS, "selftest", "run_study"])

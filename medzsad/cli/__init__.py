@@ -38,6 +38,7 @@ _COMMANDS = (
     "evaluate",
     "benchmark",
     "slicer",
+    "profile",
 )
 
 # Error class name in medzsad.api -> exit code (classes looked up when an error is mapped).

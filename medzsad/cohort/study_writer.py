@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class StudyResult:
         score: Study score.
         label: Study label shown in the overlay (hashed id unless ids are shown).
         smoke: Random weights were used.
+        calibration: Stratum, operating point text and calibration numbers
+            (:meth:`medzsad.calibration.study.StudyCalibration.summary`).
     """
 
     prepared: PreparedStudy
@@ -70,6 +72,7 @@ class StudyResult:
     score: float
     label: str
     smoke: bool
+    calibration: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,8 @@ def _overlay(result: StudyResult, k: int) -> bytes:
         slices=tuple(int(p.slice_index[i]) for i in order),
         slice_scores=tuple(float(result.scores.image_scores[i]) for i in order),
         window=p.window,
-        title=f"{result.label}   study score {result.score:.3f}   lesions {len(result.lesions.lesions)}",
+        title=f"{result.label}   study score {result.score:.3f}   lesions {len(result.lesions.lesions)}"
+        + (f"\n{result.calibration['operating_point']}" if result.calibration.get("operating_point") else ""),
         smoke=result.smoke,
         heat_floor=min(OVERLAY_HEAT_FLOOR, threshold) if np.isfinite(threshold) else OVERLAY_HEAT_FLOOR,
         threshold=threshold if np.isfinite(threshold) else None,
@@ -212,14 +216,27 @@ def _write_core(folder: Path, result: StudyResult, outputs: tuple[OutputKind, ..
     return written
 
 
-def publish(partial: Path, final: Path) -> None:
-    """Rename the complete partial folder onto its final name (replacing an older one).
+def publish(partial: Path, final: Path, *, may_replace: bool = True) -> None:
+    """Rename the complete partial folder onto its final name (replacing an older one of ours).
+
+    Args:
+        partial: The complete folder.
+        final: ``studies/<safe-id>``.
+        may_replace: ``final`` was created by medzsad (see :meth:`Ledger.owns_study_folder`); a
+            folder of the same name that medzsad did not create is never removed.
 
     Raises:
-        OutputError: The rename fails.
+        OutputError: ``final`` exists and is not medzsad's, or the rename fails.
     """
+    if (final.exists() or final.is_symlink()) and not may_replace:
+        raise OutputError(
+            f"{final} exists and was not created by medzsad; it is left untouched. Move it away, "
+            "rename the study (a manifest id) or choose another output folder"
+        )
     try:
-        if final.exists():
+        if final.is_symlink():
+            final.unlink()
+        elif final.exists():
             shutil.rmtree(final)
         os.replace(partial, final)
     except OSError as e:

@@ -15,7 +15,9 @@ import pandas as pd
 
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import LedgerRow, StudyState
+from medzsad.config import CohortConfig
 from medzsad.fileio import write_csv
+from medzsad.report.cells import safe_frame
 
 if TYPE_CHECKING:
     from medzsad.report.review_header import CohortHeader
@@ -47,11 +49,16 @@ def _output_failures(row: LedgerRow | None) -> list[dict[str, str]]:
 
 
 def studies_table(
-    studies: list[StudyInput], rows: dict[str, LedgerRow], smoke: bool = False
+    studies: list[StudyInput],
+    rows: dict[str, LedgerRow],
+    smoke: bool = False,
+    config: CohortConfig | None = None,
 ) -> pd.DataFrame:
     """One row per study of the cohort (ledger state; ``pending`` when not reached yet).
 
     ``smoke_run`` is true on every row of a run with random weights (scores are meaningless).
+    With ``config.output.flag`` the table also has ``p_value`` and ``flagged``
+    (:func:`medzsad.calibration.operating_point.flag_columns`).
     """
     records = []
     for s in studies:
@@ -88,6 +95,10 @@ def studies_table(
     table.loc[order, "rank"] = np.arange(1, len(order) + 1)
     for col in ("slices", "scored_slices", "rank", "lesion_count"):
         table[col] = table[col].astype("Int64")
+    if config is not None and config.output.flag is not None:
+        from medzsad.calibration.operating_point import flag_columns
+
+        table = flag_columns(table, rows, config)
     return table
 
 
@@ -128,9 +139,10 @@ def errors_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.Da
 def write_review_page(
     out_dir: Path, table: pd.DataFrame, title: str, header: CohortHeader | None = None
 ) -> Path:
-    """Write the cohort review page ``report.html`` from a :func:`studies_table`."""
+    """Write the cohort review page ``report.html`` from a :func:`studies_table` (NUL bytes removed)."""
     from medzsad.report.html_report import write_report_html
 
+    table = safe_frame(table, formulas=False)
     page = pd.DataFrame(
         {
             "study_id": table["study_id"],
@@ -147,10 +159,18 @@ def write_review_page(
 
 
 def write_cohort_tables(
-    out_dir: Path, studies: list[StudyInput], rows: dict[str, LedgerRow], smoke: bool = False
+    out_dir: Path,
+    studies: list[StudyInput],
+    rows: dict[str, LedgerRow],
+    smoke: bool = False,
+    config: CohortConfig | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``studies.csv`` and ``errors.csv`` atomically; returns their paths."""
+    """Write ``studies.csv`` and ``errors.csv`` atomically; returns their paths.
+
+    Text cells are neutralised (:func:`~medzsad.report.cells.safe_frame`): a cell starting with
+    ``= + - @`` (or tab/CR) gets a leading ``'`` and NUL bytes are removed; numbers are unchanged.
+    """
     return (
-        write_csv(out_dir / "studies.csv", studies_table(studies, rows, smoke)),
-        write_csv(out_dir / "errors.csv", errors_table(studies, rows)),
+        write_csv(out_dir / "studies.csv", safe_frame(studies_table(studies, rows, smoke, config))),
+        write_csv(out_dir / "errors.csv", safe_frame(errors_table(studies, rows))),
     )

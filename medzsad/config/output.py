@@ -47,20 +47,45 @@ class ThresholdRule(_Section):
 
     Attributes:
         method: ``fixed``: voxels with ``heat >= value``; ``percentile``: the study's own
-            ``value``-th percentile of heat inside the scanned body (value in (0, 100)).
-        value: Threshold or percentile.
+            ``value``-th percentile of heat inside the scanned body (value in (0, 100));
+            ``calibrated``: ``heat >= tau`` with tau from a profile of normal studies, so that a
+            normal study gets any lesion with probability at most ``alpha`` (docs/calibration.md).
+        value: Threshold or percentile (not used by ``calibrated``).
         min_lesion_ml: Connected components (26-connectivity) smaller than this are dropped.
+        profile: ``calibrated`` only: the profile folder written by ``medzsad profile``.
+        alpha: ``calibrated`` only: the false-lesion rate on normal studies, in (0, 1).
     """
 
-    method: Literal["fixed", "percentile"] = "fixed"
+    method: Literal["fixed", "percentile", "calibrated"] = "fixed"
     value: float = 0.5
     min_lesion_ml: float = Field(default=0.1, ge=0)
+    profile: str | None = None
+    alpha: float = Field(default=0.05, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _range(self) -> ThresholdRule:
         if self.method == "percentile" and not 0 < self.value < 100:
             raise ValueError("percentile threshold value must be in (0, 100)")
+        if self.method == "calibrated" and not self.profile:
+            raise ValueError("threshold method calibrated needs profile: <folder written by medzsad profile>")
+        if self.method != "calibrated" and self.profile is not None:
+            raise ValueError("threshold profile is only used with method: calibrated")
         return self
+
+
+class FlagRule(_Section):
+    """Study flags with conformal p-values from a profile of normal studies (``output.flag``).
+
+    Attributes:
+        profile: The profile folder written by ``medzsad profile``.
+        alpha: Level in (0, 1).
+        control: ``fpr``: flag when ``p_value <= alpha`` (a normal study is flagged with probability
+            at most alpha); ``fdr``: Benjamini–Hochberg at level alpha over the run's studies.
+    """
+
+    profile: str
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    control: Literal["fpr", "fdr"] = "fpr"
 
 
 class StudyScoreRule(_Section):
@@ -98,6 +123,7 @@ class OutputConfig(_Section):
     study_score: StudyScoreRule = StudyScoreRule()
     overlay_slices: int = Field(default=6, ge=1, le=32)
     show_ids: bool = False
+    flag: FlagRule | None = None
 
     @model_validator(mode="before")
     @classmethod

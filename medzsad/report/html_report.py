@@ -171,6 +171,33 @@ def _study(row: pd.Series, base: Path, max_rows: int) -> dict[str, Any]:
     }
 
 
+def _study_or_note(row: pd.Series, base: Path, max_rows: int) -> dict[str, Any]:
+    """:func:`_study`, or a failed entry saying why when gathering the study's files fails.
+
+    One study's broken part never costs the page (optional outputs fail on their own).
+    """
+    try:
+        return _study(row, base, max_rows)
+    except Exception as e:  # a per-study part of an optional output; recorded on the page
+        logger.warning("review page: part of one study left out (%s)", type(e).__name__)
+        return {
+            "study_id": str(row.get("study_id", "")),
+            "status": "failed",
+            "error": f"review page: this study's files could not be listed ({type(e).__name__}: {e})",
+            "score": "",
+            "score_value": "",
+            "n_lesions": "",
+            "n_lesions_value": "",
+            "lesion_ml": "",
+            "lesion_ml_value": "",
+            "modality": "",
+            "overlays": [],
+            "lesions": None,
+            "links": [],
+            "_score": math.nan,
+        }
+
+
 def _metrics(metrics: dict[str, Any]) -> list[dict[str, str]]:
     out = []
     for key, name in _METRIC_NAMES.items():
@@ -196,7 +223,7 @@ def render_report_html(
             f"{base / REPORT_NAME}: studies table lacks columns {missing} "
             f"(has {list(studies_table.columns)}); expected {list(_REQUIRED)}"
         )
-    studies = [_study(row, base, max_lesion_rows) for _, row in studies_table.iterrows()]
+    studies = [_study_or_note(row, base, max_lesion_rows) for _, row in studies_table.iterrows()]
     ranked = [s for s in studies if s["status"] == "ok"]
     ranked.sort(key=lambda s: -s["_score"] if not math.isnan(s["_score"]) else math.inf)
     for i, s in enumerate(ranked, start=1):

@@ -23,9 +23,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any
 
-from tqdm import tqdm
-
 from medzsad.errors import ModelError
+from medzsad.progress import progress_bar
 from medzsad.weights.cache import copy_hashing, expected_path, missing_weights_message, resolve
 from medzsad.weights.import_file import StoredWeights, expected_sha256, store_verified
 from medzsad.weights.registry import FileFormat, WeightEntry, get_weight_entry
@@ -85,14 +84,7 @@ def download(
     try:
         with open_url(url, _TIMEOUT_S) as response:
             stream: IO[bytes] = response
-            with tqdm(
-                total=_length(response),
-                unit="B",
-                unit_scale=True,
-                desc=entry.name,
-                disable=not sys.stderr.isatty(),
-                leave=False,
-            ) as bar:
+            with progress_bar(_length(response), desc=entry.name, unit="B", unit_scale=True) as bar:
                 tmp, found, size = copy_hashing(stream, target.parent, f"{target.suffix}.part", bar)
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise _TransferError(" ".join(str(getattr(e, "reason", e)).split())[:160]) from e

@@ -78,3 +78,25 @@ def test_ranked_page_with_working_relative_links(tmp_path: Path) -> None:
 def test_missing_columns_are_an_output_error(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="study_dir"):
         write_report_html(tmp_path, pd.DataFrame({"study_id": ["a"], "score": [1.0]}))
+
+
+def test_one_broken_study_part_does_not_cost_the_page(tmp_path: Path) -> None:
+    _study(tmp_path, "good", 2)
+    _study(tmp_path, "odd", 1)
+    table = pd.DataFrame(
+        {
+            "study_id": ["good", "odd"],
+            "score": [0.9, 0.5],
+            "study_dir": ["studies/good", "studies/odd"],
+            "overlays": [None, [5]],  # not a path: listing this study's files raises TypeError
+        }
+    )
+    body = "".join(_collect(write_report_html(tmp_path, table).read_text()).text)
+    assert "1. good" in body and "volume_ml" in body  # the healthy study keeps its part
+    assert "2. odd" in body and "could not be listed (TypeError" in body  # the broken one says why
+
+
+def _collect(text: str) -> _Collect:
+    parser = _Collect()
+    parser.feed(text)
+    return parser
