@@ -8,6 +8,7 @@ row per optional output that failed in a study that is still ``done`` (``stage``
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,10 @@ from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import LedgerRow, StudyState
 from medzsad.config import CohortConfig
 from medzsad.fileio import write_csv
+from medzsad.report.cells import safe_frame
+
+if TYPE_CHECKING:
+    from medzsad.report.review_header import CohortHeader
 
 __all__ = [
     "STUDY_COLUMNS",
@@ -131,10 +136,13 @@ def errors_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.Da
     return pd.DataFrame(records, columns=ERROR_COLUMNS)
 
 
-def write_review_page(out_dir: Path, table: pd.DataFrame, title: str) -> Path:
-    """Write the cohort review page ``report.html`` from a :func:`studies_table`."""
+def write_review_page(
+    out_dir: Path, table: pd.DataFrame, title: str, header: CohortHeader | None = None
+) -> Path:
+    """Write the cohort review page ``report.html`` from a :func:`studies_table` (NUL bytes removed)."""
     from medzsad.report.html_report import write_report_html
 
+    table = safe_frame(table, formulas=False)
     page = pd.DataFrame(
         {
             "study_id": table["study_id"],
@@ -142,9 +150,12 @@ def write_review_page(out_dir: Path, table: pd.DataFrame, title: str) -> Path:
             "study_dir": [f"studies/{s}" if s else "" for s in table["safe_id"]],
             "status": ["ok" if st == StudyState.DONE.value else st for st in table["status"]],
             "error": table["error"],
+            "lesion_count": table["lesion_count"],
+            "lesion_volume_ml": table["lesion_volume_ml"],
+            "modality": table["modality"],
         }
     )
-    return write_report_html(out_dir, page, title=title)
+    return write_report_html(out_dir, page, title=title, header=header)
 
 
 def write_cohort_tables(
@@ -154,8 +165,12 @@ def write_cohort_tables(
     smoke: bool = False,
     config: CohortConfig | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``studies.csv`` and ``errors.csv`` atomically; returns their paths."""
+    """Write ``studies.csv`` and ``errors.csv`` atomically; returns their paths.
+
+    Text cells are neutralised (:func:`~medzsad.report.cells.safe_frame`): a cell starting with
+    ``= + - @`` (or tab/CR) gets a leading ``'`` and NUL bytes are removed; numbers are unchanged.
+    """
     return (
-        write_csv(out_dir / "studies.csv", studies_table(studies, rows, smoke, config)),
-        write_csv(out_dir / "errors.csv", errors_table(studies, rows)),
+        write_csv(out_dir / "studies.csv", safe_frame(studies_table(studies, rows, smoke, config))),
+        write_csv(out_dir / "errors.csv", safe_frame(errors_table(studies, rows))),
     )
