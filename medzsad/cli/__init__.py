@@ -39,6 +39,8 @@ _COMMANDS = (
     "benchmark",
     "slicer",
     "profile",
+    "pull",
+    "push",
 )
 
 # Error class name in medzsad.api -> exit code (classes looked up when an error is mapped).

@@ -36,6 +36,7 @@ from medzsad.cohort.study_job import StudyJob, process_study
 from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
+from medzsad.config.pacs import PushConfig
 from medzsad.errors import ConfigError, OutputError
 from medzsad.fileio import TEMP_MARK
 from medzsad.progress import NullBar, progress_bar
@@ -276,11 +277,14 @@ def run_cohort(
         log.info(
             "cohort %s: %d studies, %d to run, %d already done", cfg.name, len(plan), len(todo), len(outcomes)
         )
+        pushed: frozenset[str] = frozenset()
         if todo:
             model = scorer if scorer is not None else build_scorer(cfg)
-            outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, on_study))
+            with _pushing(cfg, todo, on_study) as (notify, attempted):
+                outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, notify))
+            pushed = frozenset(attempted)
         rows = {r.study_id: r for r in ledger.rows()}
-    return _finish(cfg, studies, rows, outcomes)
+    return _finish(cfg, studies, rows, outcomes, pushed)
 
 
 def _finish(
@@ -288,12 +292,18 @@ def _finish(
     studies: list[StudyInput],
     rows: dict[str, LedgerRow],
     outcomes: dict[str, StudyOutcome],
+    pushed: frozenset[str] = frozenset(),
 ) -> RunSummary:
-    """Cohort tables, review page and metrics from the ledger; the run's summary."""
+    """Cohort tables, review page and metrics from the ledger; the run's summary.
+
+    ``pushed``: studies this run already tried to send (``output.push``); the rest are sent here.
+    """
     out = cfg.out_dir
     smoke = cfg.model.is_smoke
     studies_csv, errors_csv = write_cohort_tables(out, studies, rows, smoke, cfg)
     operating_point = run_operating_point(cfg)
+    if cfg.output.push is not None:
+        _push_outputs(out, cfg.output.push, pushed)
     metrics = cohort_metrics(studies, rows, out / "studies")
     metrics_json = (
         write_metrics(out, {**metrics, "smoke_run": smoke, "operating_point": operating_point})
@@ -318,6 +328,42 @@ def _finish(
         smoke=cfg.model.is_smoke,
         failures=failed,
     )
+
+
+OnStudy = Callable[[StudyOutcome, int, int], None]
+
+
+@contextlib.contextmanager
+def _pushing(
+    cfg: CohortConfig, todo: list[StudyJob], on_study: OnStudy | None
+) -> Iterator[tuple[OnStudy | None, set[str]]]:
+    """``output.push``: a per-study callback sending each study's DICOM outputs as soon as it is done."""
+    if cfg.output.push is None:
+        yield on_study, set()
+        return
+    from medzsad.pacs.push import study_pusher
+
+    safe = {job.study.study_id: job.safe_id for job in todo}
+    with study_pusher(cfg.out_dir, cfg.output.push) as pusher:
+
+        def notify(outcome: StudyOutcome, index: int, total: int) -> None:
+            if outcome.status == "done":
+                pusher.push_study(outcome.study_id, cfg.out_dir / "studies" / safe[outcome.study_id])
+            if on_study is not None:
+                on_study(outcome, index, total)
+
+        yield notify, pusher.attempted
+
+
+def _push_outputs(out: Path, destination: PushConfig, pushed: frozenset[str]) -> None:
+    """Send what earlier runs finished and did not send; rewrite errors.csv's push rows."""
+    from medzsad.pacs.push import push_run
+
+    report = push_run(out, destination, skip=pushed)
+    log.info("pushed to %s: %d sent, %d sent before", report.endpoint, report.n_sent, report.n_already)
+    if report.failures:
+        n = len(report.failures)
+        log.warning("%d studies could not be sent to %s; see errors.csv", n, report.endpoint)
 
 
 def _write_html(out: Path, table: pd.DataFrame, cfg: CohortConfig, metrics: dict[str, Any] | None) -> None:

@@ -93,7 +93,8 @@ def study_config_hash(config: CohortConfig) -> str:
         feature_layers=list(eff.feature_layers) if eff.feature_layers is not None else None,
         dpam_layers=eff.dpam_layers,
     )
-    # output.flag only changes the cohort tables (p-values are computed when they are written)
-    output = {k: v for k, v in data["output"].items() if k not in ("dir", "flag")}
+    # output.flag only changes the cohort tables (p-values are computed when they are written);
+    # where outputs are sent (output.push) does not change them
+    output = {k: v for k, v in data["output"].items() if k not in ("dir", "flag", "push")}
     payload = json.dumps({"pipeline": data["pipeline"], "model": model, "output": output}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()

@@ -16,6 +16,13 @@ class ModelConfig(_Section):
     (the default) keeps the value of the architecture JSON the model is built from
     (``medzsad/model/configs``; see :mod:`medzsad.weights.architecture`). ``image_size`` is checked
     once, against the patch size of the backbone actually built.
+
+    Attributes:
+        references: Blend in the distance to few-shot normal references (docs/references.md); the
+            references come from the profile named by ``output.flag``/``output.threshold``, built
+            with ``profile: {references: K}``.
+        reference_weight: ``w`` of ``(1 - w) * zero-shot + w * reference distance``.
+        reference_window: Half-width of the body-coordinate window a slice is compared within.
     """
 
     backbone: str | None = None
@@ -26,9 +33,13 @@ class ModelConfig(_Section):
     dpam_layers: int | None = Field(default=None, ge=0)
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    compile: bool = False  # torch.compile the vision encoder (CUDA graphs on CUDA)
     batch_size: int = Field(default=8, ge=1)
     tiny: bool = False
     seed: int = 0
+    references: bool = False
+    reference_weight: float = Field(default=0.5, ge=0, le=1)
+    reference_window: float = Field(default=0.1, gt=0, le=1)
 
     @field_validator("device")
     @classmethod

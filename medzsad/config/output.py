@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from medzsad.config._base import _Section
+from medzsad.config.pacs import PushConfig
 
 
 class OutputKind(str, Enum):
@@ -15,7 +16,8 @@ class OutputKind(str, Enum):
 
     ``dicom-seg``/``dicom-pmap`` (DICOM SEG of the mask, Parametric Map of the heat map) are
     written for DICOM studies only; ``slicer`` adds a 3D Slicer bundle per study; ``html`` a
-    cohort review page ``report.html``.
+    cohort review page ``report.html``; ``dicom-sr`` a TID 1500 Measurement Report referencing the
+    SEG (so it needs ``dicom-seg``).
     """
 
     HEATMAP = "heatmap"
@@ -28,6 +30,7 @@ class OutputKind(str, Enum):
     DICOM_PMAP = "dicom-pmap"
     SLICER = "slicer"
     HTML = "html"
+    DICOM_SR = "dicom-sr"
 
 
 #: Outputs written when ``output.outputs`` is not given.
@@ -104,6 +107,7 @@ FORMAT_OUTPUTS: dict[str, tuple[OutputKind, ...]] = {
     "dicom-seg": (OutputKind.DICOM_SEG,),
     "dicom-pmap": (OutputKind.DICOM_PMAP,),
     "slicer": (OutputKind.SLICER,),
+    "dicom-sr": (OutputKind.DICOM_SEG, OutputKind.DICOM_SR),
 }
 _ALWAYS_WITH_FORMATS = (OutputKind.SLICES, OutputKind.LESIONS, OutputKind.PROVENANCE)
 
@@ -124,6 +128,9 @@ class OutputConfig(_Section):
     overlay_slices: int = Field(default=6, ge=1, le=32)
     show_ids: bool = False
     flag: FlagRule | None = None
+    heatmap_dtype: Literal["uint16", "float32"] = "uint16"  # uint16: scaled ints, readers get [0, 1] floats
+    compression: int = Field(default=6, ge=0, le=9)  # gzip level of the NIfTI heat map and mask
+    push: PushConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -148,6 +155,12 @@ class OutputConfig(_Section):
         data["outputs"] = tuple(kinds)
         data["formats"] = tuple(formats)
         return data
+
+    @model_validator(mode="after")
+    def _sr_needs_seg(self) -> OutputConfig:
+        if OutputKind.DICOM_SR in self.outputs and OutputKind.DICOM_SEG not in self.outputs:
+            raise ValueError("output dicom-sr references the DICOM SEG: add dicom-seg to output.outputs")
+        return self
 
 
 def _kind_values(outputs: Any) -> list[str] | None:

@@ -14,6 +14,7 @@ from medzsad.datasets.images import SampleDataset, collate_samples
 from medzsad.datasets.samples import Sample
 from medzsad.eval.evaluation import ClassPredictions, PredictionAccumulator
 from medzsad.model.inference import Detector
+from medzsad.model.reference_scoring import ReferenceDetector
 from medzsad.progress import progress_bar
 
 __all__ = ["ImageScore", "Predictions", "predict_samples"]
@@ -47,7 +48,7 @@ class Predictions:
 
 
 def predict_samples(
-    detector: Detector,
+    detector: Detector | ReferenceDetector,
     samples: Sequence[Sample],
     batch_size: int = 8,
     num_workers: int = 0,
@@ -88,7 +89,7 @@ def predict_samples(
 
 
 def _score_batch(
-    detector: Detector,
+    detector: Detector | ReferenceDetector,
     batch: dict[str, Any],
     samples: Sequence[Sample],
     acc: PredictionAccumulator,
