@@ -162,6 +162,7 @@ def _write_sr(
         weights=str(model.get("weights", "")),
         p_value=result.calibration.get("p_value"),
         flag=result.calibration.get("flagged"),
+        flag_rule=str(result.calibration.get("flag_rule", "")),
         smoke=result.smoke,
     )
     return write_dicom_sr(result.prepared.volume, evidence, seg_path, folder / SR_FILE).path

@@ -162,7 +162,7 @@ def test_sr_states_score_operating_point_lesions_and_model(run_dir: Path) -> Non
     score = float(studies.loc[studies["status"] == "done", "score"].iloc[0])
     assert (
         "operating point: heat >= " in text
-        and "operating point from: heat >= the study's own 97th percentile" in text
+        and "operating point from: heat >= the study's 97th percentile (uncalibrated" in text
     )
     assert "model: " in text and "weights: " in text
     assert sr.SeriesDescription == "SMOKE RUN random weights - medzsad anomaly report"  # tiny random model
@@ -259,3 +259,4 @@ pipeline: {{skip_empty_slices: false}}
     flags = [i.ConceptCodeSequence[0].CodeMeaning for i in _items(sr, "ConceptCodeSequence")
              if i.ConceptNameCodeSequence[0].CodeMeaning == "Anomaly flag"]  # fmt: skip
     assert flags == ["Yes" if bool(row["flagged"]) else "No"]
+    assert "flag rule: flag at alpha 0.5, false-positive rate (profile site, n=20 normals)" in _texts(sr)
