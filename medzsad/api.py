@@ -22,6 +22,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "RunSummary": ("medzsad.cohort.runner", "RunSummary"),
     "StudyOutcome": ("medzsad.cohort.runner", "StudyOutcome"),
     "load_cohort": ("medzsad.config", "load_cohort"),
+    "single_study_cohort": ("medzsad.config.single_study", "single_study_cohort"),
     "CohortConfig": ("medzsad.config", "CohortConfig"),
     "write_demo_data": ("medzsad.cohort.demo_data", "write_demo_data"),
     # scan input (issue 3)
@@ -32,6 +33,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "weights_path": ("medzsad.weights.manage", "weights_path"),
     "import_weights": ("medzsad.weights.import_file", "import_weights"),
     "fetch_weights": ("medzsad.weights.fetch", "fetch_weights"),
+    "fetch_all_weights": ("medzsad.weights.fetch", "fetch_all"),
     "load_clip_weights": ("medzsad.weights.manage", "load_clip_weights"),
     "load_prompt_weights": ("medzsad.weights.manage", "load_prompt_weights"),
     "save_prompt_checkpoint": ("medzsad.weights.prompt_checkpoint", "save_prompt_checkpoint"),
@@ -49,13 +51,39 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "evaluate": ("medzsad.eval.api", "evaluate"),
     "evaluate_samples": ("medzsad.eval.api", "evaluate_samples"),
     "benchmark": ("medzsad.eval.api", "benchmark"),
-    "EvalOptions": ("medzsad.eval.api", "RunOptions"),
+    "EvalOptions": ("medzsad.eval.api", "EvalOptions"),
+    # few-shot normal references (issue 10)
+    "evaluate_few_shot": ("medzsad.eval.few_shot", "evaluate_few_shot"),
+    "FewShotReport": ("medzsad.eval.few_shot", "FewShotReport"),
+    "save_reference_bank": ("medzsad.references.bank_io", "save_bank"),
+    "load_reference_bank": ("medzsad.references.bank_io", "load_bank"),
+    # command-line facts and errors (issue 14): read at parser registration, torch-free
+    "version": ("medzsad", "__version__"),
+    "MedzsadError": ("medzsad.errors", "MedzsadError"),
+    "ConfigError": ("medzsad.errors", "ConfigError"),
+    "InputError": ("medzsad.errors", "InputError"),
+    "ModelError": ("medzsad.errors", "ModelError"),
+    "OutputError": ("medzsad.errors", "OutputError"),
+    "TRAIN_CACHE_MODES": ("medzsad.training.config", "CACHE_MODES"),
+    "TRAIN_ARCHITECTURE": ("medzsad.weights.model_loading", "TRAIN_ARCHITECTURE"),
+    "PAPER_TABLE2": ("medzsad.eval.paper", "PAPER_TABLE2"),
     # review outputs (issue 6)
     "slicer_script": ("medzsad.report.slicer_bundle_script", "slicer_script"),
     "write_slicer_script": ("medzsad.report.slicer_bundle_script", "write_slicer_script"),
+    # calibration on normal studies (issue 9)
+    "build_profile": ("medzsad.calibration.builder", "build_profile"),
+    "load_profile": ("medzsad.calibration.profile_io", "load_profile"),
+    "ProfileResult": ("medzsad.calibration.builder", "ProfileResult"),
+    # PACS in and out (issue 13)
+    "pull_studies": ("medzsad.pacs.pull", "pull_studies"),
+    "push_run": ("medzsad.pacs.push", "push_run"),
+    "EndpointArgs": ("medzsad.pacs.endpoints", "EndpointArgs"),
+    "pacs_pull_source": ("medzsad.pacs.endpoints", "pull_source"),
+    "pacs_push_destination": ("medzsad.pacs.endpoints", "push_destination"),
+    "pacs_cohort_sources": ("medzsad.pacs.endpoints", "cohort_sources"),
 }
 
-__all__ = sorted([*_EXPORTS, "selftest"])
+__all__ = sorted([*_EXPORTS, "selftest", "run_study"])
 
 
 def selftest(reference_dir: str) -> Any:
@@ -67,6 +95,25 @@ def selftest(reference_dir: str) -> Any:
     from medzsad.selftest import run_selftest
 
     return run_selftest(reference_dir)
+
+
+def run_study(path: str, *, out_dir: str, options: Any = None, **settings: Any) -> Any:
+    """Run one study without a cohort file (``medzsad run -i PATH -o DIR``), as a cohort of one.
+
+    Args:
+        path: Scan file, DICOM folder, zip or DICOMDIR.
+        out_dir: Output folder (the layout of a cohort run).
+        options: :class:`RunOptions` (force, dry run, progress, ...).
+        **settings: ``preset``, ``device``, ``formats``, ``fast``, ``smoke``, ``profile`` of
+            :func:`medzsad.config.single_study.single_study_cohort`.
+
+    Returns:
+        :class:`RunSummary`, as :func:`run_cohort`.
+    """
+    from medzsad.cohort.runner import run_cohort
+    from medzsad.config.single_study import single_study_cohort
+
+    return run_cohort(single_study_cohort(path, out_dir=out_dir, **settings), options)
 
 
 def __getattr__(name: str) -> Any:

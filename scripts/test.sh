@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Set up a virtual environment (if needed) and run the test suite.
+# The README's test command: does all the set-up a fresh machine needs, then runs the checks.
+#   1. system packages the tests use (scripts/_system.sh: installed as root with apt-get when
+#      missing, otherwise the exact command to run is printed and the script stops)
+#   2. .venv with medzsad[dev] (scripts/_venv.sh; reused when present)
+#   3. ruff, mypy, pytest
 # Usage: bash scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/_system.sh
 . scripts/_venv.sh
 "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
 "$VENV/bin/python" -m ruff check medzsad tests bench

@@ -11,10 +11,10 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
-from medzsad import __version__
-from medzsad.errors import ConfigError, InputError, MedzsadError, ModelError, OutputError
+from medzsad import api
 
 __all__ = ["main", "EXIT_OK", "EXIT_FAILED_STUDIES", "EXIT_CONFIG", "EXIT_INPUT", "EXIT_MODEL"]
 
@@ -38,13 +38,17 @@ _COMMANDS = (
     "evaluate",
     "benchmark",
     "slicer",
+    "profile",
+    "pull",
+    "push",
 )
 
-_EXIT_BY_ERROR: tuple[tuple[type[MedzsadError], int], ...] = (
-    (ConfigError, EXIT_CONFIG),
-    (InputError, EXIT_INPUT),
-    (ModelError, EXIT_MODEL),
-    (OutputError, EXIT_OUTPUT),
+# Error class name in medzsad.api -> exit code (classes looked up when an error is mapped).
+_EXIT_BY_ERROR: tuple[tuple[str, int], ...] = (
+    ("ConfigError", EXIT_CONFIG),
+    ("InputError", EXIT_INPUT),
+    ("ModelError", EXIT_MODEL),
+    ("OutputError", EXIT_OUTPUT),
 )
 
 
@@ -71,7 +75,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "Run 'medzsad COMMAND --help' for the options of one command."
         ),
     )
-    parser.add_argument("--version", action="version", version=f"medzsad {__version__}")
+    parser.add_argument("--version", action="version", version=f"medzsad {api.version}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS if only is None else (only,):
@@ -98,7 +102,11 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``medzsad`` console script. Returns the process exit code."""
+    """Entry point of the ``medzsad`` console script. Returns the process exit code.
+
+    Every failure ends in one line on stderr and its exit code; the traceback is shown only with
+    ``-vv`` (then it is logged at DEBUG level before the line).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
@@ -106,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_CONFIG
     _configure_logging(args.verbose, getattr(args, "quiet", False))
+    debug = args.verbose >= 2
     try:
         return int(args.handler(args) or EXIT_OK)
     except BrokenPipeError:  # output piped into `head` and closed early
@@ -113,9 +122,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("medzsad: interrupted\n")
         return EXIT_INTERRUPTED
-    except MedzsadError as e:
-        sys.stderr.write(f"medzsad: error: {e}\n")
-        for kind, code in _EXIT_BY_ERROR:
-            if isinstance(e, kind):
+    except Exception as e:  # typed errors -> their code; anything else: one line, never a bare traceback
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        return _report_error(e, debug)
+
+
+def _report_error(error: Exception, debug: bool) -> int:
+    """Write the one-line message of ``error`` to stderr; return its exit code."""
+    if isinstance(error, api.MedzsadError):
+        sys.stderr.write(f"medzsad: error: {_one_line(error)}\n")
+        for name, code in _EXIT_BY_ERROR:
+            if isinstance(error, getattr(api, name)):
                 return code
         return EXIT_ERROR
+    hint = "" if debug else " (run again with -vv for the traceback)"
+    sys.stderr.write(f"medzsad: unexpected error: {type(error).__name__}: {_one_line(error)}{hint}\n")
+    return EXIT_ERROR
+
+
+def _one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line (multi-line messages are joined with ' | ')."""
+    text = str(error).strip() or type(error).__name__
+    return " | ".join(part.strip() for part in text.splitlines() if part.strip())

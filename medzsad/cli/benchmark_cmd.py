@@ -6,14 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from medzsad.cli.evaluate_cmd import add_model_arguments, model_spec, run_options
-from medzsad.eval import api as eval_api
-from medzsad.eval.paper import PAPER_TABLE2
+from medzsad import api
+from medzsad.cli._model_args import add_model_arguments, model_spec, run_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``benchmark`` parser."""
-    rows = ", ".join(f"{k} ({v.title})" for k, v in PAPER_TABLE2.items())
+    table = api.PAPER_TABLE2
+    rows = ", ".join(f"{k} ({v.title})" for k, v in table.items())
     p = sub.add_parser(
         "benchmark",
         help="reproduce a row of the paper's medical table (Table 2)",
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
         epilog="example: medzsad benchmark --dataset brainmri /data/BrainMRI --device cuda",
     )
-    p.add_argument("--dataset", required=True, choices=sorted(PAPER_TABLE2), help="which benchmark")
+    p.add_argument("--dataset", required=True, choices=sorted(table), help="which benchmark")
     p.add_argument("data", type=Path, help="the dataset folder as unpacked from its public release")
     p.add_argument(
         "-o", "--output", type=Path, default=None, metavar="DIR", help="write benchmark_<name>.md/.json"
@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    report = eval_api.benchmark(args.dataset, args.data, model_spec(args), run_options(args), args.output)
+    report = api.benchmark(
+        args.dataset, args.data, model=model_spec(args), run=run_options(args), out_dir=args.output
+    )
     sys.stdout.write(report.to_text() + "\n" + report.table.to_markdown())
     return 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+from medzsad import api
 
 __all__ = ["register", "run_inspect"]
 
@@ -44,11 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_inspect(args: argparse.Namespace) -> int:
     """Print the inspect report; exit 0."""
-    from medzsad.io.inspect import inspect_path
-
-    report = inspect_path(args.path, load=not args.no_load, policy=args.policy)
+    report = api.inspect_path(args.path, load=not args.no_load, policy=args.policy)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
-        print(report.to_text())
+        sys.stdout.write(report.to_text() + "\n")
     return 0

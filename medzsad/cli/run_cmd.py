@@ -1,4 +1,4 @@
-"""``medzsad run COHORT``: run a cohort file (see docs/cohort.md)."""
+"""``medzsad run COHORT`` or ``medzsad run -i PATH -o DIR``: a cohort file, or one study without one."""
 
 from __future__ import annotations
 
@@ -15,8 +15,15 @@ examples:
   medzsad run cohorts/demo.yaml --device cuda    the demo with the default weights
   medzsad run my.yaml --dry-run                  list what would run, write nothing
   medzsad run my.yaml --force --out /data/rerun  recompute everything elsewhere
+  medzsad run -i head.nii.gz -o out/             one study, no cohort file
+  medzsad run -i /data/export.zip -o out/ --preset ct-head --formats nifti,dicom-seg,png --device cuda
+  medzsad run -i head.nii.gz -o out/ --smoke     offline: the tiny random model, outputs marked SMOKE
 
-outputs (in --out, default reports/<name>/):
+one study (-i): PATH is a NIfTI/NRRD/MHA file, a DICOM folder, a .zip archive or a DICOMDIR; it is
+  run as a cohort of one (same code path, same outputs). --fast uses the backbone's native input size
+  (336 px instead of 518; 56 px for --smoke) and skips slices with no body: faster, coarser maps.
+
+outputs (in --out/-o, default reports/<name>/):
   studies/<id>/heatmap.nii.gz, mask.nii.gz, slices.csv, lesions.csv, overlay.png, provenance.json
   studies.csv, errors.csv, metrics.json (when the manifest has labels/masks), report.html,
   ledger.sqlite (the resume ledger: a rerun skips finished studies)
@@ -30,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``run`` parser."""
     p = sub.add_parser(
         "run",
-        help="run a cohort file: score every study, write heat maps, masks and tables",
+        help="run a cohort file, or one study with -i: score, write heat maps, masks and tables",
         description=(
             "Run every study of a cohort file through the detector: discover and select series, "
             "load, preprocess, score slices in batches, assemble the heat map in the scan's own "
@@ -41,15 +48,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("cohort", metavar="COHORT", help="cohort YAML file (see docs/cohort.md)")
-    p.add_argument(
-        "--device", default=None, help="override model.device: auto, cpu, cuda, cuda:N (default: file)"
-    )
+    p.add_argument("cohort", metavar="COHORT", nargs="?", help="cohort YAML file (see docs/cohort.md)")
+    p.add_argument("--device", default=None, help="override model.device: auto, cpu, cuda, cuda:N")
     p.add_argument(
         "--batch-size", type=int, default=None, metavar="N", help="override model.batch_size (slices)"
     )
     p.add_argument(
-        "--out", default=None, metavar="DIR", help="output directory (default: output.dir or reports/<name>)"
+        "-o",
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output directory (default: output.dir or reports/<name>)",
     )
     p.add_argument("--force", action="store_true", help="recompute studies that are already done")
     p.add_argument(
@@ -59,6 +68,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--show-ids", action="store_true", default=None, help="show real study ids in logs and overlays"
     )
+    one = p.add_argument_group("one study without a cohort file")
+    one.add_argument("-i", "--input", metavar="PATH", help="scan file, DICOM folder, zip or DICOMDIR")
+    one.add_argument("--preset", metavar="NAME", help="pipeline preset, e.g. ct-head (default: auto)")
+    one.add_argument(
+        "--formats", metavar="LIST", help="comma-separated output formats, e.g. nifti,dicom-seg,png"
+    )
+    one.add_argument("--profile", metavar="DIR", help="site calibration profile folder (medzsad profile)")
+    one.add_argument("--fast", action="store_true", help="cheaper: native input size, empty slices skipped")
+    one.add_argument("--smoke", action="store_true", help="tiny random model, offline (outputs marked SMOKE)")
     p.set_defaults(handler=_handle)
 
 
@@ -69,11 +87,39 @@ def _line(outcome: Any, i: int, n: int) -> None:
     sys.stderr.write(f"[{i}/{n}] {outcome.log_id} {outcome.status}{extra} ({outcome.seconds:.1f} s)\n")
 
 
+def _config(args: argparse.Namespace) -> Any:
+    """The cohort to run: the cohort file, or the in-memory cohort of ``-i`` (config errors fail fast)."""
+    single_only = [f"--{k}" for k in ("preset", "formats", "profile") if getattr(args, k) is not None]
+    single_only += [f"--{k}" for k in ("fast", "smoke") if getattr(args, k)]
+    if args.input is None:
+        if args.cohort is None:
+            raise api.ConfigError(
+                "give a cohort file (medzsad run COHORT.yaml) or one study (-i PATH -o DIR)"
+            )
+        if single_only:
+            raise api.ConfigError(f"{', '.join(single_only)}: only with -i PATH; set them in the cohort file")
+        return api.load_cohort(args.cohort)
+    if args.cohort is not None:
+        raise api.ConfigError(f"give either a cohort file ({args.cohort}) or -i {args.input}, not both")
+    if args.out is None:
+        raise api.ConfigError(f"-i {args.input}: give the output folder with -o DIR")
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()] if args.formats else None
+    return api.single_study_cohort(
+        args.input,
+        out_dir=args.out,
+        preset=args.preset,
+        device=args.device,
+        formats=formats,
+        fast=args.fast,
+        smoke=args.smoke,
+        profile=args.profile,
+    )
+
+
 def _handle(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
-        from medzsad.errors import ConfigError
-
-        raise ConfigError(f"--batch-size must be >= 1 (got {args.batch_size})")
+        raise api.ConfigError(f"--batch-size must be >= 1 (got {args.batch_size})")
+    config = _config(args)
     tty = sys.stderr.isatty()
     options = api.RunOptions(
         force=args.force,
@@ -85,14 +131,18 @@ def _handle(args: argparse.Namespace) -> int:
         progress="off" if args.quiet else "auto",
     )
     on_study = None if (args.quiet or tty) else _line
-    summary = api.run_cohort(args.cohort, options, on_study=on_study)
+    summary = api.run_cohort(config, options, on_study=on_study)
+    return _report(summary, args.quiet)
+
+
+def _report(summary: Any, quiet: bool) -> int:
     if summary.dry_run:
         for o in summary.outcomes:
             sys.stdout.write(f"{o.status:10s} {o.log_id}\n")
         n_run = sum(o.status == "would-run" for o in summary.outcomes)
         sys.stdout.write(f"{n_run} would run, {summary.n_skipped} already done -> {summary.out_dir}\n")
         return EXIT_OK
-    if not args.quiet:
+    if not quiet:
         smoke = "  [SMOKE RUN - random weights]" if summary.smoke else ""
         sys.stdout.write(
             f"done {summary.n_done}, skipped {summary.n_skipped}, failed {summary.n_failed}"

@@ -6,16 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from medzsad.cli.evaluate_cmd import add_selection_arguments
-from medzsad.datasets.open import DATASET_KINDS
-from medzsad.training import api as train_api
-from medzsad.training.config import CACHE_MODES, TrainConfig
-from medzsad.weights.model_loading import TRAIN_ARCHITECTURE, ModelSpec
+from medzsad import api
+from medzsad.cli._model_args import add_dataset_kind, add_selection_arguments, window
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``train`` parser."""
-    d = TrainConfig()
+    d = api.TrainConfig()
     p = sub.add_parser(
         "train",
         help="learn prompts on auxiliary data (MVTec AD, VisA, your own annotated images)",
@@ -32,18 +29,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "data", type=Path, help="auxiliary dataset folder (or CSV file with image,label[,mask,class])"
     )
     p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="output folder")
-    p.add_argument(
-        "--dataset-kind", default="auto", choices=DATASET_KINDS, help="layout of DATA (default: auto)"
-    )
+    add_dataset_kind(p)
     p.add_argument(
         "--split", default="test", help="MVTec/VisA split to train on (default: test, as the paper)"
     )
     add_selection_arguments(p)
     g = p.add_argument_group("model")
-    g.add_argument("--architecture", default=TRAIN_ARCHITECTURE, help=f"(default: {TRAIN_ARCHITECTURE})")
+    g.add_argument(
+        "--architecture", default=None, help="(default: the multi-layer ViT-L/14@336 training architecture)"
+    )
     g.add_argument("--clip", default=None, metavar="NAME|FILE", help="CLIP weights (default: OpenAI weights)")
     g.add_argument("--init-prompts", default=None, metavar="NAME|FILE", help="start from these prompts")
-    g.add_argument("--image-size", type=int, default=518, metavar="PX", help="input side (default: 518)")
+    g.add_argument(
+        "--image-size", type=int, default=None, metavar="PX", help="input side (default: the architecture's)"
+    )
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=d.epochs, help=f"(default: {d.epochs})")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default: {d.batch_size})")
@@ -54,7 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in total")
     t.add_argument(
-        "--cache", default=d.cache, choices=CACHE_MODES, help="frozen-feature cache (default: auto)"
+        "--cache",
+        default=d.cache,
+        choices=api.TRAIN_CACHE_MODES,
+        help=f"frozen-feature cache (default: {d.cache})",
     )
     t.add_argument("--no-resume", action="store_true", help="start afresh even if OUTPUT holds a saved state")
     r = p.add_argument_group("runtime")
@@ -65,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    config = TrainConfig(
+    config = api.TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -77,23 +79,23 @@ def _handle(args: argparse.Namespace) -> int:
         device=args.device,
         progress=False if args.no_progress else None,
     )
-    spec = ModelSpec(
+    spec = api.ModelSpec(
         prompts=args.init_prompts,
         clip=args.clip,
-        architecture=args.architecture,
+        architecture=args.architecture or api.TRAIN_ARCHITECTURE,
         image_size=args.image_size,
         seed=args.seed,
     )
-    result = train_api.train(
+    result = api.train(
         args.data,
         args.output,
-        args.dataset_kind,
-        args.split,
-        args.classes,
-        spec,
-        config,
-        not args.no_resume,
-        tuple(args.window) if args.window else None,
+        kind=args.dataset_kind,
+        split=args.split,
+        classes=args.classes,
+        model=spec,
+        config=config,
+        resume=not args.no_resume,
+        window=window(args),
     )
     last = result.history[-1] if result.history else None
     status = "finished" if result.finished else "stopped (rerun the same command to resume)"

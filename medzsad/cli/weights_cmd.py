@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from medzsad import weights
+from medzsad import api
+
+if TYPE_CHECKING:
+    from medzsad.weights import StoredWeights, WeightStatus
 
 _DESCRIPTION = (
     "Manage the pretrained weights medzsad runs on: the CLIP backbones and the AnomalyCLIP prompt "
@@ -50,10 +54,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p_fetch = wsub.add_parser(
         "fetch",
         help="download weights into the cache (needs internet access)",
-        description="Download registry weights, verify their SHA-256 and store them in the cache.",
+        description=(
+            "Download registry weights (HTTP(S) through pooch, with retries), verify their SHA-256 and "
+            "store them in the cache. Files already in the cache are kept. If any file cannot be "
+            "downloaded, every missing one is named with its URL and the 'medzsad weights import' "
+            "command for an offline machine (exit 5)."
+        ),
     )
-    p_fetch.add_argument("name", metavar="NAME", help="registry name, e.g. anomalyclip_vitl14_336.mvtec")
-    p_fetch.add_argument("--sha256", metavar="HEX", help="pin the expected SHA-256 of the download")
+    p_fetch.add_argument(
+        "name", metavar="NAME", nargs="+", help="registry name(s), e.g. anomalyclip_vitl14_336.mvtec"
+    )
+    p_fetch.add_argument(
+        "--sha256", metavar="HEX", help="pin the expected SHA-256 of the download (one NAME)"
+    )
     p_fetch.set_defaults(handler=_handle_fetch)
 
     p_path = wsub.add_parser(
@@ -66,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle_list(args: argparse.Namespace) -> int:
-    rows = weights.list_weights(external=args.external)
+    rows = api.list_weights(external=args.external)
     header = ("name", "kind", "architecture", "status")
     cells = [(r.entry.name, r.entry.kind.value, r.entry.architecture, r.status.value) for r in rows]
     widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
@@ -82,7 +95,7 @@ def _handle_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_details(row: weights.WeightStatus) -> None:
+def _write_details(row: WeightStatus) -> None:
     e = row.entry
     sys.stdout.write(f"    {e.description}; licence {e.license}\n")
     sys.stdout.write(f"    url: {e.urls[0]}\n    sha256: {e.sha256 or 'not published'}\n")
@@ -93,21 +106,30 @@ def _write_details(row: weights.WeightStatus) -> None:
         sys.stdout.write(f"    note: {e.note}\n")
 
 
-def _report(stored: weights.StoredWeights) -> None:
+def _report(stored: StoredWeights) -> None:
+    if not stored.sha256:
+        sys.stdout.write(f"{stored.name}: {stored.path} (already on this machine)\n")
+        return
     state = "verified" if stored.verified else "UNVERIFIED (no published checksum; recorded)"
     sys.stdout.write(f"{stored.name}: {stored.path}\n  sha256 {stored.sha256} {state}\n")
 
 
 def _handle_import(args: argparse.Namespace) -> int:
-    _report(weights.import_weights(args.name, args.file, sha256=args.sha256))
+    _report(api.import_weights(args.name, args.file, sha256=args.sha256))
     return 0
 
 
 def _handle_fetch(args: argparse.Namespace) -> int:
-    _report(weights.fetch_weights(args.name, sha256=args.sha256))
+    if args.sha256 is not None:
+        if len(args.name) != 1:
+            raise api.ConfigError("--sha256 pins the digest of one file; give one NAME with it")
+        _report(api.fetch_weights(args.name[0], sha256=args.sha256))
+        return 0
+    for stored in api.fetch_all_weights(args.name):
+        _report(stored)
     return 0
 
 
 def _handle_path(args: argparse.Namespace) -> int:
-    sys.stdout.write(f"{weights.weights_path(args.name)}\n")
+    sys.stdout.write(f"{api.weights_path(args.name)}\n")
     return 0

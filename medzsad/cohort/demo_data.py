@@ -17,8 +17,8 @@ import pandas as pd
 
 from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
 from medzsad.errors import InputError
+from medzsad.fileio import write_csv
 from medzsad.io.volume import LPS_TO_RAS
-from medzsad.report.atomic import write_csv
 from medzsad.report.nifti_writer import write_heatmap, write_mask
 
 __all__ = [
@@ -161,7 +161,7 @@ def _write_study(
     if dicom is None:
         rel = f"nifti/{sid}.nii.gz"
         (root / "nifti").mkdir(parents=True, exist_ok=True)
-        write_heatmap(root / rel, data, affine_ras, description="medzsad demo (synthetic)")
+        write_heatmap(root / rel, data, affine_ras, description="medzsad demo (synthetic)", dtype="float32")
         grid_affine, grid_mask = affine_ras, mask
     else:
         rel = f"dicom/{sid}"
@@ -228,7 +228,7 @@ def write_demo_data(out_dir: str | Path, resolution: int = 2) -> DemoCohort:
 
 
 def _write_readme(root: Path) -> None:
-    from medzsad.report.atomic import write_text
+    from medzsad.fileio import write_text
 
     write_text(
         root / "README.txt",

@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from medzsad.errors import GeometryError
-from medzsad.report.atomic import write_bytes
+from medzsad.fileio import write_bytes
 
 __all__ = ["SeriesSpec", "write_dicom_series", "MR_IMAGE_STORAGE", "CT_IMAGE_STORAGE"]
 
@@ -39,6 +39,7 @@ class SeriesSpec:
         rescale_intercept: Stored value -> real value offset (CT: HU = stored - 1024).
         window_center: WindowCenter.
         window_width: WindowWidth.
+        body_part: BodyPartExamined (left out when empty).
     """
 
     modality: str
@@ -49,6 +50,7 @@ class SeriesSpec:
     rescale_intercept: float = 0.0
     window_center: float = 500.0
     window_width: float = 1000.0
+    body_part: str = ""
 
 
 def _uid(*parts: str) -> UID:
@@ -80,6 +82,8 @@ def _base_dataset(spec: SeriesSpec, shape: tuple[int, int], spacing: tuple[float
     ds.FrameOfReferenceUID = _uid("for", spec.uid_seed)
     ds.PositionReferenceIndicator = ""
     ds.SeriesDescription = spec.series_description
+    if spec.body_part:
+        ds.BodyPartExamined = spec.body_part
     ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
     ds.Rows, ds.Columns = shape
     ds.PixelSpacing = [_fmt(spacing[0]), _fmt(spacing[1])]  # row spacing (j), column spacing (i)

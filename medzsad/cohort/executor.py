@@ -98,7 +98,11 @@ class StudyStages(Protocol[J_contra, P, R_co]):
         """``(N, 3, S, S)`` float32 slices of a loaded study (``N`` may be 0)."""
         ...
 
-    def score(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def positions(self, loaded: P) -> torch.Tensor | None:
+        """``(N,)`` per-slice inputs the model also needs (body coordinates), or ``None``."""
+        ...
+
+    def score(self, batch: torch.Tensor, positions: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
         """Model outputs for ``(B, 3, S, S)`` slices: ``(B,)`` scores and ``(B, S, S)`` maps."""
         ...
 

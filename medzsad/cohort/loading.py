@@ -1,4 +1,4 @@
-"""Loading a study: discover/select series -> read the volume -> preprocess slices for the model.
+"""Loading a study: discover -> choose preset -> select series -> read -> preprocess for the model.
 
 :class:`StudyLoader` is the seam; :func:`default_loader` reads with :mod:`medzsad.cohort.reading`
 and prepares slices with :mod:`medzsad.cohort.slicing`. It runs in a worker process of the executor
@@ -17,6 +17,7 @@ from medzsad.cohort.scorer import ModelInputSpec
 from medzsad.cohort.slicing import prepare_study_slices
 from medzsad.cohort.stages import PreparedStudy
 from medzsad.config import CohortConfig
+from medzsad.errors import PacsError
 
 __all__ = ["StudyLoader", "default_loader"]
 
@@ -34,11 +35,14 @@ def default_loader(study: StudyInput, config: CohortConfig, scorer: ModelInputSp
 
     Raises:
         InputError: The study cannot be read or has no usable series.
+        PacsError: The study's pull from a PACS failed (its folder is incomplete).
     """
+    if study.error:
+        raise PacsError(study.error, study_uid=study.study_uid)
     t0 = time.perf_counter()
-    volume, series = read_study(study, config.pipeline)
+    read = read_study(study, config.pipeline)
     t1 = time.perf_counter()
-    prepared = prepare_study_slices(study, volume, series, config.pipeline, scorer)
+    prepared = prepare_study_slices(study, read, scorer)
     t2 = time.perf_counter()
     prepared.timings_s.update(read=t1 - t0, preprocess=t2 - t1)
     return prepared

@@ -18,7 +18,7 @@ import numpy as np
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import LedgerRow, StudyState
 from medzsad.eval.metrics import aupro_regions, auroc, average_precision
-from medzsad.report.atomic import write_json
+from medzsad.fileio import write_json
 
 __all__ = ["cohort_metrics", "write_metrics"]
 

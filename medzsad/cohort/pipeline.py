@@ -69,6 +69,7 @@ class _InScoring(Generic[J, P]):
     job: J
     loaded: Loaded[P]
     images: torch.Tensor
+    positions: torch.Tensor | None
     cursor: int = 0
     scores: list[np.ndarray] = field(default_factory=list)
     maps: list[np.ndarray] = field(default_factory=list)
@@ -214,7 +215,8 @@ class _Run(Generic[J, P, R]):
             if images is None or images.shape[0] == 0 or self.stop.is_set():
                 self._submit(i, loaded, None)  # the finish call reports the failure or empty study
             else:
-                self.scoring.append(_InScoring(i, self.jobs[i], loaded, images))
+                positions = self.stages.positions(loaded.result())
+                self.scoring.append(_InScoring(i, self.jobs[i], loaded, images, positions))
         return moved
 
     def _images(self, loaded: Loaded[P]) -> torch.Tensor | None:
@@ -237,14 +239,12 @@ class _Run(Generic[J, P, R]):
                 need -= take
             if need == 0:
                 break
-        batch = (
-            torch.cat([s.images[a:b] for s, a, b in pieces])
-            if len(pieces) > 1
-            else pieces[0][0].images[pieces[0][1] : pieces[0][2]]
-        )
+        batch = torch.cat([s.images[a:b] for s, a, b in pieces])
+        with_positions = [s.positions[a:b] for s, a, b in pieces if s.positions is not None]
+        positions = torch.cat(with_positions) if len(with_positions) == len(pieces) else None
         t = time.perf_counter()
         try:
-            scores, maps = self.stages.score(batch)
+            scores, maps = self.stages.score(batch, positions)
         except Exception as e:  # a model failure fails the studies in this batch
             for s, _a, _b in pieces:
                 self.scoring.remove(s)
@@ -281,8 +281,8 @@ class _Run(Generic[J, P, R]):
             if self.stop.is_set():
                 self.finished[i] = self.stages.cancelled(job)
                 continue
-            fn, args, what = self.stages.finish_task(job, loaded, scored)
             self.stages.begin(job)
+            fn, args, what = self.stages.finish_task(job, loaded, scored)
             if self.writer is None:
                 self.finished[i] = fn(*args)
             else:

@@ -5,8 +5,9 @@ studies); :func:`slice_scores` turns a study's raw model outputs into :class:`Sl
 heat map is put back into the source geometry, thresholded into lesions, and the slice scores are
 reduced to the study score.
 
-Loading (discover -> select series -> load -> preprocess) lives in :mod:`medzsad.cohort.loading`
-and yields a :class:`PreparedStudy`; everything here is pure computation on it.
+Loading (discover -> choose preset -> select series -> load -> preprocess) lives in
+:mod:`medzsad.cohort.loading` and yields a :class:`PreparedStudy`; everything here is pure
+computation on it.
 """
 
 from __future__ import annotations
@@ -18,16 +19,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from medzsad.analysis.lesions import LesionResult, find_lesions, threshold_value
 from medzsad.cohort.inputs import StudyInput
+from medzsad.cohort.reference_scorer import ReferenceScorer, slice_positions
+from medzsad.cohort.scorer import SliceScorer
+from medzsad.cohort.series_summary import SeriesSummary
 from medzsad.config import StudyScoreRule, ThresholdRule
-from medzsad.errors import GeometryError
+from medzsad.errors import GeometryError, InputError
 from medzsad.io.volume import Volume
-from medzsad.report.lesions import LesionResult, find_lesions, threshold_value
 
 __all__ = [
     "PreparedStudy",
     "SliceScores",
+    "score_slices",
     "slice_scores",
+    "study_positions",
     "assemble_heatmap",
     "study_score",
     "postprocess",
@@ -50,7 +56,8 @@ class PreparedStudy:
         to_source: Maps ``(N, S, S)`` model-space maps (float32) to an ``(I, J, K)`` float32 array
             in the source grid (skipped slices 0).
         window: Display window ``(low, high)`` in scan units for the overlay.
-        series: Chosen series (uid, description, modality, number of instances, why chosen).
+        series: Chosen series (uid, description, modality, body part, preset, why chosen), or None
+            for a study built without reading (tests).
         timings_s: Seconds spent per loading stage.
     """
 
@@ -63,7 +70,7 @@ class PreparedStudy:
     slice_axis: int
     to_source: Callable[[np.ndarray], np.ndarray]
     window: tuple[float, float]
-    series: dict[str, Any] = field(default_factory=dict)
+    series: SeriesSummary | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -90,6 +97,42 @@ class SliceScores:
 
     image_scores: np.ndarray
     maps: np.ndarray
+
+
+def score_slices(prepared: PreparedStudy, scorer: SliceScorer, batch_size: int) -> SliceScores:
+    """Run one study's kept slices through the model in batches of ``batch_size``.
+
+    Outside a cohort run: the cohort pipeline batches across studies (:mod:`medzsad.cohort.pipeline`).
+
+    Raises:
+        InputError: The study has no slice to score (every slice empty).
+    """
+    n = int(prepared.images.shape[0])
+    if n == 0:
+        raise InputError(
+            f"study {prepared.study.study_id}: every slice was skipped as empty; nothing to score"
+        )
+    positions = study_positions(prepared, scorer)
+    scores, maps = [], []
+    for start in range(0, n, batch_size):
+        batch = prepared.images[start : start + batch_size]
+        if positions is None:
+            res = scorer.score(batch)
+        else:
+            res = scorer.score(batch, positions[start : start + batch_size])  # type: ignore[call-arg]
+        scores.append(res.image_scores.detach().float().cpu().numpy())
+        maps.append(res.maps.detach().float().cpu().numpy())
+    return slice_scores(np.concatenate(scores), np.concatenate(maps), scorer.n_layers)
+
+
+def study_positions(prepared: PreparedStudy, scorer: object) -> torch.Tensor | None:
+    """``(N,)`` body coordinates of the scored slices when ``scorer`` uses references, else ``None``.
+
+    With references, each slice is compared with reference patches of its own body level.
+    """
+    if not isinstance(scorer, ReferenceScorer):
+        return None
+    return slice_positions(prepared.volume.affine_ras, prepared.slice_axis, prepared.slice_index)
 
 
 def slice_scores(image_scores: np.ndarray, maps: np.ndarray, n_layers: int) -> SliceScores:
@@ -132,7 +175,7 @@ def study_score(scores: SliceScores, heat: np.ndarray, rule: StudyScoreRule) -> 
 def postprocess(
     heat: np.ndarray, volume: Volume, rule: ThresholdRule, body: np.ndarray | None
 ) -> LesionResult:
-    """Threshold, 3D connected components and minimum volume (see :mod:`medzsad.report.lesions`)."""
+    """Threshold, 3D connected components and minimum volume (see :mod:`medzsad.analysis.lesions`)."""
     t = threshold_value(heat, rule.method, rule.value, body)
     return find_lesions(heat, volume.affine_ras, t, rule.min_lesion_ml)
 

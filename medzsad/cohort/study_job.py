@@ -6,21 +6,34 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from medzsad.calibration.operating_point import study_p_value
+from medzsad.calibration.study import calibrate_study
 from medzsad.cohort.executor import Loaded, Scored
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.scorer import ScorerInfo, SliceScorer
 from medzsad.cohort.stages import PreparedStudy, assemble_heatmap, postprocess, slice_scores, study_score
-from medzsad.cohort.study_writer import StudyResult, partial_dir, publish, write_study_files
+from medzsad.cohort.study_writer import StudyFiles, StudyResult, publish, write_study_files
 from medzsad.config import CohortConfig, OutputKind, study_config_hash
 from medzsad.errors import InputError
+from medzsad.report.optional import OutputFailure, attempt
 from medzsad.report.provenance import build_provenance
 from medzsad.report.slicer_bundle_script import write_slicer_script
 
-__all__ = ["StudyJob", "StudyFinish", "ModelFacts", "finish_study", "finish_in_worker", "scored_region"]
+__all__ = [
+    "StudyJob",
+    "StudyFinish",
+    "ModelFacts",
+    "finish_study",
+    "finish_in_worker",
+    "FinishPlace",
+    "log_failed_outputs",
+    "scored_region",
+]
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +103,23 @@ def _compute(
         prepared.timings_s["score"] = scored.seconds
         stage = "assemble"
         heat = assemble_heatmap(prepared, scores)
+        stage = "calibrate"
+        t = time.perf_counter()
+        calib = calibrate_study(cfg, prepared, heat)
+        prepared.timings_s["calibrate"] = time.perf_counter() - t
         stage = "postprocess"
         t = time.perf_counter()
-        lesions = postprocess(heat, prepared.volume, cfg.output.threshold, scored_region(prepared))
+        lesions = postprocess(heat, prepared.volume, calib.threshold.rule, scored_region(prepared))
         score = study_score(scores, heat, cfg.output.study_score)
         prepared.timings_s["postprocess"] = time.perf_counter() - t
+        summary = calib.summary()
+        p_value, flagged = study_p_value(cfg, score, calib.stratum)  # for per-study objects (the SR)
+        if p_value is not None:
+            summary.update(p_value=p_value, flagged=flagged)
     except Exception as e:  # recorded per study; the cohort goes on
         raise _StageError(stage, e) from e
-    label = job.study.study_id if cfg.output.show_ids else job.log_id
-    return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke)
+    label = job.log_id  # the output folder's name with show_ids, else the hash
+    return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke, summary)
 
 
 @dataclass(frozen=True)
@@ -123,12 +144,12 @@ def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: Mo
     p = result.prepared
     v = p.volume
     info = model.info
-    return build_provenance(
+    record = build_provenance(
         study={
             "study_id": job.study.study_id,
             "safe_id": job.safe_id,
             "log_id": job.log_id,
-            "series": p.series,
+            "series": p.series.to_dict() if p.series is not None else {},
         },
         inputs={
             "path": job.study.path,
@@ -154,9 +175,13 @@ def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: Mo
         timings_s=dict(p.timings_s),
         smoke=result.smoke,
     )
+    # the operating point ("tau 0.6132 (profile p, n=57 normals, alpha 0.05)" or "uncalibrated")
+    record["operating_point"] = result.calibration.get("operating_point", "")
+    record["calibration"] = result.calibration
+    return record
 
 
-def _summary(result: StudyResult, written: dict[str, str]) -> dict[str, Any]:
+def _summary(result: StudyResult, files: StudyFiles, failed: list[OutputFailure]) -> dict[str, Any]:
     p = result.prepared
     return {
         "score": result.score,
@@ -168,8 +193,24 @@ def _summary(result: StudyResult, written: dict[str, str]) -> dict[str, Any]:
         "series_uid": p.volume.source.series_uid,
         "series_description": p.volume.source.series_description,
         "modality": p.volume.modality,
-        "files": written,
+        "files": files.written,
+        "output_failures": [f.to_dict() for f in failed],
+        **result.calibration,
     }
+
+
+def log_failed_outputs(log_id: str, failed: list[dict[str, str]], show_ids: bool) -> None:
+    """Log the optional outputs of a study that failed (``OutputFailure.to_dict`` records)."""
+    for f in failed:
+        # messages name files: shown with show_ids only, never text-replaced (docs/privacy.md)
+        shown = f["message"][:300] if show_ids else "message hidden (--show-ids shows it)"
+        log.warning(
+            "study %s: optional output %s failed (study kept): %s: %s",
+            log_id,
+            f["output"],
+            f["error_type"],
+            shown,
+        )
 
 
 def finish_study(
@@ -178,6 +219,7 @@ def finish_study(
     scored: Scored | None,
     cfg: CohortConfig,
     model: ModelFacts,
+    where: FinishPlace,
 ) -> StudyFinish:
     """Post-process, write and publish one scored study (runs in a writer process; no ledger access).
 
@@ -185,32 +227,51 @@ def finish_study(
     :class:`StudyFinish` with its stage; only ``KeyboardInterrupt``/``SystemExit`` propagate.
     """
     studies_dir = cfg.out_dir / "studies"
-    partial = partial_dir(studies_dir, job.safe_id)
+    partial = where.partial
     stage = "load"
     try:
         result = _compute(job, loaded, scored, cfg, model.n_layers)
         stage = "write"
         t = time.perf_counter()
-        written = write_study_files(partial, result, cfg.output, _provenance(job, result, cfg, model))
-        publish(partial, studies_dir / job.safe_id)
-        if OutputKind.SLICER in cfg.output.outputs:
+        files = write_study_files(partial, result, cfg.output, _provenance(job, result, cfg, model))
+        publish(partial, studies_dir / job.safe_id, may_replace=where.may_replace)
+        failed = list(files.failed)
+        if OutputKind.SLICER in cfg.output.outputs and "slicer" not in {f.output for f in failed}:
             # the loader script holds absolute paths: rewrite it for the published folder
             # (before the ledger says done, so a kill here still redoes the study)
-            write_slicer_script(studies_dir / job.safe_id)
+            attempt("slicer", lambda: write_slicer_script(studies_dir / job.safe_id), failed)
         result.prepared.timings_s["write"] = time.perf_counter() - t
     except Exception as e:  # one bad study must never stop the others
         cause = e.cause if isinstance(e, _StageError) else e
         stage = e.stage if isinstance(e, _StageError) else stage
         message = " ".join(str(cause).split()) or type(cause).__name__
         shutil.rmtree(partial, ignore_errors=True)
-        log.debug("traceback of study %s", job.log_id, exc_info=cause)
+        log.debug("traceback of study %s", job.log_id, exc_info=cause if cfg.output.show_ids else None)
         return StudyFinish("failed", error=message, stage=stage, error_type=type(cause).__name__)
     seconds = float(sum(result.prepared.timings_s.values()))
-    return StudyFinish("done", score=result.score, summary=_summary(result, written), seconds=seconds)
+    return StudyFinish("done", score=result.score, summary=_summary(result, files, failed), seconds=seconds)
+
+
+@dataclass(frozen=True)
+class FinishPlace:
+    """Where a writer puts a study, decided by the main process (which owns the ledger).
+
+    Attributes:
+        partial: The study's partial folder (named with the main process's pid).
+        may_replace: An existing published folder of the same name is medzsad's own.
+    """
+
+    partial: Path
+    may_replace: bool
 
 
 def finish_in_worker(
-    job: StudyJob, loaded: Loaded[PreparedStudy], scored: Scored | None, cfg: CohortConfig, model: ModelFacts
+    job: StudyJob,
+    loaded: Loaded[PreparedStudy],
+    scored: Scored | None,
+    cfg: CohortConfig,
+    model: ModelFacts,
+    where: FinishPlace,
 ) -> StudyFinish:
     """Writer-process entry (module level, picklable): :func:`finish_study`."""
-    return finish_study(job, loaded, scored, cfg, model)
+    return finish_study(job, loaded, scored, cfg, model, where)

@@ -8,6 +8,7 @@ in the ledger and ``record`` its outcome (calling thread).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -21,8 +22,16 @@ from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import Ledger
 from medzsad.cohort.loading import StudyLoader
 from medzsad.cohort.scorer import InputSpec, SliceScorer
-from medzsad.cohort.stages import PreparedStudy
-from medzsad.cohort.study_job import ModelFacts, StudyFinish, StudyJob, finish_in_worker
+from medzsad.cohort.stages import PreparedStudy, study_positions
+from medzsad.cohort.study_job import (
+    FinishPlace,
+    ModelFacts,
+    StudyFinish,
+    StudyJob,
+    finish_in_worker,
+    log_failed_outputs,
+)
+from medzsad.cohort.study_writer import partial_dir
 from medzsad.config import CohortConfig
 
 __all__ = ["CohortStages", "load_study"]
@@ -64,6 +73,7 @@ class CohortStages:
         self.spec = InputSpec.of(model)
         self.facts = ModelFacts.of(model)
         self.device = _device_of(model)
+        self._places: dict[str, FinishPlace] = {}
 
     def load_task(self, job: StudyJob) -> tuple[Callable[..., PreparedStudy], tuple[Any, ...], str]:
         """See :meth:`medzsad.cohort.executor.StudyStages.load_task`."""
@@ -73,11 +83,18 @@ class CohortStages:
         """The study's ``(N, 3, S, S)`` model inputs."""
         return loaded.images
 
-    def score(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def positions(self, loaded: PreparedStudy) -> torch.Tensor | None:
+        """Body coordinates of the scored slices when the model uses references."""
+        return study_positions(loaded, self.model)
+
+    def score(self, batch: torch.Tensor, positions: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
         """Run the model: ``(B,)`` scores and ``(B, S, S)`` raw maps, float32 numpy."""
         if self.device is not None and self.device.type == "cuda":
             batch = batch.pin_memory().to(self.device, non_blocking=True)
-        res = self.model.score(batch)
+        if positions is None:
+            res = self.model.score(batch)
+        else:
+            res = self.model.score(batch, positions)  # type: ignore[call-arg]
         return (
             res.image_scores.detach().float().cpu().numpy(),
             res.maps.detach().float().cpu().numpy(),
@@ -88,14 +105,20 @@ class CohortStages:
         return dataclasses.replace(loaded, images=loaded.images[:0])
 
     def begin(self, job: StudyJob) -> None:
-        """Mark the study ``running`` (its files are about to be written)."""
+        """Mark the study ``running`` and claim its partial folder (its files are about to be written)."""
         self.ledger.mark_running(job.study.study_id, job.safe_id, job.input_hash, job.config_hash)
+        where = FinishPlace(partial_dir(self.cfg.out_dir / "studies", job.safe_id),
+                            self.ledger.owns_study_folder(job.safe_id))  # fmt: skip
+        self.ledger.claim(f"studies/{where.partial.name}", "partial")
+        self._places[job.study.study_id] = where
 
     def finish_task(
         self, job: StudyJob, loaded: Loaded[PreparedStudy], scored: Scored | None
     ) -> tuple[Callable[..., StudyFinish], tuple[Any, ...], str]:
         """:func:`finish_in_worker` with its arguments (a writer process runs it)."""
-        return finish_in_worker, (job, loaded, scored, self.cfg, self.facts), f"writing study {job.log_id}"
+        where = self._places[job.study.study_id]
+        args = (job, loaded, scored, self.cfg, self.facts, where)
+        return finish_in_worker, args, f"writing study {job.log_id}"
 
     def finish_failed(self, job: StudyJob, error: BaseException) -> StudyFinish:
         """A writer process died while finishing the study."""
@@ -109,18 +132,23 @@ class CohortStages:
     def record(self, job: StudyJob, result: StudyFinish) -> None:
         """Record a finished study in the ledger and the log (calling thread)."""
         sid = job.study.study_id
+        where = self._places.pop(sid, None)
+        show = self.cfg.output.show_ids
         if result.status == "done":
+            self.ledger.claim(f"studies/{job.safe_id}", "study")
+            if where is not None:
+                self.ledger.release(f"studies/{where.partial.name}")
+            log_failed_outputs(job.log_id, result.summary.get("output_failures", []), show)
             self.ledger.mark_done(sid, result.summary)
             log.info("study %s done: score %.4f, %s lesions", job.log_id, result.score,
                      result.summary.get("lesion_count"))  # fmt: skip
         elif result.status == "failed":
+            if where is not None:
+                with contextlib.suppress(Exception):
+                    self.ledger.release(f"studies/{where.partial.name}")
             self.ledger.mark_failed(
                 sid, result.error, {"stage": result.stage, "error_type": result.error_type}
             )
-            log.warning(
-                "study %s failed at %s: %s: %s",
-                job.log_id,
-                result.stage,
-                result.error_type,
-                result.error.replace(sid, job.log_id)[:300],
-            )
+            # without show_ids the message (paths, file names) stays in errors.csv, never in the log
+            shown = result.error[:300] if show else "message in errors.csv"
+            log.warning("study %s failed at %s: %s: %s", job.log_id, result.stage, result.error_type, shown)

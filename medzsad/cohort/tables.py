@@ -1,19 +1,31 @@
-"""Cohort tables, regenerated from the ledger after every run: studies.csv and errors.csv."""
+"""Cohort tables, regenerated from the ledger after every run: studies.csv and errors.csv.
+
+errors.csv has one row per failed study (``stage`` is where it failed, ``output`` empty) and one
+row per optional output that failed in a study that is still ``done`` (``stage`` is ``output``,
+``output`` names it, e.g. ``dicom-seg``). studies.csv lists those failures in ``output_errors``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import LedgerRow, StudyState
-from medzsad.report.atomic import write_csv
+from medzsad.config import CohortConfig
+from medzsad.fileio import write_csv
+from medzsad.report.cells import safe_frame
+
+if TYPE_CHECKING:
+    from medzsad.report.review_header import CohortHeader
 
 __all__ = [
     "STUDY_COLUMNS",
     "ERROR_COLUMNS",
+    "OUTPUT_STAGE",
     "studies_table",
     "errors_table",
     "write_cohort_tables",
@@ -23,12 +35,31 @@ __all__ = [
 STUDY_COLUMNS = [
     "study_id", "safe_id", "source", "series_uid", "series_description", "modality", "slices",
     "scored_slices", "score", "rank", "lesion_count", "lesion_volume_ml", "label", "status", "error",
+    "output_errors", "smoke_run",
 ]  # fmt: skip
-ERROR_COLUMNS = ["study_id", "source", "stage", "error_type", "message"]
+ERROR_COLUMNS = ["study_id", "source", "stage", "output", "error_type", "message"]
+#: ``stage`` of an errors.csv row about an optional output of a done study.
+OUTPUT_STAGE = "output"
 
 
-def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.DataFrame:
-    """One row per study of the cohort (ledger state; ``pending`` when not reached yet)."""
+def _output_failures(row: LedgerRow | None) -> list[dict[str, str]]:
+    if row is None or row.state is not StudyState.DONE:
+        return []
+    return [f for f in row.outputs.get("output_failures", []) if isinstance(f, dict)]
+
+
+def studies_table(
+    studies: list[StudyInput],
+    rows: dict[str, LedgerRow],
+    smoke: bool = False,
+    config: CohortConfig | None = None,
+) -> pd.DataFrame:
+    """One row per study of the cohort (ledger state; ``pending`` when not reached yet).
+
+    ``smoke_run`` is true on every row of a run with random weights (scores are meaningless).
+    With ``config.output.flag`` the table also has ``p_value`` and ``flagged``
+    (:func:`medzsad.calibration.operating_point.flag_columns`).
+    """
     records = []
     for s in studies:
         r = rows.get(s.study_id)
@@ -52,6 +83,10 @@ def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.D
                 "label": "" if s.label is None else s.label,
                 "status": state,
                 "error": r.error if r is not None else "",
+                "output_errors": "; ".join(
+                    f"{f.get('output', '')}: {f.get('error_type', '')}" for f in _output_failures(r)
+                ),
+                "smoke_run": smoke,
             }
         )
     table = pd.DataFrame(records, columns=STUDY_COLUMNS)
@@ -60,32 +95,54 @@ def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.D
     table.loc[order, "rank"] = np.arange(1, len(order) + 1)
     for col in ("slices", "scored_slices", "rank", "lesion_count"):
         table[col] = table[col].astype("Int64")
+    if config is not None and config.output.flag is not None:
+        from medzsad.calibration.operating_point import flag_columns
+
+        table = flag_columns(table, rows, config)
     return table
 
 
 def errors_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.DataFrame:
-    """One row per failed study: stage, exception type and one-line message."""
+    """One row per failed study and per failed optional output of a done study.
+
+    Columns: stage, the optional output's name (empty for a failed study), exception type and
+    one-line message.
+    """
     records = []
     for s in studies:
         r = rows.get(s.study_id)
-        if r is None or r.state is not StudyState.FAILED:
-            continue
-        records.append(
-            {
-                "study_id": s.study_id,
-                "source": s.path,
-                "stage": r.outputs.get("stage", ""),
-                "error_type": r.outputs.get("error_type", ""),
-                "message": r.error,
-            }
-        )
+        if r is not None and r.state is StudyState.FAILED:
+            records.append(
+                {
+                    "study_id": s.study_id,
+                    "source": s.path,
+                    "stage": r.outputs.get("stage", ""),
+                    "output": "",
+                    "error_type": r.outputs.get("error_type", ""),
+                    "message": r.error,
+                }
+            )
+        for f in _output_failures(r):
+            records.append(
+                {
+                    "study_id": s.study_id,
+                    "source": s.path,
+                    "stage": OUTPUT_STAGE,
+                    "output": f.get("output", ""),
+                    "error_type": f.get("error_type", ""),
+                    "message": f.get("message", ""),
+                }
+            )
     return pd.DataFrame(records, columns=ERROR_COLUMNS)
 
 
-def write_review_page(out_dir: Path, table: pd.DataFrame, title: str) -> Path:
-    """Write the cohort review page ``report.html`` from a :func:`studies_table`."""
+def write_review_page(
+    out_dir: Path, table: pd.DataFrame, title: str, header: CohortHeader | None = None
+) -> Path:
+    """Write the cohort review page ``report.html`` from a :func:`studies_table` (NUL bytes removed)."""
     from medzsad.report.html_report import write_report_html
 
+    table = safe_frame(table, formulas=False)
     page = pd.DataFrame(
         {
             "study_id": table["study_id"],
@@ -93,16 +150,27 @@ def write_review_page(out_dir: Path, table: pd.DataFrame, title: str) -> Path:
             "study_dir": [f"studies/{s}" if s else "" for s in table["safe_id"]],
             "status": ["ok" if st == StudyState.DONE.value else st for st in table["status"]],
             "error": table["error"],
+            "lesion_count": table["lesion_count"],
+            "lesion_volume_ml": table["lesion_volume_ml"],
+            "modality": table["modality"],
         }
     )
-    return write_report_html(out_dir, page, title=title)
+    return write_report_html(out_dir, page, title=title, header=header)
 
 
 def write_cohort_tables(
-    out_dir: Path, studies: list[StudyInput], rows: dict[str, LedgerRow]
+    out_dir: Path,
+    studies: list[StudyInput],
+    rows: dict[str, LedgerRow],
+    smoke: bool = False,
+    config: CohortConfig | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``studies.csv`` and ``errors.csv`` atomically; returns their paths."""
+    """Write ``studies.csv`` and ``errors.csv`` atomically; returns their paths.
+
+    Text cells are neutralised (:func:`~medzsad.report.cells.safe_frame`): a cell starting with
+    ``= + - @`` (or tab/CR) gets a leading ``'`` and NUL bytes are removed; numbers are unchanged.
+    """
     return (
-        write_csv(out_dir / "studies.csv", studies_table(studies, rows)),
-        write_csv(out_dir / "errors.csv", errors_table(studies, rows)),
+        write_csv(out_dir / "studies.csv", safe_frame(studies_table(studies, rows, smoke, config))),
+        write_csv(out_dir / "errors.csv", safe_frame(errors_table(studies, rows))),
     )

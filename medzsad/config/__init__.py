@@ -18,23 +18,27 @@ from medzsad.config.model import ModelConfig
 from medzsad.config.output import (
     DEFAULT_OUTPUTS,
     FORMAT_OUTPUTS,
+    FlagRule,
     OutputConfig,
     OutputKind,
     StudyScoreRule,
     ThresholdRule,
 )
-from medzsad.config.pipeline import PipelineConfig, SeriesRules, WindowConfig
+from medzsad.config.pipeline import PipelineConfig, SeriesOverrides, WindowConfig
+from medzsad.config.profile import ProfileConfig
 from medzsad.config.yaml_loading import load_cohort, parse_cohort
 
 __all__ = [
     "CohortConfig",
     "InputsConfig",
     "PipelineConfig",
-    "SeriesRules",
+    "SeriesOverrides",
     "WindowConfig",
     "ModelConfig",
     "OutputConfig",
     "ThresholdRule",
+    "FlagRule",
+    "ProfileConfig",
     "StudyScoreRule",
     "ExecutorConfig",
     "OutputKind",

@@ -30,7 +30,7 @@ class WindowConfig(_Section):
         return self
 
 
-class SeriesRules(_Section):
+class SeriesOverrides(_Section):
     """Which series of a DICOM study to use (``None`` keeps :mod:`medzsad.io`'s default rule).
 
     Attributes:
@@ -54,5 +54,5 @@ class PipelineConfig(_Section):
     preset: str = "auto"
     window: WindowConfig | None = None
     axis: Literal["axial", "coronal", "sagittal"] | None = None
-    series: SeriesRules | None = None
+    series: SeriesOverrides | None = None
     skip_empty_slices: bool | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,11 @@ def _format_error(err: Any, source: str, lines: dict[tuple[Any, ...], int]) -> s
     section = ".".join(str(p) for p in loc[:-1]) or "the top level"
     if err["type"] == "extra_forbidden":
         model = _section_model(loc)
-        allowed = ", ".join(_public_fields(model)) if model else "see docs/cohort.md"
-        return f"{where}: unknown key {loc[-1]!r} in {section} (allowed: {allowed})"
+        fields = _public_fields(model) if model else []
+        allowed = ", ".join(fields) if fields else "see docs/cohort.md"
+        close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{where}: unknown key {loc[-1]!r} in {section} (allowed: {allowed}){hint}"
     if err["type"] == "missing":
         return f"{where}: missing key {loc[-1]!r} in {section} (see docs/cohort.md)"
     key = ".".join(str(p) for p in loc) or "cohort"
@@ -125,8 +129,29 @@ def load_cohort(path: str | Path) -> CohortConfig:
         ConfigError: The file is missing or invalid (the message names the file and line).
     """
     p = Path(path)
+    if p.is_dir() or _looks_like_scan(p):
+        raise ConfigError(_not_a_cohort_file(p))
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{p}: cannot read the cohort file ({e.strerror}); check the path") from e
+    except UnicodeDecodeError as e:  # binary: a scan or an archive without a known suffix
+        raise ConfigError(_not_a_cohort_file(p)) from e
     return parse_cohort(text, source=str(p), base_dir=p.resolve().parent)
+
+
+# Suffixes of inputs (scans, archives) that are never cohort files.
+_SCAN_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".ima", ".zip", ".png", ".jpg")
+
+
+def _looks_like_scan(p: Path) -> bool:
+    name = p.name.lower()
+    return name == "dicomdir" or name.endswith(_SCAN_SUFFIXES)
+
+
+def _not_a_cohort_file(p: Path) -> str:
+    what = "a folder" if p.is_dir() else "a scan or archive, not a YAML file"
+    return (
+        f"{p}: expected a cohort YAML file but this is {what}; to score it directly run "
+        f"'medzsad run -i {p} -o OUTPUT_DIR' (see 'medzsad run --help')"
+    )

@@ -19,15 +19,17 @@ from medzsad.datasets.samples import Sample
 from medzsad.errors import ConfigError, InputError
 from medzsad.eval import metrics as M
 from medzsad.eval.evaluation import ALL_COLUMNS, ClassPredictions, metrics_table
+from medzsad.eval.few_shot import FewShotReport, evaluate_few_shot
 from medzsad.eval.paper import PAPER_TABLE2, PaperResult
 from medzsad.eval.plots import plot_curves, plot_histogram
 from medzsad.eval.predict import Predictions, predict_samples
-from medzsad.eval.table import MetricsTable, atomic_write_text
+from medzsad.eval.table import MetricsTable
+from medzsad.fileio import ensure_dir, write_text
 from medzsad.model.inference import Detector
 from medzsad.weights.model_loading import ModelSpec, load_anomalyclip
 
 __all__ = [
-    "RunOptions",
+    "EvalOptions",
     "EvaluationReport",
     "BenchmarkReport",
     "evaluate",
@@ -40,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class EvalOptions:
     """How to run the model.
 
     Attributes:
@@ -146,7 +148,7 @@ def evaluate_samples(
     detector: Detector,
     samples: Sequence[Sample],
     out_dir: Path | None = None,
-    run: RunOptions | None = None,
+    run: EvalOptions | None = None,
     operating_point: str = "f1",
     dataset: Dataset | None = None,
 ) -> EvaluationReport:
@@ -169,7 +171,7 @@ def evaluate_samples(
     """
     if not samples:
         raise InputError("no images to evaluate: the dataset is empty")
-    run = run or RunOptions()
+    run = run or EvalOptions()
     predictions = predict_samples(
         detector, samples, run.batch_size, run.num_workers, progress=run.progress, dataset=dataset
     )
@@ -177,14 +179,12 @@ def evaluate_samples(
     op, level = _operating_point(predictions.per_class, operating_point)
     files: list[Path] = []
     if out_dir is not None:
-        out = Path(out_dir)
-        atomic_write_text(out / "metrics.md", table.to_markdown())
+        out = ensure_dir(out_dir)
+        write_text(out / "metrics.md", table.to_markdown())
         table.to_csv(out / "metrics.csv")
         payload = {**table.to_dict(), "operating_point": {"level": level, **op._asdict()}}
-        atomic_write_text(
-            out / "metrics.json", json.dumps(payload, indent=1, allow_nan=False, default=_nan_none)
-        )
-        atomic_write_text(out / "scores.csv", _scores_csv(predictions))
+        write_text(out / "metrics.json", json.dumps(payload, indent=1, allow_nan=False, default=_nan_none))
+        write_text(out / "scores.csv", _scores_csv(predictions))
         files += [out / n for n in ("metrics.md", "metrics.csv", "metrics.json", "scores.csv")]
         files += plot_curves(predictions.per_class, out / "roc.png", out / "pr.png")
         files.append(
@@ -199,21 +199,23 @@ def _nan_none(value: object) -> object:
     return None if isinstance(value, float) and math.isnan(value) else str(value)
 
 
-def _detector(model: ModelSpec, run: RunOptions) -> Detector:
+def _detector(model: ModelSpec, run: EvalOptions) -> Detector:
     return Detector(load_anomalyclip(model), device=run.device, precision=run.precision)
 
 
 def evaluate(
     data: Path,
+    *,
     kind: str = "auto",
     split: str = "test",
     classes: Sequence[str] | None = None,
     model: ModelSpec | None = None,
-    run: RunOptions | None = None,
+    run: EvalOptions | None = None,
     out_dir: Path | None = None,
     operating_point: str = "f1",
     window: tuple[float, float] | None = None,
-) -> EvaluationReport:
+    references: int = 0,
+) -> EvaluationReport | FewShotReport:
     """Evaluate a model on any labelled dataset (see :func:`medzsad.datasets.open_dataset`).
 
     Args:
@@ -226,15 +228,27 @@ def evaluate(
         out_dir: where to write tables and plots.
         operating_point: ``f1`` or ``youden``.
         window: intensity window of ``volumes`` slices, e.g. ``(-160, 240)`` HU.
+        references: ``K > 0``: few-shot evaluation with K normal references per class drawn from the
+            test set (left out of scoring), five seeded draws (:mod:`medzsad.eval.few_shot`).
     """
-    run = run or RunOptions()
+    run = run or EvalOptions()
     det = _detector(model or ModelSpec(), run)
     data_set = open_labelled(Path(data), kind, det.image_size, det.mean, det.std, split, classes, window)
+    if references > 0:
+        return evaluate_few_shot(
+            det,
+            data_set.samples,
+            references,
+            batch_size=run.batch_size,
+            out_dir=out_dir,
+            dataset=data_set.dataset,
+            progress=run.progress,
+        )
     return evaluate_samples(det, data_set.samples, out_dir, run, operating_point, data_set.dataset)
 
 
 def benchmark_samples(
-    name: str, detector: Detector, samples: Sequence[Sample], run: RunOptions | None = None
+    name: str, detector: Detector, samples: Sequence[Sample], run: EvalOptions | None = None
 ) -> BenchmarkReport:
     """Compute the paper's two metrics of benchmark ``name`` on its samples.
 
@@ -248,7 +262,7 @@ def benchmark_samples(
     if not samples:
         raise InputError(f"benchmark {name}: no images read")
     paper = PAPER_TABLE2[key]
-    run = run or RunOptions()
+    run = run or EvalOptions()
     pixel = paper.level == "pixel"
     predictions = predict_samples(
         detector, samples, run.batch_size, run.num_workers, pixel_level=pixel, progress=run.progress
@@ -261,8 +275,9 @@ def benchmark_samples(
 def benchmark(
     name: str,
     data: Path,
+    *,
     model: ModelSpec | None = None,
-    run: RunOptions | None = None,
+    run: EvalOptions | None = None,
     out_dir: Path | None = None,
 ) -> BenchmarkReport:
     """Run a paper benchmark: read ``data`` in the dataset's public layout, score, compare with Table 2.
@@ -277,11 +292,11 @@ def benchmark(
     from medzsad.datasets.benchmarks import read_benchmark
 
     samples = read_benchmark(name, Path(data))
-    run = run or RunOptions()
+    run = run or EvalOptions()
     report = benchmark_samples(name, _detector(model or ModelSpec(), run), samples, run)
     if out_dir is not None:
-        out = Path(out_dir)
-        atomic_write_text(
+        out = ensure_dir(out_dir)
+        write_text(
             out / f"benchmark_{report.dataset}.md", report.to_text() + "\n" + report.table.to_markdown()
         )
         payload = {
@@ -291,7 +306,5 @@ def benchmark(
             "metrics": list(report.paper.columns),
             "table": report.table.to_dict(),
         }
-        atomic_write_text(
-            out / f"benchmark_{report.dataset}.json", json.dumps(payload, indent=1, default=_nan_none)
-        )
+        write_text(out / f"benchmark_{report.dataset}.json", json.dumps(payload, indent=1, default=_nan_none))
     return report

@@ -11,7 +11,7 @@ import numpy as np
 from medzsad.errors import OutputError
 from medzsad.eval import metrics as M
 from medzsad.eval.evaluation import ClassPredictions
-from medzsad.report.atomic import atomic_path
+from medzsad.fileio import atomic_path
 
 __all__ = ["plot_curves", "plot_histogram"]
 

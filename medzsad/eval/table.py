@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from medzsad.errors import OutputError
-from medzsad.report.atomic import write_text
+from medzsad.fileio import ensure_dir, write_text
 
-__all__ = ["MetricsRow", "MetricsTable", "COLUMN_TITLES", "atomic_write_text"]
+__all__ = ["MetricsRow", "MetricsTable", "COLUMN_TITLES"]
 
 #: Human titles of the metric keys used in tables.
 COLUMN_TITLES: dict[str, str] = {
@@ -27,20 +26,6 @@ COLUMN_TITLES: dict[str, str] = {
     "dice": "Dice",
     "iou": "IoU",
 }
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    Raises:
-        OutputError: the folder cannot be created or the file cannot be written.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot write {path}: {e}; check the folder exists and is writable") from e
-    write_text(path, text)
 
 
 @dataclass(frozen=True)
@@ -130,7 +115,8 @@ class MetricsTable:
 
     def to_csv(self, path: Path) -> None:
         """Write :meth:`to_csv_text` to ``path`` atomically."""
-        atomic_write_text(Path(path), self.to_csv_text())
+        ensure_dir(Path(path).parent)
+        write_text(path, self.to_csv_text())
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict: columns, rows (with counts), mean and extras."""

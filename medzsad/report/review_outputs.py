@@ -8,7 +8,9 @@ per cohort, see :func:`medzsad.report.html_report.write_report_html`):
 * ``slicer``: ``<study_dir>/slicer/`` bundle plus ``slicer/load_in_slicer.py``.
 
 The DICOM objects are written only for DICOM-sourced studies; for other sources they are skipped
-with a reason (in :attr:`ReviewOutputs.skipped` and the log), and the study carries on.
+with a reason (in :attr:`ReviewOutputs.skipped` and the log), and the study carries on. Each
+format fails on its own: a writer that raises is recorded in :attr:`ReviewOutputs.failed` (see
+:mod:`medzsad.report.optional`) and the other formats are still written.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 import medzsad
 from medzsad.io.volume import Volume
+from medzsad.report.optional import OutputFailure, attempt
 from medzsad.report.seg_writer import SegWriteResult, write_dicom_seg, write_heatmap_parametric_map
 from medzsad.report.slicer_bundle import SlicerBundle, write_slicer_bundle
 from medzsad.report.slicer_bundle_script import write_slicer_script
@@ -45,7 +48,8 @@ class ReviewOutputs:
         parametric_map: The DICOM Parametric Map, or None.
         slicer: The Slicer bundle, or None.
         slicer_script: The written loader script, or None.
-        skipped: ``"format: reason"`` for each requested format that was not written.
+        skipped: ``"format: reason"`` for each requested format that does not apply to the source.
+        failed: Each requested format whose writer raised.
     """
 
     seg: SegWriteResult | None = None
@@ -53,6 +57,7 @@ class ReviewOutputs:
     slicer: SlicerBundle | None = None
     slicer_script: Path | None = None
     skipped: tuple[str, ...] = field(default_factory=tuple)
+    failed: tuple[OutputFailure, ...] = field(default_factory=tuple)
 
     def files(self) -> list[Path]:
         """Every file written (for provenance and the review page)."""
@@ -75,8 +80,9 @@ def write_review_outputs(
     heatmap_nifti: str | Path | None = None,
     mask_nifti: str | Path | None = None,
     keep_empty_frames: bool = False,
+    smoke: bool = False,
 ) -> ReviewOutputs:
-    """Write the requested review outputs of one study.
+    """Write the requested review outputs of one study; each fails on its own.
 
     Args:
         study_dir: The study's output folder (created if missing).
@@ -88,40 +94,84 @@ def write_review_outputs(
         heatmap_nifti: The study's heat map NIfTI if already written (the Slicer bundle links it).
         mask_nifti: The study's mask NIfTI if already written.
         keep_empty_frames: Keep SEG frames without anomaly.
+        smoke: Random weights were used: DICOM descriptions and Slicer names say SMOKE RUN.
 
-    Raises:
-        DicomError, GeometryError, OutputError: A requested output could not be written.
+    Returns:
+        What was written, skipped (not a DICOM source) and failed (the writer raised: a
+        ``DicomError``, ``GeometryError``, ``OutputError`` or any other exception).
     """
     wanted = {str(f).lower() for f in formats} & REVIEW_FORMATS
     root = Path(study_dir)
     root.mkdir(parents=True, exist_ok=True)
-    is_dicom = volume.source.kind == "dicom"
-    seg = pmap = bundle = script = None
-    skipped: list[str] = []
-    for fmt in sorted(wanted & {"dicom-seg", "dicom-pmap"}):
-        if not is_dicom:
-            skipped.append(f"{fmt}: source is {volume.source.kind!r}, not DICOM")
-            logger.info("skipping %s: source kind is %s", fmt, volume.source.kind)
-    if is_dicom and "dicom-seg" in wanted:
-        seg = write_dicom_seg(
-            mask_ijk,
-            volume,
-            root / SEG_FILE,
-            threshold=threshold,
-            keep_empty_frames=keep_empty_frames,
-            algorithm_version=medzsad.__version__,
-        )
-    if is_dicom and "dicom-pmap" in wanted:
-        pmap = write_heatmap_parametric_map(heat_ijk, volume, root / PMAP_FILE, threshold=threshold)
+    failed: list[OutputFailure] = []
+    opts = _DicomOptions(threshold, keep_empty_frames, smoke)
+    seg, pmap, skipped = _write_dicom(root, volume, heat_ijk, mask_ijk, wanted, opts, failed)
+    bundle = script = None
     if "slicer" in wanted:
-        bundle = write_slicer_bundle(
-            root,
-            volume,
-            heat_ijk,
-            mask_ijk,
-            threshold=threshold,
-            heatmap_nifti=heatmap_nifti,
-            mask_nifti=mask_nifti,
+        bundle = attempt(
+            "slicer",
+            lambda: write_slicer_bundle(
+                root,
+                volume,
+                heat_ijk,
+                mask_ijk,
+                threshold=threshold,
+                heatmap_nifti=heatmap_nifti,
+                mask_nifti=mask_nifti,
+                smoke=smoke,
+            ),
+            failed,
         )
-        script = write_slicer_script(root)
-    return ReviewOutputs(seg, pmap, bundle, script, tuple(skipped))
+        script = attempt("slicer", lambda: write_slicer_script(root), failed) if bundle is not None else None
+    return ReviewOutputs(seg, pmap, bundle, script, skipped, tuple(failed))
+
+
+@dataclass(frozen=True)
+class _DicomOptions:
+    threshold: float
+    keep_empty_frames: bool
+    smoke: bool
+
+
+def _write_dicom(
+    root: Path,
+    volume: Volume,
+    heat_ijk: np.ndarray,
+    mask_ijk: np.ndarray,
+    wanted: set[str],
+    opts: _DicomOptions,
+    failed: list[OutputFailure],
+) -> tuple[SegWriteResult | None, SegWriteResult | None, tuple[str, ...]]:
+    """The SEG and Parametric Map (DICOM sources only; others are skipped with a reason)."""
+    if volume.source.kind != "dicom":
+        skipped = tuple(
+            f"{fmt}: source is {volume.source.kind!r}, not DICOM"
+            for fmt in sorted(wanted & {"dicom-seg", "dicom-pmap"})
+        )
+        for line in skipped:
+            logger.info("skipping %s", line)
+        return None, None, skipped
+    seg = pmap = None
+    if "dicom-seg" in wanted:
+        seg = attempt(
+            "dicom-seg",
+            lambda: write_dicom_seg(
+                mask_ijk,
+                volume,
+                root / SEG_FILE,
+                threshold=opts.threshold,
+                keep_empty_frames=opts.keep_empty_frames,
+                algorithm_version=medzsad.__version__,
+                smoke=opts.smoke,
+            ),
+            failed,
+        )
+    if "dicom-pmap" in wanted:
+        pmap = attempt(
+            "dicom-pmap",
+            lambda: write_heatmap_parametric_map(
+                heat_ijk, volume, root / PMAP_FILE, threshold=opts.threshold, smoke=opts.smoke
+            ),
+            failed,
+        )
+    return seg, pmap, ()

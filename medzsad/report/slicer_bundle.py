@@ -30,8 +30,8 @@ import numpy as np
 from scipy import ndimage
 
 from medzsad.errors import OutputError
+from medzsad.fileio import gzip_bytes, write_bytes, write_json, write_text
 from medzsad.io.volume import LPS_TO_RAS, Volume
-from medzsad.report.atomic import gzip_bytes, write_bytes, write_json, write_text
 from medzsad.report.nifti_writer import nifti_bytes, write_heatmap, write_mask
 
 __all__ = [
@@ -74,6 +74,7 @@ class SlicerBundle:
         mask_colors: Colour table for the label map.
         focus_ras: RAS point (mm) of the highest-scoring lesion's peak, or None without lesions.
         focus_score: Peak heat at ``focus_ras`` or None.
+        smoke: Random weights were used (node names in Slicer start with "SMOKE RUN").
     """
 
     folder: Path
@@ -86,6 +87,7 @@ class SlicerBundle:
     mask_colors: Path
     focus_ras: tuple[float, float, float] | None
     focus_score: float | None
+    smoke: bool = False
 
 
 def _nrrd_vector(v: np.ndarray) -> str:
@@ -235,6 +237,7 @@ def write_slicer_bundle(
     threshold: float,
     heatmap_nifti: str | Path | None = None,
     mask_nifti: str | Path | None = None,
+    smoke: bool = False,
 ) -> SlicerBundle:
     """Write ``<study_dir>/slicer/`` and its ``bundle.json``.
 
@@ -246,6 +249,7 @@ def write_slicer_bundle(
         threshold: Heat threshold of the mask; the suggested heat window is ``[threshold, 1]``.
         heatmap_nifti: Existing heat map NIfTI to reference (written into the bundle if None).
         mask_nifti: Existing mask NIfTI to reference (written into the bundle if None).
+        smoke: Random weights were used (recorded; Slicer node names say SMOKE RUN).
 
     Returns:
         The bundle with absolute paths.
@@ -277,9 +281,10 @@ def write_slicer_bundle(
         mask_colors=write_label_color_table(folder / "mask_labels.ctbl").resolve(),
         focus_ras=None if focus is None else focus[0],
         focus_score=None if focus is None else focus[1],
+        smoke=smoke,
     )
     _write_manifest(bundle)
-    logger.info("wrote Slicer bundle in %s", folder)
+    logger.debug("wrote Slicer bundle in %s", folder)  # a path: debug only (docs/privacy.md)
     return bundle
 
 
@@ -294,6 +299,7 @@ def _write_manifest(b: SlicerBundle) -> None:
         "heatmap_window": list(b.window),
         "focus_ras": None if b.focus_ras is None else list(b.focus_ras),
         "focus_score": b.focus_score,
+        "smoke_run": b.smoke,
     }
     write_json(b.folder / MANIFEST, doc)
 
@@ -325,5 +331,6 @@ def read_bundle(study_dir: str | Path) -> SlicerBundle:
         window=window,
         focus_ras=None if focus is None else (float(focus[0]), float(focus[1]), float(focus[2])),
         focus_score=doc.get("focus_score"),
+        smoke=bool(doc.get("smoke_run", False)),
         **files,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medzsad.report.atomic import write_text
+from medzsad.fileio import write_text
 from medzsad.report.slicer_bundle import SlicerBundle, read_bundle
 
 __all__ = ["slicer_script", "write_slicer_script", "SCRIPT_NAME"]
@@ -28,6 +28,7 @@ import slicer
 FILES = {files}
 HEAT_WINDOW = ({lo!r}, {hi!r})
 FOCUS_RAS = {focus}
+NAME_PREFIX = {prefix!r}  # "SMOKE RUN " when the results came from random weights
 
 
 def _load(node_class, storage_class, path, name):
@@ -45,11 +46,11 @@ def _load(node_class, storage_class, path, name):
 
 VOLUME = ("vtkMRMLScalarVolumeNode", "vtkMRMLVolumeArchetypeStorageNode")
 scan = _load(*VOLUME, FILES["scan"], "scan")
-heat = _load(*VOLUME, FILES["heatmap"], "anomaly heat")
+heat = _load(*VOLUME, FILES["heatmap"], NAME_PREFIX + "anomaly heat")
 COLORS = ("vtkMRMLColorTableNode", "vtkMRMLColorTableStorageNode")
 colors = _load(*COLORS, FILES["heatmap_colors"], "heat colors")
 SEGMENTATION = ("vtkMRMLSegmentationNode", "vtkMRMLSegmentationStorageNode")
-segmentation = _load(*SEGMENTATION, FILES["segmentation"], "anomaly")
+segmentation = _load(*SEGMENTATION, FILES["segmentation"], NAME_PREFIX + "anomaly")
 
 heat_display = heat.GetDisplayNode()
 heat_display.SetAndObserveColorNodeID(colors.GetID())
@@ -83,7 +84,8 @@ def _script_from_bundle(bundle: SlicerBundle) -> str:
     body = json.dumps(files, indent=4)
     focus = "None" if bundle.focus_ras is None else repr([round(v, 4) for v in bundle.focus_ras])
     lo, hi = bundle.window
-    return _TEMPLATE.format(script_name=SCRIPT_NAME, files=body, lo=lo, hi=hi, focus=focus)
+    prefix = "SMOKE RUN " if bundle.smoke else ""
+    return _TEMPLATE.format(script_name=SCRIPT_NAME, files=body, lo=lo, hi=hi, focus=focus, prefix=prefix)
 
 
 def slicer_script(study_dir: str | Path, output: str | Path | None = None) -> str:

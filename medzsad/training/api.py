@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 def train(
     data: Path,
     out_dir: Path,
+    *,
     kind: str = "auto",
     split: str = "test",
     classes: Sequence[str] | None = None,

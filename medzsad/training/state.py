@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from medzsad.errors import ModelError, OutputError
-from medzsad.report.atomic import atomic_path
+from medzsad.fileio import atomic_path
 
 __all__ = ["TrainState", "save_train_state", "load_train_state", "optimizer_tensors", "restore_optimizer"]
 

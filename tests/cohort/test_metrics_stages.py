@@ -3,11 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medzsad.cohort.slicing import choose_preset
+from medzsad.cohort.reading import choose_preset
 from medzsad.cohort.stages import SliceScores, study_score
 from medzsad.config import StudyScoreRule
 from medzsad.eval.metrics import aupro_regions
 from medzsad.report.overlay import display_orientation, from_display, to_display
+from medzsad.transforms.preset import guess_modality
 
 
 def test_aupro_regions_of_differently_shaped_volumes_pools_their_regions():
@@ -76,16 +77,18 @@ def test_auto_preset_follows_modality_and_cohort_overrides_apply():
     mr_like = vol(np.full((8, 8, 4), 10.0))
     xray = vol(np.full((8, 8, 1), 10.0))
     auto = PipelineConfig()
-    assert choose_preset(ct_like, {}, auto).name.startswith("ct-")
-    assert choose_preset(mr_like, {}, auto).name == "mr-brain"
-    assert choose_preset(xray, {}, auto).name == "xray-2d"
-    assert choose_preset(mr_like, {}, PipelineConfig(preset="ct-head")).name == "ct-head"
+    assert [guess_modality(v) for v in (ct_like, mr_like, xray)] == ["CT", "MR", "DX"]
+    assert choose_preset(auto, guess_modality(ct_like)).name.startswith("ct-")
+    assert choose_preset(auto, guess_modality(mr_like)).name == "mr-brain"
+    assert choose_preset(auto, guess_modality(xray)).name == "xray-2d"
+    assert choose_preset(auto, "CT", body_part="CHEST").name == "ct-chest"
+    assert choose_preset(auto, "CT", body_part="HEAD").name == "ct-head"
+    assert choose_preset(PipelineConfig(preset="ct-head"), "MR").name == "ct-head"
     over = choose_preset(
-        ct_like,
-        {},
         PipelineConfig(
             preset="ct-head", axis="coronal", skip_empty_slices=False, window={"center": 50, "width": 100}
         ),
+        "CT",
     )
     assert over.axis == "coronal" and over.skip_empty_slices is False
     assert over.intensity.window.center == 50 and over.intensity.window.width == 100

@@ -37,7 +37,10 @@ class FakeStages:
             self.peak = max(self.peak, self.alive)
         return torch.from_numpy(loaded)
 
-    def score(self, batch: torch.Tensor):
+    def positions(self, loaded: np.ndarray) -> None:
+        return None
+
+    def score(self, batch: torch.Tensor, positions: torch.Tensor | None):
         self.batches.append(sorted({int(v) for v in batch[:, 0, 0, 0]}))
         return batch[:, 0, 0, 0].numpy().copy(), batch[:, 0].numpy().copy()
 

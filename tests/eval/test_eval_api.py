@@ -77,7 +77,7 @@ def test_benchmark_on_tiny_dataset_in_each_layout(name: str, tmp_path: Path, tin
     _write_layout(name, tmp_path)
     samples = read_benchmark(name, tmp_path)
     report = eval_api.benchmark_samples(
-        name, tiny_detector, samples, eval_api.RunOptions(batch_size=3, progress=False)
+        name, tiny_detector, samples, eval_api.EvalOptions(batch_size=3, progress=False)
     )
     paper = PAPER_TABLE2[name]
     assert report.n_images == len(samples)
@@ -131,7 +131,7 @@ def test_evaluate_writes_table_plots_and_operating_point(tmp_path: Path, tiny_de
 
     samples = read_folder(tmp_path / "data", class_name="brain")
     rep = eval_api.evaluate_samples(
-        tiny_detector, samples, tmp_path / "out", eval_api.RunOptions(progress=False)
+        tiny_detector, samples, tmp_path / "out", eval_api.EvalOptions(progress=False)
     )
     names = {p.name for p in rep.files}
     assert {

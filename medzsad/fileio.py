@@ -1,4 +1,6 @@
-"""Atomic file writes: write ``<name>.tmp-<pid>`` in the same folder, fsync, then ``os.replace``.
+"""Atomic file writes, used by every layer that writes files (reports, evaluation, training).
+
+Each write goes to ``<name>.tmp-<pid>`` in the same folder, is fsynced, then ``os.replace``d.
 
 A reader (or a run restarted after SIGKILL) sees either the old file, the complete new file, or
 nothing; never a half-written one. Leftover ``*.tmp-*`` files from a killed process are harmless and
@@ -22,6 +24,7 @@ from medzsad.errors import OutputError
 
 __all__ = [
     "atomic_path",
+    "ensure_dir",
     "write_bytes",
     "write_text",
     "write_json",
@@ -46,6 +49,20 @@ def fsync_dir(path: str | Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def ensure_dir(path: str | Path) -> Path:
+    """Create ``path`` (and its parents) if missing; returns it.
+
+    Raises:
+        OutputError: The folder cannot be created (permissions, a file in the way).
+    """
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create folder {folder}: {e}; check the parent is writable") from e
+    return folder
 
 
 @contextlib.contextmanager

@@ -1,0 +1,1 @@
+"""Analysis of scored volumes: lesions from heat maps (pure numpy/scipy, no file formats)."""

@@ -1,0 +1,154 @@
+"""Heat map -> mask: threshold, 3D connected components, minimum lesion volume, lesion statistics.
+
+The maths only; :mod:`medzsad.report.lesions` writes the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from medzsad.io.volume import LPS_TO_RAS
+
+__all__ = [
+    "Lesion",
+    "LesionResult",
+    "voxel_volume_ml",
+    "threshold_value",
+    "find_lesions",
+]
+
+#: 26-connectivity: voxels touching by a face, an edge or a corner belong to one lesion.
+_STRUCTURE_26 = np.ones((3, 3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class Lesion:
+    """One connected component of the thresholded heat map.
+
+    Attributes:
+        label: Value of this lesion in the mask (1..255, by decreasing max score).
+        voxels: Number of voxels.
+        volume_ml: Volume in millilitres (voxels x voxel volume).
+        centroid_ras_mm: Centre of mass (unweighted) in scanner RAS mm.
+        centroid_lps_mm: The same point in LPS mm (DICOM patient coordinates).
+        bbox_min_ijk: First voxel index of the bounding box along ``i, j, k``.
+        bbox_max_ijk: Last voxel index (inclusive).
+        max_score: Highest heat in the lesion, in [0, 1].
+        mean_score: Mean heat in the lesion.
+    """
+
+    label: int
+    voxels: int
+    volume_ml: float
+    centroid_ras_mm: tuple[float, float, float]
+    centroid_lps_mm: tuple[float, float, float]
+    bbox_min_ijk: tuple[int, int, int]
+    bbox_max_ijk: tuple[int, int, int]
+    max_score: float
+    mean_score: float
+
+
+@dataclass(frozen=True)
+class LesionResult:
+    """The label map and its lesions.
+
+    Attributes:
+        labels: ``(I, J, K)`` uint8, 0 background, lesion ``n`` has value ``n`` (at most 255 kept).
+        lesions: Lesions, strongest first.
+        threshold: Heat value used (``heat >= threshold`` is foreground).
+        n_dropped_small: Components removed for being under the minimum volume.
+    """
+
+    labels: np.ndarray
+    lesions: tuple[Lesion, ...]
+    threshold: float
+    n_dropped_small: int
+
+
+def voxel_volume_ml(affine_ras: np.ndarray) -> float:
+    """Volume of one voxel in mL: ``|det(affine[:3, :3])|`` mm³ / 1000."""
+    return float(abs(np.linalg.det(np.asarray(affine_ras)[:3, :3]))) / 1000.0
+
+
+def threshold_value(heat: np.ndarray, method: str, value: float, body: np.ndarray | None = None) -> float:
+    """The heat threshold of a rule.
+
+    Args:
+        heat: ``(I, J, K)`` float heat map in [0, 1].
+        method: ``"fixed"`` (``value`` is the threshold) or ``"percentile"`` (``value``-th percentile
+            of the heat inside ``body``, or of all voxels when no body mask is given).
+        value: Threshold or percentile in (0, 100).
+        body: Optional boolean ``(I, J, K)`` mask of scanned (non-empty) voxels.
+    """
+    if method == "fixed":
+        return float(value)
+    if method == "percentile":
+        vals = heat[body] if body is not None and body.any() else heat.ravel()
+        return float(np.percentile(vals, value)) if vals.size else float("inf")
+    raise ValueError(f"unknown threshold method {method!r}; use fixed or percentile")
+
+
+def find_lesions(
+    heat: np.ndarray, affine_ras: np.ndarray, threshold: float, min_volume_ml: float
+) -> LesionResult:
+    """Threshold ``heat``, label 3D components (26-connectivity), drop small ones, measure the rest.
+
+    Args:
+        heat: ``(I, J, K)`` float heat map in [0, 1], in the source voxel grid.
+        affine_ras: ``(4, 4)`` voxel -> RAS mm of that grid.
+        threshold: Foreground is ``heat >= threshold``.
+        min_volume_ml: Components smaller than this (mL) are dropped.
+    """
+    heat = np.asarray(heat, dtype=np.float32)
+    comp, n = ndimage.label(heat >= threshold, structure=_STRUCTURE_26)
+    vox_ml = voxel_volume_ml(affine_ras)
+    found: list[tuple[float, int, np.ndarray]] = []
+    dropped = 0
+    if n:
+        counts = np.bincount(comp.ravel(), minlength=n + 1)
+        maxes = ndimage.maximum(heat, comp, index=np.arange(1, n + 1))
+        for c in range(1, n + 1):
+            if counts[c] * vox_ml < min_volume_ml:
+                dropped += 1
+                continue
+            found.append((float(maxes[c - 1]), c, counts[c]))
+    # strongest first; ties broken by the component's scan order, so the result is deterministic
+    found.sort(key=lambda t: (-t[0], t[1]))
+    labels = np.zeros(heat.shape, dtype=np.uint8)
+    lesions = []
+    slices = ndimage.find_objects(comp) if n else []
+    for new_label, (_, c, _) in enumerate(found[:255], start=1):
+        lesions.append(_measure(heat, comp, c, slices[c - 1], new_label, affine_ras, vox_ml))
+        labels[comp == c] = new_label
+    return LesionResult(labels, tuple(lesions), float(threshold), dropped)
+
+
+def _measure(
+    heat: np.ndarray,
+    comp: np.ndarray,
+    c: int,
+    box: tuple[slice, ...],
+    label: int,
+    affine_ras: np.ndarray,
+    vox_ml: float,
+) -> Lesion:
+    sub = comp[box] == c
+    idx = np.argwhere(sub) + np.array([s.start for s in box])
+    centroid_ijk = idx.mean(axis=0)
+    ras = (np.asarray(affine_ras) @ np.append(centroid_ijk, 1.0))[:3]
+    lps = (LPS_TO_RAS[:3, :3] @ ras).tolist()
+    vals = heat[box][sub]
+    return Lesion(
+        label=label,
+        voxels=int(sub.sum()),
+        volume_ml=float(sub.sum() * vox_ml),
+        centroid_ras_mm=(float(ras[0]), float(ras[1]), float(ras[2])),
+        centroid_lps_mm=(float(lps[0]), float(lps[1]), float(lps[2])),
+        bbox_min_ijk=tuple(int(v) for v in idx.min(axis=0)),  # type: ignore[arg-type]
+        bbox_max_ijk=tuple(int(v) for v in idx.max(axis=0)),  # type: ignore[arg-type]
+        max_score=float(vals.max()),
+        mean_score=float(vals.mean()),
+    )

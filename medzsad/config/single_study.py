@@ -1,0 +1,137 @@
+"""One study without a cohort file: ``medzsad run -i PATH -o DIR`` builds this in-memory cohort.
+
+The result is an ordinary :class:`CohortConfig` (validated by the same models as a YAML file), so
+a single study goes through exactly the code path and writes exactly the outputs of a cohort.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from medzsad.config.cohort import CohortConfig
+from medzsad.config.output import OutputConfig, ThresholdRule
+from medzsad.config.yaml_loading import validate_cohort_data
+from medzsad.errors import ConfigError, InputError
+
+__all__ = ["single_study_cohort", "FAST_IMAGE_SIZE", "SMOKE_MODEL"]
+
+#: The offline smoke model (as ``cohorts/smoke.yaml``): tiny random AnomalyCLIP, no weights needed.
+SMOKE_MODEL: dict[str, Any] = {
+    "tiny": True,
+    "clip_weights": "random",
+    "prompt_weights": "random",
+    "image_size": 112,
+    "feature_layers": [2, 4, 6, 8],
+    "dpam_layers": 6,
+}
+
+#: ``--fast`` input side: 336 px is the native resolution of the default CLIP ViT-L/14@336 (518 px
+#: is the paper's upsampled setting, ~2.4x the tokens); the smoke model halves its 112 px.
+FAST_IMAGE_SIZE = {"model": 336, "smoke": 56}
+
+
+def _cohort_name(path: Path) -> str:
+    stem = path.resolve().parent.name if path.name.upper() == "DICOMDIR" else path.name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".zip"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).lstrip("._-")[:64]
+    return name or "study"
+
+
+def _profile_settings(folder: str) -> dict[str, Any]:
+    """``output`` keys a site calibration profile sets, as far as this version's schema has them.
+
+    A calibrated threshold (``output.threshold: {method: calibrated, profile: DIR}``) and study
+    flags (``output.flag: {profile: DIR}``) come with the calibration feature (``medzsad profile``);
+    without it the dict is empty.
+    """
+    settings: dict[str, Any] = {}
+    if "profile" in ThresholdRule.model_fields:
+        settings["threshold"] = {"method": "calibrated", "profile": folder}
+    if "flag" in OutputConfig.model_fields:
+        settings["flag"] = {"profile": folder}
+    return settings
+
+
+def _check_preset(preset: str) -> None:
+    """A misspelt ``--preset`` is a configuration error now, not a failed study after the model loads."""
+    from medzsad.transforms.preset import list_presets  # torch-free
+
+    names = list_presets()
+    if preset == "auto" or preset in names or Path(preset).is_file():
+        return
+    close = difflib.get_close_matches(preset, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(f"--preset {preset!r}: no such preset; {hint}(available: auto, {', '.join(names)})")
+
+
+def single_study_cohort(
+    path: str | Path,
+    *,
+    out_dir: str | Path,
+    preset: str | None = None,
+    device: str | None = None,
+    formats: Sequence[str] | None = None,
+    fast: bool = False,
+    smoke: bool = False,
+    profile: str | Path | None = None,
+) -> CohortConfig:
+    """The cohort of one study.
+
+    Args:
+        path: A NIfTI/NRRD/MHA file, a DICOM folder, a ``.zip`` archive or a DICOMDIR.
+        out_dir: Output folder (same layout as a cohort: ``studies/<id>/``, ``studies.csv``, ...).
+        preset: Pipeline preset (``ct-head``, ...); default ``auto`` (from the headers).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; default ``auto``.
+        formats: ``output.formats`` (``nifti``, ``dicom-seg``, ``png``, ...); default: the cohort default.
+        fast: Cheaper setting: the backbone's native input size (:data:`FAST_IMAGE_SIZE`) instead
+            of 518 px, and slices with no body skipped; maps are coarser, scores may shift.
+        smoke: The tiny random-weight model (:data:`SMOKE_MODEL`): offline, outputs labelled smoke.
+        profile: A site calibration profile folder (``medzsad profile``), when this version has them.
+
+    Raises:
+        InputError: ``path`` does not exist.
+        ConfigError: A value is invalid (the message names the option).
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InputError(
+            f"-i {path}: no such file or folder; give a scan file, DICOM folder, zip or DICOMDIR"
+        )
+    model: dict[str, Any] = dict(SMOKE_MODEL) if smoke else {}
+    if fast:
+        model["image_size"] = FAST_IMAGE_SIZE["smoke" if smoke else "model"]
+    if device is not None:
+        model["device"] = device
+    output: dict[str, Any] = {"dir": str(Path(out_dir).expanduser().resolve())}
+    if formats is not None:
+        output["formats"] = list(formats)
+    if profile is not None:
+        calibrated = _profile_settings(str(Path(profile).expanduser().resolve()))
+        if not calibrated:
+            raise ConfigError(
+                "--profile: site calibration profiles are not supported by this version yet; "
+                "run without --profile (fixed threshold from the preset/cohort)"
+            )
+        output.update(calibrated)
+    if preset is not None:
+        _check_preset(preset)
+    pipeline: dict[str, Any] = {"preset": preset or "auto"}
+    if fast:
+        pipeline["skip_empty_slices"] = True
+    data = {
+        "name": _cohort_name(p),
+        "inputs": {"paths": [str(p.resolve())]},
+        "pipeline": pipeline,
+        "model": model,
+        "output": output,
+        "base_dir": str(Path.cwd()),
+        "source_file": f"-i {path}",
+    }
+    return validate_cohort_data(data, f"medzsad run -i {path}", {})

@@ -1,0 +1,53 @@
+"""An optional output that fails loses nothing else: the study is done, the failure is recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from medzsad.cohort.runner import run_cohort
+from medzsad.errors import OutputError
+from medzsad.report import review_outputs
+
+from .conftest import make_cohort, write_cohort_yaml
+
+CORE = ("heatmap.nii.gz", "mask.nii.gz", "slices.csv", "lesions.csv", "provenance.json")
+
+
+def test_forced_seg_failure_keeps_the_study_and_records_the_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_seg(mask: object, volume: object, out_path: Path, **kwargs: object) -> None:
+        raise OutputError(f"{out_path}: forced SEG failure for the test")
+
+    monkeypatch.setattr(review_outputs, "write_dicom_seg", broken_seg)
+    info = make_cohort(tmp_path / "data", n_nifti=0, corrupt=False, shape=(20, 16, 6))
+    extra = "  outputs: [heatmap, mask, slices, lesions, provenance, dicom-seg, dicom-pmap]\n"
+    cfg = write_cohort_yaml(tmp_path / "c.yaml", info["manifest"], tmp_path / "out", extra=extra)
+    summary = run_cohort(cfg)
+    assert (summary.n_done, summary.n_failed) == (1, 0)
+    out = tmp_path / "out"
+    studies = pd.read_csv(out / "studies.csv", keep_default_na=False)
+    row = studies.iloc[0]
+    assert row["status"] == "done" and row["error"] == ""
+    assert row["output_errors"] == "dicom-seg: OutputError"
+    folder = out / "studies" / row["safe_id"]
+    for name in CORE:
+        assert (folder / name).is_file(), name
+    assert not (folder / review_outputs.SEG_FILE).exists()
+    assert (folder / review_outputs.PMAP_FILE).is_file()  # the other optional output is still written
+    errors = pd.read_csv(out / "errors.csv", keep_default_na=False)
+    assert errors[["study_id", "stage", "output", "error_type"]].values.tolist() == [
+        ["Dicom Study/01", "output", "dicom-seg", "OutputError"]
+    ]
+    assert "forced SEG failure" in errors.loc[0, "message"]
+    # the log names the study by its pseudonym only, not by its id or folder name, and (ids hidden)
+    # leaves out the message, which names files (docs/privacy.md); errors.csv has it
+    warning = next(r.getMessage() for r in caplog.records if "optional output dicom-seg" in r.getMessage())
+    assert "Dicom" not in warning and row["safe_id"] not in warning and "OutputError" in warning
+    assert "forced SEG failure" not in warning and "--show-ids" in warning
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert [f["output"] for f in prov["output_failures"]] == ["dicom-seg"]
