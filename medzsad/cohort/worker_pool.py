@@ -176,8 +176,11 @@ def _run_one(
         )
 
 
-def _worker_main(conn: Connection, memory_gb: float | None, faults: str) -> None:
+def _worker_main(conn: Connection, memory_gb: float | None, faults: str, env: dict[str, str]) -> None:
     """Entry of a worker process: run tasks until the pool closes the pipe."""
+    # the fork server's environment is the one it started with: use the pool owner's, as spawn would
+    os.environ.clear()
+    os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     # the main process reports every outcome; without this, library warnings would reach stderr
     # through logging's last-resort handler, bypassing the CLI's --quiet and format
@@ -227,7 +230,7 @@ class WorkerPool:
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(  # type: ignore[attr-defined]
             target=_worker_main,
-            args=(child, self.memory_gb, self._faults),
+            args=(child, self.memory_gb, self._faults, dict(os.environ)),
             name="medzsad-worker",
             daemon=True,
         )

@@ -120,6 +120,9 @@ def test_rerun_after_disk_full_completes(cohort: dict[str, Path], monkeypatch: p
     def full(*a: object, **k: object) -> object:
         raise OutputError("cannot write heatmap.nii.gz: No space left on device")
 
+    # the patch reaches this process only: write in it (workers: 0), not in writer processes
+    cfg = cohort["cfg"]
+    cfg.write_text(cfg.read_text() + "executor: {workers: 0}\n")
     monkeypatch.setattr(job, "write_study_files", full)
     assert main(["run", str(cohort["cfg"]), "--quiet"]) == 3
     monkeypatch.setattr(job, "write_study_files", real)

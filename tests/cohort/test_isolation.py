@@ -42,17 +42,13 @@ def test_crash_hang_memory_bomb_and_panic_fail_their_study_only(tmp_path, monkey
     info = make_cohort(data, n_nifti=2, corrupt=False)
     _ndims_minus_3_mha(data / "hang.mha")
     _header_bomb_nii(data / "bomb.nii.gz")
-    shutil.copy(data / "vol0.nii.gz", data / "segv-marker.nii.gz")
-    shutil.copy(data / "vol1.nii.gz", data / "panic-marker.nii.gz")
-    bad = {
-        "hang": "hang.mha",
-        "bomb": "bomb.nii.gz",
-        "segv": "segv-marker.nii.gz",
-        "panic": "panic-marker.nii.gz",
-    }
+    for i, marker in enumerate(("segv", "panic", "hang", "bomb")):
+        shutil.copy(data / f"vol{i % 2}.nii.gz", data / f"{marker}-marker.nii.gz")
+    bad = {"hang-file": "hang.mha", "bomb-file": "bomb.nii.gz"}
+    bad.update({m: f"{m}-marker.nii.gz" for m in ("segv", "panic", "hang", "bomb")})
     manifest = Path(info["manifest"])
     manifest.write_text(manifest.read_text() + "".join(f"{k},{v},0,\n" for k, v in bad.items()))
-    monkeypatch.setenv(FAULT_ENV, "segv:segv-marker,panic:panic-marker")
+    monkeypatch.setenv(FAULT_ENV, "segv:segv-marker,panic:panic-marker,hang:hang-marker,bomb:bomb-marker")
     extra = f"executor: {{workers: 2, study_timeout_s: 10, worker_memory_gb: {MEMORY_GB}}}\n"
     cfg = write_cohort_yaml(tmp_path / "c.yaml", manifest, tmp_path / "out", extra=extra)
 
@@ -62,13 +58,16 @@ def test_crash_hang_memory_bomb_and_panic_fail_their_study_only(tmp_path, monkey
     out = tmp_path / "out"
     errors = pd.read_csv(out / "errors.csv").set_index("study_id")
     assert sorted(errors.index) == sorted(bad)
-    assert set(errors["error_type"]) == {"StudyWorkerError"}
-    msg = errors["message"]
-    assert "crashed (signal 11, SIGSEGV) while reading" in msg["segv"] and msg["segv"].endswith(
-        "segv-marker.nii.gz"
-    )
-    assert "study_timeout_s" in msg["hang"] and "hang.mha" in msg["hang"]
-    assert "out of memory (executor.worker_memory_gb: 6)" in msg["bomb"] and "bomb.nii.gz" in msg["bomb"]
+    msg, kind = errors["message"], errors["error_type"]
+    # the real files: a typed error from the readers' limits, or the worker's limits if one gets past
+    for study, name in (("hang-file", "hang.mha"), ("bomb-file", "bomb.nii.gz")):
+        assert name in msg[study] and kind[study] in {"StudyWorkerError", "NiftiError", "ResourceLimitError"}
+    # the test hook: each way a worker can die, named
+    assert set(kind[["segv", "panic", "hang", "bomb"]]) == {"StudyWorkerError"}
+    assert "crashed (signal 11, SIGSEGV) while reading" in msg["segv"]
+    assert msg["segv"].endswith("segv-marker.nii.gz")
+    assert "study_timeout_s" in msg["hang"] and "hang-marker.nii.gz" in msg["hang"]
+    assert "out of memory (executor.worker_memory_gb: 6)" in msg["bomb"] and "bomb-marker" in msg["bomb"]
     assert "panicked" in msg["panic"] and "panic-marker.nii.gz" in msg["panic"]
     assert set(errors["stage"]) == {"load"}
     # the others completed, with every file, and the ledger holds no 'running' row

@@ -26,6 +26,7 @@ def test_forced_seg_failure_keeps_the_study_and_records_the_failure(
     monkeypatch.setattr(review_outputs, "write_dicom_seg", broken_seg)
     info = make_cohort(tmp_path / "data", n_nifti=0, corrupt=False, shape=(20, 16, 6))
     extra = "  outputs: [heatmap, mask, slices, lesions, provenance, dicom-seg, dicom-pmap]\n"
+    extra += "executor: {workers: 0}\n"  # the patch reaches this process only: write in it
     cfg = write_cohort_yaml(tmp_path / "c.yaml", info["manifest"], tmp_path / "out", extra=extra)
     summary = run_cohort(cfg)
     assert (summary.n_done, summary.n_failed) == (1, 0)
