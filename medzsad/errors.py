@@ -12,9 +12,19 @@ __all__ = [
     "InputError",
     "DicomError",
     "NiftiError",
+    "ImageError",
+    "ArchiveError",
+    "ResourceLimitError",
+    "UnsupportedInputError",
+    "UnsafePathError",
+    "SourceChangedError",
+    "DecoderError",
     "GeometryError",
     "ModelError",
     "OutputError",
+    "LedgerError",
+    "PacsError",
+    "PacsSendError",
 ]
 
 
@@ -38,6 +48,37 @@ class NiftiError(InputError):
     """A NIfTI (or other volume) file is unreadable or inconsistent."""
 
 
+class ImageError(InputError):
+    """A 2D image file (PNG, JPEG, TIFF, BMP) is unreadable or unusable."""
+
+
+class ArchiveError(InputError):
+    """A ``.zip`` archive or one of its members cannot be read (corrupt, encrypted, unsupported)."""
+
+
+class ResourceLimitError(InputError):
+    """A header claims (or decompression yields) more voxels, bytes or frames than the read limits allow.
+
+    Raised before the memory is allocated; see :class:`medzsad.io.limits.ReadLimits`.
+    """
+
+
+class UnsupportedInputError(InputError):
+    """A well-formed file of a kind medzsad does not read (CIFTI, unknown NIfTI datatype, ...)."""
+
+
+class UnsafePathError(InputError):
+    """A header points at data outside the input folder (``../`` escapes, ``/dev/zero``)."""
+
+
+class SourceChangedError(InputError):
+    """Input files changed or disappeared between discovery and loading."""
+
+
+class DecoderError(InputError):
+    """A third-party decoder failed in an unexpected way (crash-like errors, panics, recursion)."""
+
+
 class GeometryError(MedzsadError):
     """Geometry (affine, orientation, spacing) is inconsistent or cannot be inverted."""
 
@@ -48,3 +89,23 @@ class ModelError(MedzsadError):
 
 class OutputError(MedzsadError):
     """An output file cannot be written."""
+
+
+class LedgerError(OutputError):
+    """The run ledger (``.medzsad/ledger.sqlite``) is empty, corrupt or not a medzsad ledger."""
+class PacsError(InputError):
+    """A PACS (DICOMweb or DIMSE) cannot be reached, refuses a request or answers wrongly.
+
+    Attributes:
+        endpoint: The endpoint, without credentials (``http://host/dicom-web``, ``AE@host:port``).
+        study_uid: The StudyInstanceUID concerned, or ``""`` for a search.
+    """
+
+    def __init__(self, message: str, *, endpoint: str = "", study_uid: str = "") -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.study_uid = study_uid
+
+
+class PacsSendError(PacsError, OutputError):
+    """Sending results to a PACS failed (after retries); the local files are kept."""

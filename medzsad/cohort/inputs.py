@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from medzsad.cohort.ids import pseudonym_study_id
 from medzsad.config import CohortConfig
-from medzsad.errors import ConfigError, InputError
+from medzsad.config.pacs import DicomWebInput, DimseInput
+from medzsad.errors import ConfigError, InputError, SourceChangedError
 
 __all__ = ["StudyInput", "collect_studies", "input_hash", "VOLUME_SUFFIXES"]
 
@@ -39,6 +41,7 @@ class StudyInput:
         label: 0 normal / 1 abnormal when known (manifest ``label``), else ``None``.
         mask: Ground-truth mask file (manifest ``mask``), else ``None``.
         study_uid: StudyInstanceUID when discovery found one (selects the study in a shared folder).
+        error: Why the study could not be fetched from a PACS (the study then fails with it).
     """
 
     study_id: str
@@ -47,6 +50,7 @@ class StudyInput:
     label: int | None = None
     mask: str | None = None
     study_uid: str = ""
+    error: str = ""
 
 
 def _strip_suffix(name: str) -> str:
@@ -123,11 +127,33 @@ def _discover_folder(folder: Path) -> list[StudyInput]:
     studies = []
     for r in refs:
         if r.kind == "dicom":
-            # one DICOM study in the folder: name it after the folder; several: after their UIDs
-            sid = folder.name if n_dicom == 1 and len(refs) == 1 else r.study_id
+            # one DICOM study in the folder: name it after the folder; several: the folder name and a
+            # hash of the StudyInstanceUID (never the UID itself: it is an identifier)
+            one = n_dicom == 1 and len(refs) == 1
+            sid = folder.name if one else pseudonym_study_id(folder.name, r.study_uid)
             studies.append(StudyInput(sid, str(folder), tuple(r.files), study_uid=r.study_uid))
         else:
             studies.append(StudyInput(r.study_id, r.path))
+    return studies
+
+
+def _from_pacs(source: DicomWebInput | DimseInput, config: CohortConfig) -> list[StudyInput]:
+    """Pull into ``<out>/pacs-cache/<kind>/`` and discover each complete study folder there.
+
+    A study whose pull failed is kept with its error, so it fails (and is listed in errors.csv)
+    while the other studies run.
+    """
+    from medzsad.pacs.pull import pull_studies
+
+    kind = "dicomweb" if isinstance(source, DicomWebInput) else "dimse"
+    report = pull_studies(source, config.out_dir / "pacs-cache" / kind)
+    studies: list[StudyInput] = []
+    for pulled in report.studies:
+        if pulled.ok:
+            studies += _discover_folder(pulled.folder)
+        else:
+            uid = pulled.study_uid
+            studies.append(StudyInput(uid, str(pulled.folder), study_uid=uid, error=pulled.error))
     return studies
 
 
@@ -156,6 +182,9 @@ def collect_studies(config: CohortConfig) -> list[StudyInput]:
         studies += _read_manifest(config.resolve(inputs.manifest))
     for p in inputs.paths:
         studies += _from_path(config.resolve(p).resolve())
+    for source in (inputs.dicomweb, inputs.dimse):
+        if source is not None:
+            studies += _from_pacs(source, config)
     for pattern in inputs.globs:
         matches = sorted(glob.glob(str(config.resolve(pattern)), recursive=True))
         if not matches:
@@ -184,6 +213,7 @@ def input_hash(study: StudyInput) -> str:
 
     Raises:
         InputError: The study path does not exist.
+        SourceChangedError: A file of the study disappeared since discovery.
     """
     root = Path(study.path)
     if not root.exists():
@@ -191,7 +221,13 @@ def input_hash(study: StudyInput) -> str:
     files = [Path(f) for f in study.files] if study.files else ([root] if root.is_file() else _walk(root))
     h = hashlib.sha256(f"{study.study_id}\0{study.study_uid}\0".encode())
     for f in sorted(files):
-        st = f.stat()
+        try:
+            st = f.stat()
+        except OSError as e:
+            raise SourceChangedError(
+                f"study {study.study_id}: {f} cannot be read ({e.strerror or e}); it was deleted or moved "
+                "since discovery, or is a broken link"
+            ) from e
         rel = os.path.relpath(f, root) if root.is_dir() else f.name
         h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()

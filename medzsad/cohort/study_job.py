@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from medzsad.calibration.study import calibrate_study
 from medzsad.cohort.executor import Loaded
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import Ledger
@@ -65,22 +67,26 @@ def _compute(
         prepared.timings_s["score"] = time.perf_counter() - t
         stage = "assemble"
         heat = assemble_heatmap(prepared, scores)
+        stage = "calibrate"
+        t = time.perf_counter()
+        calib = calibrate_study(cfg, prepared, heat)
+        prepared.timings_s["calibrate"] = time.perf_counter() - t
         stage = "postprocess"
         t = time.perf_counter()
-        lesions = postprocess(heat, prepared.volume, cfg.output.threshold, scored_region(prepared))
+        lesions = postprocess(heat, prepared.volume, calib.threshold.rule, scored_region(prepared))
         score = study_score(scores, heat, cfg.output.study_score)
         prepared.timings_s["postprocess"] = time.perf_counter() - t
     except Exception as e:  # recorded per study; the cohort goes on
         raise _StageError(stage, e) from e
-    label = job.study.study_id if cfg.output.show_ids else job.log_id
-    return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke)
+    label = job.log_id  # the output folder's name with show_ids, else the hash
+    return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke, calib.summary())
 
 
 def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: SliceScorer) -> dict[str, Any]:
     p = result.prepared
     v = p.volume
     info = getattr(model, "info", None)
-    return build_provenance(
+    record = build_provenance(
         study={
             "study_id": job.study.study_id,
             "safe_id": job.safe_id,
@@ -111,6 +117,10 @@ def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: Sl
         timings_s=dict(p.timings_s),
         smoke=result.smoke,
     )
+    # the operating point ("tau 0.6132 (profile p, n=57 normals, alpha 0.05)" or "uncalibrated")
+    record["operating_point"] = result.calibration.get("operating_point", "")
+    record["calibration"] = result.calibration
+    return record
 
 
 def _summary(result: StudyResult, files: StudyFiles, failed: list[OutputFailure]) -> dict[str, Any]:
@@ -127,17 +137,20 @@ def _summary(result: StudyResult, files: StudyFiles, failed: list[OutputFailure]
         "modality": p.volume.modality,
         "files": files.written,
         "output_failures": [f.to_dict() for f in failed],
+        **result.calibration,
     }
 
 
-def _log_failed_outputs(job: StudyJob, failed: list[OutputFailure]) -> None:
+def _log_failed_outputs(job: StudyJob, failed: list[OutputFailure], show_ids: bool) -> None:
     for f in failed:
+        # messages name files: shown with show_ids only, never text-replaced (docs/privacy.md)
+        shown = f.message[:300] if show_ids else "message hidden (--show-ids shows it)"
         log.warning(
             "study %s: optional output %s failed (study kept): %s: %s",
             job.log_id,
             f.output,
             f.error_type,
-            f.message.replace(job.study.study_id, job.log_id)[:300],
+            shown,
         )
 
 
@@ -151,33 +164,36 @@ def process_study(
     """
     studies_dir = cfg.out_dir / "studies"
     partial = partial_dir(studies_dir, job.safe_id)
+    partial_rel = f"studies/{partial.name}"
     stage = "load"
     try:
         result = _compute(job, loaded, cfg, model)
         stage = "write"
+        may_replace = ledger.owns_study_folder(job.safe_id)
+        ledger.claim(partial_rel, "partial")
         files = write_study_files(partial, result, cfg.output, _provenance(job, result, cfg, model))
-        publish(partial, studies_dir / job.safe_id)
+        publish(partial, studies_dir / job.safe_id, may_replace=may_replace)
+        ledger.claim(f"studies/{job.safe_id}", "study")
+        ledger.release(partial_rel)
         failed = list(files.failed)
         if OutputKind.SLICER in cfg.output.outputs and "slicer" not in {f.output for f in failed}:
             # the loader script holds absolute paths: rewrite it for the published folder
             # (before the ledger says done, so a kill here still redoes the study)
             attempt("slicer", lambda: write_slicer_script(studies_dir / job.safe_id), failed)
-        _log_failed_outputs(job, failed)
+        _log_failed_outputs(job, failed, cfg.output.show_ids)
         ledger.mark_done(job.study.study_id, _summary(result, files, failed))
     except Exception as e:  # one bad study must never stop the others
         cause = e.cause if isinstance(e, _StageError) else e
         stage = e.stage if isinstance(e, _StageError) else stage
         message = " ".join(str(cause).split()) or type(cause).__name__
         shutil.rmtree(partial, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            ledger.release(partial_rel)
         ledger.mark_failed(job.study.study_id, message, {"stage": stage, "error_type": type(cause).__name__})
-        log.warning(
-            "study %s failed at %s: %s: %s",
-            job.log_id,
-            stage,
-            type(cause).__name__,
-            message.replace(job.study.study_id, job.log_id)[:300],
-        )
-        log.debug("traceback of study %s", job.log_id, exc_info=cause)
+        # without show_ids the message (paths, file names) stays in errors.csv, never in the log
+        shown = message[:300] if cfg.output.show_ids else "message in errors.csv"
+        log.warning("study %s failed at %s: %s: %s", job.log_id, stage, type(cause).__name__, shown)
+        log.debug("traceback of study %s", job.log_id, exc_info=cause if cfg.output.show_ids else None)
         return "failed", None, message
     log.info("study %s done: score %.4f, %d lesions", job.log_id, result.score, len(result.lesions.lesions))
     return "done", result.score, ""

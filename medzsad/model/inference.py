@@ -133,6 +133,24 @@ class Detector:
             layers = torch.stack(out.layer_maps).float().cpu() if return_layer_maps else None
             return DetectionResult(out.image_scores.float().cpu(), out.maps.float().cpu(), layers)
 
+    def encode(self, x: torch.Tensor) -> VisionFeatures:
+        """Vision features of images (for reference banks and reference scoring).
+
+        Args:
+            x: ``(B, 3, S, S)`` float32, CLIP-normalised, ``S == image_size``.
+
+        Returns:
+            :class:`~medzsad.model.dpam_vision.VisionFeatures` on the device (inference tensors).
+        """
+        self._check_input(x)
+        with torch.inference_mode(), self._autocast():
+            return self.model.vision(x.to(self.device, torch.float32))
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            raise ModelError(
+                f"expected images of shape (B, 3, {self.image_size}, {self.image_size}), got {tuple(x.shape)}"
+            )
 
 def compile_vision(vision: Any, device: torch.device) -> Callable[[torch.Tensor], VisionFeatures]:
     """``torch.compile`` a vision encoder for inference on ``device``.
