@@ -33,6 +33,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "weights_path": ("medzsad.weights.manage", "weights_path"),
     "import_weights": ("medzsad.weights.import_file", "import_weights"),
     "fetch_weights": ("medzsad.weights.fetch", "fetch_weights"),
+    "fetch_all_weights": ("medzsad.weights.fetch", "fetch_all"),
     "load_clip_weights": ("medzsad.weights.manage", "load_clip_weights"),
     "load_prompt_weights": ("medzsad.weights.manage", "load_prompt_weights"),
     "save_prompt_checkpoint": ("medzsad.weights.prompt_checkpoint", "save_prompt_checkpoint"),
@@ -51,6 +52,11 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "evaluate_samples": ("medzsad.eval.api", "evaluate_samples"),
     "benchmark": ("medzsad.eval.api", "benchmark"),
     "EvalOptions": ("medzsad.eval.api", "EvalOptions"),
+    # few-shot normal references (issue 10)
+    "evaluate_few_shot": ("medzsad.eval.few_shot", "evaluate_few_shot"),
+    "FewShotReport": ("medzsad.eval.few_shot", "FewShotReport"),
+    "save_reference_bank": ("medzsad.references.bank_io", "save_bank"),
+    "load_reference_bank": ("medzsad.references.bank_io", "load_bank"),
     # command-line facts and errors (issue 14): read at parser registration, torch-free
     "version": ("medzsad", "__version__"),
     "MedzsadError": ("medzsad.errors", "MedzsadError"),
@@ -64,6 +70,17 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     # review outputs (issue 6)
     "slicer_script": ("medzsad.report.slicer_bundle_script", "slicer_script"),
     "write_slicer_script": ("medzsad.report.slicer_bundle_script", "write_slicer_script"),
+    # calibration on normal studies (issue 9)
+    "build_profile": ("medzsad.calibration.builder", "build_profile"),
+    "load_profile": ("medzsad.calibration.profile_io", "load_profile"),
+    "ProfileResult": ("medzsad.calibration.builder", "ProfileResult"),
+    # PACS in and out (issue 13)
+    "pull_studies": ("medzsad.pacs.pull", "pull_studies"),
+    "push_run": ("medzsad.pacs.push", "push_run"),
+    "EndpointArgs": ("medzsad.pacs.endpoints", "EndpointArgs"),
+    "pacs_pull_source": ("medzsad.pacs.endpoints", "pull_source"),
+    "pacs_push_destination": ("medzsad.pacs.endpoints", "push_destination"),
+    "pacs_cohort_sources": ("medzsad.pacs.endpoints", "cohort_sources"),
 }
 
 __all__ = sorted([*_EXPORTS, "selftest", "run_study"])

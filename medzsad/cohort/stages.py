@@ -17,6 +17,7 @@ import torch
 
 from medzsad.analysis.lesions import LesionResult, find_lesions, threshold_value
 from medzsad.cohort.inputs import StudyInput
+from medzsad.cohort.reference_scorer import ReferenceScorer, slice_positions
 from medzsad.cohort.scorer import SliceScorer
 from medzsad.cohort.series_summary import SeriesSummary
 from medzsad.config import StudyScoreRule, ThresholdRule
@@ -91,9 +92,20 @@ def score_slices(prepared: PreparedStudy, scorer: SliceScorer, batch_size: int) 
         raise InputError(
             f"study {prepared.study.study_id}: every slice was skipped as empty; nothing to score"
         )
+    # with references, each slice is compared with reference patches of its own body level
+    ref = scorer if isinstance(scorer, ReferenceScorer) else None
+    positions = (
+        slice_positions(prepared.volume.affine_ras, prepared.slice_axis, prepared.slice_index)
+        if ref is not None
+        else None
+    )
     scores, maps = [], []
     for start in range(0, n, batch_size):
-        res = scorer.score(prepared.images[start : start + batch_size])
+        batch = prepared.images[start : start + batch_size]
+        if ref is None or positions is None:
+            res = scorer.score(batch)
+        else:
+            res = ref.score(batch, positions[start : start + batch_size])
         scores.append(res.image_scores.detach().float().cpu().numpy())
         maps.append(res.maps.detach().float().cpu().numpy())
     m = np.concatenate(maps) / float(max(scorer.n_layers, 1))

@@ -19,6 +19,7 @@ from medzsad.datasets.samples import Sample
 from medzsad.errors import ConfigError, InputError
 from medzsad.eval import metrics as M
 from medzsad.eval.evaluation import ALL_COLUMNS, ClassPredictions, metrics_table
+from medzsad.eval.few_shot import FewShotReport, evaluate_few_shot
 from medzsad.eval.paper import PAPER_TABLE2, PaperResult
 from medzsad.eval.plots import plot_curves, plot_histogram
 from medzsad.eval.predict import Predictions, predict_samples
@@ -213,7 +214,8 @@ def evaluate(
     out_dir: Path | None = None,
     operating_point: str = "f1",
     window: tuple[float, float] | None = None,
-) -> EvaluationReport:
+    references: int = 0,
+) -> EvaluationReport | FewShotReport:
     """Evaluate a model on any labelled dataset (see :func:`medzsad.datasets.open_dataset`).
 
     Args:
@@ -226,10 +228,22 @@ def evaluate(
         out_dir: where to write tables and plots.
         operating_point: ``f1`` or ``youden``.
         window: intensity window of ``volumes`` slices, e.g. ``(-160, 240)`` HU.
+        references: ``K > 0``: few-shot evaluation with K normal references per class drawn from the
+            test set (left out of scoring), five seeded draws (:mod:`medzsad.eval.few_shot`).
     """
     run = run or EvalOptions()
     det = _detector(model or ModelSpec(), run)
     data_set = open_labelled(Path(data), kind, det.image_size, det.mean, det.std, split, classes, window)
+    if references > 0:
+        return evaluate_few_shot(
+            det,
+            data_set.samples,
+            references,
+            batch_size=run.batch_size,
+            out_dir=out_dir,
+            dataset=data_set.dataset,
+            progress=run.progress,
+        )
     return evaluate_samples(det, data_set.samples, out_dir, run, operating_point, data_set.dataset)
 
 

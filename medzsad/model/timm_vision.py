@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medzsad.errors import ModelError
+from medzsad.model.config import check_image_size
 from medzsad.model.dpam_vision import VisionFeatures, first_dpam_block
 
 __all__ = [
@@ -102,7 +103,7 @@ def _resize_grid_rows(pos: torch.Tensor, prefix_rows: int, grid: int) -> torch.T
     return torch.cat([pos[:prefix_rows], patch], dim=0)
 
 
-def resize_timm_vision_input(visual: nn.Module, image_size: int) -> None:
+def resize_timm_vision_input(visual: nn.Module, image_size: int, backbone: str = "timm ViT") -> None:
     """Set a ``TimmModel`` ViT to ``image_size`` once: resize ``pos_embed``, update the patch embed sizes.
 
     Raises:
@@ -112,8 +113,9 @@ def resize_timm_vision_input(visual: nn.Module, image_size: int) -> None:
     v: Any = visual
     trunk, pe = v.trunk, v.trunk.patch_embed
     ph, pw = pe.patch_size
-    if ph != pw or image_size % ph:
-        raise ModelError(f"image_size={image_size} is not a multiple of the patch size {pe.patch_size}")
+    if ph != pw:
+        raise ModelError(f"{backbone}: non-square patches {pe.patch_size} are not supported")
+    check_image_size(image_size, int(ph), backbone)
     grid = image_size // ph
     prefix_rows = 0 if trunk.no_embed_class else trunk.num_prefix_tokens
     with torch.no_grad():
@@ -224,12 +226,15 @@ class TimmDPAMVisionEncoder(nn.Module):
 
 
 def _vv_attention(attn: Any, h: torch.Tensor) -> torch.Tensor:
-    """Value-value self-attention of a timm ``Attention`` on ``h`` ``(B, L, C)``, projected by ``proj``."""
+    """Value-value self-attention of a timm ``Attention`` on ``h`` ``(B, L, C)``, projected by ``proj``.
+
+    ``softmax(v v^T * attn.scale) v`` as one fused SDPA call (``attn.scale`` = ``head_dim**-0.5``).
+    """
     bsz, length, _ = h.shape
     heads, head_dim = attn.num_heads, attn.head_dim
-    v = attn.qkv(h).reshape(bsz, length, 3, heads, head_dim)[:, :, 2].transpose(1, 2)
-    weights = ((v @ v.transpose(-2, -1)) * attn.scale).softmax(dim=-1)
-    out = (weights @ v).transpose(1, 2).reshape(bsz, length, heads * head_dim)
+    v = attn.qkv(h).view(bsz, length, 3, heads, head_dim)[:, :, 2].transpose(1, 2)
+    out = F.scaled_dot_product_attention(v, v, v, scale=attn.scale)
+    out = out.transpose(1, 2).reshape(bsz, length, heads * head_dim)
     out = attn.norm(out)
     gate = getattr(attn, "gate", None)
     if gate is not None:

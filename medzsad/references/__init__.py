@@ -1,0 +1,1 @@
+"""Few-shot normal references: bank files (safetensors), reproducible choice of reference studies."""
