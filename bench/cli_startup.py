@@ -28,7 +28,9 @@ def _time(cmd: list[str], repeat: int) -> tuple[float, float, int]:
 
 
 def _import_us(python: str) -> int:
-    out = subprocess.run([python, "-X", "importtime", "-c", "import medzsad.cli"], capture_output=True, text=True)
+    out = subprocess.run(
+        [python, "-X", "importtime", "-c", "import medzsad.cli"], capture_output=True, text=True
+    )
     for line in out.stderr.splitlines():
         parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
         if len(parts) == 3 and parts[2] == "medzsad.cli":

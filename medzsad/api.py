@@ -33,6 +33,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "weights_path": ("medzsad.weights.manage", "weights_path"),
     "import_weights": ("medzsad.weights.import_file", "import_weights"),
     "fetch_weights": ("medzsad.weights.fetch", "fetch_weights"),
+    "fetch_all_weights": ("medzsad.weights.fetch", "fetch_all"),
     "load_clip_weights": ("medzsad.weights.manage", "load_clip_weights"),
     "load_prompt_weights": ("medzsad.weights.manage", "load_prompt_weights"),
     "save_prompt_checkpoint": ("medzsad.weights.prompt_checkpoint", "save_prompt_checkpoint"),

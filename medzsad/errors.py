@@ -12,9 +12,17 @@ __all__ = [
     "InputError",
     "DicomError",
     "NiftiError",
+    "ImageError",
+    "ArchiveError",
+    "ResourceLimitError",
+    "UnsupportedInputError",
+    "UnsafePathError",
+    "SourceChangedError",
+    "DecoderError",
     "GeometryError",
     "ModelError",
     "OutputError",
+    "LedgerError",
 ]
 
 
@@ -38,6 +46,37 @@ class NiftiError(InputError):
     """A NIfTI (or other volume) file is unreadable or inconsistent."""
 
 
+class ImageError(InputError):
+    """A 2D image file (PNG, JPEG, TIFF, BMP) is unreadable or unusable."""
+
+
+class ArchiveError(InputError):
+    """A ``.zip`` archive or one of its members cannot be read (corrupt, encrypted, unsupported)."""
+
+
+class ResourceLimitError(InputError):
+    """A header claims (or decompression yields) more voxels, bytes or frames than the read limits allow.
+
+    Raised before the memory is allocated; see :class:`medzsad.io.limits.ReadLimits`.
+    """
+
+
+class UnsupportedInputError(InputError):
+    """A well-formed file of a kind medzsad does not read (CIFTI, unknown NIfTI datatype, ...)."""
+
+
+class UnsafePathError(InputError):
+    """A header points at data outside the input folder (``../`` escapes, ``/dev/zero``)."""
+
+
+class SourceChangedError(InputError):
+    """Input files changed or disappeared between discovery and loading."""
+
+
+class DecoderError(InputError):
+    """A third-party decoder failed in an unexpected way (crash-like errors, panics, recursion)."""
+
+
 class GeometryError(MedzsadError):
     """Geometry (affine, orientation, spacing) is inconsistent or cannot be inverted."""
 
@@ -48,3 +87,7 @@ class ModelError(MedzsadError):
 
 class OutputError(MedzsadError):
     """An output file cannot be written."""
+
+
+class LedgerError(OutputError):
+    """The run ledger (``.medzsad/ledger.sqlite``) is empty, corrupt or not a medzsad ledger."""

@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# Set up a virtual environment (if needed), fetch the default weights, write the demo cohort and run it.
-# Offline, the weights step stops with a message saying which file to download and how to import it.
+# The README's demo command: set up a virtual environment (if needed), write the demo data, fetch
+# the default weights and run the demo cohort. Offline, it stops after naming every missing
+# weight file (with the import command for each) and prints the offline smoke-run command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_venv.sh
 "$VENV/bin/python" -m pip install --quiet -e .
-"$VENV/bin/medzsad" weights fetch clip_vitl14_336.openai
-"$VENV/bin/medzsad" weights fetch anomalyclip_vitl14_336.mvtec
-"$VENV/bin/medzsad" demo-data demo-data
-exec "$VENV/bin/medzsad" run cohorts/demo.yaml
+MEDZSAD="$VENV/bin/medzsad"
+. scripts/_demo_run.sh

@@ -54,10 +54,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p_fetch = wsub.add_parser(
         "fetch",
         help="download weights into the cache (needs internet access)",
-        description="Download registry weights, verify their SHA-256 and store them in the cache.",
+        description=(
+            "Download registry weights (HTTP(S) through pooch, with retries), verify their SHA-256 and "
+            "store them in the cache. Files already in the cache are kept. If any file cannot be "
+            "downloaded, every missing one is named with its URL and the 'medzsad weights import' "
+            "command for an offline machine (exit 5)."
+        ),
     )
-    p_fetch.add_argument("name", metavar="NAME", help="registry name, e.g. anomalyclip_vitl14_336.mvtec")
-    p_fetch.add_argument("--sha256", metavar="HEX", help="pin the expected SHA-256 of the download")
+    p_fetch.add_argument(
+        "name", metavar="NAME", nargs="+", help="registry name(s), e.g. anomalyclip_vitl14_336.mvtec"
+    )
+    p_fetch.add_argument(
+        "--sha256", metavar="HEX", help="pin the expected SHA-256 of the download (one NAME)"
+    )
     p_fetch.set_defaults(handler=_handle_fetch)
 
     p_path = wsub.add_parser(
@@ -98,6 +107,9 @@ def _write_details(row: WeightStatus) -> None:
 
 
 def _report(stored: StoredWeights) -> None:
+    if not stored.sha256:
+        sys.stdout.write(f"{stored.name}: {stored.path} (already on this machine)\n")
+        return
     state = "verified" if stored.verified else "UNVERIFIED (no published checksum; recorded)"
     sys.stdout.write(f"{stored.name}: {stored.path}\n  sha256 {stored.sha256} {state}\n")
 
@@ -108,7 +120,13 @@ def _handle_import(args: argparse.Namespace) -> int:
 
 
 def _handle_fetch(args: argparse.Namespace) -> int:
-    _report(api.fetch_weights(args.name, sha256=args.sha256))
+    if args.sha256 is not None:
+        if len(args.name) != 1:
+            raise api.ConfigError("--sha256 pins the digest of one file; give one NAME with it")
+        _report(api.fetch_weights(args.name[0], sha256=args.sha256))
+        return 0
+    for stored in api.fetch_all_weights(args.name):
+        _report(stored)
     return 0
 
 

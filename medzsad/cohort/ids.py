@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-__all__ = ["safe_study_id", "hashed_id", "unique_safe_ids"]
+__all__ = ["safe_study_id", "hashed_id", "unique_safe_ids", "pseudonym_study_id"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_LEN = 64
@@ -14,6 +14,15 @@ MAX_LEN = 64
 def hashed_id(study_id: str) -> str:
     """A short stable pseudonym of a study id for logs: ``s-`` + 10 hex digits of its sha256."""
     return "s-" + hashlib.sha256(study_id.encode("utf-8")).hexdigest()[:10]
+
+
+def pseudonym_study_id(folder_name: str, study_uid: str) -> str:
+    """The id of one of several DICOM studies found in one folder: ``<folder>-<10 hex of sha256(UID)>``.
+
+    The StudyInstanceUID is an identifier (DICOM PS3.15 de-identification replaces it); it is never
+    used as a visible study id, folder name or ledger key.
+    """
+    return f"{folder_name}-{hashlib.sha256(study_uid.encode('utf-8')).hexdigest()[:10]}"
 
 
 def safe_study_id(study_id: str) -> str:

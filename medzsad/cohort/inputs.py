@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from medzsad.cohort.ids import pseudonym_study_id
 from medzsad.config import CohortConfig
-from medzsad.errors import ConfigError, InputError
+from medzsad.errors import ConfigError, InputError, SourceChangedError
 
 __all__ = ["StudyInput", "collect_studies", "input_hash", "VOLUME_SUFFIXES"]
 
@@ -123,8 +124,10 @@ def _discover_folder(folder: Path) -> list[StudyInput]:
     studies = []
     for r in refs:
         if r.kind == "dicom":
-            # one DICOM study in the folder: name it after the folder; several: after their UIDs
-            sid = folder.name if n_dicom == 1 and len(refs) == 1 else r.study_id
+            # one DICOM study in the folder: name it after the folder; several: the folder name and a
+            # hash of the StudyInstanceUID (never the UID itself: it is an identifier)
+            one = n_dicom == 1 and len(refs) == 1
+            sid = folder.name if one else pseudonym_study_id(folder.name, r.study_uid)
             studies.append(StudyInput(sid, str(folder), tuple(r.files), study_uid=r.study_uid))
         else:
             studies.append(StudyInput(r.study_id, r.path))
@@ -184,6 +187,7 @@ def input_hash(study: StudyInput) -> str:
 
     Raises:
         InputError: The study path does not exist.
+        SourceChangedError: A file of the study disappeared since discovery.
     """
     root = Path(study.path)
     if not root.exists():
@@ -191,7 +195,13 @@ def input_hash(study: StudyInput) -> str:
     files = [Path(f) for f in study.files] if study.files else ([root] if root.is_file() else _walk(root))
     h = hashlib.sha256(f"{study.study_id}\0{study.study_uid}\0".encode())
     for f in sorted(files):
-        st = f.stat()
+        try:
+            st = f.stat()
+        except OSError as e:
+            raise SourceChangedError(
+                f"study {study.study_id}: {f} cannot be read ({e.strerror or e}); it was deleted or moved "
+                "since discovery, or is a broken link"
+            ) from e
         rel = os.path.relpath(f, root) if root.is_dir() else f.name
         h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()

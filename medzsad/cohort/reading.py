@@ -12,29 +12,27 @@ DICOM study is analysed, so the preset is chosen first, from the headers alone:
 
 A volume file (NIfTI, NRRD, a 2D image) is one series: it is loaded, and ``auto`` decides from its
 header (modality) or, without one, from its data (a 2D image is a radiograph, air at about -1000
-means CT in HU, anything else is treated like MR).
+means CT in HU, anything else is treated like MR). The steps are
+:func:`medzsad.transforms.preset_reading.read_with_preset`, shared with training and evaluation on
+volumes; this module adds the cohort's settings and the typed series summary.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.series_summary import SeriesSummary
 from medzsad.config import PipelineConfig
-from medzsad.errors import InputError
-from medzsad.io.series_ref import SeriesRef
-from medzsad.io.series_selection import SeriesRules, select_series
+from medzsad.errors import InputError, SourceChangedError
+from medzsad.io.series_selection import SeriesRules
 from medzsad.io.volume import Volume
 from medzsad.transforms.preset import Preset, auto_preset_name, load_preset
+from medzsad.transforms.preset_reading import read_with_preset
 
-__all__ = ["StudyRead", "read_study", "choose_preset", "guess_modality"]
-
-#: Below this minimum value an unlabelled volume is taken to be in Hounsfield units (CT).
-_HU_MIN_THRESHOLD = -500.0
+__all__ = ["StudyRead", "read_study", "choose_preset"]
 
 
 @dataclass(frozen=True)
@@ -77,77 +75,16 @@ def choose_preset(
     )
 
 
-def guess_modality(volume: Volume) -> str:
-    """The volume's modality, or a guess from its data when the file has none (NIfTI, NRRD)."""
-    if volume.modality:
-        return volume.modality.upper()
-    if volume.shape_ijk[2] == 1:
-        return "DX"
-    if volume.data.size and float(np.nanmin(volume.data)) <= _HU_MIN_THRESHOLD:
-        return "CT"
-    return "MR"
-
-
-def _read_file(path: Path, pipeline: PipelineConfig) -> StudyRead:
-    from medzsad.io.readers import load_volume
-
-    v = load_volume(path)
-    preset = choose_preset(pipeline, guess_modality(v), "", v.source.series_description)
-    summary = SeriesSummary(
-        series_uid=v.source.series_uid,
-        description="",
-        modality=v.modality,
-        body_part="",
-        instances=1,
-        preset=preset.name,
-    )
-    return StudyRead(v, summary, preset)
-
-
-def _cohort_rules(pipeline: PipelineConfig) -> SeriesRules:
-    """:mod:`medzsad.io`'s default rules with the cohort's ``pipeline.series`` overrides."""
-    return SeriesRules() if pipeline.series is None else SeriesRules().updated(pipeline.series)
-
-
-def _header_series(series: list[SeriesRef], pipeline: PipelineConfig) -> SeriesRef | None:
-    """The series whose headers name the ``auto`` preset: io's default pick, else the first image."""
-    chosen = select_series(series, _cohort_rules(pipeline)).chosen
-    return chosen if chosen is not None else next((s for s in series if s.is_image), None)
-
-
-def _read_folder(study: StudyInput, path: Path, pipeline: PipelineConfig) -> StudyRead:
-    from medzsad.io.discovery import discover
-    from medzsad.io.readers import load_volume
-
-    found = [s for s in discover(path) if not study.study_uid or s.study_uid == study.study_uid]
-    if len(found) != 1:
-        raise InputError(
-            f"{path}: holds {len(found)} studies; list them separately (a manifest or one folder each)"
+def _check_unchanged(study: StudyInput) -> None:
+    """Files discovery listed for the study must still be there: never score what remains."""
+    if not study.files:
+        return
+    gone = [f for f in study.files if not os.path.exists(f)]
+    if gone:
+        raise SourceChangedError(
+            f"{gone[0]}: {len(gone)} of the {len(study.files)} files of the study no longer exist "
+            "(deleted or moved since the run started); restore them or rerun to rediscover the folder"
         )
-    series = list(found[0].series)
-    header = _header_series(series, pipeline)
-    if pipeline.preset != "auto" or (header is not None and header.modality):
-        h = header or SeriesRef("", "", "dicom", ())
-        preset: Preset | None = choose_preset(pipeline, h.modality, h.body_part, h.description)
-    else:
-        preset = None  # no modality in the headers (volume files): decided from the data below
-    rules = preset.series if preset is not None else _cohort_rules(pipeline)
-    selection = select_series(series, rules)
-    chosen = selection.require(str(path))
-    v = load_volume(chosen)
-    if preset is None:
-        preset = choose_preset(pipeline, guess_modality(v), chosen.body_part, chosen.description)
-    summary = SeriesSummary(
-        series_uid=v.source.series_uid,
-        description=v.source.series_description,
-        modality=v.modality,
-        body_part=chosen.body_part,
-        instances=len(v.source.paths),
-        preset=preset.name,
-        why=selection.reason,
-        candidates=len(series),
-    )
-    return StudyRead(v, summary, preset)
 
 
 def read_study(study: StudyInput, pipeline: PipelineConfig) -> StudyRead:
@@ -160,6 +97,25 @@ def read_study(study: StudyInput, pipeline: PipelineConfig) -> StudyRead:
     p = Path(study.path)
     if not p.exists():
         raise InputError(f"{p}: study input does not exist")
-    if p.is_file() and not p.name.lower().endswith(".zip") and p.name.upper() != "DICOMDIR":
-        return _read_file(p, pipeline)
-    return _read_folder(study, p, pipeline)
+    if p.is_dir() or p.suffix.lower() == ".zip" or p.name.upper() == "DICOMDIR":
+        _check_unchanged(study)
+    base = SeriesRules() if pipeline.series is None else SeriesRules().updated(pipeline.series)
+    read = read_with_preset(
+        p,
+        lambda modality, body_part, description: choose_preset(pipeline, modality, body_part, description),
+        auto=pipeline.preset == "auto",
+        base_rules=base,
+        study_uid=study.study_uid or "",
+    )
+    v = read.volume
+    summary = SeriesSummary(
+        series_uid=v.source.series_uid,
+        description=v.source.series_description if read.why else "",
+        modality=v.modality,
+        body_part=read.body_part,
+        instances=len(v.source.paths),
+        preset=read.preset.name,
+        why=read.why,
+        candidates=read.candidates,
+    )
+    return StudyRead(v, summary, read.preset)

@@ -18,13 +18,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from medzsad.cohort.executor import Loaded, LocalExecutor
 from medzsad.cohort.ids import hashed_id, unique_safe_ids
 from medzsad.cohort.inputs import StudyInput, collect_studies, input_hash
-from medzsad.cohort.ledger import Ledger, StudyState
+from medzsad.cohort.ledger import Ledger, LedgerRow, StudyState
 from medzsad.cohort.loading import StudyLoader, default_loader
 from medzsad.cohort.metrics import cohort_metrics, write_metrics
 from medzsad.cohort.run_lock import run_lock
@@ -35,7 +36,8 @@ from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
 from medzsad.errors import ConfigError, OutputError
-from medzsad.fileio import remove_stale_temps
+from medzsad.fileio import TEMP_MARK
+from medzsad.progress import NullBar, progress_bar
 from medzsad.report.optional import OutputFailure, attempt
 
 __all__ = ["RunOptions", "StudyOutcome", "RunSummary", "run_cohort"]
@@ -126,28 +128,52 @@ def _apply_options(config: CohortConfig, options: RunOptions) -> CohortConfig:
     return config.with_overrides(**changes) if changes else config
 
 
-def _ensure_writable(out: Path) -> None:
-    """Create the output directory or raise :class:`OutputError` saying why it cannot be used."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(
-            f"output directory {out} cannot be created ({e.strerror or e}); choose another with --out "
-            "or output.dir"
-        ) from e
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise OutputError(f"output directory {out} is not writable; choose another with --out or output.dir")
+def _writable(out: Path) -> None:
+    """Create ``out/studies`` and check that files can be created in both folders.
+
+    Raises:
+        OutputError: A folder cannot be created or written (read-only, permissions, disk full).
+    """
+    for folder in (out, out / "studies"):
+        probe = folder / f".medzsad-write-test{TEMP_MARK}{os.getpid()}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise OutputError(
+                f"{folder}: the output folder is not writable ({e.strerror or e}); choose a writable "
+                "--out (or output.dir), or fix its permissions"
+            ) from e
 
 
-def _clean_partials(studies_dir: Path) -> None:
-    """Remove what a killed run left: ``*.partial-<pid>`` folders and ``*.tmp-<pid>`` files."""
-    if not studies_dir.is_dir():
-        return
-    for p in studies_dir.iterdir():
-        if PARTIAL_MARK in p.name and p.is_dir():
+_TABLE_FILES = ("studies.csv", "errors.csv", "metrics.json", "report.html")
+
+
+def _clean_partials(out: Path, ledger: Ledger) -> None:
+    """Remove what a killed run left, and only that: the partial folders and temporary files it claimed.
+
+    A ``*.partial-*`` folder or ``*.tmp-*`` file that medzsad did not record creating (a user's
+    ``results.tmp-2024``, ``studies/old.partial-keep/``) is left in place.
+    """
+    for rel, kind in ledger.owned().items():
+        if kind not in ("partial", "temp"):
+            continue
+        p = out / rel
+        if p.is_dir() and not p.is_symlink():
             log.info("removing unfinished study folder from an interrupted run: %s", p.name)
             shutil.rmtree(p, ignore_errors=True)
-    remove_stale_temps(studies_dir.parent)
+        elif p.is_file() or p.is_symlink():
+            p.unlink(missing_ok=True)
+        ledger.release(rel)
+    studies_dir = out / "studies"
+    if studies_dir.is_dir():
+        for p in studies_dir.iterdir():
+            if PARTIAL_MARK in p.name:
+                log.info("left in place (not created by medzsad): studies/%s", p.name)
+    # the cohort tables are written after the ledger is closed: claim their temporary names now
+    for name in _TABLE_FILES:
+        ledger.claim(f"{name}{TEMP_MARK}{os.getpid()}", "temp")
 
 
 def _plan(
@@ -163,8 +189,9 @@ def _plan(
             ihash = input_hash(s)
         except Exception:  # missing input: processed (and failed) as a study, not a run error
             ihash = "missing"
-        # logs, progress lines and errors name a study by this label: a hash unless ids are asked for
-        label = s.study_id if config.output.show_ids else hashed_id(s.study_id)
+        # logs, progress lines and the console name a study by this label: its output folder's name
+        # with output.show_ids / --show-ids, else a hash (see docs/privacy.md)
+        label = safe[s.study_id] if config.output.show_ids else hashed_id(s.study_id)
         job = StudyJob(s, safe[s.study_id], ihash, chash, label)
         row = ledger.get(s.study_id) if ledger is not None else None
         skip = (
@@ -181,16 +208,12 @@ def _plan(
 
 @contextlib.contextmanager
 def _progress(total: int, mode: str) -> Iterator[Callable[[StudyOutcome], None]]:
-    use_bar = mode == "bar" or (mode == "auto" and sys.stderr.isatty())
-    if not use_bar:
-        yield lambda outcome: None
-        return
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="study", dynamic_ncols=True, file=sys.stderr)
-    try:
+    enabled = {"bar": True, "off": False}.get(mode)  # "auto": a bar on a terminal only
+    with progress_bar(total, enabled=enabled, unit="study", leave=True) as bar:
 
         def step(outcome: StudyOutcome) -> None:
+            if isinstance(bar, NullBar):
+                return
             score = f" score={outcome.score:.4f}" if outcome.score is not None else ""
             error = f" error={outcome.error[:100]}" if outcome.error else ""
             bar.write(
@@ -200,8 +223,6 @@ def _progress(total: int, mode: str) -> Iterator[Callable[[StudyOutcome], None]]
             bar.update(1)
 
         yield step
-    finally:
-        bar.close()
 
 
 def run_cohort(
@@ -239,10 +260,9 @@ def run_cohort(
     out = cfg.out_dir
     if options.dry_run:
         return _dry_run(cfg, studies, options)
-    _ensure_writable(out)
+    _writable(out)
     with run_lock(out), Ledger(out / "ledger.sqlite") as ledger:
-        _clean_partials(out / "studies")
-        (out / "studies").mkdir(exist_ok=True)
+        _clean_partials(out, ledger)
         ledger.set_meta("cohort", cfg.name)
         plan = _plan(cfg, studies, ledger, options.force)
         todo = [job for job, skip in plan if not skip]
@@ -258,12 +278,23 @@ def run_cohort(
             model = scorer if scorer is not None else build_scorer(cfg)
             outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, on_study))
         rows = {r.study_id: r for r in ledger.rows()}
+    return _finish(cfg, studies, rows, outcomes)
+
+
+def _finish(
+    cfg: CohortConfig,
+    studies: list[StudyInput],
+    rows: dict[str, LedgerRow],
+    outcomes: dict[str, StudyOutcome],
+) -> RunSummary:
+    """Cohort tables, review page and metrics from the ledger; the run's summary."""
+    out = cfg.out_dir
     smoke = cfg.model.is_smoke
     studies_csv, errors_csv = write_cohort_tables(out, studies, rows, smoke)
-    if OutputKind.HTML in cfg.output.outputs:
-        _write_html(out, studies_table(studies, rows), cfg.name)
     metrics = cohort_metrics(studies, rows, out / "studies")
     metrics_json = write_metrics(out, {**metrics, "smoke_run": smoke}) if metrics is not None else None
+    if OutputKind.HTML in cfg.output.outputs:
+        _write_html(out, studies_table(studies, rows, smoke), cfg, metrics)
     ordered = tuple(outcomes[s.study_id] for s in studies if s.study_id in outcomes)
     failed = tuple((o.study_id, o.error) for o in ordered if o.status == "failed")
     return RunSummary(
@@ -280,10 +311,14 @@ def run_cohort(
     )
 
 
-def _write_html(out: Path, table: pd.DataFrame, name: str) -> None:
+def _write_html(out: Path, table: pd.DataFrame, cfg: CohortConfig, metrics: dict[str, Any] | None) -> None:
     """The review page is optional: a failure is logged and the run's other outputs stand."""
+    from medzsad.report.review_header import cohort_header
+
     failed: list[OutputFailure] = []
-    attempt(OutputKind.HTML.value, lambda: write_review_page(out, table, f"medzsad {name}"), failed)
+    header = cohort_header(cfg, metrics)
+    title = f"medzsad {cfg.name}"
+    attempt(OutputKind.HTML.value, lambda: write_review_page(out, table, title, header), failed)
     for f in failed:
         log.warning("review page report.html not written: %s: %s", f.error_type, f.message[:300])
 
@@ -307,6 +342,8 @@ def _execute(
         t0 = time.perf_counter()
         ledger.mark_running(job.study.study_id, job.safe_id, job.input_hash, job.config_hash)
         status, score, error = process_study(job, loaded, cfg, model, ledger)
+        if error and not cfg.output.show_ids:
+            error = _hidden_error(ledger, job.study.study_id)
         return StudyOutcome(job.study.study_id, job.log_id, status, score, error, time.perf_counter() - t0)
 
     with _progress(len(todo), options.progress) as step:
@@ -319,6 +356,14 @@ def _execute(
                 log.warning("stopping after a failed study (executor.continue_on_error: false)")
                 break  # the rest stay pending; the next run picks them up
     return results
+
+
+def _hidden_error(ledger: Ledger, study_id: str) -> str:
+    """What the console shows of a failure without ``show_ids``: the error type (messages hold paths)."""
+    row = ledger.get(study_id)
+    kind = row.outputs.get("error_type", "error") if row is not None else "error"
+    stage = row.outputs.get("stage", "") if row is not None else ""
+    return f"{kind}{' at ' + stage if stage else ''} (message in errors.csv)"
 
 
 def _dry_run(cfg: CohortConfig, studies: list[StudyInput], options: RunOptions) -> RunSummary:

@@ -1,8 +1,10 @@
 """The model behind a small protocol: batches of slices in, image scores and maps out.
 
 :class:`SliceScorer` is what the runner needs; :func:`build_scorer` makes one from the cohort's
-``model`` section (registry weights through :mod:`medzsad.weights`, files, or random weights for
-smoke runs). Tests inject their own scorer.
+``model`` section: the weight names are resolved once (:func:`medzsad.weights.resolution.resolve`),
+the architecture JSON gives every setting the cohort does not override
+(:mod:`medzsad.weights.architecture`), and the number of summed layers is read from the built
+model. Tests inject their own scorer.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -20,11 +21,13 @@ from medzsad.config import CohortConfig
 from medzsad.errors import ModelError
 from medzsad.model.inference import DetectionResult, Detector
 
+if TYPE_CHECKING:
+    from medzsad.model.anomalyclip import AnomalyCLIP
+    from medzsad.weights.resolution import ResolvedWeights
+
 __all__ = ["SliceScorer", "ScorerInfo", "ModelScorer", "build_scorer", "resolve_device"]
 
 log = logging.getLogger(__name__)
-
-_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".json")
 
 
 class SliceScorer(Protocol):
@@ -93,87 +96,50 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def _file_identity(name: str, path: Path) -> dict[str, Any]:
-    st = path.stat()
-    return {"name": name, "path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+def _resolve_weights(config: CohortConfig) -> tuple[ResolvedWeights, ResolvedWeights]:
+    """Resolve both weight names once (files relative to the cohort file); every problem in one error."""
+    from medzsad.weights.registry import WeightKind
+    from medzsad.weights.resolution import resolve
 
-
-def _weight_file(name: str, config: CohortConfig) -> Path | None:
-    """A weight name -> the file it reads, or ``None`` for ``random``/``hf-hub:`` ids.
-
-    Names with a path separator or a weight-file suffix are files, relative to the cohort file.
-    """
-    if name == "random" or name.startswith("hf-hub:"):
-        return None
-    looks_like_path = "/" in name or "\\" in name or Path(name).suffix in _WEIGHT_SUFFIXES
-    if looks_like_path:
-        p = config.resolve(name)
-        if not p.exists():
-            raise ModelError(f"{config.source_file}: weight file {p} does not exist (model section)")
-        return p
-    from medzsad.weights.cache import resolve
-    from medzsad.weights.registry import FileFormat, get_weight_entry
-
-    if get_weight_entry(name).file_format is FileFormat.HF_HUB:
-        return None
-    return resolve(name)
-
-
-def _weight_files(config: CohortConfig, *names: str) -> list[Path | None]:
-    """:func:`_weight_file` of each name; every missing file is reported in one error, not one per run."""
-    found: list[Path | None] = []
+    m = config.model
+    found: list[ResolvedWeights] = []
     problems: list[str] = []
-    for name in names:
+    for name, kind in ((m.clip_weights, WeightKind.CLIP), (m.prompt_weights, WeightKind.PROMPT)):
         try:
-            found.append(_weight_file(name, config))
+            found.append(resolve(name, config.base_dir, kind=kind))
         except ModelError as e:
-            found.append(None)
-            problems.append(str(e))
+            problems.append(f"{config.source_file}: model: {e}")
     if problems:
         raise ModelError("\n".join(problems))
-    return found
+    return found[0], found[1]
 
 
-def _spec_name(name: str, path: Path | None) -> str:
-    return str(path) if path is not None and not _is_registry_name(name) else name
+def _build_model(config: CohortConfig) -> tuple[AnomalyCLIP, ScorerInfo]:
+    from medzsad.weights.architecture import default_architecture
+    from medzsad.weights.model_loading import ModelSpec, load_anomalyclip
 
-
-def _is_registry_name(name: str) -> bool:
-    return not ("/" in name or "\\" in name or Path(name).suffix in _WEIGHT_SUFFIXES)
-
-
-def _build_model(config: CohortConfig) -> tuple[Any, ScorerInfo]:
     m = config.model
-    if m.tiny:
-        from medzsad.model.tiny import tiny_anomalyclip
-
-        model = tiny_anomalyclip(m.image_size, m.seed, tuple(m.feature_layers), m.dpam_layers)
-        arch = {"tiny": True, **model.config.to_dict()}
-        desc = "tiny random AnomalyCLIP (SMOKE RUN - random weights)"
-        weights: dict[str, Any] = {"clip": "random", "prompts": "random", "seed": m.seed}
-    else:
-        from medzsad.weights.model_loading import ModelSpec, load_anomalyclip
-
-        clip_path, prompt_path = _weight_files(config, m.clip_weights, m.prompt_weights)
-        weights = {"seed": m.seed}
-        for key, name, path in (
-            ("clip", m.clip_weights, clip_path),
-            ("prompts", m.prompt_weights, prompt_path),
-        ):
-            weights[key] = _file_identity(name, path) if path is not None else name
-        spec = ModelSpec(
-            prompts=_spec_name(m.prompt_weights, prompt_path),
-            clip=_spec_name(m.clip_weights, clip_path),
-            architecture="anomalyclip_vitl14_336" if m.backbone == "ViT-L-14-336" else None,
-            backbone=m.backbone,
-            image_size=m.image_size,
-            feature_layers=tuple(m.feature_layers),
-            dpam_layers=m.dpam_layers,
-            seed=m.seed,
-        )
+    clip, prompts = _resolve_weights(config)
+    spec = ModelSpec(
+        prompts=prompts,
+        clip=clip,
+        architecture=default_architecture(prompts=m.prompt_weights, backbone=m.backbone, tiny=m.tiny),
+        backbone=m.backbone,
+        image_size=m.image_size,
+        feature_layers=m.feature_layers,
+        dpam_layers=m.dpam_layers,
+        seed=m.seed,
+    )
+    try:
         model = load_anomalyclip(spec)
-        arch = model.config.to_dict()
-        desc = f"AnomalyCLIP {m.backbone} clip={m.clip_weights} prompts={m.prompt_weights}"
+    except ModelError as e:
+        raise ModelError(f"{config.source_file}: model: {e}") from e
+    weights: dict[str, Any] = {"clip": clip.describe(), "prompts": prompts.describe(), "seed": m.seed}
+    arch = {"tiny": True, **model.config.to_dict()} if m.tiny else model.config.to_dict()
+    if m.tiny:
+        desc = "tiny random AnomalyCLIP (SMOKE RUN - random weights)"
+    else:
+        desc = f"AnomalyCLIP {model.config.backbone} clip={m.clip_weights} prompts={m.prompt_weights}"
     payload = json.dumps({"arch": arch, "weights": weights}, sort_keys=True, default=str)
     info = ScorerInfo(desc, hashlib.sha256(payload.encode()).hexdigest(), weights, m.is_smoke)
     return model, info
@@ -190,4 +156,4 @@ def build_scorer(config: CohortConfig) -> ModelScorer:
     model, info = _build_model(config)
     detector = Detector(model, device=device, precision=config.model.precision)
     log.info("model: %s on %s (%s)", info.description, device, config.model.precision)
-    return ModelScorer(detector, len(config.model.feature_layers), info)
+    return ModelScorer(detector, len(model.config.feature_layers), info)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -72,7 +73,7 @@ def _compute(
         prepared.timings_s["postprocess"] = time.perf_counter() - t
     except Exception as e:  # recorded per study; the cohort goes on
         raise _StageError(stage, e) from e
-    label = job.study.study_id if cfg.output.show_ids else job.log_id
+    label = job.log_id  # the output folder's name with show_ids, else the hash
     return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke)
 
 
@@ -130,14 +131,16 @@ def _summary(result: StudyResult, files: StudyFiles, failed: list[OutputFailure]
     }
 
 
-def _log_failed_outputs(job: StudyJob, failed: list[OutputFailure]) -> None:
+def _log_failed_outputs(job: StudyJob, failed: list[OutputFailure], show_ids: bool) -> None:
     for f in failed:
+        # messages name files: shown with show_ids only, never text-replaced (docs/privacy.md)
+        shown = f.message[:300] if show_ids else "message hidden (--show-ids shows it)"
         log.warning(
             "study %s: optional output %s failed (study kept): %s: %s",
             job.log_id,
             f.output,
             f.error_type,
-            f.message.replace(job.study.study_id, job.log_id)[:300],
+            shown,
         )
 
 
@@ -151,33 +154,36 @@ def process_study(
     """
     studies_dir = cfg.out_dir / "studies"
     partial = partial_dir(studies_dir, job.safe_id)
+    partial_rel = f"studies/{partial.name}"
     stage = "load"
     try:
         result = _compute(job, loaded, cfg, model)
         stage = "write"
+        may_replace = ledger.owns_study_folder(job.safe_id)
+        ledger.claim(partial_rel, "partial")
         files = write_study_files(partial, result, cfg.output, _provenance(job, result, cfg, model))
-        publish(partial, studies_dir / job.safe_id)
+        publish(partial, studies_dir / job.safe_id, may_replace=may_replace)
+        ledger.claim(f"studies/{job.safe_id}", "study")
+        ledger.release(partial_rel)
         failed = list(files.failed)
         if OutputKind.SLICER in cfg.output.outputs and "slicer" not in {f.output for f in failed}:
             # the loader script holds absolute paths: rewrite it for the published folder
             # (before the ledger says done, so a kill here still redoes the study)
             attempt("slicer", lambda: write_slicer_script(studies_dir / job.safe_id), failed)
-        _log_failed_outputs(job, failed)
+        _log_failed_outputs(job, failed, cfg.output.show_ids)
         ledger.mark_done(job.study.study_id, _summary(result, files, failed))
     except Exception as e:  # one bad study must never stop the others
         cause = e.cause if isinstance(e, _StageError) else e
         stage = e.stage if isinstance(e, _StageError) else stage
         message = " ".join(str(cause).split()) or type(cause).__name__
         shutil.rmtree(partial, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            ledger.release(partial_rel)
         ledger.mark_failed(job.study.study_id, message, {"stage": stage, "error_type": type(cause).__name__})
-        log.warning(
-            "study %s failed at %s: %s: %s",
-            job.log_id,
-            stage,
-            type(cause).__name__,
-            message.replace(job.study.study_id, job.log_id)[:300],
-        )
-        log.debug("traceback of study %s", job.log_id, exc_info=cause)
+        # without show_ids the message (paths, file names) stays in errors.csv, never in the log
+        shown = message[:300] if cfg.output.show_ids else "message in errors.csv"
+        log.warning("study %s failed at %s: %s: %s", job.log_id, stage, type(cause).__name__, shown)
+        log.debug("traceback of study %s", job.log_id, exc_info=cause if cfg.output.show_ids else None)
         return "failed", None, message
     log.info("study %s done: score %.4f, %d lesions", job.log_id, result.score, len(result.lesions.lesions))
     return "done", result.score, ""

@@ -11,12 +11,14 @@ in :attr:`StudyFiles.failed` (and in provenance.json).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 
@@ -28,6 +30,7 @@ from medzsad.fileio import fsync_dir, write_bytes, write_csv, write_json
 from medzsad.report.lesions import lesions_table
 from medzsad.report.nifti_writer import write_heatmap, write_mask
 from medzsad.report.optional import OutputFailure, attempt
+from medzsad.report.overlay import HEAT_FLOOR as OVERLAY_HEAT_FLOOR
 from medzsad.report.overlay import OverlaySpec, render_overlay
 from medzsad.report.review_outputs import REVIEW_FORMATS, write_review_outputs
 
@@ -40,6 +43,8 @@ __all__ = [
     "partial_dir",
     "PARTIAL_MARK",
 ]
+
+log = logging.getLogger(__name__)
 
 PARTIAL_MARK = ".partial-"
 
@@ -99,9 +104,23 @@ def slices_table(result: StudyResult) -> pd.DataFrame:
     )
 
 
+def _truth_mask(result: StudyResult) -> np.ndarray | None:
+    """The manifest's ground-truth mask when it is in the scan's grid (outlined on the overlay)."""
+    path = result.prepared.study.mask
+    if not path:
+        return None
+    try:
+        data = np.asanyarray(nib.load(path).dataobj)  # type: ignore[attr-defined]  # nibabel stubs
+    except Exception as e:  # an unreadable mask costs the outline, not the overlay
+        log.warning("ground-truth mask unreadable for the overlay (%s); not outlined", type(e).__name__)
+        return None
+    return data if data.shape[:3] == result.heat.shape else None
+
+
 def _overlay(result: StudyResult, k: int) -> bytes:
     p = result.prepared
     order = np.argsort(-result.scores.image_scores, kind="stable")[:k]
+    threshold = float(result.lesions.threshold)
     spec = OverlaySpec(
         slice_axis=p.slice_axis,
         slices=tuple(int(p.slice_index[i]) for i in order),
@@ -109,8 +128,14 @@ def _overlay(result: StudyResult, k: int) -> bytes:
         window=p.window,
         title=f"{result.label}   study score {result.score:.3f}   lesions {len(result.lesions.lesions)}",
         smoke=result.smoke,
+        heat_floor=min(OVERLAY_HEAT_FLOOR, threshold) if np.isfinite(threshold) else OVERLAY_HEAT_FLOOR,
+        threshold=threshold if np.isfinite(threshold) else None,
     )
-    return render_overlay(np.asarray(p.volume.data, dtype=np.float32), result.heat, p.volume.affine_ras, spec)
+    scan = np.asarray(p.volume.data, dtype=np.float32)
+    affine = p.volume.affine_ras
+    return render_overlay(
+        scan, result.heat, affine, spec, lesions=result.lesions.labels, truth=_truth_mask(result)
+    )
 
 
 def partial_dir(studies_dir: Path, safe_id: str) -> Path:
@@ -187,14 +212,27 @@ def _write_core(folder: Path, result: StudyResult, outputs: tuple[OutputKind, ..
     return written
 
 
-def publish(partial: Path, final: Path) -> None:
-    """Rename the complete partial folder onto its final name (replacing an older one).
+def publish(partial: Path, final: Path, *, may_replace: bool = True) -> None:
+    """Rename the complete partial folder onto its final name (replacing an older one of ours).
+
+    Args:
+        partial: The complete folder.
+        final: ``studies/<safe-id>``.
+        may_replace: ``final`` was created by medzsad (see :meth:`Ledger.owns_study_folder`); a
+            folder of the same name that medzsad did not create is never removed.
 
     Raises:
-        OutputError: The rename fails.
+        OutputError: ``final`` exists and is not medzsad's, or the rename fails.
     """
+    if (final.exists() or final.is_symlink()) and not may_replace:
+        raise OutputError(
+            f"{final} exists and was not created by medzsad; it is left untouched. Move it away, "
+            "rename the study (a manifest id) or choose another output folder"
+        )
     try:
-        if final.exists():
+        if final.is_symlink():
+            final.unlink()
+        elif final.exists():
             shutil.rmtree(final)
         os.replace(partial, final)
     except OSError as e:

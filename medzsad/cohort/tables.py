@@ -8,6 +8,7 @@ row per optional output that failed in a study that is still ``done`` (``stage``
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,10 @@ import pandas as pd
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import LedgerRow, StudyState
 from medzsad.fileio import write_csv
+from medzsad.report.cells import safe_frame
+
+if TYPE_CHECKING:
+    from medzsad.report.review_header import CohortHeader
 
 __all__ = [
     "STUDY_COLUMNS",
@@ -42,9 +47,7 @@ def _output_failures(row: LedgerRow | None) -> list[dict[str, str]]:
     return [f for f in row.outputs.get("output_failures", []) if isinstance(f, dict)]
 
 
-def studies_table(
-    studies: list[StudyInput], rows: dict[str, LedgerRow], smoke: bool = False
-) -> pd.DataFrame:
+def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow], smoke: bool = False) -> pd.DataFrame:
     """One row per study of the cohort (ledger state; ``pending`` when not reached yet).
 
     ``smoke_run`` is true on every row of a run with random weights (scores are meaningless).
@@ -121,10 +124,13 @@ def errors_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.Da
     return pd.DataFrame(records, columns=ERROR_COLUMNS)
 
 
-def write_review_page(out_dir: Path, table: pd.DataFrame, title: str) -> Path:
-    """Write the cohort review page ``report.html`` from a :func:`studies_table`."""
+def write_review_page(
+    out_dir: Path, table: pd.DataFrame, title: str, header: CohortHeader | None = None
+) -> Path:
+    """Write the cohort review page ``report.html`` from a :func:`studies_table` (NUL bytes removed)."""
     from medzsad.report.html_report import write_report_html
 
+    table = safe_frame(table, formulas=False)
     page = pd.DataFrame(
         {
             "study_id": table["study_id"],
@@ -132,16 +138,23 @@ def write_review_page(out_dir: Path, table: pd.DataFrame, title: str) -> Path:
             "study_dir": [f"studies/{s}" if s else "" for s in table["safe_id"]],
             "status": ["ok" if st == StudyState.DONE.value else st for st in table["status"]],
             "error": table["error"],
+            "lesion_count": table["lesion_count"],
+            "lesion_volume_ml": table["lesion_volume_ml"],
+            "modality": table["modality"],
         }
     )
-    return write_report_html(out_dir, page, title=title)
+    return write_report_html(out_dir, page, title=title, header=header)
 
 
 def write_cohort_tables(
     out_dir: Path, studies: list[StudyInput], rows: dict[str, LedgerRow], smoke: bool = False
 ) -> tuple[Path, Path]:
-    """Write ``studies.csv`` and ``errors.csv`` atomically; returns their paths."""
+    """Write ``studies.csv`` and ``errors.csv`` atomically; returns their paths.
+
+    Text cells are neutralised (:func:`~medzsad.report.cells.safe_frame`): a cell starting with
+    ``= + - @`` (or tab/CR) gets a leading ``'`` and NUL bytes are removed; numbers are unchanged.
+    """
     return (
-        write_csv(out_dir / "studies.csv", studies_table(studies, rows, smoke)),
-        write_csv(out_dir / "errors.csv", errors_table(studies, rows)),
+        write_csv(out_dir / "studies.csv", safe_frame(studies_table(studies, rows, smoke))),
+        write_csv(out_dir / "errors.csv", safe_frame(errors_table(studies, rows))),
     )

@@ -67,9 +67,30 @@ class CohortConfig(_Section):
 
 
 def study_config_hash(config: CohortConfig) -> str:
-    """sha256 of the settings that change a study's outputs (not device, batch size, paths, name)."""
+    """sha256 of the settings that change a study's outputs (not device, batch size, paths, name).
+
+    Model settings enter with their effective values (an override, else the architecture JSON's),
+    so ``image_size: 518`` and no ``image_size`` give the same hash when the architecture's is 518.
+    """
+    from medzsad.weights.architecture import effective_settings
+
     data = config.model_dump(mode="json")
     model = {k: v for k, v in data["model"].items() if k not in ("device", "batch_size")}
+    m = config.model
+    eff = effective_settings(
+        prompts=m.prompt_weights,
+        backbone=m.backbone,
+        image_size=m.image_size,
+        feature_layers=m.feature_layers,
+        dpam_layers=m.dpam_layers,
+        tiny=m.tiny,
+    )
+    model.update(
+        backbone=eff.backbone,
+        image_size=eff.image_size,
+        feature_layers=list(eff.feature_layers) if eff.feature_layers is not None else None,
+        dpam_layers=eff.dpam_layers,
+    )
     output = {k: v for k, v in data["output"].items() if k != "dir"}
     payload = json.dumps({"pipeline": data["pipeline"], "model": model, "output": output}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()

@@ -12,6 +12,11 @@ from medzsad.config._base import _Section
 class ModelConfig(_Section):
     """The detector and where it runs.
 
+    ``backbone``, ``image_size``, ``feature_layers`` and ``dpam_layers`` are overrides: ``None``
+    (the default) keeps the value of the architecture JSON the model is built from
+    (``medzsad/model/configs``; see :mod:`medzsad.weights.architecture`). ``image_size`` is checked
+    once, against the patch size of the backbone actually built.
+
     Attributes:
         references: Blend in the distance to few-shot normal references (docs/references.md); the
             references come from the profile named by ``output.flag``/``output.threshold``, built
@@ -20,12 +25,12 @@ class ModelConfig(_Section):
         reference_window: Half-width of the body-coordinate window a slice is compared within.
     """
 
-    backbone: str = "ViT-L-14-336"
+    backbone: str | None = None
     clip_weights: str = "clip_vitl14_336.openai"
     prompt_weights: str = "anomalyclip_vitl14_336.mvtec"
-    image_size: int = Field(default=518, ge=14)
-    feature_layers: tuple[int, ...] = (24,)
-    dpam_layers: int = Field(default=19, ge=0)
+    image_size: int | None = Field(default=None, ge=1)
+    feature_layers: tuple[int, ...] | None = None
+    dpam_layers: int | None = Field(default=None, ge=0)
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     batch_size: int = Field(default=8, ge=1)
@@ -41,13 +46,6 @@ class ModelConfig(_Section):
         ok = v in ("auto", "cpu", "cuda", "mps") or (v.startswith("cuda:") and v[5:].isdigit())
         if not ok:
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps (got {v!r})")
-        return v
-
-    @field_validator("image_size")
-    @classmethod
-    def _image_size(cls, v: int) -> int:
-        if v % 14:
-            raise ValueError(f"image_size must be a multiple of the patch size 14 (got {v})")
         return v
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from medzsad.config.cohort import CohortConfig
-from medzsad.config.output import OutputConfig
+from medzsad.config.output import OutputConfig, ThresholdRule
 from medzsad.config.yaml_loading import validate_cohort_data
 from medzsad.errors import ConfigError, InputError
 
@@ -34,7 +34,7 @@ FAST_IMAGE_SIZE = {"model": 336, "smoke": 56}
 
 
 def _cohort_name(path: Path) -> str:
-    stem = path.name
+    stem = path.resolve().parent.name if path.name.upper() == "DICOMDIR" else path.name
     for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".zip"):
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
@@ -43,10 +43,19 @@ def _cohort_name(path: Path) -> str:
     return name or "study"
 
 
-def _profile_key() -> str | None:
-    """The output key a calibration profile folder goes into, when this version has one."""
-    fields = OutputConfig.model_fields
-    return "profile" if "profile" in fields else None
+def _profile_settings(folder: str) -> dict[str, Any]:
+    """``output`` keys a site calibration profile sets, as far as this version's schema has them.
+
+    A calibrated threshold (``output.threshold: {method: calibrated, profile: DIR}``) and study
+    flags (``output.flag: {profile: DIR}``) come with the calibration feature (``medzsad profile``);
+    without it the dict is empty.
+    """
+    settings: dict[str, Any] = {}
+    if "profile" in ThresholdRule.model_fields:
+        settings["threshold"] = {"method": "calibrated", "profile": folder}
+    if "flag" in OutputConfig.model_fields:
+        settings["flag"] = {"profile": folder}
+    return settings
 
 
 def single_study_cohort(
@@ -91,13 +100,13 @@ def single_study_cohort(
     if formats is not None:
         output["formats"] = list(formats)
     if profile is not None:
-        key = _profile_key()
-        if key is None:
+        calibrated = _profile_settings(str(Path(profile).expanduser().resolve()))
+        if not calibrated:
             raise ConfigError(
                 "--profile: site calibration profiles are not supported by this version yet; "
                 "run without --profile (fixed threshold from the preset/cohort)"
             )
-        output[key] = str(Path(profile).expanduser().resolve())
+        output.update(calibrated)
     pipeline: dict[str, Any] = {"preset": preset or "auto"}
     if fast:
         pipeline["skip_empty_slices"] = True

@@ -1,42 +1,47 @@
 """Labelled 2D slices drawn from CT/MRI volumes with (optional) anomaly mask volumes.
 
-A CSV lists the cases: ``image`` (volume file), optional ``mask`` (label volume on the same grid,
-non-zero is anomalous), optional ``label`` (case label, used for slices when there is no mask) and
-``class``. Each slice ``k`` (along the volume's third axis, the DICOM slice order of
-:class:`medzsad.io.volume.Volume`) becomes one sample: anomalous with its mask slice when the mask
-has voxels there, normal otherwise. Without a mask, the slice takes the case label and trains the
-image loss only.
+A CSV lists the cases: ``image`` (a volume file or a DICOM study folder), optional ``mask``
+(label volume on the same grid, non-zero is anomalous), optional ``label`` (case label, used for
+slices when there is no mask) and ``class``.
 
-Reading goes through ``medzsad.io.read_volume`` when the scan-input layer provides it (DICOM series,
-NIfTI, ...), else through nibabel (NIfTI). The slice-to-tensor transform is injectable so that
-training uses the same windowing as inference (``medzsad.transforms`` presets); the default windows
-with ``window`` (e.g. a CT HU window) or the volume's 0.5-99.5 percentiles, then applies the
-2D image transform of :func:`medzsad.datasets.images.load_image` (bicubic resize, CLIP normalisation).
+The slices are exactly the model inputs ``medzsad run`` scores: each volume is read through
+:func:`medzsad.transforms.preset_reading.read_with_preset` (the reading ``run`` uses: the preset
+from the headers, its series rules, :mod:`medzsad.io`'s loaders) and prepared by the same
+preset pipeline (:func:`medzsad.transforms.pipeline.cut_slices`, then
+:class:`~medzsad.transforms.clip_input.ToClipInput`: one window, reorientation to closest RAS,
+cut along the preset's axis, empty slices dropped, one letterbox and resize). The preset is
+chosen per case as ``run`` does with ``preset: auto`` (modality, BodyPartExamined, description;
+else from the data), or named; ``window`` overrides its intensity window. Mask volumes follow
+the same geometry with nearest-neighbour resizing. Each kept slice becomes one sample: anomalous
+with its mask slice when the mask has voxels there, normal otherwise; without a mask it takes the
+case label and trains the image loss only.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from medzsad.datasets.layouts import _read_csv_rows, parse_label
 from medzsad.datasets.samples import Sample
-from medzsad.errors import InputError, NiftiError
+from medzsad.errors import InputError
+from medzsad.io.readers import load_volume
+from medzsad.io.volume import Volume
+from medzsad.transforms.clip_input import ToClipInput
+from medzsad.transforms.pipeline import CutSlices, cut_slices, masks_to_model
+from medzsad.transforms.preset import Preset, auto_preset_name, load_preset
+from medzsad.transforms.preset_reading import read_with_preset
 
-__all__ = ["VolumeCase", "read_volume_cases", "VolumeSliceDataset", "window_to_uint8"]
+__all__ = ["VolumeCase", "read_volume_cases", "VolumeSliceDataset", "volume_preset"]
 
 logger = logging.getLogger(__name__)
-
-SliceTransform = Callable[[np.ndarray, int], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -76,54 +81,83 @@ def read_volume_cases(path: Path) -> list[VolumeCase]:
     return out
 
 
-def _read_array(path: Path) -> np.ndarray:
-    """(I, J, K) float32 voxel array of a volume file."""
-    try:
-        io_mod = importlib.import_module("medzsad.io")
-        reader = getattr(io_mod, "read_volume", None)
-    except ModuleNotFoundError:
-        reader = None
-    if callable(reader):
-        return np.asarray(reader(path).data, dtype=np.float32)
-    try:
-        import nibabel as nib
-
-        img = nib.load(str(path))
-        return np.asarray(img.dataobj, dtype=np.float32)  # type: ignore[attr-defined]
-    except Exception as e:  # nibabel raises ImageFileError, OSError, EOFError, ... for bad files
-        raise NiftiError(f"{path}: cannot read volume ({type(e).__name__}: {e}); give a NIfTI file") from e
-
-
-def window_to_uint8(slice_ij: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Window a slice to [0, 255] uint8 and return it as an image (rows j, columns i).
+def volume_preset(
+    modality: str,
+    body_part: str = "",
+    description: str = "",
+    *,
+    preset: str = "auto",
+    window: tuple[float, float] | None = None,
+) -> Preset:
+    """The preset ``run`` would use (``auto``: from the headers), with ``window`` replacing its intensity.
 
     Args:
-        slice_ij: (I, J) float voxel values of one slice.
-        lo: value mapped to 0.
-        hi: value mapped to 255.
+        modality: Modality of the scan (from the header, else guessed from the data).
+        body_part: BodyPartExamined.
+        description: SeriesDescription.
+        preset: A preset name, or ``auto``.
+        window: ``(low, high)`` scanner values mapped to 0 and 1.
 
-    Returns:
-        (J, I) uint8.
+    Raises:
+        ConfigError: Unknown preset or invalid window.
     """
-    scaled = np.clip((slice_ij - lo) / max(hi - lo, 1e-6), 0.0, 1.0) * 255.0
-    return np.round(scaled).T.astype(np.uint8)
+    name = auto_preset_name(modality, body_part, description) if preset == "auto" else preset
+    chosen = load_preset(name)
+    if window is None:
+        return chosen
+    lo, hi = float(window[0]), float(window[1])
+    return chosen.updated(window={"center": (lo + hi) / 2.0, "width": hi - lo})
+
+
+@dataclass(frozen=True)
+class _PreparedVolume:
+    cut: CutSlices
+    to_clip: ToClipInput
+    masks: torch.Tensor | None  # (N, S, S) float32 {0, 1}
+
+
+def _load_mask(case: VolumeCase, volume: Volume) -> np.ndarray | None:
+    """The case's mask as an ``(I, J, K)`` bool array on the scan's grid, or None without one."""
+    if case.mask is None:
+        return None
+    mask = load_volume(case.mask)
+    same = mask.shape_ijk == volume.shape_ijk and np.allclose(mask.affine_ras, volume.affine_ras, atol=1e-3)
+    if not same:
+        raise InputError(
+            f"{case.mask}: mask volume {mask.shape_ijk} and scan {case.image} {volume.shape_ijk} must "
+            "have the same shape and geometry (affine)"
+        )
+    return np.asarray(mask.data) > 0
+
+
+def _slices_with_mask(mask: np.ndarray, cut: CutSlices) -> np.ndarray:
+    """``(N,)`` bool: kept slices with mask voxels, at the source resolution."""
+    geo = cut.geometry
+    canonical = np.asarray(geo.reorientation.apply(mask))
+    planes = np.moveaxis(canonical, geo.canonical_axis, 0)[cut.kept]
+    return np.asarray(planes.reshape(len(cut.kept), -1).any(axis=1))
 
 
 class VolumeSliceDataset(Dataset):
     """Slices of volumes as a torch dataset with the items of :class:`~medzsad.datasets.SampleDataset`.
 
-    ``samples`` holds one :class:`Sample` per slice (``image``/``mask`` are the volume files,
-    ``slice_index`` the slice), usable by the trainer and the evaluation like 2D samples.
+    ``samples`` holds one :class:`Sample` per kept slice (``image``/``mask`` are the volume files,
+    ``slice_index`` the slice's index along the source voxel axis the preset cuts along), usable by
+    the trainer and the evaluation like 2D samples. ``dataset[i]["image"]`` equals the model input
+    ``medzsad run`` builds for that slice.
 
     Args:
         cases: the volumes.
         image_size: model input side ``S``.
         mean: backbone normalisation mean (3,).
         std: backbone normalisation std (3,).
-        window: intensity window ``(lo, hi)``, e.g. ``(-160, 240)`` HU; default percentiles per volume.
-        slice_step: keep every n-th slice (1: all).
-        slice_transform: replaces the default slice -> (3, S, S) transform: called with the (I, J)
-            slice and ``S``.
+        window: intensity window ``(lo, hi)``, e.g. ``(-160, 240)`` HU; default the preset's.
+        slice_step: keep every n-th of the kept slices (1: all).
+        preset: preset name, or ``auto`` (as ``run``: from the modality, else from the data).
+
+    Raises:
+        InputError: An unreadable volume, or a mask on another grid.
+        ConfigError: Unknown preset or invalid window.
     """
 
     def __init__(
@@ -134,60 +168,52 @@ class VolumeSliceDataset(Dataset):
         std: Sequence[float],
         window: tuple[float, float] | None = None,
         slice_step: int = 1,
-        slice_transform: SliceTransform | None = None,
+        preset: str = "auto",
     ) -> None:
         self.image_size = int(image_size)
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-        self.window = window
-        self.slice_transform = slice_transform
-        self._volumes: list[tuple[np.ndarray, np.ndarray | None, tuple[float, float]]] = []
+        self._volumes: list[_PreparedVolume] = []
         self.samples: list[Sample] = []
         self._where: list[tuple[int, int]] = []
         for v, case in enumerate(cases):
-            data = _read_array(case.image)
-            mask = _read_array(case.mask) > 0 if case.mask is not None else None
-            if data.ndim != 3 or (mask is not None and mask.shape != data.shape):
-                raise InputError(
-                    f"{case.mask or case.image}: volume {data.shape} and mask "
-                    f"{None if mask is None else mask.shape} must be 3D arrays of the same shape"
-                )
-            win = window or (float(np.percentile(data, 0.5)), float(np.percentile(data, 99.5)))
-            self._volumes.append((data, mask, win))
-            for k in range(0, data.shape[2], max(int(slice_step), 1)):
-                has = bool(mask[:, :, k].any()) if mask is not None else None
-                label = int(has) if has is not None else int(case.label or 0)
-                self.samples.append(
-                    Sample(case.image, case.mask if has else None, label, case.class_name, "", k)
-                )
-                self._where.append((v, k))
+            read = read_with_preset(
+                case.image,
+                lambda m, b, d: volume_preset(m, b, d, preset=preset, window=window),
+                auto=preset == "auto",
+            )
+            volume, p = read.volume, read.preset
+            cut = cut_slices(volume, p)
+            to_clip = cut.to_clip(self.image_size, mean, std, p)
+            mask = _load_mask(case, volume)
+            has = masks = None
+            if mask is not None:
+                has = _slices_with_mask(mask, cut)
+                masks = masks_to_model(mask, cut, to_clip.layout(cut.geometry.display_shape))
+            self._volumes.append(_PreparedVolume(cut, to_clip, masks))
+            src = cut.source_index
+            for n in range(0, len(cut.kept), max(int(slice_step), 1)):
+                anomalous = bool(has[n]) if has is not None else None
+                label = int(anomalous) if anomalous is not None else int(case.label or 0)
+                mask_path = case.mask if anomalous else None
+                self.samples.append(Sample(case.image, mask_path, label, case.class_name, "", int(src[n])))
+                self._where.append((v, n))
         logger.info("%d slices from %d volumes", len(self.samples), len(self._volumes))
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def _image(self, slice_ij: np.ndarray, win: tuple[float, float]) -> torch.Tensor:
-        if self.slice_transform is not None:
-            return self.slice_transform(slice_ij, self.image_size)
-        grey = Image.fromarray(window_to_uint8(slice_ij, *win), mode="L").convert("RGB")
-        resized = grey.resize((self.image_size, self.image_size), Image.Resampling.BICUBIC)
-        x = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        return (x - self.mean) / self.std
-
-    def _mask(self, mask_ij: np.ndarray) -> torch.Tensor:
-        img = Image.fromarray(mask_ij.T.astype(np.uint8) * 255, mode="L")
-        resized = img.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
-        return torch.from_numpy((np.asarray(resized, dtype=np.float32) / 255.0 > 0.5).astype(np.float32))
-
     def __getitem__(self, index: int) -> dict[str, Any]:
-        v, k = self._where[index]
-        data, mask, win = self._volumes[v]
+        v, n = self._where[index]
+        prepared = self._volumes[v]
         s = self.samples[index]
-        m = self._mask(mask[:, :, k]) if mask is not None else torch.zeros(self.image_size, self.image_size)
+        image = prepared.to_clip(prepared.cut.display[n : n + 1])[0]
+        if prepared.masks is not None:
+            m = prepared.masks[n]
+        else:
+            m = torch.zeros(self.image_size, self.image_size)
         return {
-            "image": self._image(data[:, :, k], win),
+            "image": image,
             "mask": m,
-            "mask_known": mask is not None or s.label == 0,
+            "mask_known": prepared.masks is not None or s.label == 0,
             "label": int(s.label),
             "class_name": s.class_name,
             "index": int(index),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
@@ -15,6 +15,7 @@ from medzsad.datasets.samples import Sample
 from medzsad.eval.evaluation import ClassPredictions, PredictionAccumulator
 from medzsad.model.inference import Detector
 from medzsad.model.reference_scoring import ReferenceDetector
+from medzsad.progress import progress_bar
 
 __all__ = ["ImageScore", "Predictions", "predict_samples"]
 
@@ -80,39 +81,44 @@ def predict_samples(
     acc = PredictionAccumulator()
     rows: list[ImageScore] = []
     n_items = len(ds)  # type: ignore[arg-type]
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = None
-    if show:
-        from tqdm import tqdm  # type: ignore[import-untyped]
-
-        bar = tqdm(total=n_items, desc="scoring", unit="img", leave=False)
-    for batch in loader:
-        res = detector.score(batch["image"])
-        scores = res.image_scores.numpy().astype(np.float64)
-        maps = res.maps.numpy()
-        known = batch["mask_known"].numpy()
-        acc.add(
-            batch["class_name"],
-            batch["label"].numpy(),
-            scores,
-            batch["mask"].numpy() if pixel_level else None,
-            maps if pixel_level else None,
-            known,
-        )
-        for j, idx in enumerate(batch["index"].tolist()):
-            s = samples[idx]
-            rows.append(
-                ImageScore(
-                    str(s.image),
-                    s.class_name,
-                    int(s.label),
-                    float(scores[j]),
-                    float(maps[j].max()),
-                    bool(known[j]),
-                )
-            )
-        if bar is not None:
-            bar.update(len(scores))
-    if bar is not None:
-        bar.close()
+    with progress_bar(n_items, enabled=progress, desc="scoring", unit="img") as bar:
+        for batch in loader:
+            rows += _score_batch(detector, batch, samples, acc, pixel_level)
+            bar.update(len(batch["index"]))
     return Predictions(acc.result(), tuple(rows))
+
+
+def _score_batch(
+    detector: Detector | ReferenceDetector,
+    batch: dict[str, Any],
+    samples: Sequence[Sample],
+    acc: PredictionAccumulator,
+    pixel_level: bool,
+) -> list[ImageScore]:
+    """Score one batch, add it to ``acc`` and return its per-image rows."""
+    res = detector.score(batch["image"])
+    scores = res.image_scores.numpy().astype(np.float64)
+    maps = res.maps.numpy()
+    known = batch["mask_known"].numpy()
+    acc.add(
+        batch["class_name"],
+        batch["label"].numpy(),
+        scores,
+        batch["mask"].numpy() if pixel_level else None,
+        maps if pixel_level else None,
+        known,
+    )
+    rows = []
+    for j, idx in enumerate(batch["index"].tolist()):
+        s = samples[idx]
+        rows.append(
+            ImageScore(
+                str(s.image),
+                s.class_name,
+                int(s.label),
+                float(scores[j]),
+                float(maps[j].max()),
+                bool(known[j]),
+            )
+        )
+    return rows

@@ -9,10 +9,13 @@ pydicom when a folder named ``dl`` is on ``sys.path``.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import struct
 import warnings
+import zlib
 from enum import Enum
+from typing import IO
 
 import numpy as np
 import pydicom
@@ -21,9 +24,21 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from medzsad.errors import DicomError
+from medzsad.io.guard import foreign_errors
+from medzsad.io.limits import check_bytes, check_count, current_limits
 from medzsad.io.sources import open_binary
 
-__all__ = ["LoadPolicy", "tag_str", "read_dataset", "decode_frames", "require", "float_list"]
+__all__ = [
+    "LoadPolicy",
+    "tag_str",
+    "read_dataset",
+    "decode_frames",
+    "require",
+    "float_list",
+    "tag_float",
+    "tag_int",
+    "check_pixel_claim",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +66,42 @@ def tag_str(keyword: str) -> str:
     return f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
+_DEFLATED = b"1.2.840.10008.1.2.1.99"
+
+
+def _check_deflated(fh: IO[bytes], path: str) -> None:
+    """Inflate a deflated data set with a cap before pydicom inflates it whole (a zip bomb costs nothing).
+
+    Raises:
+        DicomError: No (0002,0000) FileMetaInformationGroupLength to find where the data set starts.
+        ResourceLimitError: The data set inflates past ``ReadLimits.max_decompressed_bytes``.
+    """
+    head = fh.read(4096)
+    fh.seek(0)
+    if _DEFLATED not in head:
+        return
+    if len(head) < 144 or head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
+        raise DicomError(
+            f"{path}: deflated transfer syntax without {tag_str('FileMetaInformationGroupLength')}; "
+            "cannot bound its size"
+        )
+    start = 144 + struct.unpack_from("<I", head, 140)[0]
+    cap = current_limits().max_decompressed_bytes
+    fh.seek(start)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
+    try:
+        while chunk := fh.read(1 << 20):
+            while chunk:
+                total += len(inflater.decompress(chunk, 1 << 24))
+                chunk = inflater.unconsumed_tail
+                check_bytes(total, cap, path, "deflated data set", "inflated data")
+    except zlib.error:
+        return  # corrupt stream: pydicom reports it
+    finally:
+        fh.seek(0)
+
+
 def read_dataset(path: str, *, header_only: bool) -> Dataset:
     """Read a DICOM file (or archive member).
 
@@ -62,11 +113,18 @@ def read_dataset(path: str, *, header_only: bool) -> Dataset:
         header_only: Stop before the pixel data (nothing large is read).
 
     Raises:
-        DicomError: Not a DICOM file, or the file is truncated/corrupt.
+        DicomError: Not a DICOM file, or the file is truncated/corrupt (any pydicom, zlib or struct
+            error is turned into one; see :mod:`medzsad.io.guard`).
+        ResourceLimitError: A deflated data set inflates past the limits.
     """
     try:
-        with open_binary(path) as fh, warnings.catch_warnings():
+        with (
+            open_binary(path) as fh,
+            warnings.catch_warnings(),
+            foreign_errors(path, "read the DICOM data set", DicomError),
+        ):
             warnings.simplefilter("ignore")
+            _check_deflated(fh, path)
             try:
                 return pydicom.dcmread(fh, stop_before_pixels=header_only)
             except InvalidDicomError:
@@ -76,12 +134,120 @@ def read_dataset(path: str, *, header_only: bool) -> Dataset:
                     raise
                 fh.seek(0)
                 return pydicom.dcmread(fh, stop_before_pixels=header_only, force=True)
-    except InvalidDicomError as e:
-        raise DicomError(f"{path}: not a DICOM file (no 'DICM' marker at byte 128)") from e
+    except DicomError as e:
+        if isinstance(e.__cause__, InvalidDicomError):
+            raise DicomError(f"{path}: not a DICOM file (no 'DICM' marker at byte 128)") from e.__cause__
+        raise
     except OSError as e:
-        raise DicomError(f"{path}: cannot read the file ({e})") from e
-    except (EOFError, ValueError, TypeError, KeyError, IndexError, struct.error) as e:
-        raise DicomError(f"{path}: truncated or corrupt DICOM file ({type(e).__name__}: {e})") from e
+        raise DicomError(f"{path}: cannot read the file ({e.strerror or e})") from e
+
+
+def _scalar(ds: Dataset, keyword: str, path: str) -> object:
+    """The single value of ``keyword`` (``None`` when absent or empty); VM > 1 is an error."""
+    try:
+        value = ds.get(keyword)
+    except Exception as e:  # noqa: BLE001 - pydicom converts the raw value lazily here
+        raise DicomError(f"{path}: {tag_str(keyword)} cannot be read ({type(e).__name__}: {e})") from e
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        raise DicomError(
+            f"{path}: {tag_str(keyword)} has {len(value)} values (found {list(value)!r}); expected one"  # type: ignore[arg-type]
+        )
+    return value
+
+
+def tag_float(ds: Dataset, keyword: str, path: str, default: float) -> float:
+    """A finite number from a single-valued element (``default`` when absent or empty).
+
+    Raises:
+        DicomError: Several values, not a number, or NaN/infinite (names the tag and the value).
+    """
+    value = _scalar(ds, keyword, path)
+    if value is None:
+        return default
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as e:
+        raise DicomError(f"{path}: {tag_str(keyword)} is not a number (found {value!r})") from e
+    if not math.isfinite(out):
+        raise DicomError(f"{path}: {tag_str(keyword)} is {value!r}; expected a finite number")
+    return out
+
+
+def tag_int(ds: Dataset, keyword: str, path: str, default: int) -> int:
+    """A whole number from a single-valued element (``default`` when absent or empty).
+
+    Raises:
+        DicomError: Several values or not a whole number, e.g. ``NumberOfFrames`` ``'1A'``.
+    """
+    value = _scalar(ds, keyword, path)
+    if value is None:
+        return default
+    try:
+        f = float(str(value).strip()) if isinstance(value, (str, bytes)) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as e:
+        raise DicomError(f"{path}: {tag_str(keyword)} is not a whole number (found {value!r})") from e
+    if not math.isfinite(f) or f != int(f):
+        raise DicomError(f"{path}: {tag_str(keyword)} is not a whole number (found {value!r})")
+    return int(f)
+
+
+def _check_pixel_length(ds: Dataset, path: str, frames: int, frame_bytes: int) -> None:
+    """The pixel data must be able to hold the frames claimed (before a decoder loops over them)."""
+    try:
+        data = ds.get("PixelData")
+    except Exception:  # noqa: BLE001 - an unreadable element is reported by the decoder
+        return
+    if not isinstance(data, bytes | bytearray):
+        return
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts is not None and getattr(ts, "is_encapsulated", False):
+        # every frame needs at least one 8-byte item header in encapsulated pixel data
+        if frames > len(data) // 8:
+            raise DicomError(
+                f"{path}: {tag_str('NumberOfFrames')} is {frames} but the encapsulated "
+                f"{tag_str('PixelData')} has only {len(data)} bytes (at least 8 per frame)"
+            )
+    elif len(data) < frames * frame_bytes:
+        raise DicomError(
+            f"{path}: {tag_str('PixelData')} has {len(data)} bytes; {frames} frame(s) of {frame_bytes} bytes "
+            f"need {frames * frame_bytes} (truncated, or {tag_str('NumberOfFrames')}/{tag_str('Rows')}/"
+            f"{tag_str('Columns')} are wrong)"
+        )
+
+
+def check_pixel_claim(ds: Dataset, path: str) -> tuple[int, int, int, int]:
+    """``(frames, rows, cols, samples)`` from the header, checked against the read limits.
+
+    Raises:
+        DicomError: A count is missing, not a whole number or not positive.
+        ResourceLimitError: Frames over ``max_frames`` or ``frames x rows x cols x samples x
+            max(BitsAllocated/8, 8)`` over ``max_voxel_bytes`` (float64 colour conversion).
+    """
+    limits = current_limits()
+    frames = tag_int(ds, "NumberOfFrames", path, 1) or 1
+    check_count(frames, limits.max_frames, path, tag_str("NumberOfFrames"), DicomError)
+    rows, cols = tag_int(ds, "Rows", path, 0), tag_int(ds, "Columns", path, 0)
+    samples = tag_int(ds, "SamplesPerPixel", path, 1) or 1
+    bits = tag_int(ds, "BitsAllocated", path, 16) or 16
+    for keyword, n in (("Rows", rows), ("Columns", cols)):
+        if not 0 < n <= 65535:
+            raise DicomError(f"{path}: {tag_str(keyword)} is {n}; expected 1..65535")
+    if not 0 < samples <= 4 or not 0 < bits <= 64:
+        raise DicomError(
+            f"{path}: {tag_str('SamplesPerPixel')} {samples} / {tag_str('BitsAllocated')} {bits}; "
+            "expected 1..4 and 1..64"
+        )
+    _check_pixel_length(ds, path, frames, rows * cols * samples * bits // 8)
+    per_value = 8 if samples > 1 else max(bits // 8, 4)
+    check_bytes(
+        frames * rows * cols * samples * per_value,
+        limits.max_voxel_bytes,
+        path,
+        "NumberOfFrames x Rows x Columns x SamplesPerPixel x BitsAllocated",
+    )
+    return frames, rows, cols, samples
 
 
 def require(ds: Dataset, keyword: str, path: str, what: str) -> object:
@@ -118,31 +284,29 @@ def decode_frames(ds: Dataset, path: str) -> np.ndarray:
             "is not an image; choose an image series"
         )
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            arr = ds.pixel_array
-            photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-            if photometric == "PALETTE COLOR":
-                from pydicom.pixels import apply_color_lut
+    n_frames, rows, cols, samples = check_pixel_claim(ds, path)
+    name = getattr(ts, "name", str(ts))
+    what = f"decode {tag_str('PixelData')} (transfer syntax {name})"
+    with foreign_errors(path, what, DicomError), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        arr = ds.pixel_array
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+        if photometric == "PALETTE COLOR":
+            from pydicom.pixels import apply_color_lut
 
-                arr = apply_color_lut(arr, ds)
-    except (ValueError, RuntimeError, AttributeError, NotImplementedError, TypeError, KeyError) as e:
-        name = getattr(ts, "name", str(ts))
-        raise DicomError(
-            f"{path}: cannot decode {tag_str('PixelData')} (transfer syntax {name}): {e}; "
-            "the file may be truncated or need a decoder that is not installed"
-        ) from e
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+            arr = apply_color_lut(arr, ds)
     if photometric == "PALETTE COLOR":
         samples = 3
     if n_frames == 1:
         arr = arr[np.newaxis]
     if samples > 1:
-        arr = np.asarray(arr, dtype=np.float64) @ _LUMA
+        if arr.ndim != 4 or arr.shape[-1] != samples:
+            raise DicomError(
+                f"{path}: decoded colour pixel data has shape {arr.shape}; expected "
+                f"({n_frames}, {rows}, {cols}, {samples}) from {tag_str('SamplesPerPixel')}"
+            )
+        arr = np.asarray(arr, dtype=np.float64) @ _LUMA[:samples] if samples == 3 else arr[..., 0]
         log.debug("colour image converted to luminance")
-    rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
     if arr.ndim != 3 or arr.shape[1:] != (rows, cols) or arr.shape[0] != n_frames:
         raise DicomError(
             f"{path}: decoded pixel data has shape {arr.shape}, expected ({n_frames}, {rows}, {cols}) "

@@ -15,16 +15,20 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from medzsad.errors import DicomError
-from medzsad.io.dicom_common import decode_frames, float_list, tag_str
+from medzsad.io.dicom_common import decode_frames, float_list, tag_float, tag_int, tag_str
 from medzsad.io.dicom_stack import SliceRecord
 from medzsad.io.geometry import iop_vectors
 
 __all__ = ["frame_records", "is_multiframe"]
 
 
-def is_multiframe(ds: Dataset) -> bool:
-    """True for an object with more than one frame or with per-frame functional groups."""
-    return int(ds.get("NumberOfFrames", 1) or 1) > 1 or "PerFrameFunctionalGroupsSequence" in ds
+def is_multiframe(ds: Dataset, path: str = "") -> bool:
+    """True for an object with more than one frame or with per-frame functional groups.
+
+    Raises:
+        DicomError: NumberOfFrames is not a single whole number.
+    """
+    return tag_int(ds, "NumberOfFrames", path, 1) > 1 or "PerFrameFunctionalGroupsSequence" in ds
 
 
 def _group_item(ds: Dataset, frame_item: Dataset | None, seq_keyword: str) -> Dataset | None:
@@ -57,13 +61,13 @@ def _cached_frames(ds: Dataset, path: str) -> Callable[[], np.ndarray]:
 
 def _enhanced_records(ds: Dataset, path: str, frames: Callable[[], np.ndarray]) -> list[SliceRecord]:
     per_frame = ds.PerFrameFunctionalGroupsSequence
-    n_frames = int(ds.get("NumberOfFrames", len(per_frame)) or len(per_frame))
+    n_frames = tag_int(ds, "NumberOfFrames", path, len(per_frame)) or len(per_frame)
     if len(per_frame) != n_frames:
         raise DicomError(
             f"{path}: {tag_str('PerFrameFunctionalGroupsSequence')} has {len(per_frame)} items but "
             f"{tag_str('NumberOfFrames')} is {n_frames}"
         )
-    shape = (int(ds.Rows), int(ds.Columns))
+    shape = (tag_int(ds, "Rows", path, 0), tag_int(ds, "Columns", path, 0))
     records = []
     for f, item in enumerate(per_frame):
         where = f"{path} frame {f + 1}"
@@ -83,10 +87,12 @@ def _enhanced_records(ds: Dataset, path: str, frames: Callable[[], np.ndarray]) 
         ps = float_list(meas.PixelSpacing, 2, "PixelSpacing", where)
         pvt = _group_item(ds, item, "PixelValueTransformationSequence")
         src = pvt if pvt is not None else ds
-        slope = float(src.get("RescaleSlope", 1.0) or 1.0)
-        intercept = float(src.get("RescaleIntercept", 0.0) or 0.0)
+        slope = tag_float(src, "RescaleSlope", where, 1.0) or 1.0
+        intercept = tag_float(src, "RescaleIntercept", where, 0.0)
         thick = (
-            meas.get("SpacingBetweenSlices") or ds.get("SpacingBetweenSlices") or meas.get("SliceThickness")
+            tag_float(meas, "SpacingBetweenSlices", where, 0.0)
+            or tag_float(ds, "SpacingBetweenSlices", path, 0.0)
+            or tag_float(meas, "SliceThickness", where, 0.0)
         )
         records.append(
             SliceRecord(
@@ -100,7 +106,7 @@ def _enhanced_records(ds: Dataset, path: str, frames: Callable[[], np.ndarray]) 
                 intercept=intercept,
                 sop_uid=str(ds.get("SOPInstanceUID", "")),
                 frame=f + 1,
-                fallback_spacing_mm=float(thick) if thick else 1.0,
+                fallback_spacing_mm=thick if thick > 0 else 1.0,
             )
         )
     return records
@@ -111,7 +117,7 @@ def _classic_records(ds: Dataset, path: str, frames: Callable[[], np.ndarray]) -
     src = ds if "ImagePositionPatient" in ds else _first(ds, "DetectorInformationSequence")
     if src is None or "ImagePositionPatient" not in src or "ImageOrientationPatient" not in src:
         return None
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    n_frames = tag_int(ds, "NumberOfFrames", path, 1) or 1
     ipp = np.array(float_list(src.ImagePositionPatient, 3, "ImagePositionPatient", path))
     iop = tuple(float_list(src.ImageOrientationPatient, 6, "ImageOrientationPatient", path))
     try:
@@ -121,22 +127,24 @@ def _classic_records(ds: Dataset, path: str, frames: Callable[[], np.ndarray]) -
     if "GridFrameOffsetVector" in ds:
         offsets = float_list(ds.GridFrameOffsetVector, n_frames, "GridFrameOffsetVector", path)
     else:
-        step = ds.get("SpacingBetweenSlices") or ds.get("SliceThickness")
+        step = tag_float(ds, "SpacingBetweenSlices", path, 0.0) or tag_float(ds, "SliceThickness", path, 0.0)
         if not step:
             return None
-        offsets = [f * float(step) for f in range(n_frames)]
+        offsets = [f * step for f in range(n_frames)]
     ps = float_list(ds.get("PixelSpacing", [1.0, 1.0]), 2, "PixelSpacing", path)
-    slope = float(ds.get("RescaleSlope", ds.get("DoseGridScaling", 1.0)) or 1.0)
+    slope = tag_float(ds, "RescaleSlope", path, 0.0) or tag_float(ds, "DoseGridScaling", path, 1.0) or 1.0
+    intercept = tag_float(ds, "RescaleIntercept", path, 0.0)
+    shape = (tag_int(ds, "Rows", path, 0), tag_int(ds, "Columns", path, 0))
     return [
         SliceRecord(
             path=path,
             position_lps=ipp + offsets[f] * normal,
             iop=iop,
             pixel_spacing=(ps[0], ps[1]),
-            shape=(int(ds.Rows), int(ds.Columns)),
+            shape=shape,
             pixels=_frame_getter(frames, f),
             slope=slope,
-            intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+            intercept=intercept,
             sop_uid=str(ds.get("SOPInstanceUID", "")),
             frame=f + 1,
         )

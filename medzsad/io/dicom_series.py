@@ -9,16 +9,28 @@ MONOCHROME1 images are inverted so that high values are bright.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from pydicom.dataset import Dataset
 
-from medzsad.errors import DicomError
-from medzsad.io.dicom_common import LoadPolicy, decode_frames, float_list, read_dataset, tag_str
+from medzsad.errors import DicomError, SourceChangedError
+from medzsad.io.dicom_common import (
+    LoadPolicy,
+    check_pixel_claim,
+    decode_frames,
+    float_list,
+    read_dataset,
+    tag_float,
+    tag_int,
+    tag_str,
+)
 from medzsad.io.dicom_multiframe import frame_records, is_multiframe
 from medzsad.io.dicom_stack import SliceRecord, stack_slices
 from medzsad.io.geometry import affine_lps_from_vectors, affine_ras_from_lps
+from medzsad.io.limits import check_bytes, check_count, current_limits
+from medzsad.io.sources import disk_path
 from medzsad.io.volume import SourceInfo, Volume
 
 __all__ = ["load_dicom_series", "CROSS_SECTIONAL_MODALITIES"]
@@ -56,44 +68,44 @@ def _single_record(ds: Dataset, path: str, warnings: list[str]) -> SliceRecord:
             f"{path}: missing {tag_str('ImageOrientationPatient')}; a slice with a position needs an "
             "orientation to be placed in the patient"
         )
-    thick = ds.get("SpacingBetweenSlices") or ds.get("SliceThickness")
+    thick = tag_float(ds, "SpacingBetweenSlices", path, 0.0) or tag_float(ds, "SliceThickness", path, 0.0)
     try:
-        instance = int(ds.get("InstanceNumber", 0) or 0)
-    except (TypeError, ValueError):
-        instance = 0
+        instance = tag_int(ds, "InstanceNumber", path, 0)
+    except DicomError:
+        instance = 0  # only breaks ties; a malformed value is not worth failing the series
     return SliceRecord(
         path=path,
         position_lps=np.array(ipp),
         iop=tuple(float_list(ds.ImageOrientationPatient, 6, "ImageOrientationPatient", path)),
         pixel_spacing=_pixel_spacing(ds, path, warnings),
-        shape=(int(require_int(ds, "Rows", path)), int(require_int(ds, "Columns", path))),
+        shape=(require_int(ds, "Rows", path), require_int(ds, "Columns", path)),
         pixels=_pixels_of(ds, path),
-        slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
-        intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+        slope=tag_float(ds, "RescaleSlope", path, 1.0) or 1.0,
+        intercept=tag_float(ds, "RescaleIntercept", path, 0.0),
         sop_uid=str(ds.get("SOPInstanceUID", "")),
         instance_number=instance,
-        fallback_spacing_mm=float(thick) if thick and float(thick) > 0 else 1.0,
+        fallback_spacing_mm=thick if thick > 0 else 1.0,
     )
 
 
 def require_int(ds: Dataset, keyword: str, path: str) -> int:
     """A positive integer attribute or a :class:`DicomError` naming the tag."""
-    value = ds.get(keyword)
-    if value is None or int(value) <= 0:
-        raise DicomError(f"{path}: {tag_str(keyword)} must be a positive integer (found {value!r})")
-    return int(value)
+    value = tag_int(ds, keyword, path, 0)
+    if value <= 0:
+        raise DicomError(f"{path}: {tag_str(keyword)} must be a positive integer (found {ds.get(keyword)!r})")
+    return value
 
 
 def _no_geometry_volume(ds: Dataset, path: str, warnings: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """``(data (I, J, K) float32, affine_ras)`` for an image without patient position."""
     frames = decode_frames(ds, path).astype(np.float64)
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    frames = frames * slope + float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    slope = tag_float(ds, "RescaleSlope", path, 1.0) or 1.0
+    frames = frames * slope + tag_float(ds, "RescaleIntercept", path, 0.0)
     if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         frames = frames.max() + frames.min() - frames
         warnings.append("MONOCHROME1 image inverted so that high values are bright")
     sy, sx = _pixel_spacing(ds, path, warnings, strict=False)
-    step = float(ds.get("SpacingBetweenSlices") or 1.0)
+    step = tag_float(ds, "SpacingBetweenSlices", path, 1.0) or 1.0
     if frames.shape[0] > 1:
         warnings.append(
             f"{frames.shape[0]} frames without patient geometry (no {tag_str('ImagePositionPatient')}); "
@@ -127,7 +139,7 @@ def _records_of(
     records: list[SliceRecord] = []
     for path, ds in datasets:
         modality = str(ds.get("Modality", ""))
-        if is_multiframe(ds):
+        if is_multiframe(ds, path):
             recs = frame_records(ds, path)
             alone = len(datasets) == 1
             if (
@@ -154,6 +166,46 @@ def _records_of(
     return records
 
 
+def _check_present(paths: list[str]) -> None:
+    """Raise when files of the series disappeared since discovery (never load what remains)."""
+    gone = [p for p in paths if not os.path.exists(disk_path(p))]
+    if gone:
+        raise SourceChangedError(
+            f"{gone[0]}: {len(gone)} of the {len(paths)} files of the series no longer exist (deleted or "
+            "moved since discovery); rerun discovery on the folder"
+        )
+
+
+def _check_series_claims(datasets: list[tuple[str, Dataset]]) -> None:
+    """Pixel data present and the whole series' claimed voxels within the read limits."""
+    limits = current_limits()
+    frames_total = bytes_total = 0
+    for path, ds in datasets:
+        if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+            raise DicomError(
+                f"{path}: no {tag_str('PixelData')} (SOP class {ds.get('SOPClassUID', 'unknown')}); "
+                "not an image; choose an image series"
+            )
+        frames, rows, cols, _ = check_pixel_claim(ds, path)
+        frames_total += frames
+        bytes_total += frames * rows * cols * 4
+    where = datasets[0][0] if len(datasets) == 1 else f"{datasets[0][0]} (+{len(datasets) - 1} files)"
+    check_count(frames_total, limits.max_frames, where, "slices of the series", DicomError)
+    check_bytes(bytes_total, limits.max_voxel_bytes, where, "Rows x Columns x slices of the series")
+
+
+def _check_values(data: np.ndarray, ds: Dataset, path: str) -> None:
+    """Rescaled values must be finite (a huge RescaleSlope or float pixel data can overflow)."""
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        slope, intercept = ds.get("RescaleSlope", 1), ds.get("RescaleIntercept", 0)
+        raise DicomError(
+            f"{path}: {bad} of {data.size} rescaled values are NaN/infinite ({tag_str('RescaleSlope')} "
+            f"{slope!r}, {tag_str('RescaleIntercept')} {intercept!r}); the pixel data or rescale values "
+            "are corrupt"
+        )
+
+
 def load_dicom_series(paths: Sequence[str], policy: LoadPolicy | str = LoadPolicy.WARN) -> Volume:
     """Read every file of one series and build the :class:`Volume`.
 
@@ -171,24 +223,22 @@ def load_dicom_series(paths: Sequence[str], policy: LoadPolicy | str = LoadPolic
     policy = LoadPolicy(policy)
     if not paths:
         raise DicomError("no DICOM files given for the series")
+    _check_present([str(p) for p in paths])
     datasets = [(str(p), read_dataset(str(p), header_only=False)) for p in paths]
     first = datasets[0][1]
     warnings: list[str] = []
-    for path, ds in datasets:
-        if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-            raise DicomError(
-                f"{path}: no {tag_str('PixelData')} (SOP class {ds.get('SOPClassUID', 'unknown')}); "
-                "not an image; choose an image series"
-            )
+    _check_series_claims(datasets)
     records = _records_of(datasets, policy, warnings)
     if records is None:
         path, ds = datasets[0]
         data, affine = _no_geometry_volume(ds, path, warnings)
         src = _source(ds, (path,) * data.shape[2], (str(ds.get("SOPInstanceUID", "")),) * data.shape[2], ())
+        _check_values(data, ds, path)
         k = data.shape[2]
         pos = np.array([affine_lps_k(affine, n) for n in range(k)])
         return Volume(data, affine, str(ds.get("Modality", "")), src, pos, tuple(warnings))
-    where = f"series {first.get('SeriesInstanceUID', '?')}"
+    # messages name files, not UIDs (a SeriesInstanceUID is an identifier; see docs/privacy.md)
+    where = f"{datasets[0][0]} (series of {len(datasets)} files)" if len(datasets) > 1 else datasets[0][0]
     res = stack_slices(records, policy, where)
     kept = [r for r in res.records]
     src = _source(
@@ -197,6 +247,7 @@ def load_dicom_series(paths: Sequence[str], policy: LoadPolicy | str = LoadPolic
         tuple(r.sop_uid if r else "" for r in kept),
         tuple(r.frame if r else 0 for r in kept),
     )
+    _check_values(res.data, first, datasets[0][0])
     all_warnings = tuple(warnings + res.warnings)
     log.debug("loaded %s: shape %s, %d warning(s)", where, res.data.shape, len(all_warnings))
     return Volume(

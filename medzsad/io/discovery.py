@@ -15,14 +15,17 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from medzsad.errors import DicomError, InputError
+from medzsad.errors import InputError
 from medzsad.io.dicom_header import HeaderSummary, header_summary, series_from_headers
+from medzsad.io.guard import describe, foreign_errors
 from medzsad.io.image2d import IMAGE2D_SUFFIXES
+from medzsad.io.limits import ReadLimits, current_limits, use_limits
 from medzsad.io.nifti import path_id
 from medzsad.io.series_ref import SeriesRef, file_series
-from medzsad.io.sources import disk_path, member_path
+from medzsad.io.sources import check_member, disk_path, member_path
 
 __all__ = ["Discovery", "StudyRef", "SeriesRef", "SkippedFile", "discover", "VOLUME_SUFFIXES"]
 
@@ -134,7 +137,12 @@ def _suffix_kind(name: str) -> str:
     return "dicom"
 
 
-def _walk(root: str) -> Iterator[str]:
+def _walk(root: str, skipped: list[SkippedFile]) -> Iterator[str]:
+    """Regular files under ``root``; symbolic links to folders are not followed (no loops).
+
+    Entries that cannot be examined (symlink loops, dangling links, permission errors) and
+    special files (sockets, FIFOs, devices) are recorded in ``skipped``.
+    """
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -142,59 +150,111 @@ def _walk(root: str) -> Iterator[str]:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as e:
             log.warning("cannot list a folder (%s)", e.strerror)
+            skipped.append(SkippedFile(folder, f"cannot list the folder ({e.strerror or e})"))
             continue
         for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
-            elif entry.is_file():
-                yield entry.path
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file():
+                    yield entry.path
+                elif entry.is_symlink():
+                    skipped.append(SkippedFile(entry.path, _link_reason(entry.path)))
+                else:
+                    skipped.append(SkippedFile(entry.path, "not a regular file (socket, FIFO or device)"))
+            except OSError as e:
+                skipped.append(SkippedFile(entry.path, f"cannot examine the entry ({e.strerror or e})"))
 
 
-def _read_headers(paths: list[str], workers: int) -> list[HeaderSummary | SkippedFile]:
+def _link_reason(path: str) -> str:
+    try:
+        os.stat(path)
+    except OSError as e:
+        return f"symbolic link that cannot be followed ({e.strerror or e}: a loop or a dangling link)"
+    return "symbolic link to a folder (not followed, so that links cannot make loops)"
+
+
+def _read_headers(paths: list[str], workers: int, limits: ReadLimits) -> list[HeaderSummary | SkippedFile]:
+    one = partial(_header_or_skip, limits=limits)
     if workers > 1 and len(paths) >= _PARALLEL_MIN_FILES:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(_header_or_skip, paths, chunksize=256))
-    return [_header_or_skip(p) for p in paths]
+            return list(pool.map(one, paths, chunksize=256))
+    return [one(p) for p in paths]
 
 
-def _header_or_skip(path: str) -> HeaderSummary | SkippedFile:
+def _header_or_skip(path: str, limits: ReadLimits | None = None) -> HeaderSummary | SkippedFile:
     try:
-        return header_summary(path)
-    except DicomError as e:
+        with use_limits(limits), foreign_errors(path, "read the DICOM header"):
+            return header_summary(path)
+    except InputError as e:
         return SkippedFile(path, str(e).removeprefix(f"{path}: "))
 
 
 def _zip_members(archive: str, skipped: list[SkippedFile]) -> list[str]:
+    limits = current_limits()
     try:
-        with zipfile.ZipFile(archive) as zf:
-            names = [i.filename for i in zf.infolist() if not i.is_dir()]
-    except (zipfile.BadZipFile, OSError) as e:
-        skipped.append(SkippedFile(archive, f"not a readable zip archive ({e})"))
+        with foreign_errors(archive, "list the zip archive"), zipfile.ZipFile(archive) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+    except InputError as e:
+        skipped.append(SkippedFile(archive, f"not a readable zip archive ({describe(e.__cause__ or e)})"))
+        return []
+    if len(infos) > limits.max_archive_members:
+        skipped.append(
+            SkippedFile(archive, f"{len(infos)} members, over the limit of {limits.max_archive_members}")
+        )
         return []
     out = []
-    for name in names:
-        kind = _suffix_kind(name)
-        if kind == "dicom":
-            out.append(member_path(archive, name))
-        elif kind == "dicomdir":
+    for info in infos:
+        where = member_path(archive, info.filename)
+        kind = _suffix_kind(info.filename)
+        if kind == "dicomdir":
             continue
-        else:
-            skipped.append(
-                SkippedFile(member_path(archive, name), f"{kind} file inside an archive; unpack it to use it")
-            )
+        if kind != "dicom":
+            skipped.append(SkippedFile(where, f"{kind} file inside an archive; unpack it to use it"))
+            continue
+        try:
+            check_member(archive, info)
+        except InputError as e:
+            skipped.append(SkippedFile(where, str(e).removeprefix(f"{where}: ")))
+            continue
+        out.append(where)
     return out
 
 
-def _dicomdir_files(dicomdir: str) -> list[str]:
-    from pydicom import dcmread
-    from pydicom.errors import InvalidDicomError
-    from pydicom.fileset import FileSet
+def _dicomdir_files(dicomdir: str, skipped: list[SkippedFile]) -> list[str]:
+    """Files a DICOMDIR lists, read in record order (never by following record offsets).
 
+    pydicom's ``FileSet`` follows the Offset of the Next/Lower-Level Directory Record, which loops
+    forever on cyclic offsets; every record with a ReferencedFileID is taken instead, at most
+    ``ReadLimits.max_dicomdir_records``, and only files inside the DICOMDIR's folder.
+    """
+    from medzsad.io.dicom_common import read_dataset
+
+    limits = current_limits()
+    folder = os.path.realpath(os.path.dirname(dicomdir))
     try:
-        fs = FileSet(dcmread(dicomdir))
-    except (InvalidDicomError, OSError, ValueError, AttributeError, KeyError) as e:
-        raise InputError(f"{dicomdir}: not a readable DICOMDIR ({type(e).__name__}: {e})") from e
-    return [str(inst.path) for inst in fs]
+        with foreign_errors(dicomdir, "read the DICOMDIR"):
+            records = list(read_dataset(dicomdir, header_only=True).get("DirectoryRecordSequence") or [])
+            ids = [r.get("ReferencedFileID") for r in records[: limits.max_dicomdir_records]]
+    except InputError as e:
+        skipped.append(
+            SkippedFile(dicomdir, f"not a readable DICOMDIR ({str(e).removeprefix(dicomdir + ': ')})")
+        )
+        return []
+    out = []
+    for ref in ids:
+        if not ref:
+            continue
+        parts = [ref] if isinstance(ref, str) else [str(x) for x in ref]
+        if any("\x00" in x for x in parts):
+            skipped.append(SkippedFile(dicomdir, f"ReferencedFileID {parts!r} holds a NUL byte; not read"))
+            continue
+        target = os.path.realpath(os.path.join(folder, *parts))
+        if os.path.commonpath([folder, target]) != folder:
+            skipped.append(SkippedFile(target, "listed in the DICOMDIR but outside its folder; not read"))
+            continue
+        out.append(target)
+    return list(dict.fromkeys(out))
 
 
 def _classify(
@@ -228,7 +288,8 @@ def _strip_suffix(name: str) -> str:
 def _file_study(path: str, skipped: list[SkippedFile]) -> StudyRef | None:
     kind = _suffix_kind(path)
     try:
-        series = file_series(path, kind)
+        with foreign_errors(path, f"read the {kind} header"):
+            series = file_series(path, kind)
     except InputError as e:
         skipped.append(SkippedFile(path, str(e).removeprefix(f"{path}: ")))
         return None
@@ -252,29 +313,41 @@ def _dicom_studies(headers: list[HeaderSummary]) -> list[StudyRef]:
     return studies
 
 
-def discover(path: str | os.PathLike[str], *, workers: int = 1) -> Discovery:
+def discover(
+    path: str | os.PathLike[str], *, workers: int = 1, limits: ReadLimits | None = None
+) -> Discovery:
     """Find studies under ``path`` without reading pixel data.
 
     Args:
         path: A folder (searched recursively), a ``.zip`` archive, a DICOMDIR file, or one scan file.
         workers: Processes for reading DICOM headers (used from 2000 files on; 1 = in-process).
+        limits: Size limits (default :func:`~medzsad.io.limits.current_limits`).
 
     Returns:
-        :class:`Discovery`; iterate it for the studies.
+        :class:`Discovery`; iterate it for the studies. A file that cannot be used, whatever is
+        wrong with it, is listed in :attr:`Discovery.skipped` with the reason: it never stops discovery.
 
     Raises:
-        InputError: ``path`` does not exist, or is a DICOMDIR that cannot be read.
+        InputError: ``path`` does not exist.
     """
-    t0 = time.perf_counter()
     root = os.path.abspath(os.fspath(path))
     if not os.path.exists(root):
         raise InputError(f"{root}: no such file or folder")
+    with use_limits(limits) as in_force:
+        return _discover(root, workers, in_force)
+
+
+def _discover(root: str, workers: int, limits: ReadLimits) -> Discovery:
+    t0 = time.perf_counter()
     skipped: list[SkippedFile] = []
     if os.path.isdir(root):
-        files = list(_walk(root))
+        files = list(_walk(root, skipped))
         dicom, others = _classify(files, skipped, via_dicomdir=False)
+    elif not os.path.isfile(root):  # a FIFO, socket or device: opening it could block forever
+        files, dicom, others = [], [], []
+        skipped.append(SkippedFile(root, "not a regular file (socket, FIFO or device)"))
     elif _suffix_kind(root) == "dicomdir":
-        files = _dicomdir_files(root)
+        files = _dicomdir_files(root, skipped)
         missing = [f for f in files if not os.path.isfile(f)]
         skipped += [SkippedFile(f, "listed in the DICOMDIR but missing on disk") for f in missing]
         files = [f for f in files if os.path.isfile(f)]
@@ -283,7 +356,7 @@ def discover(path: str | os.PathLike[str], *, workers: int = 1) -> Discovery:
         files = [root]
         dicom, others = _classify(files, skipped, via_dicomdir=False)
     headers: list[HeaderSummary] = []
-    for item in _read_headers(dicom, workers):
+    for item in _read_headers(dicom, workers, limits):
         if isinstance(item, SkippedFile):
             skipped.append(item)
         else:

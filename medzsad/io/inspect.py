@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from medzsad.errors import InputError
+from medzsad.errors import MedzsadError
 from medzsad.io.dicom_common import LoadPolicy
 from medzsad.io.discovery import Discovery, StudyRef, discover
 from medzsad.io.geometry import orientation_code
@@ -159,7 +159,7 @@ def _study_report(study: StudyRef, rules: SeriesRules | None, load: bool, policy
         return StudyReport(study, chosen.series_uid if chosen else None, sel.reason, rejected)
     try:
         volume = load_volume(chosen, policy=policy)
-    except InputError as e:
+    except MedzsadError as e:
         return StudyReport(study, chosen.series_uid, sel.reason, rejected, error=str(e))
     return StudyReport(study, chosen.series_uid, sel.reason, rejected, summarize_volume(volume))
 
@@ -179,8 +179,11 @@ def inspect_path(
         load: Load each chosen series to report shape, spacing, orientation, value range and problems.
         policy: Load policy for DICOM geometry problems.
 
+    A file that cannot be used is listed as skipped and a study that fails to load is reported
+    with its error; neither stops the inspection.
+
     Raises:
-        InputError: ``path`` does not exist or is an unreadable DICOMDIR.
+        InputError: ``path`` does not exist.
     """
     found: Discovery = discover(path)
     pol = LoadPolicy(policy)

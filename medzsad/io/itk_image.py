@@ -13,6 +13,8 @@ import SimpleITK as sitk
 
 from medzsad.errors import NiftiError
 from medzsad.io.geometry import affine_ras_from_lps
+from medzsad.io.guard import foreign_errors
+from medzsad.io.itk_headers import check_itk_header
 from medzsad.io.nifti import check_affine, check_finite, path_id, select_volume
 from medzsad.io.volume import SourceInfo, Volume
 
@@ -36,20 +38,20 @@ def load_itk(path: str, volume_index: int | None = None) -> Volume:
     Raises:
         NiftiError: Unreadable file, vector (colour) pixels, zero size, NaN values, 4D without index.
     """
-    try:
+    check_itk_header(path)
+    with foreign_errors(path, "read the image with SimpleITK", NiftiError):
         image = sitk.ReadImage(path)
-    except RuntimeError as e:
-        raise NiftiError(f"{path}: SimpleITK cannot read the file ({str(e).strip().splitlines()[-1]})") from e
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise NiftiError(
             f"{path}: pixels have {image.GetNumberOfComponentsPerPixel()} components (vector/colour image); "
             "medzsad reads scalar volumes"
         )
-    arr = sitk.GetArrayFromImage(image)
-    data = np.ascontiguousarray(arr.T).astype(np.float32)  # [k, j, i] -> [i, j, k]
+    with foreign_errors(path, "convert the SimpleITK image", NiftiError):
+        arr = sitk.GetArrayFromImage(image)
+        data = np.ascontiguousarray(arr.T).astype(np.float32)  # [k, j, i] -> [i, j, k]
+        affine_lps = affine_lps_of(image)
     data = select_volume(data, path, volume_index, "image size")
     check_finite(data, path, "voxel data")
-    affine_lps = affine_lps_of(image)
     if image.GetDimension() == 2:
         affine_lps[2, 2] = 1.0
     check_affine(affine_lps, path, "origin/spacing/direction")

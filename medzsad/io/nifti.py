@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import zlib
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 
-from medzsad.errors import NiftiError
+from medzsad.errors import NiftiError, UnsupportedInputError
+from medzsad.io.guard import foreign_errors
+from medzsad.io.nifti_header import check_nifti_header
 from medzsad.io.volume import SourceInfo, Volume
 
 __all__ = ["load_nifti", "path_id", "select_volume"]
@@ -94,15 +95,18 @@ def load_nifti(path: str, volume_index: int | None = None) -> Volume:
     Raises:
         NiftiError: Unreadable/truncated file, zero size, NaN values, singular affine, 4D without index.
     """
-    try:
+    check_nifti_header(path)
+    with foreign_errors(path, "read the NIfTI file", NiftiError):
         img: Any = nib.load(path)
         header: Any = img.header
+        if img.affine is None or not hasattr(header, "get_qform"):
+            raise UnsupportedInputError(
+                f"{path}: {type(img).__name__} has no voxel-to-world affine (not a NIfTI volume)"
+            )
         data = np.asarray(img.get_fdata(dtype=np.float32))
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as e:
-        raise NiftiError(f"{path}: cannot read the NIfTI file ({type(e).__name__}: {e})") from e
+        affine = np.asarray(img.affine, dtype=np.float64)
     data = select_volume(data, path, volume_index, "voxel data (dim[1..4])")
     check_finite(data, path, "voxel data")
-    affine = np.asarray(img.affine, dtype=np.float64)
     sform_code = int(header["sform_code"]) if "sform_code" in header else 0
     qform_code = int(header["qform_code"]) if "qform_code" in header else 0
     field = (

@@ -16,8 +16,10 @@ from medzsad.errors import InputError
 from medzsad.io.dicom_common import LoadPolicy
 from medzsad.io.dicom_series import load_dicom_series
 from medzsad.io.discovery import ITK_SUFFIXES, NIFTI_SUFFIXES, discover
+from medzsad.io.guard import foreign_errors
 from medzsad.io.image2d import IMAGE2D_SUFFIXES, load_image2d
 from medzsad.io.itk_image import load_itk
+from medzsad.io.limits import ReadLimits, use_limits
 from medzsad.io.nifti import load_nifti
 from medzsad.io.series_ref import SeriesRef
 from medzsad.io.series_selection import SeriesRules, select_series
@@ -133,6 +135,7 @@ def load_volume(
     policy: LoadPolicy | str = LoadPolicy.WARN,
     volume_index: int | None = None,
     rules: SeriesRules | None = None,
+    limits: ReadLimits | None = None,
 ) -> Volume:
     """Load one scan into a :class:`Volume`.
 
@@ -142,12 +145,25 @@ def load_volume(
         policy: ``error``, ``warn`` or ``resample`` for DICOM geometry problems.
         volume_index: Volume of a 4D NIfTI/NRRD file (required when it has more than one).
         rules: Series selection rules for a folder source (default :class:`SeriesRules`).
+        limits: Size limits checked before allocating (default: :func:`~medzsad.io.limits.current_limits`).
 
     Raises:
-        InputError: (``DicomError``/``NiftiError``) the scan cannot be read; the message names the
-            file and the tag or field.
+        InputError: (``DicomError``/``NiftiError``/``ImageError``/``ResourceLimitError``/...) the
+            scan cannot be read; the message names the file and the tag or field. No other
+            exception escapes (see :mod:`medzsad.io.guard`).
     """
     policy = LoadPolicy(policy)
+    where = source.files[0] if isinstance(source, SeriesRef) and source.files else os.fspath(source)  # type: ignore[arg-type]
+    with use_limits(limits), foreign_errors(str(where), "load the scan"):
+        return _load(source, policy, volume_index, rules)
+
+
+def _load(
+    source: SeriesRef | str | os.PathLike[str],
+    policy: LoadPolicy,
+    volume_index: int | None,
+    rules: SeriesRules | None,
+) -> Volume:
     if isinstance(source, SeriesRef):
         return reader_for(source.kind).read(source.files, policy, volume_index)
     path = os.path.abspath(os.fspath(source))
@@ -158,6 +174,12 @@ def load_volume(
     ):
         return reader_for(path).read([path], policy, volume_index)
     found = discover(path)
+    if not found.studies and found.skipped:
+        first = found.skipped[0]
+        raise InputError(
+            f"{path}: holds no usable study; {len(found.skipped)} file(s) skipped, e.g. {first.path}: "
+            f"{first.reason}"
+        )
     if len(found.studies) != 1:
         raise InputError(
             f"{path}: holds {len(found.studies)} studies; discover() it and load one series at a time"

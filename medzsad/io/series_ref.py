@@ -9,9 +9,12 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from medzsad.errors import InputError
+from medzsad.errors import ImageError, NiftiError, UnsupportedInputError
 from medzsad.io.geometry import Plane, orientation_code, plane_of_normal
+from medzsad.io.guard import foreign_errors
+from medzsad.io.image2d import check_image_size
 from medzsad.io.nifti import path_id
+from medzsad.io.nifti_header import check_nifti_header
 
 __all__ = ["SeriesRef", "file_series"]
 
@@ -91,12 +94,18 @@ class SeriesRef:
 def _volume_summary(path: str, kind: str) -> tuple[tuple[int, ...], np.ndarray]:
     """``(shape, affine_ras)`` of a volume file from its header."""
     if kind == "nifti":
+        check_nifti_header(path)
         nimg: Any = nib.load(path)
+        if nimg.affine is None:
+            raise UnsupportedInputError(f"{path}: {type(nimg).__name__} has no voxel-to-world affine")
         return tuple(int(x) for x in nimg.shape), np.asarray(nimg.affine, dtype=np.float64)
     if kind == "itk":
         import SimpleITK as sitk
 
+        from medzsad.io.itk_headers import check_itk_header
         from medzsad.io.itk_image import affine_lps_of
+
+        check_itk_header(path)
 
         reader = sitk.ImageFileReader()
         reader.SetFileName(path)
@@ -113,6 +122,7 @@ def _volume_summary(path: str, kind: str) -> tuple[tuple[int, ...], np.ndarray]:
 
     with Image.open(path) as im:
         w, h = im.size
+    check_image_size(path, w, h, 4)
     return (w, h, 1), np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
@@ -122,10 +132,11 @@ def file_series(path: str, kind: str) -> SeriesRef:
     Raises:
         InputError: The header cannot be read.
     """
-    try:
+    error = ImageError if kind == "image2d" else NiftiError
+    with foreign_errors(path, f"read the {kind} header", error):
         shape, affine = _volume_summary(path, kind)
-    except (OSError, EOFError, ValueError, RuntimeError, nib.filebasedimages.ImageFileError) as e:
-        raise InputError(f"{path}: cannot read the {kind} header ({type(e).__name__}: {e})") from e
+        if not np.all(np.isfinite(affine)):
+            raise error(f"{path}: the voxel-to-world affine of the header is not finite")
     zooms = np.linalg.norm(affine[:3, :3], axis=0)
     uid = path_id(path)
     k = shape[2] if len(shape) > 2 else 1

@@ -23,7 +23,7 @@ from torch import nn
 from medzsad.errors import ModelError
 from medzsad.model import towers
 from medzsad.model.anomalyclip import AnomalyCLIP
-from medzsad.model.config import AnomalyCLIPConfig
+from medzsad.model.config import AnomalyCLIPConfig, check_image_size
 from medzsad.model.dpam_vision import resize_positional_embedding
 from medzsad.model.prompt_learner import PromptLearner
 from medzsad.model.timm_vision import fit_timm_to_pos_embed, is_timm_tower, resize_timm_vision_input
@@ -111,7 +111,7 @@ def build_clip(
             _load_clip_weights(clip, normalize_clip_keys(state_dict), config.backbone)
     towers.check_towers(clip)
     clip = clip.float().eval()
-    _resize_vision_input(clip, config.image_size)
+    _resize_vision_input(clip, config.image_size, config.backbone)
     _set_normalisation(clip)
     return clip
 
@@ -180,14 +180,13 @@ def _set_normalisation(clip: Any) -> None:
     clip.visual.preprocess_cfg = cfg
 
 
-def _resize_vision_input(clip: nn.Module, image_size: int) -> None:
+def _resize_vision_input(clip: nn.Module, image_size: int, backbone: str) -> None:
     visual: Any = clip.visual
     if is_timm_tower(visual):
-        resize_timm_vision_input(visual, image_size)
+        resize_timm_vision_input(visual, image_size, backbone)
         return
+    check_image_size(image_size, int(visual.conv1.kernel_size[0]), backbone)
     patch = visual.conv1.kernel_size[0]
-    if image_size % patch:
-        raise ModelError(f"image_size={image_size} is not a multiple of the patch size {patch}")
     grid = image_size // patch
     with torch.no_grad():
         new = resize_positional_embedding(visual.positional_embedding.data, grid)
@@ -275,7 +274,7 @@ def build_anomalyclip(
     else:
         towers.check_towers(clip)
         clip = clip.float().eval()
-        _resize_vision_input(clip, config.image_size)
+        _resize_vision_input(clip, config.image_size, config.backbone)
     _set_normalisation(clip)
     ids_normal, ids_anomalous = _prompt_ids(clip, config, tokenizer)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None

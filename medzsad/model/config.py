@@ -13,7 +13,13 @@ from typing import Any
 
 from medzsad.errors import ModelError
 
-__all__ = ["AnomalyCLIPConfig", "list_architectures", "load_architecture"]
+__all__ = [
+    "AnomalyCLIPConfig",
+    "list_architectures",
+    "load_architecture",
+    "architecture_for_backbone",
+    "check_image_size",
+]
 
 
 @dataclass(frozen=True)
@@ -113,3 +119,38 @@ def load_architecture(name: str) -> AnomalyCLIPConfig:
     if not path.is_file():
         raise ModelError(f"unknown AnomalyCLIP architecture {name!r}; known: {list_architectures()}")
     return AnomalyCLIPConfig.from_dict(json.loads(path.read_text()))
+
+
+def architecture_for_backbone(backbone: str) -> str | None:
+    """The first shipped architecture (by name) built on ``backbone``, or None.
+
+    ``ViT-B-16`` -> ``anomalyclip_vitb16``; the architecture JSON then gives that backbone's
+    defaults (image size, tapped layers, DPAM depth) instead of another backbone's.
+    """
+    for name in list_architectures():
+        data = json.loads(_configs_dir().joinpath(f"{name}.json").read_text())
+        if data.get("backbone") == backbone:
+            return name
+    return None
+
+
+def check_image_size(image_size: int, patch: int, backbone: str) -> None:
+    """The one check of an input size: a positive multiple of the built backbone's patch size.
+
+    Args:
+        image_size: Requested input side in pixels.
+        patch: Patch size of the vision tower actually built.
+        backbone: Backbone name, for the message.
+
+    Raises:
+        ModelError: Not a positive multiple; the message names the two nearest valid sizes.
+    """
+    if image_size > 0 and image_size % patch == 0:
+        return
+    lower = max(patch, image_size // patch * patch)
+    upper = lower + patch
+    raise ModelError(
+        f"image_size {image_size} is not a multiple of the {backbone} patch size {patch}; use "
+        f"{lower} or {upper} (cohort model.image_size, --image-size), or leave it unset for the "
+        "architecture's default"
+    )

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medzsad.errors import ModelError
+from medzsad.model.config import check_image_size
 from medzsad.model.dpam_vision import VisionFeatures, first_dpam_block
 
 __all__ = [
@@ -102,7 +103,7 @@ def _resize_grid_rows(pos: torch.Tensor, prefix_rows: int, grid: int) -> torch.T
     return torch.cat([pos[:prefix_rows], patch], dim=0)
 
 
-def resize_timm_vision_input(visual: nn.Module, image_size: int) -> None:
+def resize_timm_vision_input(visual: nn.Module, image_size: int, backbone: str = "timm ViT") -> None:
     """Set a ``TimmModel`` ViT to ``image_size`` once: resize ``pos_embed``, update the patch embed sizes.
 
     Raises:
@@ -112,8 +113,9 @@ def resize_timm_vision_input(visual: nn.Module, image_size: int) -> None:
     v: Any = visual
     trunk, pe = v.trunk, v.trunk.patch_embed
     ph, pw = pe.patch_size
-    if ph != pw or image_size % ph:
-        raise ModelError(f"image_size={image_size} is not a multiple of the patch size {pe.patch_size}")
+    if ph != pw:
+        raise ModelError(f"{backbone}: non-square patches {pe.patch_size} are not supported")
+    check_image_size(image_size, int(ph), backbone)
     grid = image_size // ph
     prefix_rows = 0 if trunk.no_embed_class else trunk.num_prefix_tokens
     with torch.no_grad():

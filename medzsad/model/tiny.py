@@ -10,19 +10,27 @@ __all__ = ["tiny_anomalyclip"]
 
 
 def tiny_anomalyclip(
-    image_size: int = 112, seed: int = 0, feature_layers: tuple[int, ...] = (2, 4, 6, 8), dpam_layers: int = 6
+    image_size: int | None = None,
+    seed: int = 0,
+    feature_layers: tuple[int, ...] | None = None,
+    dpam_layers: int | None = None,
 ) -> AnomalyCLIP:
     """A tiny AnomalyCLIP: ViT 8 blocks x 128 wide (patch 14), text 10 x 64, random weights.
 
     Built through open_clip's config mechanism from ``configs/anomalyclip_tiny.json``.
 
     Args:
-        image_size: Input side (multiple of 14).
+        image_size: Input side (multiple of 14); None keeps the JSON's (112).
         seed: Seed of the random weights and prompts.
-        feature_layers: 1-based tapped vision blocks (1..8).
-        dpam_layers: Final blocks with DPAM (0..8).
+        feature_layers: 1-based tapped vision blocks (1..8); None keeps the JSON's (2, 4, 6, 8).
+        dpam_layers: Final blocks with DPAM (0..8); None keeps the JSON's (6).
     """
-    config = load_architecture("anomalyclip_tiny").with_overrides(
-        image_size=image_size, feature_layers=tuple(feature_layers), dpam_layers=dpam_layers
-    )
+    overrides: dict[str, object] = {}
+    if image_size is not None:
+        overrides["image_size"] = image_size
+    if feature_layers is not None:
+        overrides["feature_layers"] = tuple(feature_layers)
+    if dpam_layers is not None:
+        overrides["dpam_layers"] = dpam_layers
+    config = load_architecture("anomalyclip_tiny").with_overrides(**overrides)
     return build_anomalyclip(config, seed=seed)

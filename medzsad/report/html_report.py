@@ -1,10 +1,11 @@
-"""Static review page per cohort: ``<cohort_out_dir>/report.html``.
+"""Static review page per cohort: ``<cohort_out_dir>/report.html``, rendered with Jinja2.
 
-Studies are ranked by score (highest first; failed or unscored studies last). Each study has a
-section with its overlay PNGs, its lesion table and links to its files (NIfTI, DICOM SEG, Slicer
-bundle and loader script, CSV/JSON). All links are relative to the cohort folder and there is no
-script, server or external resource, so the page opens from the file system and the folder can be
-moved or zipped as a whole.
+The header says what ran (model, weights, operating point and where it comes from, date, counts,
+metrics) and carries a SMOKE RUN banner for random weights. Scored studies are ranked by score in a
+table that sorts by any column (a few lines of inline script; no CDN, no server); studies that were
+not scored are listed apart, unranked. Each scored study has a section with its overlays (full
+width, click to enlarge), its lesions (human column names with units, rounded) and links to its
+files. All links are relative to the cohort folder, so the folder can be moved or zipped whole.
 
 Per-study files are found in the study folder by convention unless the table names them:
 overlays are ``**/*.png``, the lesion table is ``lesions.csv`` (else the first ``*lesion*.csv``).
@@ -12,20 +13,23 @@ overlays are ``**/*.png``, the lesion table is ``lesions.csv`` (else the first `
 
 from __future__ import annotations
 
-import html
+import datetime as dt
 import logging
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import jinja2
 import pandas as pd
 
 import medzsad
 from medzsad.errors import OutputError
 from medzsad.fileio import write_text
+from medzsad.report.review_header import CohortHeader
 
-__all__ = ["write_report_html", "REPORT_NAME", "LINK_PATTERNS"]
+__all__ = ["write_report_html", "render_report_html", "REPORT_NAME", "LINK_PATTERNS", "LESION_DISPLAY"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,44 +46,67 @@ LINK_PATTERNS = (
     "slicer/*.nii.gz",
 )
 _REQUIRED = ("study_id", "score", "study_dir")
+_STUDY_COLUMNS = ("Rank", "Study", "Score", "Lesions", "Lesion volume (mL)", "Modality")
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:.5em 0}
-th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left}
-th{background:#eee}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-section{border-top:2px solid #999;margin-top:2em;padding-top:.5em}
-.overlays img{max-height:256px;margin:.2em;border:1px solid #ccc}
-.failed{color:#a00}
-"""
+#: lesions.csv column -> (title on the page, decimals); ``{unit}`` is the intensity unit (HU for CT).
+#: Columns not listed (LPS centre, bounding box, voxels) stay in the CSV only.
+LESION_DISPLAY: dict[str, tuple[str, int]] = {
+    "component": ("Lesion", 0),
+    "volume_ml": ("Volume (mL)", 2),
+    "max_score": ("Peak heat (0-1)", 3),
+    "mean_score": ("Mean heat (0-1)", 3),
+    "centroid_r_mm": ("Centre R (mm)", 1),
+    "centroid_a_mm": ("Centre A (mm)", 1),
+    "centroid_s_mm": ("Centre S (mm)", 1),
+    "intensity_mean": ("Mean ({unit})", 1),
+    "intensity_min": ("Min ({unit})", 1),
+    "intensity_max": ("Max ({unit})", 1),
+}
+_METRIC_NAMES = {
+    "study_auroc": "Study AUROC",
+    "study_ap": "Study AP",
+    "voxel_auroc": "Voxel AUROC",
+    "aupro": "AUPRO",
+    "dice": "Dice",
+    "n_labelled": "Labelled studies",
+    "n_mask_studies": "Studies with masks",
+}
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("medzsad.report", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
 @dataclass(frozen=True)
-class _Study:
-    study_id: str
-    score: float
-    status: str
-    error: str
-    folder: Path
-    overlays: list[Path]
-    lesions: pd.DataFrame | None
-    links: list[Path]
+class _Lesions:
+    columns: list[str]
+    rows: list[list[str]]
+    more: int
 
 
 def _rel(path: Path, base: Path) -> str:
     return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
 
 
-def _score(value: object) -> float:
+def _number(value: object) -> float:
     try:
-        v = float(value)  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return math.nan
-    return v
 
 
-def _lesions(folder: Path, explicit: object) -> pd.DataFrame | None:
+def _fmt(value: object, decimals: int = 3) -> str:
+    v = _number(value)
+    if math.isnan(v):
+        return "" if value is None or isinstance(value, float) else str(value)
+    return f"{v:.{decimals}f}" if decimals > 0 else f"{v:.0f}"
+
+
+def _read_lesions(folder: Path, explicit: object) -> pd.DataFrame | None:
     path: Path | None = None
     if isinstance(explicit, str | os.PathLike) and str(explicit):
         path = Path(explicit)
@@ -96,7 +123,22 @@ def _lesions(folder: Path, explicit: object) -> pd.DataFrame | None:
         return None
 
 
-def _study(row: pd.Series, base: Path) -> _Study:
+def _lesions_view(frame: pd.DataFrame, max_rows: int) -> _Lesions:
+    """Known columns with titles, units and rounding; an unknown table is shown as it is."""
+    unit = str(frame["intensity_unit"].iloc[0]) if "intensity_unit" in frame and len(frame) else ""
+    known = [c for c in LESION_DISPLAY if c in frame.columns]
+    if not known:
+        cols = [c for c in frame.columns]
+        titles = [str(c).replace("_", " ") for c in cols]
+        spec = [(c, 3) for c in cols]
+    else:
+        spec = [(c, LESION_DISPLAY[c][1]) for c in known]
+        titles = [LESION_DISPLAY[c][0].format(unit=unit or "scanner units") for c in known]
+    rows = [[_fmt(r[c], d) for c, d in spec] for _, r in frame.head(max_rows).iterrows()]
+    return _Lesions(titles, rows, max(0, len(frame) - max_rows))
+
+
+def _study(row: pd.Series, base: Path, max_rows: int) -> dict[str, Any]:
     folder = Path(str(row["study_dir"]))
     folder = folder if folder.is_absolute() else base / folder
     overlays = row.get("overlays")
@@ -105,74 +147,106 @@ def _study(row: pd.Series, base: Path) -> _Study:
     else:
         pngs = sorted(folder.rglob("*.png")) if folder.is_dir() else []
     links = sorted({p for pat in LINK_PATTERNS for p in folder.glob(pat) if p.is_file()})
-    return _Study(
-        study_id=str(row["study_id"]),
-        score=_score(row["score"]),
-        status=str(row.get("status", "ok") or "ok"),
-        error=str(row.get("error", "") or ""),
-        folder=folder,
-        overlays=pngs,
-        lesions=_lesions(folder, row.get("lesions_csv")) if folder.is_dir() else None,
-        links=links,
+    lesions = _read_lesions(folder, row.get("lesions_csv")) if folder.is_dir() else None
+    score = _number(row["score"])
+    n_lesions = _number(row.get("lesion_count", len(lesions) if lesions is not None else math.nan))
+    lesion_ml = _number(row.get("lesion_volume_ml"))
+    if math.isnan(lesion_ml) and lesions is not None and "volume_ml" in lesions:
+        lesion_ml = float(lesions["volume_ml"].sum())
+    return {
+        "study_id": str(row["study_id"]),
+        "status": str(row.get("status", "ok") or "ok"),
+        "error": str(row.get("error", "") or ""),
+        "score": _fmt(score, 4),
+        "score_value": "" if math.isnan(score) else repr(score),
+        "n_lesions": _fmt(n_lesions, 0),
+        "n_lesions_value": "" if math.isnan(n_lesions) else repr(n_lesions),
+        "lesion_ml": _fmt(lesion_ml, 2),
+        "lesion_ml_value": "" if math.isnan(lesion_ml) else repr(lesion_ml),
+        "modality": str(row.get("modality", "") or ""),
+        "overlays": [{"href": _rel(p, base), "name": p.stem} for p in pngs],
+        "lesions": _lesions_view(lesions, max_rows) if lesions is not None else None,
+        "links": [{"href": _rel(p, base), "name": _rel(p, folder)} for p in links],
+        "_score": score,
+    }
+
+
+def _study_or_note(row: pd.Series, base: Path, max_rows: int) -> dict[str, Any]:
+    """:func:`_study`, or a failed entry saying why when gathering the study's files fails.
+
+    One study's broken part never costs the page (optional outputs fail on their own).
+    """
+    try:
+        return _study(row, base, max_rows)
+    except Exception as e:  # a per-study part of an optional output; recorded on the page
+        logger.warning("review page: part of one study left out (%s)", type(e).__name__)
+        return {
+            "study_id": str(row.get("study_id", "")),
+            "status": "failed",
+            "error": f"review page: this study's files could not be listed ({type(e).__name__}: {e})",
+            "score": "",
+            "score_value": "",
+            "n_lesions": "",
+            "n_lesions_value": "",
+            "lesion_ml": "",
+            "lesion_ml_value": "",
+            "modality": "",
+            "overlays": [],
+            "lesions": None,
+            "links": [],
+            "_score": math.nan,
+        }
+
+
+def _metrics(metrics: dict[str, Any]) -> list[dict[str, str]]:
+    out = []
+    for key, name in _METRIC_NAMES.items():
+        if key in metrics and metrics[key] is not None:
+            decimals = 0 if key.startswith("n_") else 3
+            out.append({"name": name, "value": _fmt(metrics[key], decimals)})
+    return out
+
+
+def render_report_html(
+    cohort_out_dir: str | Path,
+    studies_table: pd.DataFrame,
+    *,
+    title: str = "medzsad review",
+    max_lesion_rows: int = 20,
+    header: CohortHeader | None = None,
+) -> str:
+    """The page text of :func:`write_report_html` (same arguments)."""
+    base = Path(cohort_out_dir)
+    missing = [c for c in _REQUIRED if c not in studies_table.columns]
+    if missing:
+        raise OutputError(
+            f"{base / REPORT_NAME}: studies table lacks columns {missing} "
+            f"(has {list(studies_table.columns)}); expected {list(_REQUIRED)}"
+        )
+    studies = [_study_or_note(row, base, max_lesion_rows) for _, row in studies_table.iterrows()]
+    ranked = [s for s in studies if s["status"] == "ok"]
+    ranked.sort(key=lambda s: -s["_score"] if not math.isnan(s["_score"]) else math.inf)
+    for i, s in enumerate(ranked, start=1):
+        s["rank"], s["anchor"] = i, f"study-{i}"
+    failed = [s for s in studies if s["status"] not in ("ok", "pending", "skipped")]
+    header = header or CohortHeader(name=title)
+    counts = {
+        "total": len(studies),
+        "scored": len(ranked),
+        "failed": len(failed),
+        "other": len(studies) - len(ranked) - len(failed),
+    }
+    return _ENV.get_template("report.html.j2").render(
+        title=title,
+        version=medzsad.__version__,
+        header=header,
+        created=header.created or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        counts=counts,
+        metrics=_metrics(dict(header.metrics)),
+        study_columns=_STUDY_COLUMNS,
+        ranked=ranked,
+        failed=failed,
     )
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.4g}"
-    return str(value)
-
-
-def _table(frame: pd.DataFrame, max_rows: int) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = []
-    for _, r in frame.head(max_rows).iterrows():
-        cells = "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r.tolist())
-        rows.append(f"<tr>{cells}</tr>")
-    more = f"<p>{len(frame) - max_rows} more rows in the CSV.</p>" if len(frame) > max_rows else ""
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>{more}"
-
-
-def _anchor(i: int) -> str:
-    return f"study-{i + 1}"
-
-
-def _ranking(studies: list[_Study]) -> str:
-    rows = []
-    for i, s in enumerate(studies):
-        n = "" if s.lesions is None else str(len(s.lesions))
-        cls = ' class="failed"' if s.status != "ok" else ""
-        link = f'<a href="#{_anchor(i)}">{html.escape(s.study_id)}</a>'
-        rows.append(
-            f"<tr{cls}><td class=num>{i + 1}</td><td>{link}</td><td class=num>{_fmt(s.score)}</td>"
-            f"<td>{html.escape(s.status)}</td><td class=num>{n}</td></tr>"
-        )
-    head = "<tr><th>rank</th><th>study</th><th>score</th><th>status</th><th>lesions</th></tr>"
-    return f"<table>{head}{''.join(rows)}</table>"
-
-
-def _section(i: int, s: _Study, base: Path, max_rows: int) -> str:
-    parts = [f'<section id="{_anchor(i)}"><h2>{i + 1}. {html.escape(s.study_id)}</h2>']
-    parts.append(f"<p>score {_fmt(s.score)} &middot; status {html.escape(s.status)}</p>")
-    if s.error:
-        parts.append(f'<p class="failed">{html.escape(s.error)}</p>')
-    if s.overlays:
-        imgs = "".join(
-            f'<a href="{html.escape(_rel(p, base))}"><img src="{html.escape(_rel(p, base))}" '
-            f'alt="{html.escape(p.name)}" loading="lazy"></a>'
-            for p in s.overlays
-        )
-        parts.append(f'<div class="overlays">{imgs}</div>')
-    if s.lesions is not None:
-        parts.append("<h3>Lesions</h3>" + (_table(s.lesions, max_rows) if len(s.lesions) else "<p>none</p>"))
-    if s.links:
-        items = "".join(
-            f'<li><a href="{html.escape(_rel(p, base))}">{html.escape(_rel(p, s.folder))}</a></li>'
-            for p in s.links
-        )
-        parts.append(f"<h3>Files</h3><ul>{items}</ul>")
-    parts.append("</section>")
-    return "\n".join(parts)
 
 
 def write_report_html(
@@ -181,6 +255,7 @@ def write_report_html(
     *,
     title: str = "medzsad review",
     max_lesion_rows: int = 20,
+    header: CohortHeader | None = None,
 ) -> Path:
     """Write ``<cohort_out_dir>/report.html``.
 
@@ -188,10 +263,11 @@ def write_report_html(
         cohort_out_dir: The cohort output folder (links are relative to it).
         studies_table: One row per study with columns ``study_id``, ``score`` (float, NaN when
             unscored) and ``study_dir`` (absolute or relative to ``cohort_out_dir``); optional
-            ``status`` (``"ok"`` or e.g. ``"failed"``), ``error``, ``overlays`` (list of PNG paths)
-            and ``lesions_csv``.
+            ``status`` (``"ok"``, ``"failed"``, ``"pending"``), ``error``, ``overlays`` (list of
+            PNG paths), ``lesions_csv``, ``lesion_count``, ``lesion_volume_ml`` and ``modality``.
         title: Page title (the cohort name).
         max_lesion_rows: Lesion rows shown per study (the CSV link has all).
+        header: Model, weights, operating point, date, smoke flag and metrics of the run.
 
     Returns:
         The written page.
@@ -200,27 +276,8 @@ def write_report_html(
         OutputError: A required column is missing or the page cannot be written.
     """
     base = Path(cohort_out_dir)
-    missing = [c for c in _REQUIRED if c not in studies_table.columns]
-    if missing:
-        raise OutputError(
-            f"{base / REPORT_NAME}: studies table lacks columns {missing} "
-            f"(has {list(studies_table.columns)}); expected {list(_REQUIRED)}"
-        )
-    studies = [_study(row, base) for _, row in studies_table.iterrows()]
-    studies.sort(key=lambda s: (s.status != "ok", -s.score if not math.isnan(s.score) else math.inf))
-    failed = sum(s.status != "ok" for s in studies)
-    body = [
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p>{len(studies)} studies, {failed} not scored. medzsad {html.escape(medzsad.__version__)}. "
-        "Research use only; not for diagnosis.</p>",
-        _ranking(studies),
-        *(_section(i, s, base, max_lesion_rows) for i, s in enumerate(studies)),
-    ]
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
+    page = render_report_html(
+        base, studies_table, title=title, max_lesion_rows=max_lesion_rows, header=header
     )
     base.mkdir(parents=True, exist_ok=True)
     return write_text(base / REPORT_NAME, page)

@@ -1,7 +1,13 @@
-"""overlay.png: the highest-scoring slices with the heat map blended over the windowed scan.
+"""overlay.png: the highest-scoring slices with the heat map over the windowed scan.
 
-Slices are shown in radiological convention (patient left on the right of the screen, anterior or
-superior at the top), derived from the affine, so any source orientation displays the same way.
+Drawn by radiology conventions: slices in radiological orientation (patient left on the right of
+the screen, anterior or superior at the top), derived from the affine, so any source orientation
+displays the same way; orientation letters (R/L, A/P, S/I) on the panel edges; the slice position
+in mm (RAS) under each panel; heat only where it is at or above a floor (the scan shows through
+elsewhere); lesion outlines and, when the manifest has a ground-truth mask, its outlines in a
+second colour; a colour bar that says what the number means.
+
+Uses matplotlib's object API with the Agg canvas: no ``matplotlib.use``, no pyplot state.
 """
 
 from __future__ import annotations
@@ -10,13 +16,13 @@ import io
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from medzsad.io.volume import LPS_TO_RAS  # noqa: E402
+from medzsad.io.volume import LPS_TO_RAS
 
 __all__ = [
     "OverlaySpec",
@@ -26,7 +32,21 @@ __all__ = [
     "from_display",
     "display_slice",
     "render_overlay",
+    "LESION_COLOUR",
+    "TRUTH_COLOUR",
+    "HEAT_FLOOR",
+    "slice_position_text",
 ]
+
+#: Default heat floor: heat below it is transparent (the runner lowers it to the mask threshold).
+HEAT_FLOOR = 0.25
+#: Outline colours: detected lesions (cyan) and ground truth (green, dashed): apart from the heat map.
+LESION_COLOUR = "#00e5ff"
+TRUTH_COLOUR = "#39ff14"
+# Orientation letters (left, right, top, bottom of the screen) per slice normal (LPS axis 0/1/2).
+_EDGE_LETTERS = {2: ("R", "L", "A", "P"), 1: ("R", "L", "S", "I"), 0: ("A", "P", "S", "I")}
+# RAS axis and its (positive, negative) letters of the slice position per slice normal.
+_POSITION = {2: (2, "S", "I"), 1: (1, "A", "P"), 0: (0, "R", "L")}
 
 # Wanted LPS direction of screen columns (left -> right) and rows (top -> bottom) per slice axis
 # orientation: axial (normal ~S), coronal (normal ~P), sagittal (normal ~L).
@@ -44,6 +64,8 @@ class OverlaySpec:
         window: ``(low, high)`` scan intensities mapped to black and white.
         title: Study label (hashed id unless ids are shown) and the study score.
         smoke: Label the figure "SMOKE RUN - random weights".
+        heat_floor: Heat below this is not drawn (transparent); the colour bar starts here.
+        threshold: Mask threshold, named on the colour bar when given.
     """
 
     slice_axis: int
@@ -52,6 +74,8 @@ class OverlaySpec:
     window: tuple[float, float]
     title: str
     smoke: bool = False
+    heat_floor: float = HEAT_FLOOR
+    threshold: float | None = None
 
 
 class DisplayOrientation(NamedTuple):
@@ -115,7 +139,52 @@ def display_slice(volume: np.ndarray, affine_ras: np.ndarray, axis: int, index: 
     return to_display(np.take(volume, index, axis=axis), display_orientation(affine_ras, axis))
 
 
-def render_overlay(scan: np.ndarray, heat: np.ndarray, affine_ras: np.ndarray, spec: OverlaySpec) -> bytes:
+def _slice_normal(affine_ras: np.ndarray, axis: int) -> int:
+    """LPS axis (0 sagittal, 1 coronal, 2 axial) closest to the normal of slices along ``axis``."""
+    m = LPS_TO_RAS[:3, :3] @ np.asarray(affine_ras)[:3, :3]
+    return int(np.argmax(np.abs(m[:, axis])))
+
+
+def slice_position_text(affine_ras: np.ndarray, axis: int, index: int, shape: tuple[int, ...]) -> str:
+    """Position of slice ``index`` along its normal in RAS mm, e.g. ``S 15.0 mm`` or ``L 3.5 mm``."""
+    centre = (np.array(shape[:3], dtype=float) - 1) / 2
+    centre[axis] = index
+    ras = np.asarray(affine_ras)[:3, :3] @ centre + np.asarray(affine_ras)[:3, 3]
+    ras_axis, plus, minus = _POSITION[_slice_normal(affine_ras, axis)]
+    value = float(ras[ras_axis])
+    return f"{plus if value >= 0 else minus} {abs(value):.1f} mm"
+
+
+def _edge_letters(ax: Axes, normal: int) -> None:
+    """Orientation letters on the four edges of a panel (white, bold)."""
+    left, right, top, bottom = _EDGE_LETTERS[normal]
+    for x, y, text, ha, va in (
+        (0.02, 0.5, left, "left", "center"),
+        (0.98, 0.5, right, "right", "center"),
+        (0.5, 0.98, top, "center", "top"),
+        (0.5, 0.02, bottom, "center", "bottom"),
+    ):
+        ax.text(
+            x, y, text, ha=ha, va=va, color="white", fontsize=11, fontweight="bold", transform=ax.transAxes
+        )
+
+
+def _outline(ax: Axes, mask: np.ndarray, colour: str, style: str) -> bool:
+    if not mask.any():
+        return False
+    ax.contour(mask.astype(np.float32), levels=[0.5], colors=[colour], linewidths=1.2, linestyles=style)
+    return True
+
+
+def render_overlay(
+    scan: np.ndarray,
+    heat: np.ndarray,
+    affine_ras: np.ndarray,
+    spec: OverlaySpec,
+    *,
+    lesions: np.ndarray | None = None,
+    truth: np.ndarray | None = None,
+) -> bytes:
     """Render the overlay figure and return PNG bytes (deterministic for equal inputs).
 
     Args:
@@ -123,26 +192,50 @@ def render_overlay(scan: np.ndarray, heat: np.ndarray, affine_ras: np.ndarray, s
         heat: ``(I, J, K)`` heat map in [0, 1], same grid.
         affine_ras: ``(4, 4)`` voxel -> RAS mm of the grid.
         spec: Slices and labels.
+        lesions: ``(I, J, K)`` lesion mask or label map (outlined in :data:`LESION_COLOUR`).
+        truth: ``(I, J, K)`` ground-truth mask (outlined dashed in :data:`TRUTH_COLOUR`).
     """
     n = max(1, len(spec.slices))
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 0.8, 3.4 * rows), squeeze=False, dpi=100)
-    lo, hi = spec.window
-    im = None
-    for ax in axes.ravel():
+    fig = Figure(figsize=(4.2 * cols + 1.2, 4.2 * rows + 0.9), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax in axes:
         ax.axis("off")
-    for ax, idx, score in zip(axes.ravel(), spec.slices, spec.slice_scores):
+    lo, hi = spec.window
+    normal = _slice_normal(affine_ras, spec.slice_axis)
+    floor = float(np.clip(spec.heat_floor, 0.0, 0.99))
+    im = None
+    drawn = {"lesion": False, "truth": False}
+    for ax, idx, score in zip(axes, spec.slices, spec.slice_scores):
         base = display_slice(scan, affine_ras, spec.slice_axis, idx).astype(np.float32)
         hmap = display_slice(heat, affine_ras, spec.slice_axis, idx).astype(np.float32)
         ax.imshow(np.clip((base - lo) / max(hi - lo, 1e-6), 0, 1), cmap="gray", vmin=0, vmax=1)
-        im = ax.imshow(np.ma.masked_less(hmap, 0.05), cmap="inferno", vmin=0, vmax=1, alpha=0.55)
-        ax.set_title(f"slice {idx}  score {score:.3f}", fontsize=9)
+        im = ax.imshow(np.ma.masked_less(hmap, floor), cmap="inferno", vmin=floor, vmax=1, alpha=0.6)
+        if lesions is not None:
+            m = display_slice(np.asarray(lesions) > 0, affine_ras, spec.slice_axis, idx)
+            drawn["lesion"] |= _outline(ax, m, LESION_COLOUR, "solid")
+        if truth is not None:
+            t = display_slice(np.asarray(truth) > 0, affine_ras, spec.slice_axis, idx)
+            drawn["truth"] |= _outline(ax, t, TRUTH_COLOUR, "dashed")
+        _edge_letters(ax, normal)
+        where = slice_position_text(affine_ras, spec.slice_axis, idx, scan.shape)
+        ax.set_title(f"slice {idx} ({where})  score {score:.3f}", fontsize=10)
     title = spec.title + ("\nSMOKE RUN - random weights" if spec.smoke else "")
-    fig.suptitle(title, fontsize=10, color="red" if spec.smoke else "black")
+    fig.suptitle(title, fontsize=12, color="red" if spec.smoke else "black")
+    handles = []
+    if drawn["lesion"]:
+        handles.append(Line2D([], [], color=LESION_COLOUR, lw=2, label="detected lesion"))
+    if drawn["truth"]:
+        handles.append(Line2D([], [], color=TRUTH_COLOUR, lw=2, ls="--", label="ground truth"))
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=10, frameon=False)
     if im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="anomaly heat [0, 1]")
+        label = f"anomaly heat (0 normal .. 1 anomalous); shown >= {floor:g}"
+        if spec.threshold is not None:
+            label += f", lesions >= {spec.threshold:.3g}"
+        fig.colorbar(im, ax=list(axes), shrink=0.8, label=label)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
     return buf.getvalue()

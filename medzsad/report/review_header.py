@@ -60,6 +60,15 @@ def operating_point(output: OutputConfig) -> OperatingPoint:
     """Describe ``output.threshold`` (method, value, minimum lesion volume) and where it comes from."""
     t = output.threshold
     size = f", lesions >= {t.min_lesion_ml:g} mL"
+    profile = getattr(t, "profile", None)  # calibrated thresholds (site profile, medzsad profile)
+    if profile:
+        alpha = getattr(t, "alpha", None)
+        rate = f" at a false-lesion rate of {alpha:g} on normal studies" if alpha is not None else ""
+        return OperatingPoint(
+            f"heat >= the calibrated threshold of the site profile{rate}{size}",
+            f"calibrated on normal studies (profile {profile})",
+            calibrated=True,
+        )
     if t.method == "percentile":
         return OperatingPoint(
             f"heat >= the study's own {t.value:g}th percentile{size}",

@@ -103,36 +103,10 @@ def write_review_outputs(
     wanted = {str(f).lower() for f in formats} & REVIEW_FORMATS
     root = Path(study_dir)
     root.mkdir(parents=True, exist_ok=True)
-    is_dicom = volume.source.kind == "dicom"
-    seg = pmap = bundle = script = None
-    skipped: list[str] = []
     failed: list[OutputFailure] = []
-    for fmt in sorted(wanted & {"dicom-seg", "dicom-pmap"}):
-        if not is_dicom:
-            skipped.append(f"{fmt}: source is {volume.source.kind!r}, not DICOM")
-            logger.info("skipping %s: source kind is %s", fmt, volume.source.kind)
-    if is_dicom and "dicom-seg" in wanted:
-        seg = attempt(
-            "dicom-seg",
-            lambda: write_dicom_seg(
-                mask_ijk,
-                volume,
-                root / SEG_FILE,
-                threshold=threshold,
-                keep_empty_frames=keep_empty_frames,
-                algorithm_version=medzsad.__version__,
-                smoke=smoke,
-            ),
-            failed,
-        )
-    if is_dicom and "dicom-pmap" in wanted:
-        pmap = attempt(
-            "dicom-pmap",
-            lambda: write_heatmap_parametric_map(
-                heat_ijk, volume, root / PMAP_FILE, threshold=threshold, smoke=smoke
-            ),
-            failed,
-        )
+    opts = _DicomOptions(threshold, keep_empty_frames, smoke)
+    seg, pmap, skipped = _write_dicom(root, volume, heat_ijk, mask_ijk, wanted, opts, failed)
+    bundle = script = None
     if "slicer" in wanted:
         bundle = attempt(
             "slicer",
@@ -149,4 +123,55 @@ def write_review_outputs(
             failed,
         )
         script = attempt("slicer", lambda: write_slicer_script(root), failed) if bundle is not None else None
-    return ReviewOutputs(seg, pmap, bundle, script, tuple(skipped), tuple(failed))
+    return ReviewOutputs(seg, pmap, bundle, script, skipped, tuple(failed))
+
+
+@dataclass(frozen=True)
+class _DicomOptions:
+    threshold: float
+    keep_empty_frames: bool
+    smoke: bool
+
+
+def _write_dicom(
+    root: Path,
+    volume: Volume,
+    heat_ijk: np.ndarray,
+    mask_ijk: np.ndarray,
+    wanted: set[str],
+    opts: _DicomOptions,
+    failed: list[OutputFailure],
+) -> tuple[SegWriteResult | None, SegWriteResult | None, tuple[str, ...]]:
+    """The SEG and Parametric Map (DICOM sources only; others are skipped with a reason)."""
+    if volume.source.kind != "dicom":
+        skipped = tuple(
+            f"{fmt}: source is {volume.source.kind!r}, not DICOM"
+            for fmt in sorted(wanted & {"dicom-seg", "dicom-pmap"})
+        )
+        for line in skipped:
+            logger.info("skipping %s", line)
+        return None, None, skipped
+    seg = pmap = None
+    if "dicom-seg" in wanted:
+        seg = attempt(
+            "dicom-seg",
+            lambda: write_dicom_seg(
+                mask_ijk,
+                volume,
+                root / SEG_FILE,
+                threshold=opts.threshold,
+                keep_empty_frames=opts.keep_empty_frames,
+                algorithm_version=medzsad.__version__,
+                smoke=opts.smoke,
+            ),
+            failed,
+        )
+    if "dicom-pmap" in wanted:
+        pmap = attempt(
+            "dicom-pmap",
+            lambda: write_heatmap_parametric_map(
+                heat_ijk, volume, root / PMAP_FILE, threshold=opts.threshold, smoke=opts.smoke
+            ),
+            failed,
+        )
+    return seg, pmap, ()

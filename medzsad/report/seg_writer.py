@@ -140,10 +140,14 @@ def _algorithm(version: str) -> hd.AlgorithmIdentificationSequence:
     )
 
 
-def _save(dataset: hd.SOPClass, out_path: Path) -> None:
+def _save(dataset: hd.SOPClass, out_path: Path, what: str) -> SegWriteResult:
+    """Write ``dataset`` atomically; returns the file and its UIDs."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_path) as tmp:
         dataset.save_as(tmp, enforce_file_format=True)
+    n_frames = int(dataset.NumberOfFrames)
+    logger.info("wrote %s %s (%d frames)", what, out_path.name, n_frames)
+    return SegWriteResult(out_path, str(dataset.SeriesInstanceUID), str(dataset.SOPInstanceUID), n_frames)
 
 
 #: Prefix of SeriesDescription/ContentDescription of smoke runs (random weights; scores meaningless).
@@ -158,6 +162,19 @@ def seg_series_description(threshold: float, smoke: bool = False) -> str:
 def _content_label(label: str, smoke: bool) -> str:
     """ContentLabel (0070,0080), a CS of at most 16 characters: ``SMOKE_`` first on smoke runs."""
     return f"SMOKE_{label}" if smoke else label
+
+
+def _anomaly_segment(version: str) -> hd.seg.SegmentDescription:
+    """Segment 1 "anomaly": Morphologically Abnormal Structure / Lesion (CID 7150/7151), automatic."""
+    return hd.seg.SegmentDescription(
+        segment_number=1,
+        segment_label="anomaly",
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Lesion,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=_algorithm(version),
+        display_color=hd.color.CIELabColor(60.0, 70.0, 60.0),
+    )
 
 
 def write_dicom_seg(
@@ -200,21 +217,12 @@ def write_dicom_seg(
     series_uid = _uid(volume, "seg-series", algorithm_version, threshold)
     sop_uid = _uid(volume, "seg-instance", algorithm_version, threshold, keep_empty_frames, digest)
     prefix = SMOKE_PREFIX if smoke else ""
-    description = hd.seg.SegmentDescription(
-        segment_number=1,
-        segment_label="anomaly",
-        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-        segmented_property_type=codes.SCT.Lesion,
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-        algorithm_identification=_algorithm(algorithm_version),
-        display_color=hd.color.CIELabColor(60.0, 70.0, 60.0),
-    )
     try:
         seg = hd.seg.Segmentation(
             source_images=sources.datasets,
             pixel_array=frames,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=[description],
+            segment_descriptions=[_anomaly_segment(algorithm_version)],
             series_instance_uid=series_uid,
             series_number=SEG_SERIES_NUMBER,
             sop_instance_uid=sop_uid,
@@ -230,10 +238,7 @@ def write_dicom_seg(
         )
     except (ValueError, TypeError) as e:
         raise OutputError(f"{out}: highdicom refused the segmentation: {e}") from e
-    _save(seg, out)
-    n_frames = int(seg.NumberOfFrames)
-    logger.info("wrote DICOM SEG %s (%d frames)", out.name, n_frames)
-    return SegWriteResult(out, series_uid, sop_uid, n_frames)
+    return _save(seg, out, "DICOM SEG")
 
 
 def _heat_frames(heat_ijk: np.ndarray, volume: Volume, sources: SourceImages, out: Path) -> np.ndarray:
@@ -242,6 +247,18 @@ def _heat_frames(heat_ijk: np.ndarray, volume: Volume, sources: SourceImages, ou
         raise OutputError(f"{out}: heat map has NaN or infinite values; expected values in [0, 1]")
     stored = np.rint(np.clip(heat, 0.0, 1.0) * HEAT_SCALE).astype(np.uint16)
     return gather_frames(stored, volume.affine_lps, sources.frames)
+
+
+def _heat_mapping() -> hd.pm.RealWorldValueMapping:
+    """Stored value -> heat: slope ``1 / HEAT_SCALE``, no units (UCUM ``1``)."""
+    return hd.pm.RealWorldValueMapping(
+        lut_label="HEAT",
+        lut_explanation="medzsad anomaly heat (0 normal .. 1 anomalous)",
+        unit=codes.UCUM.NoUnits,
+        value_range=(0, HEAT_SCALE),
+        slope=1.0 / HEAT_SCALE,
+        intercept=0.0,
+    )
 
 
 def write_heatmap_parametric_map(
@@ -277,14 +294,6 @@ def write_heatmap_parametric_map(
     sources = _sources_with_type2(volume)
     frames = _heat_frames(heat_ijk, volume, sources, out)
     digest = hashlib.sha256(frames.tobytes()).hexdigest()[:16]
-    mapping = hd.pm.RealWorldValueMapping(
-        lut_label="HEAT",
-        lut_explanation="medzsad anomaly heat (0 normal .. 1 anomalous)",
-        unit=codes.UCUM.NoUnits,
-        value_range=(0, HEAT_SCALE),
-        slope=1.0 / HEAT_SCALE,
-        intercept=0.0,
-    )
     note = "" if threshold is None else f", mask at >= {threshold:.3g}"
     prefix = SMOKE_PREFIX if smoke else ""
     try:
@@ -300,7 +309,7 @@ def write_heatmap_parametric_map(
             software_versions=algorithm_version,
             device_serial_number="0",
             contains_recognizable_visual_features=False,
-            real_world_value_mappings=[mapping],
+            real_world_value_mappings=[_heat_mapping()],
             voi_lut_transformations=[
                 hd.VOILUTTransformation(window_center=HEAT_SCALE / 2, window_width=HEAT_SCALE)
             ],
@@ -313,7 +322,4 @@ def write_heatmap_parametric_map(
     # General Series Laterality (0020,0060) is Type 2C; dciodvfy cannot evaluate its condition for
     # this IOD and reports it missing, so send it empty (unknown), as Type 2 allows.
     pmap.Laterality = None
-    _save(pmap, out)
-    logger.info("wrote DICOM Parametric Map %s (%d frames)", out.name, int(pmap.NumberOfFrames))
-    n_frames = int(pmap.NumberOfFrames)
-    return SegWriteResult(out, str(pmap.SeriesInstanceUID), str(pmap.SOPInstanceUID), n_frames)
+    return _save(pmap, out, "DICOM Parametric Map")

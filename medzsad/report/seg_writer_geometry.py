@@ -15,7 +15,6 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
 
 from medzsad.errors import DicomError, GeometryError
@@ -121,10 +120,10 @@ def _multi_frames(ds: Dataset, path: str) -> list[SourceFrame]:
 
 
 def _read(path: str) -> Dataset:
-    try:
-        return pydicom.dcmread(path)
-    except (OSError, pydicom.errors.InvalidDicomError) as e:
-        raise DicomError(f"{path}: cannot read the source DICOM instance ({e}); was it moved?") from e
+    # through medzsad.io: archive members (``x.zip!/member``), limits and typed errors
+    from medzsad.io.dicom_common import read_dataset
+
+    return read_dataset(path, header_only=False)
 
 
 def load_source_images(volume: Volume) -> SourceImages:

@@ -284,7 +284,7 @@ def write_slicer_bundle(
         smoke=smoke,
     )
     _write_manifest(bundle)
-    logger.info("wrote Slicer bundle in %s", folder)
+    logger.debug("wrote Slicer bundle in %s", folder)  # a path: debug only (docs/privacy.md)
     return bundle
 
 

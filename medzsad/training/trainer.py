@@ -1,9 +1,10 @@
 """Prompt training on auxiliary data (AnomalyCLIP ``train.py``), resumable and deterministic.
 
-Only the prompt learner trains; the CLIP backbone is frozen. One step is: frozen DPAM features of a
-batch (from the cache when there is one), learnable text features, image cross-entropy plus
-``lam x`` (focal + two dice terms) per tapped layer (:func:`medzsad.model.losses.anomalyclip_loss`),
-Adam with the reference's betas. Images without a mask add only the image loss.
+Only the prompt learner trains; the CLIP backbone is frozen. One step (:mod:`medzsad.training.step`,
+re-exported here) is: frozen DPAM features of a batch (from the cache when there is one), learnable
+text features, image cross-entropy plus ``lam x`` (focal + two dice terms) per tapped layer
+(:func:`medzsad.model.losses.anomalyclip_loss`), Adam with the reference's betas. Images without a
+mask add only the image loss.
 
 Determinism: the image order of epoch ``e`` is a permutation drawn from ``seed`` and ``e`` alone,
 and nothing else is random, so a run resumed from any saved step follows the uninterrupted run
@@ -16,7 +17,6 @@ import csv
 import io
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +32,8 @@ from medzsad.errors import ConfigError, InputError
 from medzsad.fileio import write_text
 from medzsad.model.anomalyclip import AnomalyCLIP
 from medzsad.model.dpam_vision import VisionFeatures
-from medzsad.model.losses import LossTerms, anomalyclip_loss
+from medzsad.model.losses import LossTerms
+from medzsad.progress import Bar, progress_bar
 from medzsad.training.config import TrainConfig
 from medzsad.training.features import FeatureCache, feature_bytes_per_image, fingerprint
 from medzsad.training.state import (
@@ -42,6 +43,7 @@ from medzsad.training.state import (
     restore_optimizer,
     save_train_state,
 )
+from medzsad.training.step import batch_loss, epoch_order, make_optimizer, train_step
 from medzsad.weights.prompt_checkpoint import save_prompt_checkpoint
 
 __all__ = ["Trainer", "TrainResult", "StepInfo", "make_optimizer", "batch_loss", "train_step", "epoch_order"]
@@ -84,72 +86,6 @@ class TrainResult:
     metrics_csv: Path
     last_checkpoint: Path | None
     history: tuple[dict[str, Any], ...]
-
-
-def make_optimizer(params: Sequence[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Adam:
-    """Adam over the prompt parameters with the reference settings (single-tensor implementation)."""
-    return torch.optim.Adam(params, lr=config.lr, betas=config.betas, eps=config.eps, foreach=False)
-
-
-def batch_loss(
-    model: AnomalyCLIP,
-    labels: torch.Tensor,
-    masks: torch.Tensor,
-    mask_known: torch.Tensor,
-    lam: float,
-    images: torch.Tensor | None = None,
-    feats: VisionFeatures | None = None,
-) -> LossTerms:
-    """Loss of one batch; images whose mask is unknown contribute the image loss only.
-
-    Args:
-        model: the model (gradients reach its prompt learner only).
-        labels: (B,) int64 in {0, 1}.
-        masks: (B, S, S) float in {0, 1}.
-        mask_known: (B,) bool.
-        lam: pixel-loss weight.
-        images: (B, 3, S, S) float32 CLIP-normalised, unless ``feats`` is given.
-        feats: cached frozen features of the batch.
-    """
-    if feats is None and images is None:
-        raise ValueError("batch_loss needs images or cached features")
-    out = model.training_forward(images if images is not None else torch.empty(0), feats)
-    if bool(mask_known.all()):
-        return anomalyclip_loss(out.logits, labels, out.similarity_maps, masks, lam=lam)
-    image_terms = anomalyclip_loss(out.logits, labels, [], None, lam=lam)
-    if not bool(mask_known.any()):
-        return image_terms
-    k = mask_known
-    px = anomalyclip_loss(out.logits[k], labels[k], [s[k] for s in out.similarity_maps], masks[k], lam=lam)
-    return LossTerms(
-        px.pixel + image_terms.image, px.pixel, image_terms.image, px.focal, px.dice_anomalous, px.dice_normal
-    )
-
-
-def train_step(
-    model: AnomalyCLIP,
-    optimizer: torch.optim.Optimizer,
-    labels: torch.Tensor,
-    masks: torch.Tensor,
-    mask_known: torch.Tensor,
-    lam: float,
-    images: torch.Tensor | None = None,
-    feats: VisionFeatures | None = None,
-) -> LossTerms:
-    """One optimiser step (zero grad, loss, backward, Adam). Gradients stay in ``.grad`` afterwards."""
-    terms = batch_loss(model, labels, masks, mask_known, lam, images, feats)
-    optimizer.zero_grad()
-    terms.total.backward()
-    optimizer.step()
-    return terms
-
-
-def epoch_order(n: int, epoch: int, seed: int, shuffle: bool) -> list[int]:
-    """Image order of an epoch: a permutation depending on ``seed`` and ``epoch`` only."""
-    if not shuffle:
-        return list(range(n))
-    g = torch.Generator().manual_seed(int(seed) * 100003 + int(epoch))
-    return torch.randperm(n, generator=g).tolist()
 
 
 class Trainer:
@@ -340,13 +276,14 @@ class Trainer:
         cfg = self.config
         batches = self._batches(state.epoch, state.batch_in_epoch)
         t0 = time.perf_counter() - state.sums.get("seconds", 0.0)
-        bar = _progress(
-            cfg.progress,
-            len(batches),
-            state.batch_in_epoch,
-            self.steps_per_epoch,
-            f"epoch {state.epoch + 1}/{cfg.epochs}",
-        )
+        desc = f"epoch {state.epoch + 1}/{cfg.epochs}"
+        with progress_bar(
+            self.steps_per_epoch, enabled=cfg.progress, desc=desc, unit="step", initial=state.batch_in_epoch
+        ) as bar:
+            return self._run_batches(state, batches, bar, t0)
+
+    def _run_batches(self, state: TrainState, batches: list[list[int]], bar: Bar, t0: float) -> bool:
+        cfg = self.config
         stop = False
         for indices, batch in zip(batches, self._loader(batches)):
             terms = self._step(batch, indices)
@@ -358,9 +295,8 @@ class Trainer:
                 s[key] = s.get(key, 0.0) + float(value.detach()) * n
             s["n"] = s.get("n", 0.0) + n
             s["seconds"] = time.perf_counter() - t0
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{s['pixel'] / s['n']:.4f}", image_loss=f"{s['image'] / s['n']:.4f}")
+            bar.update(1)
+            bar.set_postfix_str(f"loss={s['pixel'] / s['n']:.4f}, image_loss={s['image'] / s['n']:.4f}")
             info = StepInfo(
                 state.global_step,
                 state.epoch,
@@ -376,8 +312,6 @@ class Trainer:
                 self._save_state(state)
             if stop:
                 break
-        if bar is not None:
-            bar.close()
         return stop
 
     def _end_epoch(self, state: TrainState) -> None:
@@ -420,12 +354,3 @@ class Trainer:
         for row in state.history:
             w.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
         write_text(self.out_dir / METRICS_FILE, buf.getvalue())
-
-
-def _progress(enabled: bool | None, total: int, initial: int, per_epoch: int, desc: str) -> Any:
-    show = sys.stderr.isatty() if enabled is None else enabled
-    if not show:
-        return None
-    from tqdm import tqdm  # type: ignore[import-untyped]
-
-    return tqdm(total=per_epoch, initial=initial, desc=desc, unit="step", leave=False, dynamic_ncols=True)

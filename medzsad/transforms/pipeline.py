@@ -2,9 +2,13 @@
 
 ``prepare_slices(volume, preset, image_size, mean, std)`` windows/normalises the volume, reorients
 it to closest RAS, cuts display slices along the preset's axis, drops empty slices and produces
-``(N, 3, S, S)`` CLIP input. ``PreparedSlices.to_volume(maps)`` puts ``(N, S, S)`` model maps back
-on the source grid: an ``(I, J, K)`` float32 array with exactly the volume's shape, indexed like
-``volume.affine_ras``.
+``(N, 3, S, S)`` CLIP input. It is :func:`cut_slices` (everything up to the display slices) then
+:class:`~medzsad.transforms.clip_input.ToClipInput`; training and evaluation on volumes
+(:mod:`medzsad.datasets.volumes`) call the same two steps, slice by slice, so they see exactly the
+model inputs ``run`` scores. :func:`masks_to_model` takes a label volume the same way.
+
+``PreparedSlices.to_volume(maps)`` puts ``(N, S, S)`` model maps back on the source grid: an
+``(I, J, K)`` float32 array with exactly the volume's shape, indexed like ``volume.affine_ras``.
 """
 
 from __future__ import annotations
@@ -18,15 +22,22 @@ import torch
 
 from medzsad.io.volume import Volume
 from medzsad.transforms._backend import ArrayLike
-from medzsad.transforms.clip_input import ToClipInput
+from medzsad.transforms.clip_input import Letterbox, ToClipInput, resize_stack
 from medzsad.transforms.foreground import ForegroundSlices
 from medzsad.transforms.inverse import InverseInfo, masks_to_source, to_source_geometry
 from medzsad.transforms.normalize import percentile_range, scale_range
 from medzsad.transforms.preset import Preset
-from medzsad.transforms.slicing import SliceExtractor
+from medzsad.transforms.slicing import SliceExtractor, SliceGeometry
 from medzsad.transforms.windowing import WINDOW_PRESETS_HU, HUWindow
 
-__all__ = ["PreparedSlices", "prepare_slices", "intensity_range"]
+__all__ = [
+    "CutSlices",
+    "PreparedSlices",
+    "cut_slices",
+    "prepare_slices",
+    "masks_to_model",
+    "intensity_range",
+]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +91,79 @@ def intensity_range(volume: Volume, preset: Preset) -> tuple[float, float]:
     return percentile_range(volume.data, lo, hi, it.nonzero)
 
 
+@dataclass(frozen=True)
+class CutSlices:
+    """A volume normalised and cut into display slices, before the model-size transform.
+
+    Attributes:
+        display: ``(N, H, W)`` float32 in [0, 1], the kept slices in display orientation.
+        geometry: Slicing geometry (reorientation, axis, display shape, pixel spacing).
+        kept: ``(N,)`` int64 canonical index of each kept slice.
+        keep: ``(n_slices,)`` bool by canonical index: True for kept slices.
+        window: ``(low, high)`` scanner values mapped to 0 and 1.
+    """
+
+    display: np.ndarray
+    geometry: SliceGeometry
+    kept: np.ndarray
+    keep: np.ndarray
+    window: tuple[float, float]
+
+    @property
+    def source_index(self) -> np.ndarray:
+        """``(N,)`` index of each kept slice along the source axis."""
+        return self.geometry.source_index(self.kept)
+
+    def to_clip(
+        self, image_size: int, mean: Sequence[float], std: Sequence[float], preset: Preset
+    ) -> ToClipInput:
+        """The display -> model input transform of these slices (letterbox from the preset)."""
+        return ToClipInput(image_size, mean, std, self.geometry.pixel_spacing_mm, preset.letterbox)
+
+
+def cut_slices(volume: Volume, preset: Preset) -> CutSlices:
+    """Window/normalise, reorient to closest RAS, cut along the preset's axis, drop empty slices.
+
+    Args:
+        volume: The scan.
+        preset: Intensity, axis and empty-slice settings.
+    """
+    low, high = intensity_range(volume, preset)
+    normalized = np.asarray(scale_range(volume.data, low, high), dtype=np.float32)
+    geo = SliceExtractor(preset.axis).geometry(volume.affine_ras, volume.shape_ijk)
+    canonical = geo.reorientation.apply(normalized)
+    if preset.skip_empty_slices:
+        fg = preset.foreground
+        basis = geo.reorientation.apply(volume.data) if fg.space == "raw" else canonical
+        keep = np.asarray(ForegroundSlices(fg.threshold, fg.min_fraction, axis=geo.canonical_axis)(basis))
+    else:
+        keep = np.ones(geo.n_slices, dtype=bool)
+    kept = np.flatnonzero(keep)
+    display = np.ascontiguousarray(geo.to_display(canonical)[kept], dtype=np.float32)
+    return CutSlices(display, geo, kept, keep, (low, high))
+
+
+def masks_to_model(mask_ijk: np.ndarray, cut: CutSlices, layout: Letterbox) -> torch.Tensor:
+    """A label volume on the source grid -> ``(N, S, S)`` float32 {0, 1} masks of the kept slices.
+
+    The same reorientation, slicing and letterbox as the images, resized with nearest neighbour.
+
+    Args:
+        mask_ijk: ``(I, J, K)`` labels (non-zero is foreground), the volume's grid.
+        cut: The volume's :class:`CutSlices`.
+        layout: The letterbox of the image transform (``to_clip.layout(geometry.display_shape)``).
+    """
+    geo = cut.geometry
+    canonical = geo.reorientation.apply((np.asarray(mask_ijk) > 0).astype(np.float32))
+    x = torch.from_numpy(np.ascontiguousarray(geo.to_display(canonical)[cut.kept], dtype=np.float32))
+    if layout.padded != layout.size:
+        padded = torch.zeros((x.shape[0], *layout.padded), dtype=torch.float32)
+        (top, left), (h, w) = layout.offset, layout.size
+        padded[:, top : top + h, left : left + w] = x
+        x = padded
+    return (resize_stack(x, (layout.image_size, layout.image_size), "nearest") > 0.5).to(torch.float32)
+
+
 def prepare_slices(
     volume: Volume,
     preset: Preset,
@@ -99,29 +183,19 @@ def prepare_slices(
     Returns:
         :class:`PreparedSlices` (``images`` may have ``N = 0`` when every slice is empty).
     """
-    low, high = intensity_range(volume, preset)
-    normalized = np.asarray(scale_range(volume.data, low, high), dtype=np.float32)
-    extractor = SliceExtractor(preset.axis)
-    geo = extractor.geometry(volume.affine_ras, volume.shape_ijk)
-    canonical = geo.reorientation.apply(normalized)
+    cut = cut_slices(volume, preset)
+    geo, kept, keep = cut.geometry, cut.kept, cut.keep
     n = geo.n_slices
-    if preset.skip_empty_slices:
-        fg = preset.foreground
-        basis = geo.reorientation.apply(volume.data) if fg.space == "raw" else canonical
-        keep = np.asarray(ForegroundSlices(fg.threshold, fg.min_fraction, axis=geo.canonical_axis)(basis))
-    else:
-        keep = np.ones(n, dtype=bool)
-    kept = np.flatnonzero(keep)
-    display = geo.to_display(canonical)[kept]
-    to_clip = ToClipInput(image_size, mean, std, geo.pixel_spacing_mm, preset.letterbox)
+    to_clip = cut.to_clip(image_size, mean, std, preset)
     images = (
-        to_clip(display) if kept.size else torch.zeros((0, 3, image_size, image_size), dtype=torch.float32)
+        to_clip(cut.display)
+        if kept.size
+        else torch.zeros((0, 3, image_size, image_size), dtype=torch.float32)
     )
-    src_index = geo.source_index(kept)
     skipped = np.ones(n, dtype=bool)
     skipped[geo.source_index(np.arange(n))[keep]] = False
     info = InverseInfo(geo, to_clip.layout(geo.display_shape), kept)
     log.debug("prepared %d of %d %s slices (preset %s)", kept.size, n, preset.axis, preset.name)
     return PreparedSlices(
-        images, src_index, geo.source_axis, n, skipped, (low, high), preset.axis, preset.name, info
+        images, cut.source_index, geo.source_axis, n, skipped, cut.window, preset.axis, preset.name, info
     )

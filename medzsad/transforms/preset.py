@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medzsad.errors import ConfigError
 from medzsad.io.series_selection import SeriesRules
+
+if TYPE_CHECKING:
+    from medzsad.io.volume import Volume
 
 __all__ = [
     "Preset",
@@ -24,6 +28,7 @@ __all__ = [
     "load_preset",
     "list_presets",
     "auto_preset_name",
+    "guess_modality",
     "pipelines_dir",
 ]
 
@@ -191,3 +196,22 @@ def auto_preset_name(modality: str, body_part: str = "", description: str = "") 
     if m == "MR":
         return "mr-brain"
     return "xray-2d"
+
+
+#: Below this minimum value an unlabelled volume is taken to be in Hounsfield units (CT).
+_HU_MIN_THRESHOLD = -500.0
+
+
+def guess_modality(volume: Volume) -> str:
+    """The volume's modality, or a guess from its data when the file has none (NIfTI, NRRD).
+
+    A 2D image is a radiograph (``DX``), a volume whose minimum is at most -500 is CT in HU (air is
+    about -1000), anything else is treated like MR (percentile normalisation).
+    """
+    if volume.modality:
+        return volume.modality.upper()
+    if volume.shape_ijk[2] == 1:
+        return "DX"
+    if volume.data.size and float(np.nanmin(volume.data)) <= _HU_MIN_THRESHOLD:
+        return "CT"
+    return "MR"

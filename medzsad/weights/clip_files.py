@@ -3,7 +3,9 @@
 Three file layouts are read, chosen by content rather than by suffix:
 
 * OpenAI TorchScript archives (``ViT-L-14-336px.pt``): ``torch.jit.load(...).state_dict()``, which
-  is what open_clip's ``load_openai_model`` does; TorchScript does not go through ``pickle``.
+  is what open_clip's ``load_openai_model`` does. Loading TorchScript can run code, so an archive is
+  loaded only when its SHA-256 is one the caller trusts (a registry checksum, or the digest recorded
+  when the file was imported with ``medzsad weights import``); any other archive is refused.
 * Plain state dicts (``.pt``/``.pth``/``.bin``) through ``torch.load(weights_only=True)``, unwrapping
   ``{"state_dict": ...}`` / ``{"model": ...}`` and ``module.`` prefixes.
 * safetensors.
@@ -27,7 +29,7 @@ import pickle
 import struct
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,20 @@ def _load_torchscript(path: Path) -> dict[str, torch.Tensor]:
         ) from e
 
 
+def _check_trusted(path: Path, trusted: Collection[str]) -> None:
+    """Refuse a TorchScript archive whose SHA-256 is not a trusted one (loading it can run code)."""
+    from medzsad.weights.cache import sha256_file
+
+    digest = sha256_file(path) if trusted else ""
+    if digest not in trusted:
+        raise ModelError(
+            f"{path} is a TorchScript archive (sha256 {digest or 'not computed'}) that matches no registry "
+            "checksum and no imported file; TorchScript can run code when loaded, so it is refused. "
+            "Import it for its registry entry ('medzsad weights import NAME FILE' checks the sha256) and "
+            "use the entry name, or convert it to safetensors"
+        )
+
+
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -188,11 +204,15 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise ModelError(f"{path} is not a readable safetensors file ({e}); download it again") from e
 
 
-def read_clip_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+def read_clip_state_dict(
+    path: str | os.PathLike[str], *, trusted_sha256: Collection[str] = ()
+) -> dict[str, torch.Tensor]:
     """Read CLIP weights from an OpenAI archive, a torch state dict or a safetensors file.
 
     Args:
         path: Weight file.
+        trusted_sha256: SHA-256 digests a TorchScript archive may have; an archive whose digest is
+            not among them is refused before ``torch.jit.load`` sees it.
 
     Returns:
         ``{name: tensor}`` with OpenAI key names on CPU; floating tensors are float32 (OpenAI
@@ -207,6 +227,7 @@ def read_clip_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     fmt = detect_clip_file_format(p)
     log.debug("reading CLIP weights %s as %s", p, fmt.value)
     if fmt is FileFormat.TORCHSCRIPT:
+        _check_trusted(p, trusted_sha256)
         raw = _load_torchscript(p)
     elif fmt is FileFormat.SAFETENSORS:
         raw = _load_safetensors(p)

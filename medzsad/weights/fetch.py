@@ -1,30 +1,35 @@
-"""Download registry weights (``medzsad weights fetch``): urllib, progress bar, SHA-256, rename.
+"""Download registry weights (``medzsad weights fetch``): pooch over HTTP(S), SHA-256, rename.
 
-Downloads go to a temporary file next to the final one; the file is renamed into place only after
-its SHA-256 matched. Network failures raise :class:`~medzsad.errors.ModelError` with the same
-offline instructions :func:`medzsad.weights.cache.resolve` gives. Tests use ``file://`` URLs or a
-fake ``opener``: nothing here is called against the network in the test suite.
+HTTP(S) downloads go through `pooch <https://www.fatiando.org/pooch>`_ (a maintained client:
+retries with back-off on failed transfers, progress bar, download into a temporary file that is
+moved into place only when complete); ``file://`` URLs and injected ``opener`` callables use
+urllib. Either way the file lands in a temporary name next to the final one and is renamed into
+place only after its SHA-256 matched. :func:`fetch_all` tries every name and reports every missing
+file at once, with the offline instructions :func:`medzsad.weights.cache.resolve` gives. Tests use
+``file://`` URLs, a local ``http.server`` on 127.0.0.1 or a fake ``opener``: never the network.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import shutil
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import IO, Any
 
-from tqdm import tqdm
-
 from medzsad.errors import ModelError
-from medzsad.weights.cache import copy_hashing, expected_path, missing_weights_message
+from medzsad.progress import progress_bar
+from medzsad.weights.cache import copy_hashing, expected_path, missing_weights_message, resolve
 from medzsad.weights.import_file import StoredWeights, expected_sha256, store_verified
 from medzsad.weights.registry import FileFormat, WeightEntry, get_weight_entry
 
-__all__ = ["Opener", "fetch_weights", "download"]
+__all__ = ["Opener", "fetch_weights", "fetch_all", "download", "RETRIES"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,14 @@ log = logging.getLogger(__name__)
 Opener = Callable[[str, float], AbstractContextManager[Any]]
 
 _TIMEOUT_S = 60.0
+#: Extra attempts pooch makes after a failed HTTP(S) transfer (1, 2, 3 ... s apart); the
+#: environment variable MEDZSAD_FETCH_RETRIES overrides it (0: fail at once, e.g. known offline).
+RETRIES = 3
+
+
+def _retries() -> int:
+    value = os.environ.get("MEDZSAD_FETCH_RETRIES", "")
+    return int(value) if value.isdigit() else RETRIES
 
 
 class _TransferError(ModelError):
@@ -65,25 +78,74 @@ def download(
         ModelError: The transfer failed (with offline instructions) or the digest does not match.
     """
     target = expected_path(entry, home)
+    if opener is None and url.lower().startswith(("http://", "https://")):
+        return _download_pooch(entry, url, expected, home)
     open_url = opener or _urlopen
     try:
         with open_url(url, _TIMEOUT_S) as response:
             stream: IO[bytes] = response
-            with tqdm(
-                total=_length(response),
-                unit="B",
-                unit_scale=True,
-                desc=entry.name,
-                disable=not sys.stderr.isatty(),
-                leave=False,
-            ) as bar:
+            with progress_bar(_length(response), desc=entry.name, unit="B", unit_scale=True) as bar:
                 tmp, found, size = copy_hashing(stream, target.parent, f"{target.suffix}.part", bar)
     except (urllib.error.URLError, OSError, ValueError) as e:
-        raise _TransferError(
-            f"could not download {entry.name!r} from {url}: {getattr(e, 'reason', e)}\n"
-            + missing_weights_message(entry, home)
-        ) from e
+        raise _TransferError(" ".join(str(getattr(e, "reason", e)).split())[:160]) from e
     return store_verified(entry, tmp, found, size, expected, f"fetch:{url}", home)
+
+
+def _download_pooch(
+    entry: WeightEntry, url: str, expected: str | None, home: str | os.PathLike[str] | None
+) -> StoredWeights:
+    """HTTP(S) through pooch (retries; complete files only), then verify and store as :func:`download`."""
+    import pooch  # only when downloading
+    import requests
+
+    target = expected_path(entry, home)
+    staging = target.parent / f".{target.name}.download"
+    staging.mkdir(parents=True, exist_ok=True)
+    fetcher = pooch.create(
+        path=staging,
+        base_url="",
+        registry={target.name: None},
+        urls={target.name: url},
+        retry_if_failed=_retries(),
+    )
+    downloader = pooch.HTTPDownloader(
+        progressbar=sys.stderr.isatty(), timeout=_TIMEOUT_S, headers={"User-Agent": "medzsad"}
+    )
+    # pooch announces each download at INFO on its own logger: follow medzsad's verbosity
+    pooch.get_logger().setLevel(logging.INFO if log.isEnabledFor(logging.INFO) else logging.WARNING)
+    try:
+        got = Path(fetcher.fetch(target.name, downloader=downloader))
+    except (requests.exceptions.RequestException, OSError, ValueError) as e:
+        raise _TransferError(_short_reason(e)) from e
+    tmp = target.with_name(f"{target.name}.part-{os.getpid()}")
+    os.replace(got, tmp)
+    shutil.rmtree(staging, ignore_errors=True)
+    found, size = _sha256_of(tmp)
+    return store_verified(entry, tmp, found, size, expected, f"fetch:{url}", home)
+
+
+def _short_reason(error: Exception) -> str:
+    """A few words for a failed transfer (the full exception is logged at DEBUG level)."""
+    import requests
+
+    log.debug("transfer failed: %r", error)
+    if isinstance(error, requests.exceptions.HTTPError) and error.response is not None:
+        return f"HTTP {error.response.status_code}"
+    if isinstance(error, requests.exceptions.Timeout):
+        return "timed out"
+    if isinstance(error, requests.exceptions.ConnectionError):
+        return "no connection (offline, or the host is unreachable)"
+    return " ".join(str(error).split())[:160]
+
+
+def _sha256_of(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
 
 
 def _fetch_hf_hub(entry: WeightEntry) -> StoredWeights:
@@ -128,9 +190,52 @@ def fetch_weights(
         try:
             return download(entry, url, expected, home, opener)
         except _TransferError as e:
-            failures.append(f"{url}: {e.__cause__ or e}")
-            log.warning("download of %s from %s failed: %s", name, url, e.__cause__ or e)
+            failures.append(f"{url}: {e}")
+            log.info("download of %s from %s failed: %s", name, url, e)
     raise ModelError(
-        f"could not download {name!r} from any known URL ({'; '.join(failures)})\n"
+        f"could not download {name!r} ({'; '.join(failures)})\n"
         + missing_weights_message(entry, home)
     )
+
+
+def fetch_all(
+    names: list[str] | tuple[str, ...],
+    home: str | os.PathLike[str] | None = None,
+    opener: Opener | None = None,
+) -> list[StoredWeights]:
+    """Fetch every name (already cached files are fetched again only if missing); report all failures.
+
+    Returns:
+        The stored files, in the order of ``names``.
+
+    Raises:
+        ModelError: One or more files could not be fetched: the message names every one of them, with
+            its URL and the ``medzsad weights import`` command for an offline machine.
+    """
+    stored: list[StoredWeights] = []
+    missing: list[tuple[WeightEntry, str]] = []
+    for name in names:
+        entry = get_weight_entry(name)
+        try:
+            path = resolve(name, home)
+            stored.append(StoredWeights(name, path, "", False, path.stat().st_size))
+            continue
+        except (ModelError, OSError):
+            pass
+        try:
+            stored.append(fetch_weights(name, home=home, opener=opener))
+        except ModelError as e:
+            missing.append((entry, str(e).splitlines()[0]))
+    if missing:
+        raise ModelError(_all_missing_message(missing, home))
+    return stored
+
+
+def _all_missing_message(missing: list[tuple[WeightEntry, str]], home: str | os.PathLike[str] | None) -> str:
+    lines = [f"{len(missing)} weight file(s) could not be downloaded:"]
+    for entry, why in missing:
+        lines.append(f"  - {entry.name}: {why}")
+        lines.append(f"      download {entry.urls[0]} on a connected machine, then:")
+        lines.append(f"      medzsad weights import {entry.name} /path/to/{entry.filename}")
+        lines.append(f"      (cache file: {expected_path(entry, home)})")
+    return "\n".join(lines)

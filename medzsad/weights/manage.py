@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -22,13 +21,9 @@ from medzsad.errors import ModelError
 from medzsad.weights.cache import ManifestRecord, find_cached, read_manifest, resolve, weights_root
 from medzsad.weights.clip_files import read_clip_state_dict
 from medzsad.weights.prompt_checkpoint import read_prompt_weights
-from medzsad.weights.registry import (
-    FileFormat,
-    WeightEntry,
-    WeightKind,
-    get_weight_entry,
-    list_weight_entries,
-)
+from medzsad.weights.registry import WeightEntry, WeightKind, list_weight_entries
+from medzsad.weights.resolution import ResolvedWeights, WeightSource
+from medzsad.weights.resolution import resolve as resolve_weights
 
 __all__ = [
     "CacheStatus",
@@ -131,64 +126,74 @@ def weights_path(name: str, home: str | os.PathLike[str] | None = None) -> Path:
     return resolve(name, home)
 
 
-_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".json", ".ckpt")
-
-
-def _is_registry_name(name_or_path: str | os.PathLike[str]) -> bool:
-    """True for ``arch.tag`` strings that are not an existing path and do not end like a file."""
-    text = os.fspath(name_or_path)
-    return (
-        not Path(text).exists()
-        and re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", text) is not None
-        and not text.endswith(_FILE_SUFFIXES)
-    )
+def _resolved(
+    name_or_path: str | os.PathLike[str] | ResolvedWeights,
+    home: str | os.PathLike[str] | None,
+    kind: WeightKind,
+) -> ResolvedWeights:
+    if isinstance(name_or_path, ResolvedWeights):
+        return name_or_path
+    return resolve_weights(name_or_path, home=home, kind=kind)
 
 
 def load_clip_weights(
-    name_or_path: str | os.PathLike[str], home: str | os.PathLike[str] | None = None
+    name_or_path: str | os.PathLike[str] | ResolvedWeights, home: str | os.PathLike[str] | None = None
 ) -> ClipWeights:
-    """CLIP weights from a registry name or a file (OpenAI archive, state dict, safetensors).
+    """CLIP weights from a registry name, a file (OpenAI archive, state dict, safetensors) or a name.
+
+    ``name_or_path`` may already be resolved by :func:`medzsad.weights.resolution.resolve`.
 
     Raises:
         ModelError: Unknown name, missing file (with import instructions), a prompt entry, an
             ``hf-hub`` entry (build those with ``medzsad.weights.clip_files.hf_hub_model``), or an
             unreadable file.
     """
-    entry = None
-    if _is_registry_name(name_or_path):
-        entry = get_weight_entry(os.fspath(name_or_path))
-        if entry.kind is not WeightKind.CLIP:
-            raise ModelError(f"{entry.name!r} holds {entry.kind.value} weights, not CLIP weights")
-        if entry.file_format is FileFormat.HF_HUB:
-            raise ModelError(
-                f"{entry.name!r} is an open_clip hf-hub model ({entry.source}) with its own text tower; "
-                "it is built whole by open_clip, not from an OpenAI-layout state dict"
-            )
-        path = resolve(entry.name, home)
-    else:
-        path = Path(name_or_path).expanduser()
-    sd = read_clip_state_dict(path)
-    log.info("loaded %d CLIP tensors from %s", len(sd), path)
-    return ClipWeights(sd, path, entry)
+    res = _resolved(name_or_path, home, WeightKind.CLIP)
+    entry = res.entry
+    if entry is not None and entry.kind is not WeightKind.CLIP:
+        raise ModelError(f"{entry.name!r} holds {entry.kind.value} weights, not CLIP weights")
+    if res.source is WeightSource.HUB:
+        raise ModelError(
+            f"{res.name!r} is an open_clip hf-hub model ({res.hub_id}) with its own text tower; "
+            "it is built whole by open_clip, not from an OpenAI-layout state dict"
+        )
+    if res.path is None:
+        raise ModelError(f"{res.name!r} names no weight file (random weights are built, not loaded)")
+    sd = read_clip_state_dict(res.path, trusted_sha256=_trusted_digests(entry, home))
+    log.info("loaded %d CLIP tensors from %s", len(sd), res.path)
+    return ClipWeights(sd, res.path, entry)
+
+
+def _trusted_digests(entry: WeightEntry | None, home: str | os.PathLike[str] | None) -> set[str]:
+    """SHA-256 digests a CLIP TorchScript archive may have: registry checksums and imported files.
+
+    For a registry name, that entry's checksum and the digest recorded when it was imported; for a
+    file path, those of every CLIP entry (the file is then one of the known archives).
+    """
+    entries = [entry] if entry is not None else list_weight_entries(WeightKind.CLIP)
+    manifest = read_manifest(home)
+    out = {e.sha256 for e in entries if e.sha256}
+    out |= {manifest[e.name].sha256 for e in entries if e.name in manifest}
+    return out
 
 
 def load_prompt_weights(
-    name_or_path: str | os.PathLike[str], home: str | os.PathLike[str] | None = None
+    name_or_path: str | os.PathLike[str] | ResolvedWeights, home: str | os.PathLike[str] | None = None
 ) -> PromptWeights:
     """Prompt weights from a registry name or a file (official ``.pth`` or medzsad checkpoint).
+
+    ``name_or_path`` may already be resolved by :func:`medzsad.weights.resolution.resolve`.
 
     Raises:
         ModelError: Unknown name, missing file (with import instructions), a CLIP entry, or an
             unreadable checkpoint.
     """
-    entry = None
-    if _is_registry_name(name_or_path):
-        entry = get_weight_entry(os.fspath(name_or_path))
-        if entry.kind is not WeightKind.PROMPT:
-            raise ModelError(f"{entry.name!r} holds {entry.kind.value} weights, not prompt weights")
-        path = resolve(entry.name, home)
-    else:
-        path = Path(name_or_path).expanduser()
-    ckpt = read_prompt_weights(path)
+    res = _resolved(name_or_path, home, WeightKind.PROMPT)
+    entry = res.entry
+    if entry is not None and entry.kind is not WeightKind.PROMPT:
+        raise ModelError(f"{entry.name!r} holds {entry.kind.value} weights, not prompt weights")
+    if res.path is None:
+        raise ModelError(f"{res.name!r} names no prompt checkpoint file")
+    ckpt = read_prompt_weights(res.path)
     config = ckpt.config or (dict(entry.metadata) if entry is not None else {})
     return PromptWeights(ckpt.state_dict, config, ckpt.tensors_path, ckpt.sha256, entry)

@@ -12,26 +12,15 @@ from dataclasses import dataclass
 from medzsad.errors import ModelError
 from medzsad.model.anomalyclip import AnomalyCLIP
 from medzsad.model.build import build_anomalyclip
-from medzsad.model.config import AnomalyCLIPConfig, load_architecture
+from medzsad.model.config import AnomalyCLIPConfig, architecture_for_backbone, load_architecture
+from medzsad.weights.architecture import DEFAULT_ARCHITECTURE, TRAIN_ARCHITECTURE
 from medzsad.weights.manage import load_clip_weights, load_prompt_weights
-from medzsad.weights.registry import (
-    DEFAULT_PROMPT_WEIGHTS,
-    FileFormat,
-    WeightKind,
-    get_weight_entry,
-    list_weight_entries,
-)
+from medzsad.weights.registry import DEFAULT_PROMPT_WEIGHTS, WeightKind, list_weight_entries
+from medzsad.weights.resolution import RANDOM, ResolvedWeights, WeightSource, resolve
 
 __all__ = ["ModelSpec", "RANDOM", "DEFAULT_ARCHITECTURE", "TRAIN_ARCHITECTURE", "load_anomalyclip"]
 
 logger = logging.getLogger(__name__)
-
-#: Use random weights (smoke tests with the tiny architecture; never for real results).
-RANDOM = "random"
-#: Inference default: ViT-L/14@336 at 518 px, layer 24, DPAM on the last 19 blocks (upstream test.py).
-DEFAULT_ARCHITECTURE = "anomalyclip_vitl14_336"
-#: Training default: the paper's layers 6/12/18/24 (train.sh ``--features_list 6 12 18 24``).
-TRAIN_ARCHITECTURE = "anomalyclip_vitl14_336_multilayer"
 
 
 @dataclass(frozen=True)
@@ -40,21 +29,23 @@ class ModelSpec:
 
     Attributes:
         prompts: prompt weights: a registry name (``anomalyclip_vitl14_336.mvtec``), a file (official
-            ``.pth`` or medzsad ``.safetensors``/``.json``), a checkpoint folder, or ``None`` for
-            freshly initialised prompts (training from scratch, smoke runs).
-        clip: CLIP weights: a registry name, a file, an ``hf-hub:`` id, ``"random"``, or ``None`` for
-            the registry's weights of the architecture's backbone.
+            ``.pth`` or medzsad ``.safetensors``/``.json``), a checkpoint folder, a name already
+            resolved (:func:`medzsad.weights.resolution.resolve`), or ``None`` for freshly
+            initialised prompts (training from scratch, smoke runs).
+        clip: CLIP weights: a registry name, a file, an ``hf-hub:`` id, ``"random"``, a resolved
+            name, or ``None`` for the registry's weights of the architecture's backbone.
         architecture: shipped architecture name; default the one stored with the prompts, else the
             registry entry's, else :data:`DEFAULT_ARCHITECTURE`.
-        backbone: open_clip backbone override (e.g. ``ViT-B-16``).
+        backbone: open_clip backbone override (e.g. ``ViT-B-16``); without ``architecture`` and a
+            stored configuration, the shipped architecture on that backbone gives the defaults.
         image_size: input side override (multiple of the patch size).
         feature_layers: tapped 1-based vision blocks override.
         dpam_layers: number of final DPAM blocks override.
         seed: seed of random initialisation (prompts when ``prompts`` is ``None``; CLIP when random).
     """
 
-    prompts: str | None = DEFAULT_PROMPT_WEIGHTS
-    clip: str | None = None
+    prompts: str | ResolvedWeights | None = DEFAULT_PROMPT_WEIGHTS
+    clip: str | ResolvedWeights | None = None
     architecture: str | None = None
     backbone: str | None = None
     image_size: int | None = None
@@ -71,7 +62,8 @@ def _config(
     elif stored:
         config = AnomalyCLIPConfig.from_dict(dict(stored))
     else:
-        config = load_architecture(registry_arch or DEFAULT_ARCHITECTURE)
+        by_backbone = architecture_for_backbone(spec.backbone) if spec.backbone is not None else None
+        config = load_architecture(by_backbone or registry_arch or DEFAULT_ARCHITECTURE)
     overrides: dict[str, object] = {}
     if spec.backbone is not None and spec.backbone != config.backbone:
         overrides.update(backbone=spec.backbone, clip_cfg=None)
@@ -92,17 +84,6 @@ def _clip_name_for(backbone: str) -> str:
         f"no registry CLIP weights for backbone {backbone!r}; "
         "pass --clip FILE (or --clip random for a smoke test)"
     )
-
-
-def _hub_id(clip: str) -> str | None:
-    """The ``hf-hub:`` id a CLIP weight name stands for, or ``None`` for file-based weights."""
-    if clip.startswith("hf-hub:"):
-        return clip
-    try:
-        entry = get_weight_entry(clip)
-    except ModelError:
-        return None
-    return entry.architecture if entry.file_format is FileFormat.HF_HUB else None
 
 
 def _build_from_hub(hub_id: str, config: AnomalyCLIPConfig, prompt_sd: dict | None, seed: int) -> AnomalyCLIP:
@@ -130,7 +111,8 @@ def load_anomalyclip(spec: ModelSpec) -> AnomalyCLIP:
     stored_cfg: dict[str, object] | None = None
     registry_arch: str | None = None
     clip_name: str | None = None
-    if spec.prompts is not None and spec.prompts != RANDOM:
+    prompts = spec.prompts.name if isinstance(spec.prompts, ResolvedWeights) else spec.prompts
+    if spec.prompts is not None and prompts != RANDOM:
         pw = load_prompt_weights(spec.prompts)
         prompt_sd = pw.state_dict
         if pw.entry is not None:
@@ -142,11 +124,11 @@ def load_anomalyclip(spec: ModelSpec) -> AnomalyCLIP:
             stored_cfg = dict(pw.config) or None
     config = _config(spec, stored_cfg, registry_arch)
     clip = spec.clip if spec.clip is not None else (clip_name or _clip_name_for(config.backbone))
-    if clip == RANDOM:
+    res = clip if isinstance(clip, ResolvedWeights) else resolve(clip, kind=WeightKind.CLIP)
+    if res.source is WeightSource.RANDOM:
         logger.warning("building %s with RANDOM CLIP weights: for smoke tests only", config.backbone)
         return build_anomalyclip(config, None, prompt_sd, seed=spec.seed)
-    hub_id = _hub_id(clip)
-    if hub_id is not None:
-        return _build_from_hub(hub_id, config, prompt_sd, spec.seed)
-    clip_sd = load_clip_weights(clip).state_dict
+    if res.hub_id is not None:
+        return _build_from_hub(res.hub_id, config, prompt_sd, spec.seed)
+    clip_sd = load_clip_weights(res).state_dict
     return build_anomalyclip(config, clip_sd, prompt_sd, seed=spec.seed)

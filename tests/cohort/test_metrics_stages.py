@@ -3,11 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medzsad.cohort.reading import choose_preset, guess_modality
+from medzsad.cohort.reading import choose_preset
 from medzsad.cohort.stages import SliceScores, study_score
 from medzsad.config import StudyScoreRule
 from medzsad.eval.metrics import aupro_regions
 from medzsad.report.overlay import display_orientation, from_display, to_display
+from medzsad.transforms.preset import guess_modality
 
 
 def test_aupro_regions_of_differently_shaped_volumes_pools_their_regions():

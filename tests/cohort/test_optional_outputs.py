@@ -18,10 +18,10 @@ CORE = ("heatmap.nii.gz", "mask.nii.gz", "slices.csv", "lesions.csv", "provenanc
 
 
 def test_forced_seg_failure_keeps_the_study_and_records_the_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken_seg(*args: object, **kwargs: object) -> None:
-        raise OutputError("forced SEG failure for the test")
+    def broken_seg(mask: object, volume: object, out_path: Path, **kwargs: object) -> None:
+        raise OutputError(f"{out_path}: forced SEG failure for the test")
 
     monkeypatch.setattr(review_outputs, "write_dicom_seg", broken_seg)
     info = make_cohort(tmp_path / "data", n_nifti=0, corrupt=False, shape=(20, 16, 6))
@@ -44,5 +44,8 @@ def test_forced_seg_failure_keeps_the_study_and_records_the_failure(
         ["Dicom Study/01", "output", "dicom-seg", "OutputError"]
     ]
     assert "forced SEG failure" in errors.loc[0, "message"]
+    # the log names the study by its pseudonym only, not by its id or folder name
+    warning = next(r.getMessage() for r in caplog.records if "optional output dicom-seg" in r.getMessage())
+    assert "Dicom" not in warning and row["safe_id"] not in warning and "forced SEG failure" in warning
     prov = json.loads((folder / "provenance.json").read_text())
     assert [f["output"] for f in prov["output_failures"]] == ["dicom-seg"]

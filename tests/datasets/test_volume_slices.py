@@ -45,8 +45,9 @@ def test_slices_labels_and_masks(cohort: Path) -> None:
     m = item["mask"]
     rows = torch.nonzero(m.any(dim=1)).flatten()
     cols = torch.nonzero(m.any(dim=0)).flatten()
-    # the lesion spans i 4..9 (24 -> 28: columns ~5..11) and j 2..5 (20 -> 28: rows ~3..8)
-    assert 2 <= int(rows.min()) and int(rows.max()) <= 9 and 4 <= int(cols.min()) and int(cols.max()) <= 12
+    # display orientation (rows anterior -> posterior, columns right -> left) and a 24 x 24 letterbox
+    # (20 rows padded by 2 on top): the lesion at i 4..9, j 2..5 lands at columns ~16..23, rows ~19..24
+    assert 17 <= int(rows.min()) and int(rows.max()) <= 26 and 15 <= int(cols.min()) and int(cols.max()) <= 24
     assert int(cols.max() - cols.min()) > int(rows.max() - rows.min())
     # windowed: the lesion (300 HU > 240) is white where the mask is
     grey = item["image"][0] * STD[0] + MEAN[0]
@@ -77,3 +78,49 @@ def test_mismatched_mask_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "c.csv").write_text("image,mask\na.nii.gz,m.nii.gz\n")
     with pytest.raises(InputError, match="same shape"):
         VolumeSliceDataset(read_volume_cases(tmp_path / "c.csv"), 28, MEAN, STD)
+
+
+def test_training_slices_equal_run_model_inputs(tmp_path: Path) -> None:
+    """A volume's training/evaluation slices are exactly the model inputs ``medzsad run`` scores."""
+    from types import SimpleNamespace
+
+    from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
+    from medzsad.cohort.inputs import StudyInput
+    from medzsad.cohort.reading import read_study
+    from medzsad.cohort.slicing import prepare_study_slices
+    from medzsad.config import PipelineConfig
+
+    rng = np.random.default_rng(5)
+    # a CT series in DICOM (stored = HU + 1024), anisotropic, LPS axes flipped against RAS, whose
+    # BodyPartExamined (HEAD) makes run choose ct-head (brain window), not ct-abdomen
+    hu = rng.normal(40, 30, (22, 18, 6)).astype(np.float32)
+    hu[:3] = -1000.0  # air: some background, and CT by its data as well as its header
+    a_lps = np.array([[0.7, 0, 0, 10.0], [0, 0.9, 0, -5.0], [0, 0, 2.0, 30.0], [0, 0, 0, 1.0]])
+    write_dicom_series(
+        hu + 1024.0,
+        a_lps,
+        tmp_path / "ct",
+        SeriesSpec("CT", "ct", "ct", rescale_intercept=-1024, body_part="HEAD"),
+    )
+    # an MR-like NIfTI with an oblique-free, flipped affine, with empty slices to skip
+    mr = np.zeros((20, 16, 7), np.float32)
+    mr[4:16, 3:13, 1:6] = rng.uniform(100, 400, (12, 10, 5))
+    nib.save(nib.Nifti1Image(mr, np.diag([-1.1, 0.9, 3.0, 1.0])), str(tmp_path / "mr.nii.gz"))
+    (tmp_path / "cases.csv").write_text("image,label\nct,0\nmr.nii.gz,1\n")
+    size, mean, std = 42, (0.48, 0.46, 0.41), (0.27, 0.26, 0.28)
+    ds = VolumeSliceDataset(read_volume_cases(tmp_path / "cases.csv"), size, mean, std)
+    scorer = SimpleNamespace(image_size=size, mean=mean, std=std)
+    start = 0
+    for name in ("ct", "mr.nii.gz"):
+        study = StudyInput(name, str(tmp_path / name))
+        read = read_study(study, PipelineConfig())
+        assert read.preset.name == {"ct": "ct-head", "mr.nii.gz": "mr-brain"}[name]
+        run = prepare_study_slices(study, read, scorer)  # type: ignore[arg-type]
+        n = len(run.slice_index)
+        mine = ds.samples[start : start + n]
+        assert [s.slice_index for s in mine] == run.slice_index.tolist()
+        for i in range(n):
+            assert torch.equal(ds[start + i]["image"], run.images[i]), (name, i)
+        start += n
+    assert start == len(ds)
+    assert len(ds.samples) < 6 + 7  # the MR's empty slices are skipped, as run skips them

@@ -33,3 +33,13 @@ def test_cli_overrides_on_a_formats_cohort(formats_cohort: Path, tmp_path: Path,
     assert main(argv) == 0
     study = next((out / "studies").iterdir())
     assert (study / "heatmap.nii.gz").is_file() and (study / "overlay.png").is_file()
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "smoke.yaml"])
+def test_shipped_cohorts_round_trip_through_their_dump(name: str) -> None:
+    from medzsad.config.yaml_loading import validate_cohort_data
+
+    root = Path(__file__).resolve().parents[2]
+    config = load_cohort(root / "cohorts" / name)
+    again = validate_cohort_data(config.model_dump(mode="json"), name, {})
+    assert again == config

@@ -53,3 +53,14 @@ def test_ci_calls_the_readme_test_command_and_installs_nothing_itself() -> None:
     assert "bash scripts/test.sh" in ci
     assert "apt-get" not in ci
     assert "bash scripts/test.sh" in (REPO_ROOT / "README.md").read_text()
+
+
+def test_wheel_carries_cohorts_and_the_report_template() -> None:
+    import tomllib
+
+    cfg = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert cfg["package-dir"]["medzsad.cohorts"] == "cohorts"
+    assert "*.yaml" in cfg["package-data"]["medzsad.cohorts"]
+    assert "templates/*.j2" in cfg["package-data"]["medzsad.report"]
+    assert (REPO_ROOT / "medzsad" / "report" / "templates" / "report.html.j2").is_file()
+    assert {p.name for p in (REPO_ROOT / "cohorts").glob("*.yaml")} >= {"smoke.yaml", "demo.yaml"}

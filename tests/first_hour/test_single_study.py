@@ -56,6 +56,21 @@ def test_zip_archive(dicom_folder: Path, tmp_path: Path) -> None:
     assert nib.load(_study(out) / "heatmap.nii.gz").shape == (24, 20, 8)
 
 
+def test_dicomdir(dicom_folder: Path, tmp_path: Path) -> None:
+    import pydicom
+    from pydicom.fileset import FileSet
+
+    media = tmp_path / "cdrom"
+    fs = FileSet()
+    for f in sorted(dicom_folder.glob("*.dcm")):
+        fs.add(pydicom.dcmread(f))
+    fs.write(media)
+    out = tmp_path / "out"
+    assert main(["run", "-i", str(media / "DICOMDIR"), "-o", str(out), *SMOKE]) == 0
+    assert nib.load(_study(out) / "heatmap.nii.gz").shape == (24, 20, 8)
+    assert single_study_cohort(media / "DICOMDIR", out_dir=out).name == "cdrom"
+
+
 def test_cohort_of_one_is_the_same_config_a_file_would_give(scan: Path, tmp_path: Path) -> None:
     config = single_study_cohort(scan, out_dir=tmp_path / "o", smoke=True, fast=True, formats=["nifti"])
     assert config.inputs.paths == (str(scan.resolve()),)
@@ -75,7 +90,6 @@ def test_cohort_of_one_is_the_same_config_a_file_would_give(scan: Path, tmp_path
         (["run", "-i", "{tmp}/missing.nii.gz", "-o", "{tmp}/o"], EXIT_INPUT, "no such file"),
         (["run", "{tmp}/c.yaml", "-i", "{scan}", "-o", "{tmp}/o"], EXIT_CONFIG, "not both"),
         (["run", "-i", "{scan}", "-o", "{tmp}/o", "--formats", "nifti,jpeg"], EXIT_CONFIG, "jpeg"),
-        (["run", "-i", "{scan}", "-o", "{tmp}/o", "--profile", "{tmp}"], EXIT_CONFIG, "--profile"),
         (["run", "{tmp}/c.yaml", "--fast"], EXIT_CONFIG, "only with -i"),
         (["run"], EXIT_CONFIG, "-i PATH -o DIR"),
     ],
@@ -89,3 +103,16 @@ def test_single_study_usage_errors(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert words in err
+
+
+def test_profile_goes_to_the_calibrated_threshold_or_is_refused(scan: Path, tmp_path: Path, capsys) -> None:
+    from medzsad.config import ThresholdRule
+
+    if "profile" in ThresholdRule.model_fields:  # the calibration feature is present
+        config = single_study_cohort(scan, out_dir=tmp_path / "o", profile=tmp_path)
+        assert getattr(config.output.threshold, "profile", None) == str(tmp_path.resolve())
+        return
+    argv = ["run", "-i", str(scan), "-o", str(tmp_path / "o"), "--profile", str(tmp_path)]
+    assert main(argv) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--profile" in err and "not supported" in err

@@ -60,8 +60,9 @@ def test_ranked_page_with_working_relative_links(tmp_path: Path) -> None:
     parser = _Collect()
     parser.feed(text)
     body = "".join(parser.text)
-    # ranked by score, failed last
-    assert "1. s2" in body and "2. s1" in body and "3. s3 <b>bad</b>" in body
+    # ranked by score; the failed study is listed apart, not ranked
+    assert "1. s2" in body and "2. s1" in body and "3. s3" not in body
+    assert "Studies not scored (1)" in body and "s3 <b>bad</b>" in body
     assert "<b>bad</b>" not in text  # escaped
     assert "unreadable series" in body
     # every link and image resolves from the page's folder, and none is absolute or remote
@@ -71,9 +72,31 @@ def test_ranked_page_with_working_relative_links(tmp_path: Path) -> None:
         assert (tmp_path / unquote(ref)).is_file(), ref
     assert sum(r.endswith(".png") for r in parser.refs) == 2 * 2  # <a> and <img> per overlay
     assert any(r.endswith("dicom/anomaly_seg.dcm") for r in parser.refs)
-    assert "0.6" in body and "volume_ml" in body  # lesion table rendered
+    assert "Volume (mL)" in body and "1.50" in body  # lesion table rendered with titles and units
 
 
 def test_missing_columns_are_an_output_error(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="study_dir"):
         write_report_html(tmp_path, pd.DataFrame({"study_id": ["a"], "score": [1.0]}))
+
+
+def test_one_broken_study_part_does_not_cost_the_page(tmp_path: Path) -> None:
+    _study(tmp_path, "good", 2)
+    _study(tmp_path, "odd", 1)
+    table = pd.DataFrame(
+        {
+            "study_id": ["good", "odd"],
+            "score": [0.9, 0.5],
+            "study_dir": ["studies/good", "studies/odd"],
+            "overlays": [None, [5]],  # not a path: listing this study's files raises TypeError
+        }
+    )
+    body = "".join(_collect(write_report_html(tmp_path, table).read_text()).text)
+    assert "1. good" in body and "volume_ml" in body  # the healthy study keeps its part
+    assert "2. odd" in body and "could not be listed (TypeError" in body  # the broken one says why
+
+
+def _collect(text: str) -> _Collect:
+    parser = _Collect()
+    parser.feed(text)
+    return parser

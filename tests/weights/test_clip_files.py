@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from medzsad.errors import ModelError
+from medzsad.weights.cache import sha256_file
 from medzsad.weights.clip_files import (
     detect_clip_file_format,
     find_in_hub_cache,
@@ -69,7 +70,7 @@ def test_three_formats_give_identical_state_dicts(clip_files):
 
 def test_torchscript_archive_reads_openai_layout(clip_files):
     root, sd = clip_files
-    ts = read_clip_state_dict(root / "ViT-tiny.pt")
+    ts = read_clip_state_dict(root / "ViT-tiny.pt", trusted_sha256={sha256_file(root / "ViT-tiny.pt")})
     # metadata and the causal mask are dropped; fp16 storage comes back as float32
     assert set(ts) == set(sd)
     for k in sd:
@@ -85,7 +86,8 @@ def test_state_dict_builds_the_model(clip_files):
     cfg = AnomalyCLIPConfig(
         backbone="tiny", clip_cfg=TINY_CLIP_CFG, image_size=56, feature_layers=(2,), dpam_layers=1
     )
-    clip = build_clip(cfg, read_clip_state_dict(root / "ViT-tiny.pt"))
+    archive = root / "ViT-tiny.pt"
+    clip = build_clip(cfg, read_clip_state_dict(archive, trusted_sha256={sha256_file(archive)}))
     assert torch.equal(clip.visual.conv1.weight, sd["visual.conv1.weight"].half().float())
 
 
@@ -106,6 +108,31 @@ def test_load_clip_weights_by_path_and_name(clip_files, home, add_entry):
         load_clip_weights("clip_vitb16.openai")
     with pytest.raises(ModelError, match="hf-hub"):
         load_clip_weights("biomedclip.hf")
+
+
+def test_untrusted_torchscript_is_never_jit_loaded(clip_files, home, add_entry, monkeypatch):
+    """Issue 16: a clip_weights file path that is a TorchScript archive needs a known sha256."""
+    from medzsad.weights import clip_files as cf
+    from medzsad.weights.import_file import import_weights
+
+    root, sd = clip_files
+    archive = root / "ViT-tiny.pt"
+    loaded = []
+    real = cf._load_torchscript
+    monkeypatch.setattr(cf, "_load_torchscript", lambda p: loaded.append(p) or real(p))
+    with pytest.raises(ModelError, match="TorchScript archive .* is refused"):
+        read_clip_state_dict(archive)
+    with pytest.raises(ModelError, match="matches no registry checksum"):
+        load_clip_weights(archive)  # a file path: not an imported or registry file
+    assert loaded == []
+    add_entry("tinyclip.known", None, filename="ViT-tiny.pt", file_format=FileFormat.TORCHSCRIPT)
+    import_weights("tinyclip.known", archive)  # records the digest of the imported file
+    assert set(load_clip_weights(archive).state_dict) == set(sd)  # the same bytes by path: trusted
+    tampered = root / "tampered.pt"
+    tampered.write_bytes(archive.read_bytes() + b"\0")
+    with pytest.raises(ModelError, match="is refused"):
+        load_clip_weights(tampered)
+    assert loaded == [archive]
 
 
 def test_to_openai_keys():

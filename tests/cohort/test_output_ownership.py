@@ -1,0 +1,60 @@
+"""Issue 16: only what medzsad created in an output folder is ever removed or replaced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from medzsad.cli import EXIT_FAILED_STUDIES, main
+from medzsad.cohort.ledger import Ledger
+
+from .conftest import make_cohort, write_cohort_yaml
+
+
+def test_user_files_in_the_output_folder_survive_runs(tmp_path: Path) -> None:
+    info = make_cohort(tmp_path / "data", n_nifti=1)
+    out = tmp_path / "out"
+    (out / "studies" / "old.partial-keep").mkdir(parents=True)
+    (out / "studies" / "old.partial-keep" / "notes.txt").write_text("mine")
+    (out / "results.tmp-2024").write_text("mine too")
+    (out / "studies" / "x.tmp-99").write_text("and this")
+    # a same-named study folder that medzsad did not create
+    (out / "studies" / "nifti-0").mkdir()
+    (out / "studies" / "nifti-0" / "user.txt").write_text("user data")
+    cfg = write_cohort_yaml(tmp_path / "c.yaml", info["manifest"], out)
+    assert main(["run", str(cfg), "--quiet"]) == EXIT_FAILED_STUDIES
+    assert main(["run", str(cfg), "--quiet"]) == EXIT_FAILED_STUDIES
+    assert (out / "studies" / "old.partial-keep" / "notes.txt").read_text() == "mine"
+    assert (out / "results.tmp-2024").read_text() == "mine too"
+    assert (out / "studies" / "x.tmp-99").read_text() == "and this"
+    assert (out / "studies" / "nifti-0" / "user.txt").read_text() == "user data"
+    assert not (out / "studies" / "nifti-0" / "heatmap.nii.gz").exists()
+    errors = pd.read_csv(out / "errors.csv").set_index("study_id")
+    assert errors.loc["nifti-0", "error_type"] == "OutputError"
+    assert "was not created by medzsad" in errors.loc["nifti-0", "message"]
+    # the other studies were written and published
+    studies = pd.read_csv(out / "studies.csv").set_index("study_id")
+    assert studies.loc["Dicom Study/01", "status"] == "done"
+
+
+def test_leftovers_medzsad_created_are_removed(tmp_path: Path) -> None:
+    info = make_cohort(tmp_path / "data", n_nifti=1, corrupt=False)
+    out = tmp_path / "out"
+    cfg = write_cohort_yaml(tmp_path / "c.yaml", info["manifest"], out)
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    # what a run killed mid-study leaves: a claimed partial folder and a claimed temp file
+    stale = out / "studies" / "nifti-0.partial-424242"
+    stale.mkdir()
+    (stale / "heatmap.nii.gz.tmp-424242").write_bytes(b"x")
+    (out / "studies.csv.tmp-424242").write_text("x")
+    with Ledger(out / "ledger.sqlite") as ledger:
+        ledger.claim("studies/nifti-0.partial-424242", "partial")
+        ledger.claim("studies.csv.tmp-424242", "temp")
+    assert main(["run", str(cfg), "--quiet", "--force"]) == 0
+    assert not stale.exists() and not (out / "studies.csv.tmp-424242").exists()
+    with Ledger(out / "ledger.sqlite") as ledger:
+        owned = ledger.owned()
+    assert owned.get("studies/nifti-0") == "study"
+    assert not [p for p, k in owned.items() if k == "partial"]
+    assert (out / "studies" / "nifti-0" / "heatmap.nii.gz").is_file()
