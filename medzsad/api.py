@@ -70,6 +70,17 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     # review outputs (issue 6)
     "slicer_script": ("medzsad.report.slicer_bundle_script", "slicer_script"),
     "write_slicer_script": ("medzsad.report.slicer_bundle_script", "write_slicer_script"),
+    # calibration on normal studies (issue 9)
+    "build_profile": ("medzsad.calibration.builder", "build_profile"),
+    "load_profile": ("medzsad.calibration.profile_io", "load_profile"),
+    "ProfileResult": ("medzsad.calibration.builder", "ProfileResult"),
+    # PACS in and out (issue 13)
+    "pull_studies": ("medzsad.pacs.pull", "pull_studies"),
+    "push_run": ("medzsad.pacs.push", "push_run"),
+    "EndpointArgs": ("medzsad.pacs.endpoints", "EndpointArgs"),
+    "pacs_pull_source": ("medzsad.pacs.endpoints", "pull_source"),
+    "pacs_push_destination": ("medzsad.pacs.endpoints", "push_destination"),
+    "pacs_cohort_sources": ("medzsad.pacs.endpoints", "cohort_sources"),
 }
 
 __all__ = sorted([*_EXPORTS, "selftest", "run_study"])

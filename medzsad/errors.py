@@ -23,6 +23,8 @@ __all__ = [
     "ModelError",
     "OutputError",
     "LedgerError",
+    "PacsError",
+    "PacsSendError",
 ]
 
 
@@ -91,3 +93,19 @@ class OutputError(MedzsadError):
 
 class LedgerError(OutputError):
     """The run ledger (``.medzsad/ledger.sqlite``) is empty, corrupt or not a medzsad ledger."""
+class PacsError(InputError):
+    """A PACS (DICOMweb or DIMSE) cannot be reached, refuses a request or answers wrongly.
+
+    Attributes:
+        endpoint: The endpoint, without credentials (``http://host/dicom-web``, ``AE@host:port``).
+        study_uid: The StudyInstanceUID concerned, or ``""`` for a search.
+    """
+
+    def __init__(self, message: str, *, endpoint: str = "", study_uid: str = "") -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.study_uid = study_uid
+
+
+class PacsSendError(PacsError, OutputError):
+    """Sending results to a PACS failed (after retries); the local files are kept."""

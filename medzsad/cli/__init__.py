@@ -38,6 +38,9 @@ _COMMANDS = (
     "evaluate",
     "benchmark",
     "slicer",
+    "profile",
+    "pull",
+    "push",
 )
 
 # Error class name in medzsad.api -> exit code (classes looked up when an error is mapped).

@@ -161,7 +161,7 @@ def _write_study(
     if dicom is None:
         rel = f"nifti/{sid}.nii.gz"
         (root / "nifti").mkdir(parents=True, exist_ok=True)
-        write_heatmap(root / rel, data, affine_ras, description="medzsad demo (synthetic)")
+        write_heatmap(root / rel, data, affine_ras, description="medzsad demo (synthetic)", dtype="float32")
         grid_affine, grid_mask = affine_ras, mask
     else:
         rel = f"dicom/{sid}"

@@ -20,6 +20,7 @@ import pandas as pd
 
 from medzsad.cohort.ids import pseudonym_study_id
 from medzsad.config import CohortConfig
+from medzsad.config.pacs import DicomWebInput, DimseInput
 from medzsad.errors import ConfigError, InputError, SourceChangedError
 
 __all__ = ["StudyInput", "collect_studies", "input_hash", "VOLUME_SUFFIXES"]
@@ -40,6 +41,7 @@ class StudyInput:
         label: 0 normal / 1 abnormal when known (manifest ``label``), else ``None``.
         mask: Ground-truth mask file (manifest ``mask``), else ``None``.
         study_uid: StudyInstanceUID when discovery found one (selects the study in a shared folder).
+        error: Why the study could not be fetched from a PACS (the study then fails with it).
     """
 
     study_id: str
@@ -48,6 +50,7 @@ class StudyInput:
     label: int | None = None
     mask: str | None = None
     study_uid: str = ""
+    error: str = ""
 
 
 def _strip_suffix(name: str) -> str:
@@ -134,6 +137,26 @@ def _discover_folder(folder: Path) -> list[StudyInput]:
     return studies
 
 
+def _from_pacs(source: DicomWebInput | DimseInput, config: CohortConfig) -> list[StudyInput]:
+    """Pull into ``<out>/pacs-cache/<kind>/`` and discover each complete study folder there.
+
+    A study whose pull failed is kept with its error, so it fails (and is listed in errors.csv)
+    while the other studies run.
+    """
+    from medzsad.pacs.pull import pull_studies
+
+    kind = "dicomweb" if isinstance(source, DicomWebInput) else "dimse"
+    report = pull_studies(source, config.out_dir / "pacs-cache" / kind)
+    studies: list[StudyInput] = []
+    for pulled in report.studies:
+        if pulled.ok:
+            studies += _discover_folder(pulled.folder)
+        else:
+            uid = pulled.study_uid
+            studies.append(StudyInput(uid, str(pulled.folder), study_uid=uid, error=pulled.error))
+    return studies
+
+
 def _no_study_message(folder: Path, reasons: list[str]) -> str:
     """One line: the folder, how many files were skipped and the commonest reasons, what to run."""
     if not reasons:
@@ -159,6 +182,9 @@ def collect_studies(config: CohortConfig) -> list[StudyInput]:
         studies += _read_manifest(config.resolve(inputs.manifest))
     for p in inputs.paths:
         studies += _from_path(config.resolve(p).resolve())
+    for source in (inputs.dicomweb, inputs.dimse):
+        if source is not None:
+            studies += _from_pacs(source, config)
     for pattern in inputs.globs:
         matches = sorted(glob.glob(str(config.resolve(pattern)), recursive=True))
         if not matches:

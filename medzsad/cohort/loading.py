@@ -16,6 +16,7 @@ from medzsad.cohort.scorer import SliceScorer
 from medzsad.cohort.slicing import prepare_study_slices
 from medzsad.cohort.stages import PreparedStudy
 from medzsad.config import CohortConfig
+from medzsad.errors import PacsError
 
 __all__ = ["StudyLoader", "default_loader"]
 
@@ -33,7 +34,10 @@ def default_loader(study: StudyInput, config: CohortConfig, scorer: SliceScorer)
 
     Raises:
         InputError: The study cannot be read or has no usable series.
+        PacsError: The study's pull from a PACS failed (its folder is incomplete).
     """
+    if study.error:
+        raise PacsError(study.error, study_uid=study.study_uid)
     t0 = time.perf_counter()
     read = read_study(study, config.pipeline)
     t1 = time.perf_counter()

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from medzsad.calibration.operating_point import check_cohort, refuse_uncalibrated, run_operating_point
 from medzsad.cohort.executor import Loaded, LocalExecutor
 from medzsad.cohort.ids import hashed_id, unique_safe_ids
 from medzsad.cohort.inputs import StudyInput, collect_studies, input_hash
@@ -35,6 +36,7 @@ from medzsad.cohort.study_job import StudyJob, process_study
 from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
+from medzsad.config.pacs import PushConfig
 from medzsad.errors import ConfigError, OutputError
 from medzsad.fileio import TEMP_MARK
 from medzsad.progress import NullBar, progress_bar
@@ -256,6 +258,7 @@ def run_cohort(
     cfg = _apply_options(cfg, options)
     if cfg.executor.kind != "local":
         raise ConfigError(f"{cfg.source_file}: executor {cfg.executor.kind!r} is not available; use local")
+    check_cohort(cfg)  # a profile that does not fit (hashes, alpha) is refused before any scoring
     studies = collect_studies(cfg)
     out = cfg.out_dir
     if options.dry_run:
@@ -274,11 +277,14 @@ def run_cohort(
         log.info(
             "cohort %s: %d studies, %d to run, %d already done", cfg.name, len(plan), len(todo), len(outcomes)
         )
+        pushed: frozenset[str] = frozenset()
         if todo:
             model = scorer if scorer is not None else build_scorer(cfg)
-            outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, on_study))
+            with _pushing(cfg, todo, on_study) as (notify, attempted):
+                outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, notify))
+            pushed = frozenset(attempted)
         rows = {r.study_id: r for r in ledger.rows()}
-    return _finish(cfg, studies, rows, outcomes)
+    return _finish(cfg, studies, rows, outcomes, pushed)
 
 
 def _finish(
@@ -286,17 +292,30 @@ def _finish(
     studies: list[StudyInput],
     rows: dict[str, LedgerRow],
     outcomes: dict[str, StudyOutcome],
+    pushed: frozenset[str] = frozenset(),
 ) -> RunSummary:
-    """Cohort tables, review page and metrics from the ledger; the run's summary."""
+    """Cohort tables, review page and metrics from the ledger; the run's summary.
+
+    ``pushed``: studies this run already tried to send (``output.push``); the rest are sent here.
+    """
     out = cfg.out_dir
     smoke = cfg.model.is_smoke
-    studies_csv, errors_csv = write_cohort_tables(out, studies, rows, smoke)
+    studies_csv, errors_csv = write_cohort_tables(out, studies, rows, smoke, cfg)
+    operating_point = run_operating_point(cfg)
+    if cfg.output.push is not None:
+        _push_outputs(out, cfg.output.push, pushed)
     metrics = cohort_metrics(studies, rows, out / "studies")
-    metrics_json = write_metrics(out, {**metrics, "smoke_run": smoke}) if metrics is not None else None
+    metrics_json = (
+        write_metrics(out, {**metrics, "smoke_run": smoke, "operating_point": operating_point})
+        if metrics is not None
+        else None
+    )
     if OutputKind.HTML in cfg.output.outputs:
-        _write_html(out, studies_table(studies, rows, smoke), cfg, metrics)
+        _write_html(out, studies_table(studies, rows, smoke, cfg), cfg, metrics)
     ordered = tuple(outcomes[s.study_id] for s in studies if s.study_id in outcomes)
     failed = tuple((o.study_id, o.error) for o in ordered if o.status == "failed")
+    # studies outside the profile's strata: the others are done and the tables written, then refuse
+    refuse_uncalibrated(cfg, [rows[sid] for sid, _ in failed if sid in rows], errors_csv)
     return RunSummary(
         out_dir=out,
         n_done=sum(o.status == "done" for o in ordered),
@@ -309,6 +328,42 @@ def _finish(
         smoke=cfg.model.is_smoke,
         failures=failed,
     )
+
+
+OnStudy = Callable[[StudyOutcome, int, int], None]
+
+
+@contextlib.contextmanager
+def _pushing(
+    cfg: CohortConfig, todo: list[StudyJob], on_study: OnStudy | None
+) -> Iterator[tuple[OnStudy | None, set[str]]]:
+    """``output.push``: a per-study callback sending each study's DICOM outputs as soon as it is done."""
+    if cfg.output.push is None:
+        yield on_study, set()
+        return
+    from medzsad.pacs.push import study_pusher
+
+    safe = {job.study.study_id: job.safe_id for job in todo}
+    with study_pusher(cfg.out_dir, cfg.output.push) as pusher:
+
+        def notify(outcome: StudyOutcome, index: int, total: int) -> None:
+            if outcome.status == "done":
+                pusher.push_study(outcome.study_id, cfg.out_dir / "studies" / safe[outcome.study_id])
+            if on_study is not None:
+                on_study(outcome, index, total)
+
+        yield notify, pusher.attempted
+
+
+def _push_outputs(out: Path, destination: PushConfig, pushed: frozenset[str]) -> None:
+    """Send what earlier runs finished and did not send; rewrite errors.csv's push rows."""
+    from medzsad.pacs.push import push_run
+
+    report = push_run(out, destination, skip=pushed)
+    log.info("pushed to %s: %d sent, %d sent before", report.endpoint, report.n_sent, report.n_already)
+    if report.failures:
+        n = len(report.failures)
+        log.warning("%d studies could not be sent to %s; see errors.csv", n, report.endpoint)
 
 
 def _write_html(out: Path, table: pd.DataFrame, cfg: CohortConfig, metrics: dict[str, Any] | None) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from medzsad.calibration.study import calibrate_study
 from medzsad.cohort.executor import Loaded
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import Ledger
@@ -66,22 +67,26 @@ def _compute(
         prepared.timings_s["score"] = time.perf_counter() - t
         stage = "assemble"
         heat = assemble_heatmap(prepared, scores)
+        stage = "calibrate"
+        t = time.perf_counter()
+        calib = calibrate_study(cfg, prepared, heat)
+        prepared.timings_s["calibrate"] = time.perf_counter() - t
         stage = "postprocess"
         t = time.perf_counter()
-        lesions = postprocess(heat, prepared.volume, cfg.output.threshold, scored_region(prepared))
+        lesions = postprocess(heat, prepared.volume, calib.threshold.rule, scored_region(prepared))
         score = study_score(scores, heat, cfg.output.study_score)
         prepared.timings_s["postprocess"] = time.perf_counter() - t
     except Exception as e:  # recorded per study; the cohort goes on
         raise _StageError(stage, e) from e
     label = job.log_id  # the output folder's name with show_ids, else the hash
-    return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke)
+    return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke, calib.summary())
 
 
 def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: SliceScorer) -> dict[str, Any]:
     p = result.prepared
     v = p.volume
     info = getattr(model, "info", None)
-    return build_provenance(
+    record = build_provenance(
         study={
             "study_id": job.study.study_id,
             "safe_id": job.safe_id,
@@ -112,6 +117,10 @@ def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: Sl
         timings_s=dict(p.timings_s),
         smoke=result.smoke,
     )
+    # the operating point ("tau 0.6132 (profile p, n=57 normals, alpha 0.05)" or "uncalibrated")
+    record["operating_point"] = result.calibration.get("operating_point", "")
+    record["calibration"] = result.calibration
+    return record
 
 
 def _summary(result: StudyResult, files: StudyFiles, failed: list[OutputFailure]) -> dict[str, Any]:
@@ -128,6 +137,7 @@ def _summary(result: StudyResult, files: StudyFiles, failed: list[OutputFailure]
         "modality": p.volume.modality,
         "files": files.written,
         "output_failures": [f.to_dict() for f in failed],
+        **result.calibration,
     }
 
 

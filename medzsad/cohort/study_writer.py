@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class StudyResult:
         score: Study score.
         label: Study label shown in the overlay (hashed id unless ids are shown).
         smoke: Random weights were used.
+        calibration: Stratum, operating point text and calibration numbers
+            (:meth:`medzsad.calibration.study.StudyCalibration.summary`).
     """
 
     prepared: PreparedStudy
@@ -70,6 +72,7 @@ class StudyResult:
     score: float
     label: str
     smoke: bool
+    calibration: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,8 @@ def _overlay(result: StudyResult, k: int) -> bytes:
         slices=tuple(int(p.slice_index[i]) for i in order),
         slice_scores=tuple(float(result.scores.image_scores[i]) for i in order),
         window=p.window,
-        title=f"{result.label}   study score {result.score:.3f}   lesions {len(result.lesions.lesions)}",
+        title=f"{result.label}   study score {result.score:.3f}   lesions {len(result.lesions.lesions)}"
+        + (f"\n{result.calibration['operating_point']}" if result.calibration.get("operating_point") else ""),
         smoke=result.smoke,
         heat_floor=min(OVERLAY_HEAT_FLOOR, threshold) if np.isfinite(threshold) else OVERLAY_HEAT_FLOOR,
         threshold=threshold if np.isfinite(threshold) else None,
@@ -136,6 +140,30 @@ def _overlay(result: StudyResult, k: int) -> bytes:
     return render_overlay(
         scan, result.heat, affine, spec, lesions=result.lesions.labels, truth=_truth_mask(result)
     )
+
+
+def _write_sr(
+    folder: Path, result: StudyResult, output: OutputConfig, provenance: dict[str, Any], seg_path: Path
+) -> Path:
+    """The study's TID 1500 report; p-value and flag come from the result when a site profile gave them."""
+    from medzsad.report.review_header import operating_point
+    from medzsad.report.sr_writer import SR_FILE, SrEvidence, write_dicom_sr
+
+    op = operating_point(output)
+    source = f"{op.rule}; {op.provenance}"
+    model = provenance.get("model") or {}
+    evidence = SrEvidence(
+        score=float(result.score),
+        threshold=float(result.lesions.threshold),
+        threshold_source=source,
+        lesions=tuple(result.lesions.lesions),
+        model=str(model.get("description", "")) or ("smoke run, random weights" if result.smoke else ""),
+        weights=str(model.get("weights", "")),
+        p_value=getattr(result, "p_value", None),
+        flag=getattr(result, "flag", None),
+        smoke=result.smoke,
+    )
+    return write_dicom_sr(result.prepared.volume, evidence, seg_path, folder / SR_FILE).path
 
 
 def partial_dir(studies_dir: Path, safe_id: str) -> Path:
@@ -157,7 +185,7 @@ def write_study_files(
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    written = _write_core(folder, result, output.outputs)
+    written = _write_core(folder, result, output)
     failed: list[OutputFailure] = []
     if OutputKind.OVERLAY in output.outputs:
         png = attempt(
@@ -184,7 +212,20 @@ def write_study_files(
         for f in res.files():
             written[f.relative_to(folder).as_posix()] = f.relative_to(folder).as_posix()
         failed += res.failed
-        provenance = {**provenance, "review_skipped": list(res.skipped)}
+        skipped = list(res.skipped)
+        if OutputKind.DICOM_SR in output.outputs:
+            seg = res.seg
+            if seg is not None:
+                sr = attempt(
+                    OutputKind.DICOM_SR.value,
+                    lambda: _write_sr(folder, result, output, provenance, seg.path),
+                    failed,
+                )
+                if sr is not None:
+                    written[sr.relative_to(folder).as_posix()] = sr.relative_to(folder).as_posix()
+            else:
+                skipped.append("dicom-sr: no DICOM SEG to reference (source not DICOM, or the SEG failed)")
+        provenance = {**provenance, "review_skipped": skipped}
     if OutputKind.PROVENANCE in output.outputs:
         provenance = {**provenance, "output_failures": [f.to_dict() for f in failed]}
         written["provenance"] = write_json(folder / "provenance.json", provenance).name
@@ -192,17 +233,29 @@ def write_study_files(
     return StudyFiles(written, tuple(failed))
 
 
-def _write_core(folder: Path, result: StudyResult, outputs: tuple[OutputKind, ...]) -> dict[str, str]:
+def _write_core(folder: Path, result: StudyResult, output: OutputConfig) -> dict[str, str]:
     """Heat map, mask and the two tables; any failure raises (the study fails)."""
+    outputs = output.outputs
     affine = result.prepared.volume.affine_ras
     desc = "medzsad SMOKE RUN random weights" if result.smoke else "medzsad anomaly heat map"
     written: dict[str, str] = {}
     if OutputKind.HEATMAP in outputs:
-        heat_path = write_heatmap(folder / "heatmap.nii.gz", result.heat, affine, description=desc)
+        heat_path = write_heatmap(
+            folder / "heatmap.nii.gz",
+            result.heat,
+            affine,
+            description=desc,
+            dtype=output.heatmap_dtype,
+            compression=output.compression,
+        )
         written["heatmap"] = heat_path.name
     if OutputKind.MASK in outputs:
         written["mask"] = write_mask(
-            folder / "mask.nii.gz", result.lesions.labels, affine, description=desc
+            folder / "mask.nii.gz",
+            result.lesions.labels,
+            affine,
+            description=desc,
+            compression=output.compression,
         ).name
     if OutputKind.SLICES in outputs:
         written["slices"] = write_csv(folder / "slices.csv", slices_table(result)).name

@@ -15,6 +15,7 @@ import pandas as pd
 
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import LedgerRow, StudyState
+from medzsad.config import CohortConfig
 from medzsad.fileio import write_csv
 from medzsad.report.cells import safe_frame
 
@@ -47,10 +48,17 @@ def _output_failures(row: LedgerRow | None) -> list[dict[str, str]]:
     return [f for f in row.outputs.get("output_failures", []) if isinstance(f, dict)]
 
 
-def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow], smoke: bool = False) -> pd.DataFrame:
+def studies_table(
+    studies: list[StudyInput],
+    rows: dict[str, LedgerRow],
+    smoke: bool = False,
+    config: CohortConfig | None = None,
+) -> pd.DataFrame:
     """One row per study of the cohort (ledger state; ``pending`` when not reached yet).
 
     ``smoke_run`` is true on every row of a run with random weights (scores are meaningless).
+    With ``config.output.flag`` the table also has ``p_value`` and ``flagged``
+    (:func:`medzsad.calibration.operating_point.flag_columns`).
     """
     records = []
     for s in studies:
@@ -87,6 +95,10 @@ def studies_table(studies: list[StudyInput], rows: dict[str, LedgerRow], smoke: 
     table.loc[order, "rank"] = np.arange(1, len(order) + 1)
     for col in ("slices", "scored_slices", "rank", "lesion_count"):
         table[col] = table[col].astype("Int64")
+    if config is not None and config.output.flag is not None:
+        from medzsad.calibration.operating_point import flag_columns
+
+        table = flag_columns(table, rows, config)
     return table
 
 
@@ -147,7 +159,11 @@ def write_review_page(
 
 
 def write_cohort_tables(
-    out_dir: Path, studies: list[StudyInput], rows: dict[str, LedgerRow], smoke: bool = False
+    out_dir: Path,
+    studies: list[StudyInput],
+    rows: dict[str, LedgerRow],
+    smoke: bool = False,
+    config: CohortConfig | None = None,
 ) -> tuple[Path, Path]:
     """Write ``studies.csv`` and ``errors.csv`` atomically; returns their paths.
 
@@ -155,6 +171,6 @@ def write_cohort_tables(
     ``= + - @`` (or tab/CR) gets a leading ``'`` and NUL bytes are removed; numbers are unchanged.
     """
     return (
-        write_csv(out_dir / "studies.csv", safe_frame(studies_table(studies, rows, smoke))),
+        write_csv(out_dir / "studies.csv", safe_frame(studies_table(studies, rows, smoke, config))),
         write_csv(out_dir / "errors.csv", safe_frame(errors_table(studies, rows))),
     )

@@ -18,12 +18,14 @@ from medzsad.config.model import ModelConfig
 from medzsad.config.output import (
     DEFAULT_OUTPUTS,
     FORMAT_OUTPUTS,
+    FlagRule,
     OutputConfig,
     OutputKind,
     StudyScoreRule,
     ThresholdRule,
 )
 from medzsad.config.pipeline import PipelineConfig, SeriesOverrides, WindowConfig
+from medzsad.config.profile import ProfileConfig
 from medzsad.config.yaml_loading import load_cohort, parse_cohort
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "ModelConfig",
     "OutputConfig",
     "ThresholdRule",
+    "FlagRule",
+    "ProfileConfig",
     "StudyScoreRule",
     "ExecutorConfig",
     "OutputKind",

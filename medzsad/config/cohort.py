@@ -15,6 +15,7 @@ from medzsad.config.inputs import InputsConfig
 from medzsad.config.model import ModelConfig
 from medzsad.config.output import OutputConfig
 from medzsad.config.pipeline import PipelineConfig
+from medzsad.config.profile import ProfileConfig
 
 
 class CohortConfig(_Section):
@@ -32,6 +33,7 @@ class CohortConfig(_Section):
     model: ModelConfig = ModelConfig()
     output: OutputConfig = OutputConfig()
     executor: ExecutorConfig = ExecutorConfig()
+    profile: ProfileConfig | None = None
     base_dir: str = "."
     source_file: str = "<memory>"
 
@@ -91,6 +93,8 @@ def study_config_hash(config: CohortConfig) -> str:
         feature_layers=list(eff.feature_layers) if eff.feature_layers is not None else None,
         dpam_layers=eff.dpam_layers,
     )
-    output = {k: v for k, v in data["output"].items() if k != "dir"}
+    # output.flag only changes the cohort tables (p-values are computed when they are written);
+    # where outputs are sent (output.push) does not change them
+    output = {k: v for k, v in data["output"].items() if k not in ("dir", "flag", "push")}
     payload = json.dumps({"pipeline": data["pipeline"], "model": model, "output": output}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()

@@ -33,6 +33,7 @@ class ModelConfig(_Section):
     dpam_layers: int | None = Field(default=None, ge=0)
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    compile: bool = False  # torch.compile the vision encoder (CUDA graphs on CUDA)
     batch_size: int = Field(default=8, ge=1)
     tiny: bool = False
     seed: int = 0

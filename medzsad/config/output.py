@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from medzsad.config._base import _Section
+from medzsad.config.pacs import PushConfig
 
 
 class OutputKind(str, Enum):
@@ -15,7 +16,8 @@ class OutputKind(str, Enum):
 
     ``dicom-seg``/``dicom-pmap`` (DICOM SEG of the mask, Parametric Map of the heat map) are
     written for DICOM studies only; ``slicer`` adds a 3D Slicer bundle per study; ``html`` a
-    cohort review page ``report.html``.
+    cohort review page ``report.html``; ``dicom-sr`` a TID 1500 Measurement Report referencing the
+    SEG (so it needs ``dicom-seg``).
     """
 
     HEATMAP = "heatmap"
@@ -28,6 +30,7 @@ class OutputKind(str, Enum):
     DICOM_PMAP = "dicom-pmap"
     SLICER = "slicer"
     HTML = "html"
+    DICOM_SR = "dicom-sr"
 
 
 #: Outputs written when ``output.outputs`` is not given.
@@ -47,20 +50,45 @@ class ThresholdRule(_Section):
 
     Attributes:
         method: ``fixed``: voxels with ``heat >= value``; ``percentile``: the study's own
-            ``value``-th percentile of heat inside the scanned body (value in (0, 100)).
-        value: Threshold or percentile.
+            ``value``-th percentile of heat inside the scanned body (value in (0, 100));
+            ``calibrated``: ``heat >= tau`` with tau from a profile of normal studies, so that a
+            normal study gets any lesion with probability at most ``alpha`` (docs/calibration.md).
+        value: Threshold or percentile (not used by ``calibrated``).
         min_lesion_ml: Connected components (26-connectivity) smaller than this are dropped.
+        profile: ``calibrated`` only: the profile folder written by ``medzsad profile``.
+        alpha: ``calibrated`` only: the false-lesion rate on normal studies, in (0, 1).
     """
 
-    method: Literal["fixed", "percentile"] = "fixed"
+    method: Literal["fixed", "percentile", "calibrated"] = "fixed"
     value: float = 0.5
     min_lesion_ml: float = Field(default=0.1, ge=0)
+    profile: str | None = None
+    alpha: float = Field(default=0.05, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _range(self) -> ThresholdRule:
         if self.method == "percentile" and not 0 < self.value < 100:
             raise ValueError("percentile threshold value must be in (0, 100)")
+        if self.method == "calibrated" and not self.profile:
+            raise ValueError("threshold method calibrated needs profile: <folder written by medzsad profile>")
+        if self.method != "calibrated" and self.profile is not None:
+            raise ValueError("threshold profile is only used with method: calibrated")
         return self
+
+
+class FlagRule(_Section):
+    """Study flags with conformal p-values from a profile of normal studies (``output.flag``).
+
+    Attributes:
+        profile: The profile folder written by ``medzsad profile``.
+        alpha: Level in (0, 1).
+        control: ``fpr``: flag when ``p_value <= alpha`` (a normal study is flagged with probability
+            at most alpha); ``fdr``: Benjamini–Hochberg at level alpha over the run's studies.
+    """
+
+    profile: str
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    control: Literal["fpr", "fdr"] = "fpr"
 
 
 class StudyScoreRule(_Section):
@@ -79,6 +107,7 @@ FORMAT_OUTPUTS: dict[str, tuple[OutputKind, ...]] = {
     "dicom-seg": (OutputKind.DICOM_SEG,),
     "dicom-pmap": (OutputKind.DICOM_PMAP,),
     "slicer": (OutputKind.SLICER,),
+    "dicom-sr": (OutputKind.DICOM_SEG, OutputKind.DICOM_SR),
 }
 _ALWAYS_WITH_FORMATS = (OutputKind.SLICES, OutputKind.LESIONS, OutputKind.PROVENANCE)
 
@@ -98,6 +127,10 @@ class OutputConfig(_Section):
     study_score: StudyScoreRule = StudyScoreRule()
     overlay_slices: int = Field(default=6, ge=1, le=32)
     show_ids: bool = False
+    flag: FlagRule | None = None
+    heatmap_dtype: Literal["uint16", "float32"] = "uint16"  # uint16: scaled ints, readers get [0, 1] floats
+    compression: int = Field(default=6, ge=0, le=9)  # gzip level of the NIfTI heat map and mask
+    push: PushConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -122,6 +155,12 @@ class OutputConfig(_Section):
         data["outputs"] = tuple(kinds)
         data["formats"] = tuple(formats)
         return data
+
+    @model_validator(mode="after")
+    def _sr_needs_seg(self) -> OutputConfig:
+        if OutputKind.DICOM_SR in self.outputs and OutputKind.DICOM_SEG not in self.outputs:
+            raise ValueError("output dicom-sr references the DICOM SEG: add dicom-seg to output.outputs")
+        return self
 
 
 def _kind_values(outputs: Any) -> list[str] | None:

@@ -14,6 +14,7 @@ before them. The global feature is the class token of the original stream times 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -21,6 +22,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from medzsad.errors import ModelError
+from medzsad.model.attention import (
+    QKV,
+    project_kv,
+    project_q,
+    project_qkv,
+    query_key_attention,
+    value_value_attention,
+)
 
 __all__ = ["VisionFeatures", "DPAMVisionEncoder", "first_dpam_block", "resize_positional_embedding"]
 
@@ -93,6 +102,10 @@ class DPAMVisionEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> VisionFeatures:
         """Encode images.
 
+        Only what the outputs use is computed: the DPAM stream up to the last tapped block, and in
+        the last block the original stream for the class token only (the global feature), unless
+        that block is tapped before DPAM.
+
         Args:
             x: ``(B, 3, S, S)`` float, CLIP-normalised; ``S`` must match the built image size.
 
@@ -101,21 +114,18 @@ class DPAMVisionEncoder(nn.Module):
         """
         v: Any = self.visual
         x = self._embed(x)
-        single_or_dpam: torch.Tensor | None = None
+        blocks = v.transformer.resblocks
+        last_tap = max(self.feature_layers)
+        dpam: torch.Tensor | None = None
         taps: list[torch.Tensor] = []
-        for idx, blk in enumerate(v.transformer.resblocks):
-            if idx < self.first_dpam:
-                x = blk(x)
-                tapped = x
-            else:
-                vv, qk = _dual_attention(blk, blk.ln_1(x))
-                single_or_dpam = (x if single_or_dpam is None else single_or_dpam) + blk.ls_1(vv)
-                x = x + blk.ls_1(qk)
-                x = x + blk.ls_2(blk.mlp(blk.ln_2(x)))
-                tapped = single_or_dpam
-            if idx + 1 in self.feature_layers:
-                taps.append(tapped)
-        image_features = _project(x[:, 0, :], v.proj)
+        for idx, blk in enumerate(blocks):
+            tap = idx + 1 in self.feature_layers
+            dual = self.first_dpam <= idx < last_tap
+            cls_only = idx == len(blocks) - 1 and not (tap and idx < self.first_dpam)
+            x, dpam = _block(blk, x, dpam if dual else None, dual=dual, cls_only=cls_only)
+            if tap:
+                taps.append(x if idx < self.first_dpam else _tensor(dpam))
+        image_features = _per_image(lambda i: _project(x[i : i + 1, 0, :], v.proj), x)
         patch_tokens = [_project(v.ln_post(t), v.proj) for t in taps]
         return VisionFeatures(image_features, patch_tokens)
 
@@ -137,20 +147,56 @@ class DPAMVisionEncoder(nn.Module):
         return v.ln_pre(x)
 
 
-def _dual_attention(blk: Any, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Value-value and query-key attention of one block on ``h`` ``(B, L, C)``; both projected."""
-    attn: Any = blk.attn
-    bsz, length, width = h.shape
-    heads = attn.num_heads
-    qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)
-    qkv = qkv.reshape(bsz, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv[0], qkv[1], qkv[2]
-    scale = (width // heads) ** -0.5
-    attn_qk = ((q @ k.transpose(-2, -1)) * scale).softmax(dim=-1)
-    attn_vv = ((v @ v.transpose(-2, -1)) * scale).softmax(dim=-1)
-    out_qk = (attn_qk @ v).transpose(1, 2).reshape(bsz, length, width)
-    out_vv = (attn_vv @ v).transpose(1, 2).reshape(bsz, length, width)
-    return attn.out_proj(out_vv), attn.out_proj(out_qk)
+def _block(
+    blk: Any, x: torch.Tensor, dpam: torch.Tensor | None, *, dual: bool, cls_only: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One residual block on the original stream ``x`` ``(B, L, C)`` and, if ``dual``, the DPAM stream.
+
+    Returns:
+        The new original stream (``(B, 1, C)`` when ``cls_only``) and the new DPAM stream
+        (``dpam`` or ``x`` plus the value-value attention when ``dual``, else ``None``).
+    """
+    attn = blk.attn
+    h = blk.ln_1(x)
+    qkv = project_kv(attn, h) if cls_only else project_qkv(attn, h)
+    new_dpam = None
+    if dual:
+        new_dpam = (x if dpam is None else dpam) + blk.ls_1(value_value_attention(attn, qkv))
+    if cls_only:
+        return _per_image(lambda i: _class_token_tail(blk, x[i : i + 1], h[i : i + 1], qkv, i), x), new_dpam
+    x = x + blk.ls_1(query_key_attention(attn, qkv))
+    x = x + blk.ls_2(blk.mlp(blk.ln_2(x)))
+    return x, new_dpam
+
+
+def _class_token_tail(blk: Any, x: torch.Tensor, h: torch.Tensor, qkv: QKV, i: int) -> torch.Tensor:
+    """Original stream of image ``i`` through ``blk`` for its class token only: ``(1, 1, C)``.
+
+    ``x``/``h`` are that image's block input and ``ln_1`` of it, ``(1, L, C)``; ``qkv`` holds the
+    keys and values of the whole batch.
+    """
+    attn = blk.attn
+    q = project_q(attn, h[:, :1])
+    one = QKV(None, qkv.k[i : i + 1], qkv.v[i : i + 1])
+    cls = x[:, :1] + blk.ls_1(query_key_attention(attn, one, q))
+    return cls + blk.ls_2(blk.mlp(blk.ln_2(cls)))
+
+
+def _per_image(fn: Callable[[int], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``cat([fn(0), ..., fn(B-1)])``: one-row products computed one image at a time.
+
+    A matrix product with one row per image goes through a different BLAS kernel for ``B == 1``
+    (matrix-vector) than for ``B > 1`` (matrix-matrix), whose sums are ordered differently; computing
+    each image on its own keeps its result independent of the batch it came in, bit for bit. These
+    are class-token-sized products, so the loop costs microseconds.
+    """
+    return torch.cat([fn(i) for i in range(x.shape[0])])
+
+
+def _tensor(t: torch.Tensor | None) -> torch.Tensor:
+    if t is None:  # unreachable: a tapped DPAM block always has a DPAM stream
+        raise ModelError("internal: tapped DPAM block without a DPAM stream")
+    return t
 
 
 def _project(tokens: torch.Tensor, proj: Any) -> torch.Tensor:

@@ -39,8 +39,14 @@ def image_logits(
 def image_anomaly_probs(
     image_features: torch.Tensor, text_features: torch.Tensor, temperature: float
 ) -> torch.Tensor:
-    """``(B,)`` float in [0, 1]: softmax probability of the anomalous prompt (paper Eq. 1)."""
-    return (image_features @ text_features.t() / temperature).softmax(dim=-1)[:, 1]
+    """``(B,)`` float in [0, 1]: softmax probability of the anomalous prompt (paper Eq. 1).
+
+    Computed one image at a time: a one-row product takes a different BLAS path for ``B == 1``
+    than for ``B > 1``, and each image's score must not depend on its batch.
+    """
+    text = text_features.t()
+    rows = [(image_features[i : i + 1] @ text / temperature) for i in range(image_features.shape[0])]
+    return torch.cat(rows).softmax(dim=-1)[:, 1]
 
 
 def token_similarity(

@@ -226,12 +226,15 @@ class TimmDPAMVisionEncoder(nn.Module):
 
 
 def _vv_attention(attn: Any, h: torch.Tensor) -> torch.Tensor:
-    """Value-value self-attention of a timm ``Attention`` on ``h`` ``(B, L, C)``, projected by ``proj``."""
+    """Value-value self-attention of a timm ``Attention`` on ``h`` ``(B, L, C)``, projected by ``proj``.
+
+    ``softmax(v v^T * attn.scale) v`` as one fused SDPA call (``attn.scale`` = ``head_dim**-0.5``).
+    """
     bsz, length, _ = h.shape
     heads, head_dim = attn.num_heads, attn.head_dim
-    v = attn.qkv(h).reshape(bsz, length, 3, heads, head_dim)[:, :, 2].transpose(1, 2)
-    weights = ((v @ v.transpose(-2, -1)) * attn.scale).softmax(dim=-1)
-    out = (weights @ v).transpose(1, 2).reshape(bsz, length, heads * head_dim)
+    v = attn.qkv(h).view(bsz, length, 3, heads, head_dim)[:, :, 2].transpose(1, 2)
+    out = F.scaled_dot_product_attention(v, v, v, scale=attn.scale)
+    out = out.transpose(1, 2).reshape(bsz, length, heads * head_dim)
     out = attn.norm(out)
     gate = getattr(attn, "gate", None)
     if gate is not None:

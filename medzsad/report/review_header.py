@@ -60,14 +60,9 @@ def operating_point(output: OutputConfig) -> OperatingPoint:
     """Describe ``output.threshold`` (method, value, minimum lesion volume) and where it comes from."""
     t = output.threshold
     size = f", lesions >= {t.min_lesion_ml:g} mL"
-    profile = getattr(t, "profile", None)  # calibrated thresholds (site profile, medzsad profile)
-    if profile:
-        alpha = getattr(t, "alpha", None)
-        rate = f" at a false-lesion rate of {alpha:g} on normal studies" if alpha is not None else ""
+    if t.method == "calibrated":
         return OperatingPoint(
-            f"heat >= the calibrated threshold of the site profile{rate}{size}",
-            f"calibrated on normal studies (profile {profile})",
-            calibrated=True,
+            f"heat >= tau{size}", f"calibrated on profile {t.profile} at alpha {t.alpha:g}", calibrated=True
         )
     if t.method == "percentile":
         return OperatingPoint(
@@ -89,6 +84,18 @@ def _model_text(cfg: CohortConfig) -> tuple[str, tuple[str, ...]]:
     return text, (str(m.clip_weights), str(m.prompt_weights))
 
 
+def _calibrated(cfg: CohortConfig) -> OperatingPoint | None:
+    """A calibrated threshold with its tau, profile, n and alpha per stratum (reads the profile)."""
+    t = cfg.output.threshold
+    if t.method != "calibrated":
+        return None
+    from medzsad.calibration.operating_point import run_operating_point
+
+    return OperatingPoint(
+        f"heat >= tau, lesions >= {t.min_lesion_ml:g} mL", run_operating_point(cfg)["threshold"], True
+    )
+
+
 def cohort_header(cfg: CohortConfig, metrics: Mapping[str, Any] | None = None) -> CohortHeader:
     """The review page header of a cohort run."""
     model, weights = _model_text(cfg)
@@ -97,7 +104,7 @@ def cohort_header(cfg: CohortConfig, metrics: Mapping[str, Any] | None = None) -
         name=cfg.name,
         model=model,
         weights=weights,
-        operating_point=operating_point(cfg.output),
+        operating_point=_calibrated(cfg) or operating_point(cfg.output),
         created=now,
         smoke=cfg.model.is_smoke,
         metrics=dict(metrics or {}),

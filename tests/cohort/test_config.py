@@ -37,7 +37,8 @@ def test_unknown_keys_name_file_line_section_and_allowed_keys():
     )
     nested = _err("name: x\ninputs: {paths: [a]}\noutput:\n  threshold:\n    method: fixed\n    valu: 1\n")
     assert nested.startswith(
-        "c.yaml:6: unknown key 'valu' in output.threshold (allowed: method, value, min_lesion_ml)"
+        "c.yaml:6: unknown key 'valu' in output.threshold "
+        "(allowed: method, value, min_lesion_ml, profile, alpha)"
     )
     assert _err("name: x\ninputs: {paths: [a]}\nbase_dir: /\n").startswith("c.yaml:3: unknown key 'base_dir'")
 

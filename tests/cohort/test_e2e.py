@@ -55,7 +55,7 @@ def test_cli_run_outputs_geometry_errors_and_rerun(cohort, capsys):
             assert (out / "studies" / sid / name).is_file(), (sid, name)
     # DICOM study: heat map and mask carry SimpleITK's geometry of the series exactly
     size, affine = _sitk_affine_ras(cohort["dicom_dir"])
-    for name, dtype in (("heatmap.nii.gz", np.float32), ("mask.nii.gz", np.uint8)):
+    for name, dtype in (("heatmap.nii.gz", np.uint16), ("mask.nii.gz", np.uint8)):
         img = nib.load(out / "studies" / safe / name)
         assert img.shape == tuple(size) and img.get_data_dtype() == dtype
         np.testing.assert_allclose(img.affine, affine, atol=1e-4)

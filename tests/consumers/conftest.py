@@ -99,3 +99,163 @@ def dicom_study(tmp_path_factory: pytest.TempPathFactory, series_lib: ModuleType
     return DicomStudy(
         series, volume, heat, mask, study, outputs, heat_nifti, mask_nifti, extra_segs, enhanced
     )
+
+
+# --- a real PACS for the PACS tests (issue 13): Orthanc with DICOMweb and DIMSE on loopback ---
+
+ORTHANC_AE = "ORTHANC"
+CLIENT_AE = "MEDZSAD"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _dicomweb_plugin() -> str:
+    for p in ("/usr/share/orthanc/plugins/libOrthancDicomWeb.so", "/usr/lib/orthanc/libOrthancDicomWeb.so"):
+        if Path(p).is_file():
+            return p
+    found = sorted(Path("/usr/lib").glob("**/libOrthancDicomWeb.so*"))
+    if not found:
+        pytest.fail("libOrthancDicomWeb.so not found; .ci/run installs orthanc-dicomweb")
+    return str(found[0])
+
+
+class OrthancServer:
+    """Orthanc with temporary storage: HTTP (DICOMweb) and DIMSE on loopback ports, started by the test.
+
+    DIMSE answers C-FIND/C-GET/C-MOVE/C-STORE only for AE ``MEDZSAD`` from 127.0.0.1; C-MOVE sends
+    to ``MEDZSAD`` at 127.0.0.1:``client_port``. ``stop()`` and
+    ``start()`` keep the storage and ports, so a test can take the PACS down and bring it back.
+    """
+
+    def __init__(self, root: Path, exe: str) -> None:
+        self.root, self.exe = root, exe
+        self.http_port, self.dicom_port = _free_port(), _free_port()
+        self.client_port = _free_port()  # where a C-MOVE sends to (our storage SCP)
+        self.proc: object = None
+        self.config = root / "orthanc.json"
+        import json
+
+        self.config.write_text(
+            json.dumps(
+                {
+                    "Name": "medzsad-pacs-test",
+                    "StorageDirectory": str(root / "db"),
+                    "IndexDirectory": str(root / "db"),
+                    "HttpPort": self.http_port,
+                    "RemoteAccessAllowed": False,
+                    "AuthenticationEnabled": False,
+                    "DicomServerEnabled": True,
+                    "DicomAet": ORTHANC_AE,
+                    "DicomPort": self.dicom_port,
+                    "DicomCheckCalledAet": True,
+                    "DicomCheckModalityHost": True,
+                    "DicomAlwaysAllowEcho": False,
+                    "DicomAlwaysAllowStore": False,
+                    "DicomModalities": {
+                        "medzsad": {
+                            "AET": CLIENT_AE,
+                            "Host": "127.0.0.1",
+                            "Port": self.client_port,
+                            "AllowEcho": True,
+                            "AllowFind": True,
+                            "AllowGet": True,
+                            "AllowMove": True,
+                            "AllowStore": True,
+                        }
+                    },
+                    "OrthancExplorerEnabled": False,
+                    "HttpCompressionEnabled": False,
+                    "ConcurrentJobs": 1,
+                    "HttpThreadsCount": 4,
+                    "Plugins": [_dicomweb_plugin()],
+                    "DicomWeb": {
+                        "Enable": True,
+                        "Root": "/dicom-web/",
+                        "EnableWado": False,
+                        "Host": "127.0.0.1",
+                    },
+                }
+            )
+        )
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def dicomweb(self) -> str:
+        return f"{self.base}/dicom-web"
+
+    def get(self, path: str, accept: str = "application/json") -> bytes:
+        import urllib.request
+
+        req = urllib.request.Request(f"{self.base}{path}", headers={"Accept": accept})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return bytes(resp.read())
+
+    def upload(self, files: list[Path]) -> None:
+        """Store files through Orthanc's REST API (POST /instances)."""
+        import urllib.request
+
+        for f in files:
+            req = urllib.request.Request(f"{self.base}/instances", data=f.read_bytes(), method="POST")
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                resp.read()
+
+    def start(self) -> None:
+        import subprocess
+        import time
+        import urllib.error
+
+        log = open(self.root / "orthanc.log", "ab")  # noqa: SIM115 (the process keeps it)
+        self.proc = proc = subprocess.Popen(
+            [self.exe, str(self.config)], stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"Orthanc exited with {proc.returncode}: {(self.root / 'orthanc.log').read_text()}"
+                )
+            try:
+                if b"dicom-web" in self.get("/plugins"):
+                    return
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("Orthanc did not answer on loopback within 60 s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        import os
+        import signal
+        import subprocess
+
+        proc = self.proc
+        if not isinstance(proc, subprocess.Popen) or proc.poll() is not None:
+            return
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def orthanc_pacs(tmp_path: Path, require_tool: Callable[[str], str]):
+    """A running :class:`OrthancServer` (stopped after the test)."""
+    (tmp_path / "orthanc").mkdir()
+    server = OrthancServer(tmp_path / "orthanc", require_tool("Orthanc"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

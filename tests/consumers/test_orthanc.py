@@ -1,22 +1,16 @@
 """A real PACS: our SEG and Parametric Map with their source series go into Orthanc and come back.
 
-Orthanc is started by the test with its own configuration (temporary storage, DICOM server off,
-HTTP on a free port with remote access refused, the DICOMweb plugin loaded), fed by STOW-RS,
-queried by QIDO-RS and read back by WADO-RS, then stopped by its pid.
+Orthanc is started by the test with its own configuration (conftest's ``OrthancServer``: temporary
+storage, HTTP and DICOM on free loopback ports with remote access refused, the DICOMweb plugin
+loaded), fed by STOW-RS, queried by QIDO-RS and read back by WADO-RS, then stopped by its pid.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
 
@@ -25,27 +19,7 @@ import numpy as np
 import pydicom
 import pytest
 
-PLUGIN_CANDIDATES = (
-    "/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
-    "/usr/lib/orthanc/libOrthancDicomWeb.so",
-)
 DICOM_PART = 'multipart/related; type="application/dicom"'
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _plugin() -> str:
-    for p in PLUGIN_CANDIDATES:
-        if Path(p).is_file():
-            return p
-    found = sorted(Path("/usr/lib").glob("**/libOrthancDicomWeb.so*"))
-    if not found:
-        pytest.fail("libOrthancDicomWeb.so not found; .ci/run installs orthanc-dicomweb")
-    return str(found[0])
 
 
 def _request(url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None):
@@ -55,56 +29,9 @@ def _request(url: str, *, data: bytes | None = None, headers: dict[str, str] | N
 
 
 @pytest.fixture
-def orthanc(tmp_path: Path, require_tool: Callable[[str], str]) -> Iterator[str]:
-    exe = require_tool("Orthanc")
-    port = _free_port()
-    config = {
-        "Name": "medzsad-test",
-        "StorageDirectory": str(tmp_path / "db"),
-        "IndexDirectory": str(tmp_path / "db"),
-        "HttpPort": port,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "DicomServerEnabled": False,
-        "DicomPort": _free_port(),
-        "OrthancExplorerEnabled": False,
-        "HttpCompressionEnabled": False,
-        "ConcurrentJobs": 1,
-        "HttpThreadsCount": 4,
-        "Plugins": [_plugin()],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False, "Host": "127.0.0.1"},
-    }
-    cfg = tmp_path / "orthanc.json"
-    cfg.write_text(json.dumps(config))
-    log = open(tmp_path / "orthanc.log", "wb")  # noqa: SIM115 (closed in finally)
-    proc = subprocess.Popen([exe, str(cfg)], stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"Orthanc exited with {proc.returncode}: {(tmp_path / 'orthanc.log').read_text()}"
-                )
-            try:
-                _, body = _request(f"{base}/plugins")
-                if "dicom-web" in json.loads(body):
-                    break
-                pytest.fail(f"Orthanc started without the DICOMweb plugin: {body!r}")
-            except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline:
-                    pytest.fail("Orthanc did not answer on loopback within 60 s")
-                time.sleep(0.2)
-        yield base
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+def orthanc(orthanc_pacs) -> str:
+    """Base URL of a running Orthanc (conftest's :class:`OrthancServer`)."""
+    return str(orthanc_pacs.base)
 
 
 def _stow(base: str, files: list[Path]) -> dict:

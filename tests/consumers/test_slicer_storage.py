@@ -88,12 +88,18 @@ def _check_mask(arr: np.ndarray, ijk_to_ras: np.ndarray, ref: Reference) -> None
     assert ref.mask[idx[:, 0], idx[:, 1], idx[:, 2]].all()
 
 
-def _check_values(arr: np.ndarray, ijk_to_ras: np.ndarray, expected: np.ndarray, ref: Reference) -> None:
+#: Heat maps are stored as uint16 with scl_slope 1/65535: Slicer must apply the scaling (values in [0, 1]).
+HEAT_ATOL = 1.01 / 65535
+
+
+def _check_values(
+    arr: np.ndarray, ijk_to_ras: np.ndarray, expected: np.ndarray, ref: Reference, atol: float = 1e-6
+) -> None:
     assert arr.size == expected.size
     all_ijk = np.argwhere(np.ones(arr.shape, bool))
     idx = _to_reference(all_ijk, ijk_to_ras, ref)
     np.testing.assert_allclose(
-        arr[tuple(all_ijk.T)], expected[idx[:, 0], idx[:, 1], idx[:, 2]], rtol=0, atol=1e-6
+        arr[tuple(all_ijk.T)], expected[idx[:, 0], idx[:, 1], idx[:, 2]], rtol=0, atol=atol
     )
 
 
@@ -117,7 +123,7 @@ def test_dicom_study_files_in_slicer(dicom_study, dicom_reference: Reference) ->
     bundle = dicom_study.outputs.slicer
     ref = dicom_reference
     _check_values(*_volume_voxels(bundle.scan), ref.scan, ref)
-    _check_values(*_volume_voxels(bundle.heatmap), ref.heat, ref)
+    _check_values(*_volume_voxels(bundle.heatmap), ref.heat, ref, atol=HEAT_ATOL)
     _check_mask(*_volume_voxels(bundle.mask_labelmap, "vtkMRMLLabelMapVolumeNode"), ref)
     arr, ijk_to_ras, name = _segment_voxels(bundle.segmentation)
     assert name == "anomaly"
@@ -148,7 +154,7 @@ def test_left_handed_nifti_source_in_slicer(tmp_path: Path, series_lib) -> None:
     scan_arr, scan_m = _volume_voxels(out.slicer.scan)
     assert np.linalg.det(scan_m[:3, :3]) > 0 > np.linalg.det(loaded.affine[:3, :3])  # Slicer flipped
     _check_values(scan_arr, scan_m, scan, ref)
-    _check_values(*_volume_voxels(out.slicer.heatmap), heat, ref)
+    _check_values(*_volume_voxels(out.slicer.heatmap), heat, ref, atol=HEAT_ATOL)
     _check_mask(*_volume_voxels(out.slicer.mask_labelmap, "vtkMRMLLabelMapVolumeNode"), ref)
     arr, ijk_to_ras, _ = _segment_voxels(out.slicer.segmentation)
     _check_mask(arr, ijk_to_ras, ref)

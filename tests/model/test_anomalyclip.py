@@ -67,7 +67,7 @@ def test_text_features_are_cached_and_normalised(detector):
 
 def test_reduced_precision_needs_cuda():
     with pytest.raises(ModelError, match="needs a CUDA device"):
-        Detector(tiny_anomalyclip(), device="cpu", precision="bf16")
+        Detector(tiny_anomalyclip(), device="cpu", precision="fp16")
     with pytest.raises(ModelError, match="not one of"):
         Detector(tiny_anomalyclip(), precision="int8")
 

@@ -53,7 +53,7 @@ def test_write_json_nan_is_null_and_csv_roundtrip(tmp_path):
 def test_heatmap_and_mask_keep_shape_affine_dtype_and_codes(tmp_path):
     rng = np.random.default_rng(0)
     heat = rng.random((5, 6, 7)).astype(np.float64)
-    hp = write_heatmap(tmp_path / "heatmap.nii.gz", heat, AFFINE)
+    hp = write_heatmap(tmp_path / "heatmap.nii.gz", heat, AFFINE, dtype="float32")
     mp = write_mask(tmp_path / "mask.nii.gz", (heat > 0.5).astype(np.int64) * 3, AFFINE)
     h, m = nib.load(hp), nib.load(mp)
     assert h.shape == (5, 6, 7) and m.shape == (5, 6, 7)
@@ -70,7 +70,7 @@ def test_nifti_bytes_are_deterministic_and_sheared_affine_has_no_qform(tmp_path)
     assert nifti_bytes(data, AFFINE) == nifti_bytes(data, AFFINE)
     sheared = AFFINE.copy()
     sheared[1, 2] = 0.7  # gantry tilt
-    p = write_heatmap(tmp_path / "h.nii.gz", data, sheared)
+    p = write_heatmap(tmp_path / "h.nii.gz", data, sheared, dtype="float32")
     img = nib.load(p)
     assert int(img.header["qform_code"]) == 0
     np.testing.assert_allclose(img.affine, sheared, atol=1e-5)
