@@ -101,6 +101,9 @@ def test_review_with_references_uses_the_bank(site: dict[str, Any]) -> None:
     cal = np.array([s["score"] for s in _json(site)["strata"]["all"]["studies"]])
     for score, p in zip(table["score"], table["p_value"], strict=True):
         assert p == pytest.approx((1 + int(np.sum(cal >= score))) / (len(cal) + 1))
+    prov = json.loads((summary.out_dir / "studies" / "new-00" / "provenance.json").read_text())
+    assert prov["model"]["weights"]["references"] == _json(site)["references"]["ids"]
+    assert "4 normal references (w=0.5)" in prov["model"]["description"]
     with pytest.raises(ConfigError, match="model hash"):  # zero-shot scores against a reference profile
         run_cohort(_review_yaml(site, "rev-zero", prof, False), OFF)
 
