@@ -3,9 +3,10 @@
 #   orthanc            a real PACS the SEG/Parametric Map go into and come back from
 #   orthanc-dicomweb   its DICOMweb plugin
 #   chromium           renders report.html headless (images loaded, no console errors)
+#   openssl            makes the throw-away CA of the PACS TLS tests
 # Nothing is installed when all of them are present (fast reruns). As root with apt-get they are
 # installed; otherwise this stops and prints the exact command to run.
-MEDZSAD_APT_PACKAGES="dicom3tools orthanc orthanc-dicomweb chromium"
+MEDZSAD_APT_PACKAGES="dicom3tools orthanc orthanc-dicomweb chromium openssl"
 _medzsad_missing_packages() {
   local missing=""
   command -v dciodvfy >/dev/null 2>&1 && command -v dcentvfy >/dev/null 2>&1 || missing="$missing dicom3tools"
@@ -14,6 +15,7 @@ _medzsad_missing_packages() {
     >/dev/null 2>&1 || missing="$missing orthanc-dicomweb"
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
     || missing="$missing chromium"
+  command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
   echo "${missing# }"
 }
 _MISSING=$(_medzsad_missing_packages)

@@ -4,8 +4,8 @@ A profile's scores only mean something for the model and preprocessing that prod
 review cohort may use a profile only when both hashes match.
 
 - **model hash**: the effective ``model`` settings (backbone, weights names, image size, feature
-  and DPAM layers, precision, tiny, seed; not device or batch size) plus, for weights given as
-  files, the file name and size.
+  and DPAM layers with the architecture JSON's values where not overridden, precision, tiny, seed;
+  not device or batch size) plus, for weights given as files, the file name and size.
 - **pipeline hash**: the ``pipeline`` section, the content of the preset(s) it can use (every
   preset for ``auto``) and the study-score rule (it changes what a score is).
 
@@ -40,9 +40,27 @@ def _weight_identity(config: CohortConfig, name: str) -> Any:
 
 def model_hash(config: CohortConfig) -> str:
     """sha256 of the settings and weight identity that change a study's scores (see module doc)."""
-    m = config.model.model_dump(mode="json", exclude={"device", "batch_size"})
-    m["clip_weights"] = _weight_identity(config, config.model.clip_weights)
-    m["prompt_weights"] = _weight_identity(config, config.model.prompt_weights)
+    from medzsad.weights.architecture import effective_settings
+
+    c = config.model
+    m = c.model_dump(mode="json", exclude={"device", "batch_size"})
+    # effective values (an override, else the architecture JSON's), as in study_config_hash
+    eff = effective_settings(
+        prompts=c.prompt_weights,
+        backbone=c.backbone,
+        image_size=c.image_size,
+        feature_layers=c.feature_layers,
+        dpam_layers=c.dpam_layers,
+        tiny=c.tiny,
+    )
+    m.update(
+        backbone=eff.backbone,
+        image_size=eff.image_size,
+        feature_layers=list(eff.feature_layers) if eff.feature_layers is not None else None,
+        dpam_layers=eff.dpam_layers,
+    )
+    m["clip_weights"] = _weight_identity(config, c.clip_weights)
+    m["prompt_weights"] = _weight_identity(config, c.prompt_weights)
     return _sha(m)
 
 

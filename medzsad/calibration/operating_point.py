@@ -34,6 +34,7 @@ __all__ = [
     "check_cohort",
     "study_threshold",
     "study_flag_check",
+    "study_p_value",
     "flag_columns",
     "run_operating_point",
     "refuse_uncalibrated",
@@ -206,6 +207,24 @@ def _p_value(prof: Profile, outputs: Mapping[str, Any]) -> float:
         log.warning("a study's stratum %r is not in profile %s: no p-value", key, prof.name)
         return float("nan")
     return float(conformal_p_values(prof.strata[key].scores, np.array([float(score)]))[0])
+
+
+def study_p_value(
+    cfg: CohortConfig, score: float, stratum: Mapping[str, str]
+) -> tuple[float | None, bool | None]:
+    """One study's conformal p-value under ``output.flag`` and, with ``fpr`` control, its flag.
+
+    The same p-value :func:`flag_columns` puts in the studies table, for objects written per study
+    (the DICOM SR). With ``fdr`` control the flag depends on every study of the run
+    (Benjamini–Hochberg), so it is ``None`` here. ``(None, None)`` without ``output.flag``.
+    """
+    flag = cfg.output.flag
+    if flag is None:
+        return None, None
+    p = _p_value(profile_of(cfg, flag.profile), {"score": score, "stratum": dict(stratum)})
+    if np.isnan(p):
+        return None, None
+    return p, (bool(p <= flag.alpha) if flag.control == "fpr" else None)
 
 
 def flag_columns(table: pd.DataFrame, rows: Mapping[str, Any], cfg: CohortConfig) -> pd.DataFrame:

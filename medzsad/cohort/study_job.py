@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from medzsad.calibration.operating_point import study_p_value
 from medzsad.calibration.study import calibrate_study
 from medzsad.cohort.executor import Loaded
 from medzsad.cohort.inputs import StudyInput
@@ -76,10 +77,14 @@ def _compute(
         lesions = postprocess(heat, prepared.volume, calib.threshold.rule, scored_region(prepared))
         score = study_score(scores, heat, cfg.output.study_score)
         prepared.timings_s["postprocess"] = time.perf_counter() - t
+        summary = calib.summary()
+        p_value, flagged = study_p_value(cfg, score, calib.stratum)  # for per-study objects (the SR)
+        if p_value is not None:
+            summary.update(p_value=p_value, flagged=flagged)
     except Exception as e:  # recorded per study; the cohort goes on
         raise _StageError(stage, e) from e
     label = job.log_id  # the output folder's name with show_ids, else the hash
-    return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke, calib.summary())
+    return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke, summary)
 
 
 def _provenance(job: StudyJob, result: StudyResult, cfg: CohortConfig, model: SliceScorer) -> dict[str, Any]:

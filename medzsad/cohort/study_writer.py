@@ -150,7 +150,8 @@ def _write_sr(
     from medzsad.report.sr_writer import SR_FILE, SrEvidence, write_dicom_sr
 
     op = operating_point(output)
-    source = f"{op.rule}; {op.provenance}"
+    # a calibrated study states its own tau and profile; else the cohort's rule
+    source = str(result.calibration.get("operating_point") or f"{op.rule}; {op.provenance}")
     model = provenance.get("model") or {}
     evidence = SrEvidence(
         score=float(result.score),
@@ -159,8 +160,9 @@ def _write_sr(
         lesions=tuple(result.lesions.lesions),
         model=str(model.get("description", "")) or ("smoke run, random weights" if result.smoke else ""),
         weights=str(model.get("weights", "")),
-        p_value=getattr(result, "p_value", None),
-        flag=getattr(result, "flag", None),
+        p_value=result.calibration.get("p_value"),
+        flag=result.calibration.get("flagged"),
+        flag_rule=str(result.calibration.get("flag_rule", "")),
         smoke=result.smoke,
     )
     return write_dicom_sr(result.prepared.volume, evidence, seg_path, folder / SR_FILE).path

@@ -6,6 +6,7 @@ a single study goes through exactly the code path and writes exactly the outputs
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,18 @@ def _profile_settings(folder: str) -> dict[str, Any]:
     return settings
 
 
+def _check_preset(preset: str) -> None:
+    """A misspelt ``--preset`` is a configuration error now, not a failed study after the model loads."""
+    from medzsad.transforms.preset import list_presets  # torch-free
+
+    names = list_presets()
+    if preset == "auto" or preset in names or Path(preset).is_file():
+        return
+    close = difflib.get_close_matches(preset, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(f"--preset {preset!r}: no such preset; {hint}(available: auto, {', '.join(names)})")
+
+
 def single_study_cohort(
     path: str | Path,
     *,
@@ -107,6 +120,8 @@ def single_study_cohort(
                 "run without --profile (fixed threshold from the preset/cohort)"
             )
         output.update(calibrated)
+    if preset is not None:
+        _check_preset(preset)
     pipeline: dict[str, Any] = {"preset": preset or "auto"}
     if fast:
         pipeline["skip_empty_slices"] = True

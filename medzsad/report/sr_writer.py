@@ -69,6 +69,7 @@ class SrEvidence:
         p_value: Study p-value from a site profile, when one was used.
         flag: Study flagged as abnormal by a site profile, when one was used.
         smoke: Random weights were used (smoke run): SeriesDescription and a parameter say so.
+        flag_rule: The flag rule's sentence (profile, alpha, error control), when a profile is used.
     """
 
     score: float
@@ -80,6 +81,7 @@ class SrEvidence:
     p_value: float | None = None
     flag: bool | None = None
     smoke: bool = False
+    flag_rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ def _algorithm(ev: SrEvidence) -> hd.sr.AlgorithmIdentification:
         f"model: {ev.model or 'unknown'}",
         f"weights: {ev.weights or 'unknown'}",
     ]
+    if ev.flag_rule:
+        params.append(f"flag rule: {ev.flag_rule}")
     if ev.smoke:
         params.append("SMOKE RUN: random weights, scores are meaningless")
     return hd.sr.AlgorithmIdentification(
@@ -191,6 +195,8 @@ def write_dicom_sr(
                 [(les.label, les.volume_ml, les.max_score) for les in evidence.lesions],
                 evidence.model,
                 evidence.weights,
+                evidence.flag_rule,
+                evidence.smoke,
                 str(seg.SOPInstanceUID),
             ]
         ).encode()

@@ -44,8 +44,10 @@ def test_forced_seg_failure_keeps_the_study_and_records_the_failure(
         ["Dicom Study/01", "output", "dicom-seg", "OutputError"]
     ]
     assert "forced SEG failure" in errors.loc[0, "message"]
-    # the log names the study by its pseudonym only, not by its id or folder name
+    # the log names the study by its pseudonym only, not by its id or folder name, and (ids hidden)
+    # leaves out the message, which names files (docs/privacy.md); errors.csv has it
     warning = next(r.getMessage() for r in caplog.records if "optional output dicom-seg" in r.getMessage())
-    assert "Dicom" not in warning and row["safe_id"] not in warning and "forced SEG failure" in warning
+    assert "Dicom" not in warning and row["safe_id"] not in warning and "OutputError" in warning
+    assert "forced SEG failure" not in warning and "--show-ids" in warning
     prov = json.loads((folder / "provenance.json").read_text())
     assert [f["output"] for f in prov["output_failures"]] == ["dicom-seg"]

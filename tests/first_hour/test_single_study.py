@@ -92,6 +92,11 @@ def test_cohort_of_one_is_the_same_config_a_file_would_give(scan: Path, tmp_path
         (["run", "-i", "{scan}", "-o", "{tmp}/o", "--formats", "nifti,jpeg"], EXIT_CONFIG, "jpeg"),
         (["run", "{tmp}/c.yaml", "--fast"], EXIT_CONFIG, "only with -i"),
         (["run"], EXIT_CONFIG, "-i PATH -o DIR"),
+        (
+            ["run", "-i", "{scan}", "-o", "{tmp}/o", "--preset", "ct-haed"],
+            EXIT_CONFIG,
+            "did you mean 'ct-head'",
+        ),
     ],
 )
 def test_single_study_usage_errors(

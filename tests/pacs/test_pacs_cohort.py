@@ -162,7 +162,7 @@ def test_sr_states_score_operating_point_lesions_and_model(run_dir: Path) -> Non
     score = float(studies.loc[studies["status"] == "done", "score"].iloc[0])
     assert (
         "operating point: heat >= " in text
-        and "operating point from: heat >= the study's own 97th percentile" in text
+        and "operating point from: heat >= the study's 97th percentile (uncalibrated" in text
     )
     assert "model: " in text and "weights: " in text
     assert sr.SeriesDescription == "SMOKE RUN random weights - medzsad anomaly report"  # tiny random model
@@ -213,3 +213,50 @@ def test_push_settings_do_not_change_the_study_config_hash(tmp_path: Path) -> No
     a.write_text(base)
     b.write_text(base + "output: {push: {dimse: {host: pacs, port: 104, ae_title: PACS}}}\n")
     assert study_config_hash(load_cohort(a)) == study_config_hash(load_cohort(b))
+
+
+def test_sr_states_the_site_profile_p_value_and_flag(tmp_path: Path) -> None:
+    """With output.flag, the SR holds the study's p-value and flag, equal to studies.csv's."""
+    from medzsad.calibration.hashes import model_hash, pipeline_hash
+    from medzsad.calibration.profile_io import CalibrationStudy, Profile, Stratum, write_profile
+
+    shape = (40, 40, 6)
+    data = 500 + 100 * np.random.default_rng(1).random(shape)
+    affine = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 3.0, 0], [0, 0, 0, 1]])
+    write_dicom_series(data, affine, tmp_path / "ct", SeriesSpec("CT", "flagged", "flagged"))
+    cfg = tmp_path / "cohort.yaml"
+    cfg.write_text(
+        f"""name: flagged
+inputs: {{paths: [{tmp_path / "ct"}]}}
+pipeline: {{skip_empty_slices: false}}
+{TINY}output:
+  dir: {tmp_path / "out"}
+  formats: [dicom-sr]
+  flag: {{profile: {tmp_path / "profile"}, alpha: 0.5, control: fpr}}
+"""
+    )
+    normals = tuple(CalibrationStudy(f"n{i}", i / 20, 0.1) for i in range(20))  # scores 0 .. 0.95
+    write_profile(
+        tmp_path / "profile",
+        Profile(
+            name="site",
+            model_hash=model_hash(load_cohort(cfg)),
+            pipeline_hash=pipeline_hash(load_cohort(cfg)),
+            strata_fields=(),
+            min_lesion_ml=0.1,
+            alpha_min=0.1,
+            strata={"all": Stratum("all", {}, normals)},
+            created="2026-11-30T08:00:00+00:00",
+            medzsad_version="0.1.0",
+        ),
+    )
+    summary = run_cohort(cfg)
+    assert summary.n_done == 1
+    row = pd.read_csv(tmp_path / "out" / "studies.csv").iloc[0]
+    (sr_path,) = (tmp_path / "out" / "studies").rglob("anomaly_sr.dcm")
+    sr = pydicom.dcmread(sr_path)
+    assert _numbers(sr, "Anomaly score p-value") == [pytest.approx(float(row["p_value"]), abs=1e-9)]
+    flags = [i.ConceptCodeSequence[0].CodeMeaning for i in _items(sr, "ConceptCodeSequence")
+             if i.ConceptNameCodeSequence[0].CodeMeaning == "Anomaly flag"]  # fmt: skip
+    assert flags == ["Yes" if bool(row["flagged"]) else "No"]
+    assert "flag rule: flag at alpha 0.5, false-positive rate (profile site, n=20 normals)" in _texts(sr)

@@ -92,8 +92,10 @@ def test_one_broken_study_part_does_not_cost_the_page(tmp_path: Path) -> None:
         }
     )
     body = "".join(_collect(write_report_html(tmp_path, table).read_text()).text)
-    assert "1. good" in body and "volume_ml" in body  # the healthy study keeps its part
-    assert "2. odd" in body and "could not be listed (TypeError" in body  # the broken one says why
+    assert "1. good" in body and "Volume (mL)" in body  # the healthy study keeps its part
+    # the broken one is listed apart with the reason, not ranked
+    assert "2. odd" not in body and "Studies not scored (1)" in body
+    assert "could not be listed (TypeError" in body
 
 
 def _collect(text: str) -> _Collect:
