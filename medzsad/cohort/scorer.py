@@ -172,8 +172,6 @@ def build_model_scorer(config: CohortConfig) -> ModelScorer:
     """
     device = resolve_device(config.model.device)
     model, info = _build_model(config)
-    detector = Detector(
-        model, device=device, precision=config.model.precision, compile=config.model.compile
-    )
+    detector = Detector(model, device=device, precision=config.model.precision, compile=config.model.compile)
     log.info("model: %s on %s (%s)", info.description, device, config.model.precision)
     return ModelScorer(detector, len(model.config.feature_layers), info)
