@@ -30,10 +30,12 @@ from medzsad.calibration.profile_io import CalibrationStudy, Profile, Stratum, w
 from medzsad.calibration.strata import stratum_key
 from medzsad.cohort.ledger import Ledger, StudyState
 from medzsad.cohort.loading import StudyLoader
-from medzsad.cohort.runner import RunOptions, RunSummary, run_cohort
+from medzsad.cohort.runner import RunOptions, RunSummary, _apply_options, run_cohort
 from medzsad.cohort.scorer import SliceScorer
 from medzsad.config import CohortConfig, ProfileConfig, load_cohort
 from medzsad.errors import ConfigError, OutputError
+from medzsad.references.profile_refs import ProfileReferences, prepare_profile_references, with_reference_mode
+from medzsad.references.sampling import check_disjoint
 
 __all__ = ["ProfileResult", "CalibrationRecord", "build_profile"]
 
@@ -82,7 +84,7 @@ def _normals_config(config: CohortConfig | str | Path) -> CohortConfig:
         )
     if cfg.profile is None:  # the profile section switches the per-study lesion statistic on
         cfg = cfg.with_overrides(profile=ProfileConfig().model_dump(mode="json"))
-    return cfg
+    return with_reference_mode(cfg)  # profile.references: calibrate in the mode reviews will use
 
 
 def _statistic_from_heatmap(folder: Path, min_lesion_ml: float) -> float:
@@ -119,9 +121,14 @@ def _records(summary: RunSummary, cfg: CohortConfig) -> list[CalibrationRecord]:
     return out
 
 
-def _select_calibration(records: list[CalibrationRecord], settings: ProfileConfig) -> list[CalibrationRecord]:
-    """The calibration studies: all scored normals (a references step would take its own out first)."""
-    return sorted(records, key=lambda r: r.safe_id)
+def _select_calibration(
+    records: list[CalibrationRecord], settings: ProfileConfig, references: tuple[str, ...] = ()
+) -> list[CalibrationRecord]:
+    """The calibration studies: the scored normals that are not references (safe ids)."""
+    refs = set(references)
+    kept = [r for r in records if r.safe_id not in refs]
+    check_disjoint(references, [r.safe_id for r in kept])
+    return sorted(kept, key=lambda r: r.safe_id)
 
 
 def _group(records: list[CalibrationRecord], settings: ProfileConfig) -> dict[str, Stratum]:
@@ -187,13 +194,18 @@ def build_profile(
     options = options or RunOptions()
     if options.dry_run:
         raise ConfigError("medzsad profile has no dry run; use medzsad run --dry-run on the normals cohort")
+    folder = Path(out_dir) if out_dir is not None else _apply_options(cfg, options).out_dir / "profile"
+    refs: ProfileReferences | None = None
+    if settings.references:  # draw the references and build their bank before scoring the rest
+        refs = prepare_profile_references(_apply_options(cfg, options), folder, scorer=scorer, loader=loader)
+        scorer = refs.scorer
     summary = run_cohort(cfg, options, scorer=scorer, loader=loader)
     t_score = time.perf_counter() - t0
     if summary.n_failed:
         log.warning(
             "%d normal studies failed and are left out of the profile (see errors.csv)", summary.n_failed
         )
-    records = _select_calibration(_records(summary, cfg), settings)
+    records = _select_calibration(_records(summary, cfg), settings, refs.split.references if refs else ())
     strata = _group(records, settings)
     _check_counts(strata, settings.alpha, cfg.source_file)
     profile = Profile(
@@ -207,8 +219,8 @@ def build_profile(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         medzsad_version=__version__,
         n_failed=summary.n_failed,
+        extra={"references": refs.to_json()} if refs is not None else {},
     )
-    folder = Path(out_dir) if out_dir is not None else summary.out_dir / "profile"
     profile_json = write_profile(folder, profile)
     profile = replace(profile, path=folder)
     plot = write_calibration_plot(folder / "calibration.png", profile)

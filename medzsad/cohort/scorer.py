@@ -32,6 +32,7 @@ __all__ = [
     "ScorerInfo",
     "ModelScorer",
     "build_scorer",
+    "build_model_scorer",
     "resolve_device",
 ]
 
@@ -189,9 +190,27 @@ def _build_model(config: CohortConfig) -> tuple[AnomalyCLIP, ScorerInfo]:
 def build_scorer(config: CohortConfig) -> ModelScorer:
     """Build the detector of a cohort's ``model`` section on its device.
 
+    With ``model.references: true`` the scorer blends in the reference bank of the cohort's profile
+    (:func:`medzsad.references.profile_refs.load_review_references`).
+
     Raises:
         ModelError: Weights missing (with the ``medzsad weights`` command to fix it), bad
             architecture, or unavailable device.
+        ConfigError: ``model.references`` without a profile built with references.
+    """
+    scorer = build_model_scorer(config)
+    if not config.model.references:
+        return scorer
+    from medzsad.references.profile_refs import load_review_references
+
+    return load_review_references(config, scorer)
+
+
+def build_model_scorer(config: CohortConfig) -> ModelScorer:
+    """The zero-shot scorer of a cohort's ``model`` section (references not applied).
+
+    Raises:
+        ModelError: See :func:`build_scorer`.
     """
     device = resolve_device(config.model.device)
     model, info = _build_model(config)

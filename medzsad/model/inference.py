@@ -152,6 +152,7 @@ class Detector:
                 f"expected images of shape (B, 3, {self.image_size}, {self.image_size}), got {tuple(x.shape)}"
             )
 
+
 def compile_vision(vision: Any, device: torch.device) -> Callable[[torch.Tensor], VisionFeatures]:
     """``torch.compile`` a vision encoder for inference on ``device``.
 

@@ -1,6 +1,6 @@
 """A seeded generator of mutated scan inputs of every kind medzsad reads.
 
-Seeds are small valid inputs (single-frame, RLE, JPEG-LS, enhanced and deflated DICOM, a DICOM
+Seeds are small valid inputs (single-frame, RLE, JPEG-LS, JPEG 2000, enhanced and deflated DICOM, a DICOM
 series, a zip export, a DICOMDIR set, NIfTI and ``.nii.gz``, NRRD, MHA, MHD + raw, PNG, JPEG,
 TIFF). Case ``i`` of seed ``s`` picks seed input ``i % n`` and applies 1-3 mutations drawn from
 ``random.Random(s * 1_000_003 + i)``: bit flips, overwrites with boundary values (aimed at the
@@ -64,6 +64,11 @@ def build_seeds(folder: Path) -> dict[str, dict[str, bytes]]:
         "IM1": write_series(tmp / "c", SeriesSpec(n_slices=1), compress=pydicom.uid.JPEGLSLossless)[
             0
         ].read_bytes()
+    }
+    seeds["dcm_j2k"] = {
+        "IM1": write_series(
+            tmp / "j", SeriesSpec(n_slices=1, rows=64, cols=64), compress=pydicom.uid.JPEG2000Lossless
+        )[0].read_bytes()
     }
     seeds["dcm_enh"] = {"enh.dcm": write_enhanced(tmp / "d" / "enh.dcm", SeriesSpec(n_slices=3)).read_bytes()}
     seeds["dcm_deflate"] = {"defl.dcm": h.dicom_deflate_bomb(_mk(tmp / "e"), 0).read_bytes()}
@@ -221,6 +226,6 @@ def write_case(seeds: dict[str, dict[str, bytes]], seed: int, i: int, out: Path)
         p.write_bytes(content)
     if kind == "dicomdir":
         return case / "DICOMDIR"
-    if len(files) == 1 and kind not in ("dcm", "dcm_rle", "dcm_jls"):
+    if len(files) == 1 and kind not in ("dcm", "dcm_rle", "dcm_jls", "dcm_j2k"):
         return case / next(iter(files))
     return case

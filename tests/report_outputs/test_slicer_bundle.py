@@ -13,6 +13,7 @@ import SimpleITK as sitk
 
 from medzsad.errors import OutputError
 from medzsad.io.volume import SourceInfo
+from medzsad.report.nifti_writer import HEAT_SCALE
 from medzsad.report.slicer_bundle import (
     focus_point,
     read_bundle,
@@ -68,7 +69,10 @@ def test_dicom_bundle_writes_scan_and_manifest(tmp_path: Path, ct_volume, heat_m
     np.testing.assert_array_equal(np.asarray(scan.dataobj), ct_volume.data)
     np.testing.assert_allclose(scan.affine, ct_volume.affine_ras, atol=1e-4)
     np.testing.assert_array_equal(np.asarray(nib.load(bundle.mask_labelmap).dataobj), mask)
-    np.testing.assert_allclose(np.asarray(nib.load(bundle.heatmap).dataobj), heat)
+    # heat maps are stored as uint16 steps of 1/65535 (nifti_writer): within half a step
+    np.testing.assert_allclose(
+        np.asarray(nib.load(bundle.heatmap).dataobj), heat, rtol=0, atol=0.5 / HEAT_SCALE + 1e-9
+    )
     doc = json.loads((bundle.folder / "bundle.json").read_text())
     assert not any(Path(p).is_absolute() for p in doc["files"].values())  # the folder can move
     assert bundle.window == (0.5, 1.0)

@@ -1,0 +1,120 @@
+"""``profile: {references: K}``: references drawn by seed, disjoint from calibration, validity kept.
+
+48 exchangeable synthetic normals (tiny random model); K=4 become references and their bank is
+written into the profile; the other 44 are scored *with* the references and calibrate. The
+validity check of issue 9 (random calibration/test splits of the stored numbers) must still hold,
+a review cohort with ``model.references: true`` uses the bank, and a profile whose references
+overlap its calibration set is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import medzsad.api as mz
+from medzsad.cohort.runner import RunOptions, run_cohort
+from medzsad.errors import ConfigError
+from medzsad.references.bank_io import load_bank
+from medzsad.references.profile_refs import BANK_FILE
+from medzsad.references.sampling import split_references
+
+N_NORMALS = 48
+K = 4
+OFF = RunOptions(progress="off")
+PROFILE = f"profile:\n  references: {K}\n  reference_seed: 3\n  alpha: 0.1\n"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, calib_helpers: dict[str, Any]) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("refsite")
+    write, yaml_ = calib_helpers["write_studies"], calib_helpers["cohort_yaml"]
+    normals = write(root / "normals", [(f"normal-{i:03d}", 1000 + i) for i in range(N_NORMALS)])
+    normals_yaml = yaml_(root / "normals.yaml", normals, root / "normals-run", "ref-normals", "", PROFILE)
+    result = mz.build_profile(normals_yaml, options=OFF)
+    review = write(root / "review", [(f"new-{i:02d}", 5000 + i) for i in range(3)])
+    return {"root": root, "profile": result, "review": review, "yaml": yaml_}
+
+
+def _json(site: dict[str, Any]) -> dict[str, Any]:
+    return json.loads((site["profile"].folder / "profile.json").read_text())
+
+
+def test_references_are_seeded_disjoint_and_recorded(site: dict[str, Any]) -> None:
+    d = _json(site)
+    refs = d["references"]["ids"]
+    calib = [s["id"] for s in d["strata"]["all"]["studies"]]
+    every = [f"normal-{i:03d}" for i in range(N_NORMALS)]
+    assert len(refs) == K and len(calib) == N_NORMALS - K
+    assert set(refs).isdisjoint(calib) and set(refs) | set(calib) == set(every)
+    assert tuple(refs) == split_references(every, K, 3).references
+    bank, info = load_bank(site["profile"].folder / BANK_FILE)
+    assert list(info.reference_ids) == refs and info.model_hash == d["model_hash"]
+    assert bank.features.dtype.itemsize == 2 and bank.n_patches == d["references"]["n_patches"] > 0
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.2])
+def test_validity_holds_with_references(site: dict[str, Any], alpha: float) -> None:
+    """The issue-9 validity check on the reference-mode calibration numbers (1000 random splits)."""
+    studies = _json(site)["strata"]["all"]["studies"]
+    scores = np.array([s["score"] for s in studies])
+    stats = np.array([s["lesion_statistic"] for s in studies])
+    n = len(scores)
+    assert len(np.unique(scores)) >= n - 2 and len(np.unique(stats)) >= n - 2
+    rng = np.random.default_rng(int(alpha * 1000))
+    n_cal = 30
+    flagged, lesion = [], []
+    for _ in range(1000):
+        perm = rng.permutation(n)
+        cal, test = perm[:n_cal], perm[n_cal:]
+        p = (1 + (scores[cal][None, :] >= scores[test][:, None]).sum(1)) / (n_cal + 1)
+        flagged.append(np.mean(p <= alpha))
+        tau = np.sort(stats[cal])[math.ceil((n_cal + 1) * (1 - alpha) - 1e-9) - 1]
+        lesion.append(np.mean(stats[test] >= tau))
+    assert np.mean(flagged) <= alpha + 0.02 and np.mean(lesion) <= alpha + 0.02
+    assert np.mean(flagged) >= alpha - 0.05 and np.mean(lesion) >= alpha - 0.05
+
+
+def _review_yaml(site: dict[str, Any], name: str, prof: Path, references: bool) -> Path:
+    text = site["yaml"](site["root"] / f"{name}.yaml", site["review"], site["root"] / name, name).read_text()
+    fixed = "  threshold: {method: fixed, value: 0.5, min_lesion_ml: 0.05}\n"
+    text = text.replace(fixed, f"  flag: {{profile: {prof}, alpha: 0.2}}\n{fixed}")
+    if references:
+        text = text.replace("  batch_size: 8\n", "  batch_size: 8\n  references: true\n")
+    path = site["root"] / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_review_with_references_uses_the_bank(site: dict[str, Any]) -> None:
+    prof = site["profile"].folder
+    summary = run_cohort(_review_yaml(site, "rev-refs", prof, True), OFF)
+    assert summary.n_failed == 0
+    table = pd.read_csv(summary.studies_csv)
+    cal = np.array([s["score"] for s in _json(site)["strata"]["all"]["studies"]])
+    for score, p in zip(table["score"], table["p_value"], strict=True):
+        assert p == pytest.approx((1 + int(np.sum(cal >= score))) / (len(cal) + 1))
+    prov = json.loads((summary.out_dir / "studies" / "new-00" / "provenance.json").read_text())
+    assert prov["model"]["weights"]["references"] == _json(site)["references"]["ids"]
+    assert "4 normal references (w=0.5)" in prov["model"]["description"]
+    with pytest.raises(ConfigError, match="model hash"):  # zero-shot scores against a reference profile
+        run_cohort(_review_yaml(site, "rev-zero", prof, False), OFF)
+
+
+def test_references_that_are_also_calibration_studies_are_refused(
+    site: dict[str, Any], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad-profile"
+    shutil.copytree(site["profile"].folder, bad)
+    d = json.loads((bad / "profile.json").read_text())
+    d["strata"]["all"]["studies"][0]["id"] = d["references"]["ids"][0]
+    (bad / "profile.json").write_text(json.dumps(d))
+    with pytest.raises(ConfigError, match="both references and calibration"):
+        run_cohort(_review_yaml(site, "rev-bad", bad, True), OFF)
