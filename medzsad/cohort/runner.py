@@ -26,12 +26,11 @@ from medzsad.cohort.metrics import cohort_metrics, write_metrics
 from medzsad.cohort.pipeline import PipelineExecutor
 from medzsad.cohort.run_lock import run_lock
 from medzsad.cohort.scorer import SliceScorer, build_scorer
-from medzsad.cohort.study_job import StudyJob
-from medzsad.cohort.study_stages import CohortStages
+from medzsad.cohort.study_job import StudyFinish, StudyJob
+from medzsad.cohort.study_stages import CohortStages, record_finish
 from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
-from medzsad.errors import ConfigError
 from medzsad.report.atomic import remove_stale_temps
 
 __all__ = ["RunOptions", "StudyOutcome", "RunSummary", "run_cohort"]
@@ -216,8 +215,6 @@ def run_cohort(
     options = options or RunOptions()
     cfg = load_cohort(config) if isinstance(config, str | Path) else config
     cfg = _apply_options(cfg, options)
-    if cfg.executor.kind != "local":
-        raise ConfigError(f"{cfg.source_file}: executor {cfg.executor.kind!r} is not available; use local")
     studies = collect_studies(cfg)
     out = cfg.out_dir
     if options.dry_run:
@@ -238,8 +235,12 @@ def run_cohort(
             "cohort %s: %d studies, %d to run, %d already done", cfg.name, len(plan), len(todo), len(outcomes)
         )
         if todo:
-            model = scorer if scorer is not None else build_scorer(cfg)
-            outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, on_study))
+            if cfg.executor.kind == "ray":
+                results = _execute_ray(cfg, todo, scorer, loader or default_loader, ledger)
+            else:
+                model = scorer if scorer is not None else build_scorer(cfg)
+                results = _execute(cfg, todo, model, loader or default_loader, ledger)
+            outcomes.update(_collect(cfg, todo, results, options, on_study))
         rows = {r.study_id: r for r in ledger.rows()}
     studies_csv, errors_csv = write_cohort_tables(out, studies, rows)
     if OutputKind.HTML in cfg.output.outputs:
@@ -275,36 +276,76 @@ def _executor(cfg: CohortConfig) -> PipelineExecutor:
     )
 
 
+Finishes = tuple[Iterator[tuple[StudyJob, StudyFinish]], threading.Event]
+
+
 def _execute(
+    cfg: CohortConfig, todo: list[StudyJob], model: SliceScorer, loader: StudyLoader, ledger: Ledger
+) -> Finishes:
+    """The local pipeline: ``(job, finish)`` in job order, each recorded in the ledger."""
+    stop = threading.Event()
+    stages = CohortStages(cfg, model, loader, ledger, stop)
+
+    def finishes() -> Iterator[tuple[StudyJob, StudyFinish]]:
+        for job, res in zip(todo, _executor(cfg).run(todo, stages, stop), strict=False):
+            stages.record(job, res)
+            yield job, res
+
+    return finishes(), stop
+
+
+def _execute_ray(
+    cfg: CohortConfig, todo: list[StudyJob], scorer: SliceScorer | None, loader: StudyLoader, ledger: Ledger
+) -> Finishes:
+    """Ray actors (:mod:`medzsad.cohort.ray_executor`); the ledger stays with this process."""
+    from medzsad.cohort.ray_executor import RayExecutor, RaySettings
+
+    ex = cfg.executor
+    settings = RaySettings(
+        address=ex.address,
+        workers=max(1, ex.n_workers),
+        gpus_per_worker=ex.gpus_per_worker,
+        cpus_per_worker=ex.cpus_per_worker,
+        max_retries=ex.max_retries,
+    )
+    stop = threading.Event()
+    executor = RayExecutor(cfg, loader, settings, scorer)
+
+    def begin(job: StudyJob) -> None:
+        ledger.mark_running(job.study.study_id, job.safe_id, job.input_hash, job.config_hash)
+
+    def finishes() -> Iterator[tuple[StudyJob, StudyFinish]]:
+        for job, res in zip(todo, executor.run(todo, begin, stop), strict=False):
+            record_finish(ledger, job, res)
+            yield job, res
+
+    return finishes(), stop
+
+
+def _collect(
     cfg: CohortConfig,
     todo: list[StudyJob],
-    model: SliceScorer,
-    loader: StudyLoader,
-    ledger: Ledger,
+    results: Finishes,
     options: RunOptions,
     on_study: Callable[[StudyOutcome, int, int], None] | None,
 ) -> dict[str, StudyOutcome]:
-    stop = threading.Event()
-    stages = CohortStages(cfg, model, loader, ledger, stop)
-    results: dict[str, StudyOutcome] = {}
+    """Progress, callbacks and ``continue_on_error`` over the executor's recorded finishes."""
+    finishes, stop = results
+    out: dict[str, StudyOutcome] = {}
     with _progress(len(todo), options.progress) as step:
-        for i, (job, res) in enumerate(
-            zip(todo, _executor(cfg).run(todo, stages, stop), strict=False), start=1
-        ):
-            stages.record(job, res)
+        for i, (job, res) in enumerate(finishes, start=1):
             if res.status == "cancelled":
                 continue  # the run stopped before this study; the next run picks it up
-            outcome = StudyOutcome(
-                job.study.study_id, job.log_id, res.status, res.score, res.error, res.seconds
-            )
-            results[outcome.study_id] = outcome
+            sid = job.study.study_id
+            outcome = StudyOutcome(sid, job.log_id, res.status, res.score, res.error, res.seconds)
+            out[outcome.study_id] = outcome
             step(outcome)
             if on_study is not None:
                 on_study(outcome, i, len(todo))
             if outcome.status == "failed" and not cfg.executor.continue_on_error and not stop.is_set():
                 log.warning("stopping after a failed study (executor.continue_on_error: false)")
                 stop.set()  # the rest stay pending; the next run picks them up
-    return results
+    return out
 
 
 def _dry_run(cfg: CohortConfig, studies: list[StudyInput], options: RunOptions) -> RunSummary:

@@ -25,7 +25,7 @@ from medzsad.cohort.stages import PreparedStudy
 from medzsad.cohort.study_job import StudyFinish, StudyJob, finish_study
 from medzsad.config import CohortConfig
 
-__all__ = ["CohortStages", "load_study"]
+__all__ = ["CohortStages", "load_study", "record_finish"]
 
 
 def load_study(
@@ -101,12 +101,15 @@ class CohortStages:
 
     def record(self, job: StudyJob, result: StudyFinish) -> None:
         """Record a finished study in the ledger (calling thread)."""
-        sid = job.study.study_id
-        if result.status == "done":
-            self.ledger.mark_done(sid, result.summary)
-        elif result.status == "failed":
-            self.ledger.mark_failed(
-                sid, result.error, {"stage": result.stage, "error_type": result.error_type}
-            )
-        else:
-            self.ledger.mark_pending(sid)
+        record_finish(self.ledger, job, result)
+
+
+def record_finish(ledger: Ledger, job: StudyJob, result: StudyFinish) -> None:
+    """Record a finished study in the ledger: done, failed, or back to pending (cancelled)."""
+    sid = job.study.study_id
+    if result.status == "done":
+        ledger.mark_done(sid, result.summary)
+    elif result.status == "failed":
+        ledger.mark_failed(sid, result.error, {"stage": result.stage, "error_type": result.error_type})
+    else:
+        ledger.mark_pending(sid)
