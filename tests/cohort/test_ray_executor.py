@@ -12,14 +12,13 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+import ray
 
 from medzsad.cohort.ledger import Ledger, StudyState
 from medzsad.cohort.runner import run_cohort
 from medzsad.config import parse_cohort
 
 from .conftest import TINY_MODEL, make_cohort
-
-ray = pytest.importorskip("ray", reason="the 'ray' extra is installed by the test command")
 
 N_NIFTI = 5
 
