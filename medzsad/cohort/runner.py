@@ -32,12 +32,12 @@ from medzsad.cohort.pipeline import PipelineExecutor
 from medzsad.cohort.run_lock import run_lock
 from medzsad.cohort.scorer import SliceScorer, build_scorer
 from medzsad.cohort.study_job import StudyJob
-from medzsad.cohort.study_stages import CohortStages
+from medzsad.cohort.study_stages import CohortStages, LedgerStages
 from medzsad.cohort.study_writer import PARTIAL_MARK
 from medzsad.cohort.tables import studies_table, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort, study_config_hash
 from medzsad.config.pacs import PushConfig
-from medzsad.errors import ConfigError, OutputError
+from medzsad.errors import OutputError
 from medzsad.fileio import TEMP_MARK
 from medzsad.progress import NullBar, progress_bar
 from medzsad.report.optional import OutputFailure, attempt
@@ -256,8 +256,6 @@ def run_cohort(
     options = options or RunOptions()
     cfg = load_cohort(config) if isinstance(config, str | Path) else config
     cfg = _apply_options(cfg, options)
-    if cfg.executor.kind != "local":
-        raise ConfigError(f"{cfg.source_file}: executor {cfg.executor.kind!r} is not available; use local")
     check_cohort(cfg)  # a profile that does not fit (hashes, alpha) is refused before any scoring
     studies = collect_studies(cfg)
     out = cfg.out_dir
@@ -279,9 +277,9 @@ def run_cohort(
         )
         pushed: frozenset[str] = frozenset()
         if todo:
-            model = scorer if scorer is not None else build_scorer(cfg)
             with _pushing(cfg, todo, on_study) as (notify, attempted):
-                outcomes.update(_execute(cfg, todo, model, loader or default_loader, ledger, options, notify))
+                done = _execute(cfg, todo, scorer, loader or default_loader, ledger, options, notify)
+                outcomes.update(done)
             pushed = frozenset(attempted)
         rows = {r.study_id: r for r in ledger.rows()}
     return _finish(cfg, studies, rows, outcomes, pushed)
@@ -394,19 +392,27 @@ def _write_html(out: Path, table: pd.DataFrame, cfg: CohortConfig, metrics: dict
 def _execute(
     cfg: CohortConfig,
     todo: list[StudyJob],
-    model: SliceScorer,
+    scorer: SliceScorer | None,
     loader: StudyLoader,
     ledger: Ledger,
     options: RunOptions,
     on_study: Callable[[StudyOutcome, int, int], None] | None,
 ) -> dict[str, StudyOutcome]:
+    """Run ``todo`` on the configured executor; the ledger and the outcomes stay in this thread."""
     stop = threading.Event()
-    stages = CohortStages(cfg, model, loader, ledger)
+    stages: LedgerStages
+    if cfg.executor.kind == "ray":
+        from medzsad.cohort.ray_executor import RayExecutor
+
+        stages = LedgerStages(cfg, ledger)
+        finishes = RayExecutor(cfg, loader, scorer).run(todo, stages.begin_at, stop)
+    else:
+        model = scorer if scorer is not None else build_scorer(cfg)
+        stages = CohortStages(cfg, model, loader, ledger)
+        finishes = _executor(cfg).run(todo, stages, stop)
     results: dict[str, StudyOutcome] = {}
     with _progress(len(todo), options.progress) as step:
-        for i, (job, res) in enumerate(
-            zip(todo, _executor(cfg).run(todo, stages, stop), strict=False), start=1
-        ):
+        for i, (job, res) in enumerate(zip(todo, finishes, strict=False), start=1):
             stages.record(job, res)
             if res.status == "cancelled":
                 continue  # the run stopped before this study; the next run picks it up

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ from medzsad.cohort.study_job import (
 from medzsad.cohort.study_writer import partial_dir
 from medzsad.config import CohortConfig
 
-__all__ = ["CohortStages", "load_study"]
+__all__ = ["CohortStages", "LedgerStages", "load_study"]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,56 @@ def _device_of(model: SliceScorer) -> torch.device | None:
     return torch.device(device) if device is not None else None
 
 
-class CohortStages:
+class LedgerStages:
+    """The calling thread's part of every executor: mark studies running, record what comes back.
+
+    Args:
+        cfg: The cohort.
+        ledger: The run ledger (used in the calling thread only).
+    """
+
+    def __init__(self, cfg: CohortConfig, ledger: Ledger) -> None:
+        self.cfg, self.ledger = cfg, ledger
+        self._places: dict[str, FinishPlace] = {}
+
+    def begin(self, job: StudyJob) -> None:
+        """Mark the study ``running`` and claim its partial folder (its files are about to be written)."""
+        self.begin_at(job, partial_dir(self.cfg.out_dir / "studies", job.safe_id))
+
+    def begin_at(self, job: StudyJob, partial: Path) -> FinishPlace:
+        """Mark the study ``running`` and claim ``partial``, the folder another process will write."""
+        self.ledger.mark_running(job.study.study_id, job.safe_id, job.input_hash, job.config_hash)
+        where = FinishPlace(partial, self.ledger.owns_study_folder(job.safe_id))
+        self.ledger.claim(f"studies/{where.partial.name}", "partial")
+        self._places[job.study.study_id] = where
+        return where
+
+    def record(self, job: StudyJob, result: StudyFinish) -> None:
+        """Record a finished study in the ledger and the log (calling thread)."""
+        sid = job.study.study_id
+        where = self._places.pop(sid, None)
+        show = self.cfg.output.show_ids
+        if result.status == "done":
+            self.ledger.claim(f"studies/{job.safe_id}", "study")
+            if where is not None:
+                self.ledger.release(f"studies/{where.partial.name}")
+            log_failed_outputs(job.log_id, result.summary.get("output_failures", []), show)
+            self.ledger.mark_done(sid, result.summary)
+            log.info("study %s done: score %.4f, %s lesions", job.log_id, result.score,
+                     result.summary.get("lesion_count"))  # fmt: skip
+        elif result.status == "failed":
+            if where is not None:
+                with contextlib.suppress(Exception):
+                    self.ledger.release(f"studies/{where.partial.name}")
+            self.ledger.mark_failed(
+                sid, result.error, {"stage": result.stage, "error_type": result.error_type}
+            )
+            # without show_ids the message (paths, file names) stays in errors.csv, never in the log
+            shown = result.error[:300] if show else "message in errors.csv"
+            log.warning("study %s failed at %s: %s: %s", job.log_id, result.stage, result.error_type, shown)
+
+
+class CohortStages(LedgerStages):
     """Stages of a cohort run.
 
     Args:
@@ -69,11 +119,11 @@ class CohortStages:
         loader: StudyLoader,
         ledger: Ledger,
     ) -> None:
-        self.cfg, self.model, self.loader, self.ledger = cfg, model, loader, ledger
+        super().__init__(cfg, ledger)
+        self.model, self.loader = model, loader
         self.spec = InputSpec.of(model)
         self.facts = ModelFacts.of(model)
         self.device = _device_of(model)
-        self._places: dict[str, FinishPlace] = {}
 
     def load_task(self, job: StudyJob) -> tuple[Callable[..., PreparedStudy], tuple[Any, ...], str]:
         """See :meth:`medzsad.cohort.executor.StudyStages.load_task`."""
@@ -104,14 +154,6 @@ class CohortStages:
         """The study without its ``(N, 3, S, S)`` model inputs (~1 GB for 300 slices at 518 px)."""
         return dataclasses.replace(loaded, images=loaded.images[:0])
 
-    def begin(self, job: StudyJob) -> None:
-        """Mark the study ``running`` and claim its partial folder (its files are about to be written)."""
-        self.ledger.mark_running(job.study.study_id, job.safe_id, job.input_hash, job.config_hash)
-        where = FinishPlace(partial_dir(self.cfg.out_dir / "studies", job.safe_id),
-                            self.ledger.owns_study_folder(job.safe_id))  # fmt: skip
-        self.ledger.claim(f"studies/{where.partial.name}", "partial")
-        self._places[job.study.study_id] = where
-
     def finish_task(
         self, job: StudyJob, loaded: Loaded[PreparedStudy], scored: Scored | None
     ) -> tuple[Callable[..., StudyFinish], tuple[Any, ...], str]:
@@ -128,27 +170,3 @@ class CohortStages:
     def cancelled(self, job: StudyJob) -> StudyFinish:
         """The run stopped before the study was finished (its ledger row is untouched)."""
         return StudyFinish("cancelled")
-
-    def record(self, job: StudyJob, result: StudyFinish) -> None:
-        """Record a finished study in the ledger and the log (calling thread)."""
-        sid = job.study.study_id
-        where = self._places.pop(sid, None)
-        show = self.cfg.output.show_ids
-        if result.status == "done":
-            self.ledger.claim(f"studies/{job.safe_id}", "study")
-            if where is not None:
-                self.ledger.release(f"studies/{where.partial.name}")
-            log_failed_outputs(job.log_id, result.summary.get("output_failures", []), show)
-            self.ledger.mark_done(sid, result.summary)
-            log.info("study %s done: score %.4f, %s lesions", job.log_id, result.score,
-                     result.summary.get("lesion_count"))  # fmt: skip
-        elif result.status == "failed":
-            if where is not None:
-                with contextlib.suppress(Exception):
-                    self.ledger.release(f"studies/{where.partial.name}")
-            self.ledger.mark_failed(
-                sid, result.error, {"stage": result.stage, "error_type": result.error_type}
-            )
-            # without show_ids the message (paths, file names) stays in errors.csv, never in the log
-            shown = result.error[:300] if show else "message in errors.csv"
-            log.warning("study %s failed at %s: %s: %s", job.log_id, result.stage, result.error_type, shown)

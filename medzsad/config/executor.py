@@ -20,14 +20,21 @@ def default_workers() -> int:
 
 
 class ExecutorConfig(_Section):
-    """Where studies run: ``local`` is a pipeline in one machine (see ``docs/cohort.md``).
+    """Where studies run: ``local``, a pipeline in one machine; ``ray``, a Ray cluster (docs/scale-out.md).
 
     Studies are read, decoded and preprocessed in ``workers`` worker processes (each study in its own
     worker, under ``study_timeout_s`` and ``worker_memory_gb``), scored on the device in the main
     process in batches that mix studies, then post-processed and written by ``writers`` processes.
     """
 
-    kind: Literal["local"] = "local"
+    kind: Literal["local", "ray"] = "local"
+    #: Ray only: ``auto`` (a running cluster, else a local one), ``local``, or ``ray://host:port``
+    address: str = "auto"
+    #: Ray only: GPUs and CPUs each actor reserves (one model per actor)
+    gpus_per_worker: float = Field(default=0.0, ge=0)
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+    #: Ray only: times a study is handed out again after its worker process died
+    max_retries: int = Field(default=1, ge=0, le=10)
     #: worker processes that read and preprocess studies; None = cores - 1; 0 = in the main process
     workers: int | None = Field(default=None, ge=0, le=256)
     #: studies loaded and waiting for the model, on top of those being loaded (bounded queue)

@@ -1,0 +1,112 @@
+"""The Ray executor on a local Ray cluster (2 CPU actors, tiny model): same outputs as the local
+executor, and a run survives the kill -9 of one actor's process with every study done once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import ray
+
+from medzsad.cohort.ledger import Ledger, StudyState
+from medzsad.cohort.runner import run_cohort
+from medzsad.config import parse_cohort
+
+from .conftest import TINY_MODEL, make_cohort
+
+N_NIFTI = 5
+
+
+def _cohort(root: Path, out: str, executor: str):
+    make_cohort(root, n_nifti=N_NIFTI, corrupt=True)
+    text = f"name: ray-test\ninputs: {{manifest: manifest.csv}}\n{TINY_MODEL}\noutput: {{dir: {out}}}\n"
+    return parse_cohort(text + executor, base_dir=root)
+
+
+def _digest(study_dir: Path) -> dict[str, str]:
+    """sha256 of every file that does not record run times or paths (NIfTI outputs, CSVs)."""
+    out = {}
+    for p in sorted(study_dir.rglob("*")):
+        if p.is_file() and p.suffix in (".gz", ".csv"):
+            out[str(p.relative_to(study_dir))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def _voxels(study_dir: Path) -> dict[str, np.ndarray]:
+    return {
+        p.name: np.asarray(nib.load(p).dataobj) for p in sorted(study_dir.glob("*.nii.gz"))
+    }
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+RAY = "executor: {kind: ray, address: auto, workers: 2, cpus_per_worker: 1}\n"
+LOCAL = "executor: {workers: 0}\n"
+
+
+def _compare(a: Path, b: Path) -> None:
+    ta = pd.read_csv(a / "studies.csv").sort_values("study_id").reset_index(drop=True)
+    tb = pd.read_csv(b / "studies.csv").sort_values("study_id").reset_index(drop=True)
+    assert list(ta["status"]) == list(tb["status"])
+    np.testing.assert_allclose(ta["score"].to_numpy(float), tb["score"].to_numpy(float), atol=1e-6)
+    dirs = sorted(p.name for p in (a / "studies").iterdir())
+    assert dirs == sorted(p.name for p in (b / "studies").iterdir())
+    for d in dirs:
+        va, vb = _voxels(a / "studies" / d), _voxels(b / "studies" / d)
+        assert va.keys() == vb.keys() and va
+        for k in va:
+            np.testing.assert_array_equal(va[k], vb[k], err_msg=f"{d}/{k}")
+
+
+def test_ray_outputs_equal_local(tmp_path, ray_cluster):
+    local = run_cohort(_cohort(tmp_path / "a", "out", LOCAL))
+    dist = run_cohort(_cohort(tmp_path / "b", "out", RAY))
+    assert (dist.n_done, dist.n_failed) == (local.n_done, local.n_failed) == (N_NIFTI + 1, 1)
+    _compare(tmp_path / "a" / "out", tmp_path / "b" / "out")
+    assert not [p for p in (tmp_path / "b" / "out" / "studies").iterdir() if ".partial-" in p.name]
+
+
+def test_killed_actor_is_retried_and_nothing_is_lost(tmp_path, ray_cluster, monkeypatch):
+    from medzsad.cohort import ray_executor
+
+    executors: list[ray_executor.RayExecutor] = []
+    original = ray_executor.RayExecutor._actors
+
+    def keep(self, ray_mod):
+        executors.append(self)
+        return original(self, ray_mod)
+
+    monkeypatch.setattr(ray_executor.RayExecutor, "_actors", keep)
+    killed: list[int] = []
+
+    def kill_one(outcome, index, total):
+        if not killed:  # kill -9 an actor's process while it holds studies (2 in flight each)
+            pid = executors[0].actor_pids[0]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    summary = run_cohort(_cohort(tmp_path / "b", "out", RAY), on_study=kill_one)
+    assert killed
+    assert (summary.n_done, summary.n_failed) == (N_NIFTI + 1, 1)
+    out = tmp_path / "b" / "out"
+    with Ledger(out / "ledger.sqlite") as ledger:
+        rows = ledger.rows()
+    assert sum(r.state is StudyState.DONE for r in rows) == N_NIFTI + 1
+    assert max(r.attempts for r in rows) >= 2, "no study was handed out again"
+    names = [p.name for p in (out / "studies").iterdir()]
+    assert len(names) == len(set(names)) == N_NIFTI + 1
+    assert not [n for n in names if ".partial-" in n]
+    local = run_cohort(_cohort(tmp_path / "a", "out", LOCAL))
+    assert local.n_done == N_NIFTI + 1
+    _compare(tmp_path / "a" / "out", out)
