@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from medzsad.config.cohort import CohortConfig
-from medzsad.config.output import OutputConfig, ThresholdRule
 from medzsad.config.yaml_loading import validate_cohort_data
 from medzsad.errors import ConfigError, InputError
 
@@ -45,18 +44,11 @@ def _cohort_name(path: Path) -> str:
 
 
 def _profile_settings(folder: str) -> dict[str, Any]:
-    """``output`` keys a site calibration profile sets, as far as this version's schema has them.
+    """``output`` keys of a site calibration profile (``medzsad profile``).
 
-    A calibrated threshold (``output.threshold: {method: calibrated, profile: DIR}``) and study
-    flags (``output.flag: {profile: DIR}``) come with the calibration feature (``medzsad profile``);
-    without it the dict is empty.
+    A calibrated lesion threshold and study flags with p-values, both at alpha 0.05.
     """
-    settings: dict[str, Any] = {}
-    if "profile" in ThresholdRule.model_fields:
-        settings["threshold"] = {"method": "calibrated", "profile": folder}
-    if "flag" in OutputConfig.model_fields:
-        settings["flag"] = {"profile": folder}
-    return settings
+    return {"threshold": {"method": "calibrated", "profile": folder}, "flag": {"profile": folder}}
 
 
 def _check_preset(preset: str) -> None:
