@@ -92,7 +92,9 @@ class OutputError(MedzsadError):
 
 
 class LedgerError(OutputError):
-    """The run ledger (``.medzsad/ledger.sqlite``) is empty, corrupt or not a medzsad ledger."""
+    """The run ledger (``<output dir>/ledger.sqlite``) is empty, corrupt or not a medzsad ledger."""
+
+
 class PacsError(InputError):
     """A PACS (DICOMweb or DIMSE) cannot be reached, refuses a request or answers wrongly.
 
