@@ -108,7 +108,7 @@ class StudyWorkerError(InputError):
 
 
 class LedgerError(OutputError):
-    """The run ledger (``.medzsad/ledger.sqlite``) is empty, corrupt or not a medzsad ledger."""
+    """The run ledger (``<output dir>/ledger.sqlite``) is empty, corrupt or not a medzsad ledger."""
 
 
 class PacsError(InputError):

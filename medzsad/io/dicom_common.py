@@ -91,11 +91,14 @@ def _check_deflated(fh: IO[bytes], path: str) -> None:
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     total = 0
     try:
-        while chunk := fh.read(1 << 20):
-            while chunk:
-                total += len(inflater.decompress(chunk, 1 << 24))
-                chunk = inflater.unconsumed_tail
+        while not inflater.eof and (chunk := fh.read(1 << 20)):
+            while chunk and not inflater.eof:
+                out = inflater.decompress(chunk, 1 << 24)
+                total += len(out)
                 check_bytes(total, cap, path, "deflated data set", "inflated data")
+                if not out and inflater.unconsumed_tail == chunk:
+                    break  # no progress: let pydicom report the stream
+                chunk = inflater.unconsumed_tail
     except zlib.error:
         return  # corrupt stream: pydicom reports it
     finally:

@@ -36,7 +36,6 @@ def _bad_inputs(root: Path) -> dict[str, Path]:
         "devzero": h.mhd_external(folder("mhd")),
         "ndims": h.mha_ndims(folder("mha")),
         "frames": h.dicom_frames_claim(folder("frames")).parent,
-        "nested": h.dicom_nested(folder("nested")).parent,
         "rle": h.dicom_rle_truncated(folder("rle")).parent,
         "zip2g": h.zip_declared_size(folder("zip")),
         "nan": nan_series,

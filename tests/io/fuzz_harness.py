@@ -156,20 +156,35 @@ def _cpu_s(pid: int) -> float:
         return 0.0
 
 
-def _answer(proc: subprocess.Popen[str], timeout_s: float) -> str | None:
-    """The worker's next line ('' when it died), or None when the case hangs.
+class _Lines:
+    """Lines from the worker's stdout through ``os.read`` (a buffered readline would hide lines
+    that already arrived from ``select``, and the parent would wait for nothing)."""
 
-    A hang is ``timeout_s`` of CPU time without an answer, or 10 x ``timeout_s`` of wall time (a
-    case blocked without using CPU): on a loaded machine a case starved of CPU is not a hang.
-    """
-    assert proc.stdout is not None
-    cpu0, t0 = _cpu_s(proc.pid), time.monotonic()
-    while True:
-        ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
-        if ready:
-            return proc.stdout.readline()
-        if _cpu_s(proc.pid) - cpu0 >= timeout_s or time.monotonic() - t0 >= 10 * timeout_s:
-            return None
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self.proc, self.fd, self.buf = proc, proc.stdout.fileno(), b""
+
+    def next(self, timeout_s: float, wall_factor: float = 10.0) -> str | None:
+        """The next line ('' when the worker died), or None when the case hangs.
+
+        A hang is ``timeout_s`` of worker CPU time without an answer, or ``wall_factor`` x
+        ``timeout_s`` of wall time (blocked without using CPU): on a loaded machine a case starved
+        of CPU is not a hang.
+        """
+        cpu0, t0 = _cpu_s(self.proc.pid), time.monotonic()
+        while b"\n" not in self.buf:
+            ready, _, _ = select.select([self.fd], [], [], timeout_s)
+            if ready:
+                chunk = os.read(self.fd, 1 << 16)
+                if not chunk:
+                    return ""
+                self.buf += chunk
+            elif (
+                _cpu_s(self.proc.pid) - cpu0 >= timeout_s or time.monotonic() - t0 >= wall_factor * timeout_s
+            ):
+                return None
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode() + "\n"
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -200,15 +215,15 @@ def _run_batch(paths: list[str], timeout_s: float, as_bytes: int, voxel_limit: i
     while todo:
         proc = _start(as_bytes, voxel_limit)
         assert proc.stdin is not None and proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], STARTUP_S)
-        if not ready or proc.stdout.readline().strip() != "ready":
+        lines = _Lines(proc)
+        if (lines.next(STARTUP_S, wall_factor=1.0) or "").strip() != "ready":
             _stop(proc)
             raise RuntimeError(f"fuzz worker did not start within {STARTUP_S} s")
         for p in todo:
             proc.stdin.write(p + "\n")
         proc.stdin.close()
         while todo:
-            line = _answer(proc, timeout_s)
+            line = lines.next(timeout_s)
             if line:
                 rec = json.loads(line)
                 results.append(CaseResult(**rec))
