@@ -83,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _line(outcome: Any, i: int, n: int) -> None:
     extra = f" score={outcome.score:.4f}" if outcome.score is not None else ""
     if outcome.error:
-        extra += f" error={outcome.error[:120]}"
+        extra += f" error={outcome.error[:400]}"
     sys.stderr.write(f"[{i}/{n}] {outcome.log_id} {outcome.status}{extra} ({outcome.seconds:.1f} s)\n")
 
 

@@ -217,7 +217,7 @@ def _progress(total: int, mode: str) -> Iterator[Callable[[StudyOutcome], None]]
             if isinstance(bar, NullBar):
                 return
             score = f" score={outcome.score:.4f}" if outcome.score is not None else ""
-            error = f" error={outcome.error[:100]}" if outcome.error else ""
+            error = f" error={outcome.error[:400]}" if outcome.error else ""
             bar.write(
                 f"{outcome.log_id} {outcome.status}{score}{error} ({outcome.seconds:.1f} s)", file=sys.stderr
             )
