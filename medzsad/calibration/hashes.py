@@ -40,25 +40,10 @@ def _weight_identity(config: CohortConfig, name: str) -> Any:
 
 def model_hash(config: CohortConfig) -> str:
     """sha256 of the settings and weight identity that change a study's scores (see module doc)."""
-    from medzsad.weights.architecture import effective_settings
+    from medzsad.config.cohort import effective_model_settings
 
     c = config.model
-    m = c.model_dump(mode="json", exclude={"device", "batch_size"})
-    # effective values (an override, else the architecture JSON's), as in study_config_hash
-    eff = effective_settings(
-        prompts=c.prompt_weights,
-        backbone=c.backbone,
-        image_size=c.image_size,
-        feature_layers=c.feature_layers,
-        dpam_layers=c.dpam_layers,
-        tiny=c.tiny,
-    )
-    m.update(
-        backbone=eff.backbone,
-        image_size=eff.image_size,
-        feature_layers=list(eff.feature_layers) if eff.feature_layers is not None else None,
-        dpam_layers=eff.dpam_layers,
-    )
+    m = effective_model_settings(config)  # the same effective values as study_config_hash
     m["clip_weights"] = _weight_identity(config, c.clip_weights)
     m["prompt_weights"] = _weight_identity(config, c.prompt_weights)
     return _sha(m)

@@ -68,17 +68,15 @@ class CohortConfig(_Section):
         return validate_cohort_data(data, self.source_file, {})
 
 
-def study_config_hash(config: CohortConfig) -> str:
-    """sha256 of the settings that change a study's outputs (not device, batch size, paths, name).
+def effective_model_settings(config: CohortConfig) -> dict[str, Any]:
+    """The ``model`` section as JSON with effective values (an override, else the architecture's).
 
-    Model settings enter with their effective values (an override, else the architecture JSON's),
-    so ``image_size: 518`` and no ``image_size`` give the same hash when the architecture's is 518.
+    ``device`` and ``batch_size`` are left out: they never change a study's outputs.
     """
     from medzsad.weights.architecture import effective_settings
 
-    data = config.model_dump(mode="json")
-    model = {k: v for k, v in data["model"].items() if k not in ("device", "batch_size")}
     m = config.model
+    model = m.model_dump(mode="json", exclude={"device", "batch_size"})
     eff = effective_settings(
         prompts=m.prompt_weights,
         backbone=m.backbone,
@@ -93,6 +91,17 @@ def study_config_hash(config: CohortConfig) -> str:
         feature_layers=list(eff.feature_layers) if eff.feature_layers is not None else None,
         dpam_layers=eff.dpam_layers,
     )
+    return model
+
+
+def study_config_hash(config: CohortConfig) -> str:
+    """sha256 of the settings that change a study's outputs (not device, batch size, paths, name).
+
+    Model settings enter with their effective values (an override, else the architecture JSON's),
+    so ``image_size: 518`` and no ``image_size`` give the same hash when the architecture's is 518.
+    """
+    data = config.model_dump(mode="json")
+    model = effective_model_settings(config)
     # output.flag only changes the cohort tables (p-values are computed when they are written);
     # where outputs are sent (output.push) does not change them
     output = {k: v for k, v in data["output"].items() if k not in ("dir", "flag", "push")}
