@@ -110,3 +110,25 @@ def test_killed_actor_is_retried_and_nothing_is_lost(tmp_path, ray_cluster, monk
     local = run_cohort(_cohort(tmp_path / "a", "out", LOCAL))
     assert local.n_done == N_NIFTI + 1
     _compare(tmp_path / "a" / "out", out)
+
+
+def test_a_study_that_kills_its_worker_twice_fails_with_the_reason(tmp_path):
+    """The driver's book-keeping alone (no cluster): the first death re-queues, the second fails."""
+    from medzsad.cohort.ray_executor import RayExecutor, RaySettings, _Dispatch
+    from medzsad.cohort.study_job import StudyJob
+
+    cfg = _cohort(tmp_path / "c", "out", RAY)
+    (cfg.out_dir / "studies").mkdir(parents=True)
+    ex = RayExecutor(cfg, loader=None, settings=RaySettings(workers=1, max_retries=1))  # type: ignore[arg-type]
+    ex.actor_pids = [4242]
+    left = cfg.out_dir / "studies" / "s1.partial-4242"
+    left.mkdir()
+    job = StudyJob(study=None, safe_id="s1", input_hash="i", config_hash="c", log_id="s-1")  # type: ignore[arg-type]
+    state = _Dispatch(1, 1)
+    state.todo.clear()
+    assert ex._worker_died(0, 0, [job], RuntimeError("killed"), state) is None
+    assert list(state.todo) == [0] and not left.exists()  # handed out again, its partial folder gone
+    state.todo.clear()
+    failed = ex._worker_died(0, 0, [job], RuntimeError("killed"), state)
+    assert failed is not None and failed.status == "failed" and failed.error_type == "WorkerDied"
+    assert "killed its worker process 2 times" in failed.error and not state.todo
