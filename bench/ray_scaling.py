@@ -6,8 +6,9 @@ A NIfTI CT cohort (``--size`` x ``--size`` x ``--slices``) runs through ``run_co
 
 - studies/hour with 1 and with 2 actors (steady rate between the first and last finished study),
   scaling efficiency = throughput(2) / (2 x throughput(1));
-- Ray's overhead per study: the 1-actor wall time per study minus the same cohort's per-study
-  wall time through the local executor with ``workers: 0`` (same work, no Ray).
+- Ray's overhead: the fixed start-up of a run (wall time minus the studies' time at the steady
+  rate: cluster connection, actors, one model per actor) and the steady seconds per study of one
+  actor against the local executor with ``workers: 0`` (same work, no Ray).
 
 Usage: ``python bench/ray_scaling.py --studies 12 --size 128 --slices 40 --latency-ms 20``
 """
@@ -74,8 +75,12 @@ def main() -> None:
         print(f"| {w} | {wall:.1f} | {rate:.0f} | {n} |")
     eff = rows[1][2] / (2 * rows[0][2]) if rows[0][2] else float("nan")
     print(f"scaling efficiency throughput(2)/(2 x throughput(1)) = {eff:.2f}")
-    per_study = (rows[0][1] - local_wall) / args.studies
-    print(f"Ray overhead per study (1 actor vs local, start-up included) = {per_study:.2f} s")
+    # fixed cost of a run = wall time - the time the steady rate needs for the studies
+    fixed_local = local_wall - args.studies * 3600 / local_rate
+    for w, wall, rate, _n in rows:
+        print(f"{w} actor(s): fixed start-up {wall - args.studies * 3600 / rate:.1f} s (local: {fixed_local:.1f} s)")
+    per_study = 3600 / rows[0][2] - 3600 / local_rate
+    print(f"steady seconds per study, 1 actor minus local: {per_study:+.2f} s (negative: the actor overlaps 2)")
 
 
 if __name__ == "__main__":
