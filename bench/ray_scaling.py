@@ -78,9 +78,10 @@ def main() -> None:
     # fixed cost of a run = wall time - the time the steady rate needs for the studies
     fixed_local = local_wall - args.studies * 3600 / local_rate
     for w, wall, rate, _n in rows:
-        print(f"{w} actor(s): fixed start-up {wall - args.studies * 3600 / rate:.1f} s (local: {fixed_local:.1f} s)")
+        fixed = wall - args.studies * 3600 / rate
+        print(f"{w} actor(s): fixed start-up {fixed:.1f} s (local: {fixed_local:.1f} s)")
     per_study = 3600 / rows[0][2] - 3600 / local_rate
-    print(f"steady seconds per study, 1 actor minus local: {per_study:+.2f} s (negative: the actor overlaps 2)")
+    print(f"steady s/study, 1 actor minus local: {per_study:+.2f} s (negative: the actor overlaps 2)")
 
 
 if __name__ == "__main__":
