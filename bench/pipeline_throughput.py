@@ -64,12 +64,17 @@ class StandInScorer:
 
 
 def bench_loader(study: StudyInput, config: CohortConfig, spec: ModelInputSpec) -> PreparedStudy:
-    """The default loader, noting the worker's pid, CPU seconds so far and peak RSS in the series info."""
+    """The default loader; appends the worker's pid, CPU seconds so far and peak RSS to a JSON-lines log.
+
+    The log is ``$MEDZSAD_BENCH_LOG`` (workers inherit the environment); the study's series summary
+    is a frozen record, so the figures travel beside it.
+    """
     prepared = default_loader(study, config, spec)
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    prepared.series.update(
-        bench_pid=os.getpid(), bench_cpu_s=ru.ru_utime + ru.ru_stime, bench_rss_mb=ru.ru_maxrss / 1024
-    )
+    row = {"bench_pid": os.getpid(), "bench_cpu_s": ru.ru_utime + ru.ru_stime}
+    row["bench_rss_mb"] = ru.ru_maxrss / 1024
+    with open(os.environ["MEDZSAD_BENCH_LOG"], "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
     return prepared
 
 
@@ -159,12 +164,12 @@ def write_cohort(root: Path, kind: str, n: int, size: int, slices: int) -> Path:
 
 def _stage_means(out: Path) -> tuple[dict[str, float], list[dict[str, object]]]:
     timings: dict[str, list[float]] = {}
-    series = []
     for p in sorted(out.glob("studies/*/provenance.json")):
         prov = json.loads(p.read_text())
         for k, v in prov["timings_s"].items():
             timings.setdefault(k, []).append(float(v))
-        series.append(prov["study"]["series"])
+    log = Path(os.environ["MEDZSAD_BENCH_LOG"])
+    series = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
     return {k: float(np.mean(v)) for k, v in timings.items()}, series
 
 
@@ -207,6 +212,8 @@ def main() -> None:
         f"executor: {{workers: {args.workers}, writers: {args.writers}}}\n"
     )
     cfg = load_cohort(yaml)
+    os.environ["MEDZSAD_BENCH_LOG"] = str(root / f"loader-{args.kind}-w{args.workers}.jsonl")
+    Path(os.environ["MEDZSAD_BENCH_LOG"]).unlink(missing_ok=True)
     scorer = StandInScorer(args.image_size, args.latency_ms / 1000)
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
