@@ -80,23 +80,17 @@ def test_ray_outputs_equal_local(tmp_path, ray_cluster):
 def test_killed_actor_is_retried_and_nothing_is_lost(tmp_path, ray_cluster, monkeypatch):
     from medzsad.cohort import ray_executor
 
-    executors: list[ray_executor.RayExecutor] = []
-    original = ray_executor.RayExecutor._actors
-
-    def keep(self, ray_mod):
-        executors.append(self)
-        return original(self, ray_mod)
-
-    monkeypatch.setattr(ray_executor.RayExecutor, "_actors", keep)
     killed: list[int] = []
+    original = ray_executor.RayExecutor._dispatch
 
-    def kill_one(outcome, index, total):
-        if not killed:  # kill -9 an actor's process while it holds studies (2 in flight each)
-            pid = executors[0].actor_pids[0]
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
+    def dispatch_then_kill(self, actors, jobs, begin, stop, state):
+        original(self, actors, jobs, begin, stop, state)
+        if not killed and state.load[0] > 0:  # kill -9 the actor's process while it holds studies
+            os.kill(self.actor_pids[0], signal.SIGKILL)
+            killed.append(self.actor_pids[0])
 
-    summary = run_cohort(_cohort(tmp_path / "b", "out", RAY), on_study=kill_one)
+    monkeypatch.setattr(ray_executor.RayExecutor, "_dispatch", dispatch_then_kill)
+    summary = run_cohort(_cohort(tmp_path / "b", "out", RAY))
     assert killed
     assert (summary.n_done, summary.n_failed) == (N_NIFTI + 1, 1)
     out = tmp_path / "b" / "out"
