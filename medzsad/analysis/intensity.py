@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 __all__ = ["LesionIntensity", "intensity_unit", "lesion_intensities"]
 
@@ -59,14 +58,42 @@ def lesion_intensities(labels: np.ndarray, data: np.ndarray, n_labels: int) -> l
         raise ValueError(f"label map shape {np.shape(labels)} != scan shape {data.shape}")
     if n_labels == 0:
         return []
-    values = data.astype(np.float64)
-    index = np.arange(1, n_labels + 1)
-    means = ndimage.mean(values, labels, index)
-    stds = ndimage.standard_deviation(values, labels, index)
-    mins = ndimage.minimum(values, labels, index)
-    maxs = ndimage.maximum(values, labels, index)
-    medians = ndimage.median(values, labels, index)
-    return [
-        LesionIntensity(int(i), float(m), float(s), float(lo), float(hi), float(md))
-        for i, m, s, lo, hi, md in zip(index, means, stds, mins, maxs, medians)
-    ]
+    inside = labels > 0
+    groups = _LabelGroups(np.asarray(labels)[inside], data[inside].astype(np.float64), n_labels)
+    return [groups.stats(i) for i in range(1, n_labels + 1)]
+
+
+class _LabelGroups:
+    """The lesion voxels' values sorted by (label, value): each lesion is one contiguous run.
+
+    Only the voxels inside a lesion are touched, so the cost follows the lesions' size, not the
+    scan's (``scipy.ndimage.minimum``/``median`` sort the whole volume: ~30 s for 512x512x300).
+    """
+
+    def __init__(self, labels: np.ndarray, values: np.ndarray, n_labels: int) -> None:
+        order = np.lexsort((values, labels))
+        self.values = values[order]
+        counts = np.bincount(labels, minlength=n_labels + 1)[: n_labels + 1]
+        self.ends = np.cumsum(counts)
+        self.counts = counts
+        sums = np.bincount(labels, weights=values, minlength=n_labels + 1)[: n_labels + 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.means = sums / counts
+            centred = (values - self.means[labels]) ** 2
+            self.vars = np.bincount(labels, weights=centred, minlength=n_labels + 1)[: n_labels + 1] / counts
+
+    def stats(self, label: int) -> LesionIntensity:
+        n = int(self.counts[label])
+        if n == 0:
+            nan = float("nan")
+            return LesionIntensity(label, nan, nan, nan, nan, nan)
+        run = self.values[int(self.ends[label]) - n : int(self.ends[label])]
+        median = run[n // 2] if n % 2 else (run[n // 2 - 1] + run[n // 2]) / 2.0
+        return LesionIntensity(
+            label,
+            float(self.means[label]),
+            float(np.sqrt(self.vars[label])),
+            float(run[0]),
+            float(run[-1]),
+            float(median),
+        )

@@ -103,52 +103,57 @@ def find_lesions(
         min_volume_ml: Components smaller than this (mL) are dropped.
     """
     heat = np.asarray(heat, dtype=np.float32)
-    comp, n = ndimage.label(heat >= threshold, structure=_STRUCTURE_26)
+    foreground = heat >= threshold
+    comp, n = ndimage.label(foreground, structure=_STRUCTURE_26)
     vox_ml = voxel_volume_ml(affine_ras)
-    found: list[tuple[float, int, np.ndarray]] = []
-    dropped = 0
-    if n:
-        counts = np.bincount(comp.ravel(), minlength=n + 1)
-        maxes = ndimage.maximum(heat, comp, index=np.arange(1, n + 1))
-        for c in range(1, n + 1):
-            if counts[c] * vox_ml < min_volume_ml:
-                dropped += 1
-                continue
-            found.append((float(maxes[c - 1]), c, counts[c]))
+    labels = np.zeros(heat.shape, dtype=np.uint8)
+    if not n:
+        return LesionResult(labels, (), float(threshold), 0)
+    # every statistic is taken on the foreground voxels only, grouped by component: the cost
+    # follows the lesions' size, not the scan's (scipy's labelled maximum sorts the whole volume)
+    flat = np.flatnonzero(foreground)
+    comp_fg = comp.reshape(-1)[flat]
+    heat_fg = heat.reshape(-1)[flat]
+    order = np.argsort(comp_fg, kind="stable")  # stable: each component's voxels stay in scan order
+    counts = np.bincount(comp_fg, minlength=n + 1)
+    ends = np.cumsum(counts)
+    maxes = np.full(n + 1, -np.inf, dtype=np.float32)
+    np.maximum.at(maxes, comp_fg, heat_fg)
+    found = [(float(maxes[c]), c) for c in range(1, n + 1) if counts[c] * vox_ml >= min_volume_ml]
+    dropped = n - len(found)
     # strongest first; ties broken by the component's scan order, so the result is deterministic
     found.sort(key=lambda t: (-t[0], t[1]))
-    labels = np.zeros(heat.shape, dtype=np.uint8)
+    relabel = np.zeros(n + 1, dtype=np.uint8)
     lesions = []
-    slices = ndimage.find_objects(comp) if n else []
-    for new_label, (_, c, _) in enumerate(found[:255], start=1):
-        lesions.append(_measure(heat, comp, c, slices[c - 1], new_label, affine_ras, vox_ml))
-        labels[comp == c] = new_label
+    for new_label, (_, c) in enumerate(found[:255], start=1):
+        members = order[ends[c] - counts[c] : ends[c]]
+        lesions.append(_measure(heat_fg[members], flat[members], heat.shape, new_label, affine_ras, vox_ml))
+        relabel[c] = new_label
+    labels.reshape(-1)[flat] = relabel[comp_fg]
     return LesionResult(labels, tuple(lesions), float(threshold), dropped)
 
 
 def _measure(
-    heat: np.ndarray,
-    comp: np.ndarray,
-    c: int,
-    box: tuple[slice, ...],
+    values: np.ndarray,
+    flat_index: np.ndarray,
+    shape: tuple[int, ...],
     label: int,
     affine_ras: np.ndarray,
     vox_ml: float,
 ) -> Lesion:
-    sub = comp[box] == c
-    idx = np.argwhere(sub) + np.array([s.start for s in box])
+    """One lesion from its voxels' heat values and flat indices (in scan order)."""
+    idx = np.stack(np.unravel_index(flat_index, shape), axis=1)
     centroid_ijk = idx.mean(axis=0)
     ras = (np.asarray(affine_ras) @ np.append(centroid_ijk, 1.0))[:3]
     lps = (LPS_TO_RAS[:3, :3] @ ras).tolist()
-    vals = heat[box][sub]
     return Lesion(
         label=label,
-        voxels=int(sub.sum()),
-        volume_ml=float(sub.sum() * vox_ml),
+        voxels=int(values.size),
+        volume_ml=float(values.size * vox_ml),
         centroid_ras_mm=(float(ras[0]), float(ras[1]), float(ras[2])),
         centroid_lps_mm=(float(lps[0]), float(lps[1]), float(lps[2])),
         bbox_min_ijk=tuple(int(v) for v in idx.min(axis=0)),  # type: ignore[arg-type]
         bbox_max_ijk=tuple(int(v) for v in idx.max(axis=0)),  # type: ignore[arg-type]
-        max_score=float(vals.max()),
-        mean_score=float(vals.mean()),
+        max_score=float(values.max()),
+        mean_score=float(values.mean()),
     )
