@@ -12,9 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_every_subpackage_is_listed_in_pyproject():
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(cfg["packages"])
-    on_disk = {
-        ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "medzsad").rglob("__init__.py")
-    }
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "medzsad").rglob("__init__.py")}
     assert on_disk - listed == set(), "add new subpackages to [tool.setuptools].packages"
     assert cfg["package-dir"]["medzsad.pipelines"] == "pipelines"
     assert "*.yaml" in cfg["package-data"]["medzsad.pipelines"]

@@ -64,15 +64,15 @@ def lesion_intensities(labels: np.ndarray, data: np.ndarray, n_labels: int) -> l
 
 
 class _LabelGroups:
-    """The lesion voxels' values sorted by (label, value): each lesion is one contiguous run.
+    """The lesion voxels' values grouped by label: each lesion is one contiguous run.
 
     Only the voxels inside a lesion are touched, so the cost follows the lesions' size, not the
     scan's (``scipy.ndimage.minimum``/``median`` sort the whole volume: ~30 s for 512x512x300).
+    The grouping is a stable sort of the small-integer labels (a radix sort in numpy).
     """
 
     def __init__(self, labels: np.ndarray, values: np.ndarray, n_labels: int) -> None:
-        order = np.lexsort((values, labels))
-        self.values = values[order]
+        self.values = values[np.argsort(labels, kind="stable")]
         counts = np.bincount(labels, minlength=n_labels + 1)[: n_labels + 1]
         self.ends = np.cumsum(counts)
         self.counts = counts
@@ -88,12 +88,11 @@ class _LabelGroups:
             nan = float("nan")
             return LesionIntensity(label, nan, nan, nan, nan, nan)
         run = self.values[int(self.ends[label]) - n : int(self.ends[label])]
-        median = run[n // 2] if n % 2 else (run[n // 2 - 1] + run[n // 2]) / 2.0
         return LesionIntensity(
             label,
             float(self.means[label]),
             float(np.sqrt(self.vars[label])),
-            float(run[0]),
-            float(run[-1]),
-            float(median),
+            float(run.min()),
+            float(run.max()),
+            float(np.median(run)),
         )

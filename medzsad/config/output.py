@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -129,7 +129,8 @@ class OutputConfig(_Section):
     show_ids: bool = False
     flag: FlagRule | None = None
     heatmap_dtype: Literal["uint16", "float32"] = "uint16"  # uint16: scaled ints, readers get [0, 1] floats
-    compression: int = Field(default=6, ge=0, le=9)  # gzip level of the NIfTI heat map and mask
+    # NIfTI heat map and mask: "fast" (ISA-L gzip) or a zlib gzip level 0..9
+    compression: Literal["fast"] | Annotated[int, Field(ge=0, le=9)] = "fast"
     push: PushConfig | None = None
 
     @model_validator(mode="before")

@@ -5,7 +5,10 @@ with ``scl_slope = 1/65535`` and ``scl_inter = 0``, so every reader that applies
 (nibabel ``get_fdata``/``dataobj``, SimpleITK/ITK, 3D Slicer) gets floats in [0, 1] within
 ``0.5/65535`` (plus float32 rounding of the slope) of the map, at half the bytes of float32 and a
 fraction of its gzip time (smooth integers compress far better than float mantissas). ``float32``
-keeps the exact values. The gzip level is a parameter (0 = stored, 1 = fastest ... 9 = smallest).
+keeps the exact values. Compression is ``"fast"`` (the default: gzip written by ISA-L at its level 1,
+~10x faster than zlib at level 6 for a similar size: 0.3 s instead of 4 s for a 512x512x300 uint16
+heat map) or a zlib gzip level (0 = stored, 1 = fastest ... 9 = smallest). Every gzip reader reads
+either.
 
 Both sform and qform are set with code 1 (scanner anatomical) whenever the affine is a rotation
 times a scaling, so 3D Slicer, ITK and nibabel read the same geometry. A sheared affine (gantry
@@ -18,7 +21,7 @@ from __future__ import annotations
 import gzip
 import io
 from pathlib import Path
-from typing import Literal, cast
+from typing import IO, Literal, cast
 
 import nibabel as nib
 import numpy as np
@@ -28,6 +31,7 @@ from medzsad.fileio import write_bytes
 
 __all__ = [
     "AFFINE_TOL_MM",
+    "Compression",
     "DEFAULT_COMPRESSION",
     "HEAT_SCALE",
     "HeatmapDtype",
@@ -40,8 +44,11 @@ __all__ = [
 #: Tolerance of the re-read check: the header stores the affine in float32.
 AFFINE_TOL_MM = 1e-3
 
-#: gzip level of NIfTI files unless told otherwise (``output.compression``).
-DEFAULT_COMPRESSION = 6
+#: ``"fast"`` (ISA-L gzip) or a zlib gzip level 0..9.
+Compression = int | Literal["fast"]
+
+#: Compression of NIfTI files unless told otherwise (``output.compression``).
+DEFAULT_COMPRESSION: Compression = "fast"
 
 #: Integer steps of [0, 1] in a uint16 heat map: ``scl_slope = 1 / HEAT_SCALE``.
 HEAT_SCALE = 65535
@@ -55,12 +62,25 @@ def _qform_representable(affine: np.ndarray) -> bool:
     return bool(np.allclose(cols.T @ cols, np.eye(3), atol=1e-6))
 
 
+def _gzip_file(buf: io.BytesIO, compression: Compression) -> IO[bytes]:
+    """A gzip writer on ``buf`` with mtime 0 (the same bytes for the same data)."""
+    if compression == "fast":
+        try:
+            from isal import igzip  # ISA-L: a dependency; zlib level 1 only if its wheel is missing
+        except ImportError:
+            return gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=1, mtime=0)
+        return cast(IO[bytes], igzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=1, mtime=0))
+    if isinstance(compression, bool) or not isinstance(compression, int) or not 0 <= compression <= 9:
+        raise OutputError(f"gzip compression must be 'fast' or a level 0..9, got {compression!r}")
+    return gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=compression, mtime=0)
+
+
 def nifti_bytes(
     data: np.ndarray,
     affine_ras: np.ndarray,
     *,
     description: str = "",
-    compression: int = DEFAULT_COMPRESSION,
+    compression: Compression = DEFAULT_COMPRESSION,
     slope_inter: tuple[float, float] | None = None,
 ) -> bytes:
     """Encode a volume as a gzipped NIfTI-1 file (deterministic bytes).
@@ -69,12 +89,12 @@ def nifti_bytes(
         data: ``(I, J, K)`` array in the source's voxel order; its dtype is kept.
         affine_ras: ``(4, 4)`` voxel -> RAS mm.
         description: Text for the header's ``descrip`` field (at most 79 characters kept).
-        compression: gzip level 0..9.
+        compression: ``"fast"`` (ISA-L gzip) or a zlib gzip level 0..9.
         slope_inter: ``(scl_slope, scl_inter)`` stored with the raw ``data`` (readers get
             ``data * slope + inter``); ``None`` for unscaled data.
     """
-    if not 0 <= compression <= 9:
-        raise OutputError(f"gzip compression level must be 0..9, got {compression}")
+    buf = io.BytesIO()
+    gz = _gzip_file(buf, compression)
     img = nib.Nifti1Image(np.asarray(data), np.asarray(affine_ras, dtype=np.float64))
     hdr = img.header
     hdr.set_xyzt_units("mm", "sec")
@@ -86,8 +106,7 @@ def nifti_bytes(
     hdr["descrip"] = description.encode("ascii", "replace")[:79]
     if slope_inter is not None:
         hdr.set_slope_inter(*slope_inter)
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=compression, mtime=0) as gz:
+    with gz:
         img.to_file_map({"header": nib.FileHolder(fileobj=gz), "image": nib.FileHolder(fileobj=gz)})
     return buf.getvalue()
 
@@ -139,7 +158,7 @@ def write_heatmap(
     *,
     description: str = "",
     dtype: HeatmapDtype = "uint16",
-    compression: int = DEFAULT_COMPRESSION,
+    compression: Compression = DEFAULT_COMPRESSION,
 ) -> Path:
     """Write ``heat`` (``(I, J, K)``, values in [0, 1]) as NIfTI with the source affine.
 
@@ -149,7 +168,7 @@ def write_heatmap(
         affine_ras: ``(4, 4)`` voxel -> RAS mm.
         description: Header ``descrip``.
         dtype: ``uint16`` (scaled integers, see the module docstring) or ``float32`` (exact).
-        compression: gzip level 0..9.
+        compression: ``"fast"`` (ISA-L gzip) or a zlib gzip level 0..9.
     """
     arr = np.asarray(heat)
     if arr.ndim != 3:
@@ -176,11 +195,11 @@ def write_mask(
     affine_ras: np.ndarray,
     *,
     description: str = "",
-    compression: int = DEFAULT_COMPRESSION,
+    compression: Compression = DEFAULT_COMPRESSION,
 ) -> Path:
     """Write a label map (``(I, J, K)``; 0 background, 1..255 lesion labels) as uint8 NIfTI.
 
-    ``compression`` is the gzip level 0..9.
+    ``compression`` is ``"fast"`` (ISA-L gzip) or a zlib gzip level 0..9.
     """
     arr = np.asarray(labels)
     if arr.ndim != 3:

@@ -193,8 +193,7 @@ def fetch_weights(
             failures.append(f"{url}: {e}")
             log.info("download of %s from %s failed: %s", name, url, e)
     raise ModelError(
-        f"could not download {name!r} ({'; '.join(failures)})\n"
-        + missing_weights_message(entry, home)
+        f"could not download {name!r} ({'; '.join(failures)})\n" + missing_weights_message(entry, home)
     )
 
 

@@ -39,9 +39,7 @@ def _digest(study_dir: Path) -> dict[str, str]:
 
 
 def _voxels(study_dir: Path) -> dict[str, np.ndarray]:
-    return {
-        p.name: np.asarray(nib.load(p).dataobj) for p in sorted(study_dir.glob("*.nii.gz"))
-    }
+    return {p.name: np.asarray(nib.load(p).dataobj) for p in sorted(study_dir.glob("*.nii.gz"))}
 
 
 @pytest.fixture(scope="module")

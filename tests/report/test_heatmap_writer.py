@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -70,7 +71,7 @@ def test_uint16_quantisation_clips_and_zeroes_nan():
     assert q.dtype == np.uint16
 
 
-@pytest.mark.parametrize("level", [0, 1, 9])
+@pytest.mark.parametrize("level", [0, 1, 9, "fast"])
 def test_compression_level_is_applied_and_lossless(tmp_path, level):
     heat = _heat((16, 16, 8), seed=1)
     p = write_heatmap(tmp_path / "h.nii.gz", heat, AFFINE, compression=level)
@@ -94,9 +95,26 @@ def test_fast_level_is_faster_to_write_but_larger(tmp_path):
     assert small < big
 
 
+def test_fast_is_isal_gzip_and_falls_back_to_zlib_level_1(tmp_path, monkeypatch):
+    """``fast`` is not any zlib level's stream (it reaches ISA-L); without isal it is zlib level 1."""
+    heat = _heat((32, 32, 16), seed=3)
+    fast = write_heatmap(tmp_path / "f.nii.gz", heat, AFFINE, compression="fast").read_bytes()
+    zlib_levels = [
+        write_heatmap(tmp_path / f"z{k}.nii.gz", heat, AFFINE, compression=k).read_bytes() for k in range(10)
+    ]
+    assert gzip.decompress(fast) == gzip.decompress(zlib_levels[6])
+    assert fast not in zlib_levels
+    assert write_heatmap(tmp_path / "f2.nii.gz", heat, AFFINE).read_bytes() == fast  # the default, stable
+    monkeypatch.setitem(sys.modules, "isal", None)  # an import of isal now raises ImportError
+    fallback = write_heatmap(tmp_path / "f3.nii.gz", heat, AFFINE, compression="fast").read_bytes()
+    assert fallback == zlib_levels[1]
+
+
 def test_bad_dtype_or_level_is_an_output_error(tmp_path):
     with pytest.raises(OutputError, match="0..9"):
         write_heatmap(tmp_path / "h.nii.gz", _heat(), AFFINE, compression=10)
+    with pytest.raises(OutputError, match="'fast'"):
+        write_heatmap(tmp_path / "h.nii.gz", _heat(), AFFINE, compression="best")  # type: ignore[arg-type]
     with pytest.raises(OutputError, match="uint16 or float32"):
         write_heatmap(tmp_path / "h.nii.gz", _heat(), AFFINE, dtype="int8")  # type: ignore[arg-type]
     assert not (tmp_path / "h.nii.gz").exists()
@@ -104,10 +122,13 @@ def test_bad_dtype_or_level_is_an_output_error(tmp_path):
 
 def test_output_config_keys():
     cfg = OutputConfig()
-    assert (cfg.heatmap_dtype, cfg.compression) == ("uint16", 6)
+    assert (cfg.heatmap_dtype, cfg.compression) == ("uint16", "fast")
     assert OutputConfig(heatmap_dtype="float32", compression=1).compression == 1
+    assert OutputConfig(compression=6).compression == 6
     with pytest.raises(ValidationError):
         OutputConfig(compression=11)
+    with pytest.raises(ValidationError):
+        OutputConfig(compression="best")
     with pytest.raises(ValidationError):
         OutputConfig(heatmap_dtype="float16")
 

@@ -35,8 +35,17 @@ def _reference_lesions(heat: np.ndarray, affine: np.ndarray, thr: float, min_ml:
         lps = LPS_TO_RAS[:3, :3] @ ras
         vals = heat[comp == c]
         rows.append(
-            (new, len(where), len(where) * vox_ml, tuple(ras), tuple(lps), tuple(where.min(0)),
-             tuple(where.max(0)), float(vals.max()), float(vals.mean()))  # fmt: skip
+            (
+                new,
+                len(where),
+                len(where) * vox_ml,
+                tuple(ras),
+                tuple(lps),
+                tuple(where.min(0)),
+                tuple(where.max(0)),
+                float(vals.max()),
+                float(vals.mean()),
+            )  # fmt: skip
         )
         labels[comp == c] = new
     return labels, rows, n - len(kept)
