@@ -21,7 +21,7 @@ from __future__ import annotations
 import gzip
 import io
 from pathlib import Path
-from typing import IO, Literal, cast
+from typing import Literal, cast
 
 import nibabel as nib
 import numpy as np
@@ -62,14 +62,17 @@ def _qform_representable(affine: np.ndarray) -> bool:
     return bool(np.allclose(cols.T @ cols, np.eye(3), atol=1e-6))
 
 
-def _gzip_file(buf: io.BytesIO, compression: Compression) -> IO[bytes]:
+def _gzip_file(buf: io.BytesIO, compression: Compression) -> gzip.GzipFile:
     """A gzip writer on ``buf`` with mtime 0 (the same bytes for the same data)."""
     if compression == "fast":
         try:
             from isal import igzip  # ISA-L: a dependency; zlib level 1 only if its wheel is missing
         except ImportError:
             return gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=1, mtime=0)
-        return cast(IO[bytes], igzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=1, mtime=0))
+        # isal's GzipFile subclasses gzip.GzipFile
+        return cast(
+            gzip.GzipFile, igzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=1, mtime=0)
+        )
     if isinstance(compression, bool) or not isinstance(compression, int) or not 0 <= compression <= 9:
         raise OutputError(f"gzip compression must be 'fast' or a level 0..9, got {compression!r}")
     return gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=compression, mtime=0)
