@@ -119,4 +119,5 @@ def load_nifti(path: str, volume_index: int | None = None) -> Volume:
     pos_ras = (affine @ np.c_[np.zeros((k, 2)), np.arange(k), np.ones(k)].T).T[:, :3]
     pos_lps = pos_ras * np.array([-1.0, -1.0, 1.0])
     src = SourceInfo(paths=(os.path.abspath(path),), kind="nifti", study_uid=uid, series_uid=uid)
-    return Volume(np.ascontiguousarray(data, dtype=np.float32), affine, "", src, pos_lps, warnings)
+    # nibabel's Fortran-order array as it is (the file's voxel order: no copy of the volume)
+    return Volume(np.asarray(data, dtype=np.float32), affine, "", src, pos_lps, warnings)

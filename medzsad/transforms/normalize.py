@@ -60,7 +60,9 @@ def scale_range(img: ArrayLike, lo: float, hi: float) -> ArrayLike:
         return torch.zeros_like(x) if isinstance(x, torch.Tensor) else np.zeros_like(x)
     if isinstance(x, torch.Tensor):
         return ((x - lo) / (hi - lo)).clamp_(0.0, 1.0)
-    return np.clip((x - np.float32(lo)) / np.float32(hi - lo), np.float32(0.0), np.float32(1.0))
+    out = np.subtract(x, np.float32(lo), dtype=np.float32)  # one new array, then in place
+    out /= np.float32(hi - lo)
+    return np.clip(out, np.float32(0.0), np.float32(1.0), out=out)
 
 
 class NormalizeMRd(MapTransform):

@@ -129,17 +129,25 @@ def cut_slices(volume: Volume, preset: Preset) -> CutSlices:
         preset: Intensity, axis and empty-slice settings.
     """
     low, high = intensity_range(volume, preset)
-    normalized = np.asarray(scale_range(volume.data, low, high), dtype=np.float32)
     geo = SliceExtractor(preset.axis).geometry(volume.affine_ras, volume.shape_ijk)
-    canonical = geo.reorientation.apply(normalized)
+    # the display slices as a view of the scan (reorientation and slicing only permute and flip
+    # axes); normalisation is voxel-wise, so only the kept slices are normalised and copied, once
+    raw = geo.display_view(geo.reorientation.view(np.asarray(volume.data)))
+    normalized: np.ndarray | None = None
     if preset.skip_empty_slices:
         fg = preset.foreground
-        basis = geo.reorientation.apply(volume.data) if fg.space == "raw" else canonical
-        keep = np.asarray(ForegroundSlices(fg.threshold, fg.min_fraction, axis=geo.canonical_axis)(basis))
+        if fg.space != "raw":
+            normalized = np.asarray(scale_range(raw, low, high), dtype=np.float32)
+        basis = raw if normalized is None else normalized
+        keep = np.asarray(ForegroundSlices(fg.threshold, fg.min_fraction, axis=0)(basis))
     else:
         keep = np.ones(geo.n_slices, dtype=bool)
     kept = np.flatnonzero(keep)
-    display = np.ascontiguousarray(geo.to_display(canonical)[kept], dtype=np.float32)
+    if normalized is not None:
+        display = np.ascontiguousarray(normalized[kept], dtype=np.float32)
+    else:
+        subset = raw if kept.size == geo.n_slices else raw[kept]
+        display = np.ascontiguousarray(scale_range(subset, low, high), dtype=np.float32)
     return CutSlices(display, geo, kept, keep, (low, high))
 
 

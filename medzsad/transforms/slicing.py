@@ -37,6 +37,14 @@ CANONICAL_AXIS: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
 _RAS = nio.axcodes2ornt(("R", "A", "S"))
 
 
+def _ornt_view(arr: np.ndarray, ornt: np.ndarray) -> np.ndarray:
+    """:func:`_apply_ornt` as a numpy view (flips and a transpose: no voxel is copied)."""
+    flips = tuple(ax for ax, f in enumerate(ornt[:, 1]) if f == -1)
+    perm = [int(p) for p in np.argsort(ornt[:, 0])]
+    out = np.flip(arr, flips) if flips else arr
+    return np.transpose(out, perm + list(range(3, out.ndim)))
+
+
 def _apply_ornt(arr: ArrayLike, ornt: np.ndarray) -> ArrayLike:
     """Nibabel-style ``apply_orientation`` for numpy or torch (flip, then permute)."""
     flips = [ax for ax, f in enumerate(ornt[:, 1]) if f == -1]
@@ -94,6 +102,10 @@ class Reorientation:
         """Canonical-grid array -> source grid (exact inverse of :meth:`apply`)."""
         return _apply_ornt(arr, self.from_canonical)
 
+    def view(self, arr: np.ndarray) -> np.ndarray:
+        """:meth:`apply` as a strided numpy view of ``arr`` (nothing copied)."""
+        return _ornt_view(arr, self.to_canonical)
+
 
 @dataclass(frozen=True)
 class SliceGeometry:
@@ -130,8 +142,11 @@ class SliceGeometry:
         if isinstance(canonical, torch.Tensor):
             moved = torch.movedim(canonical, c, 0).transpose(1, 2)
             return torch.flip(moved, (1, 2)).contiguous()
-        moved_np = np.moveaxis(canonical, c, 0).transpose(0, 2, 1)
-        return np.ascontiguousarray(moved_np[:, ::-1, ::-1])
+        return np.ascontiguousarray(self.display_view(canonical))
+
+    def display_view(self, canonical: np.ndarray) -> np.ndarray:
+        """:meth:`to_display` as a strided numpy view (nothing copied)."""
+        return np.moveaxis(canonical, self.canonical_axis, 0).transpose(0, 2, 1)[:, ::-1, ::-1]
 
     def from_display(self, slices: np.ndarray, canonical_index: np.ndarray, fill: float = 0.0) -> np.ndarray:
         """``(N, H, W)`` display slices at ``canonical_index`` -> a source-grid ``(I, J, K)`` array.

@@ -1,0 +1,78 @@
+"""``cut_slices`` works on strided views and normalises only the kept slices; the result equals the
+whole-volume formulation (normalise everything, reorient with a copy, cut, then pick the kept slices)
+bit for bit, for every orientation, axis, foreground space and memory layout of the scan."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from medzsad.io.volume import SourceInfo, Volume
+from medzsad.transforms.foreground import ForegroundSlices
+from medzsad.transforms.normalize import scale_range
+from medzsad.transforms.pipeline import cut_slices, intensity_range
+from medzsad.transforms.preset import Preset, load_preset
+from medzsad.transforms.slicing import SliceExtractor
+
+
+def _whole_volume_cut(volume: Volume, preset: Preset) -> tuple[np.ndarray, np.ndarray]:
+    low, high = intensity_range(volume, preset)
+    normalized = np.asarray(scale_range(volume.data, low, high), dtype=np.float32)
+    geo = SliceExtractor(preset.axis).geometry(volume.affine_ras, volume.shape_ijk)
+    canonical = geo.reorientation.apply(normalized)
+    if preset.skip_empty_slices:
+        fg = preset.foreground
+        basis = geo.reorientation.apply(volume.data) if fg.space == "raw" else canonical
+        keep = np.asarray(ForegroundSlices(fg.threshold, fg.min_fraction, axis=geo.canonical_axis)(basis))
+    else:
+        keep = np.ones(geo.n_slices, dtype=bool)
+    kept = np.flatnonzero(keep)
+    # display orientation written out (rows and columns flipped), not through the code under test
+    display = np.moveaxis(canonical, geo.canonical_axis, 0).transpose(0, 2, 1)[:, ::-1, ::-1]
+    return np.ascontiguousarray(display[kept], dtype=np.float32), kept
+
+
+def _affine(perm: tuple[int, ...], signs: tuple[int, ...]) -> np.ndarray:
+    a = np.zeros((4, 4))
+    for col, (row, sign) in enumerate(zip(perm, signs)):
+        a[row, col] = sign * (0.6 + 0.3 * col)
+    a[:3, 3] = [10.0, -20.0, 5.0]
+    a[3, 3] = 1.0
+    return a
+
+
+def _scan(rng: np.random.Generator, layout: str) -> np.ndarray:
+    data = rng.normal(-600.0, 500.0, (14, 11, 9)).astype(np.float32)
+    data[:, :, :2] = -1000.0  # empty (air) slices at one end of every axis
+    data[:2] = -1000.0
+    data[:, :3] = -1000.0
+    if layout == "fortran":
+        return np.asfortranarray(data)
+    if layout == "strided":
+        return np.flip(data.transpose(2, 1, 0), 0).transpose(2, 1, 0)
+    return data
+
+
+ORIENTATIONS = [(p, s) for p in itertools.permutations(range(3)) for s in [(1, 1, 1), (-1, -1, 1), (-1, 1, -1)]]
+
+
+@pytest.mark.parametrize("preset_name", ["ct-head", "mr-brain"])
+@pytest.mark.parametrize("axis", ["axial", "coronal", "sagittal"])
+@pytest.mark.parametrize("layout", ["c", "fortran", "strided"])
+def test_view_cut_equals_whole_volume_cut(preset_name: str, axis: str, layout: str) -> None:
+    rng = np.random.default_rng(len(preset_name) + len(axis) + len(layout))
+    for skip in (True, False):
+        preset = load_preset(preset_name).updated(axis=axis, skip_empty_slices=skip)
+        for perm, signs in ORIENTATIONS[:: 2 if skip else 5]:
+            data = _scan(rng, layout)
+            if preset_name == "mr-brain":
+                data = np.abs(data + 1000.0)  # MR: non-negative, air is 0
+            volume = Volume(data, _affine(perm, signs), "CT", SourceInfo(("x.nii.gz",), "nifti"))
+            cut = cut_slices(volume, preset)
+            display, kept = _whole_volume_cut(volume, preset)
+            assert np.array_equal(cut.kept, kept)
+            assert 0 < kept.size <= cut.geometry.n_slices
+            assert cut.display.flags.c_contiguous and cut.display.dtype == np.float32
+            assert np.array_equal(cut.display, display)
