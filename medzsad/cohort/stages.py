@@ -143,8 +143,9 @@ def slice_scores(image_scores: np.ndarray, maps: np.ndarray, n_layers: int) -> S
         maps: ``(N, S, S)`` maps in [0, n_layers] as the model returns them.
         n_layers: Number of feature layers summed in ``maps``.
     """
-    m = np.asarray(maps, dtype=np.float32) / float(max(n_layers, 1))
-    return SliceScores(np.asarray(image_scores).astype(np.float32), np.clip(m, 0.0, 1.0).astype(np.float32))
+    m = np.divide(np.asarray(maps, dtype=np.float32), np.float32(max(n_layers, 1)), dtype=np.float32)
+    np.clip(m, np.float32(0.0), np.float32(1.0), out=m)  # in place: m is our own new array
+    return SliceScores(np.asarray(image_scores).astype(np.float32), m)
 
 
 def assemble_heatmap(prepared: PreparedStudy, scores: SliceScores) -> np.ndarray:
@@ -153,13 +154,14 @@ def assemble_heatmap(prepared: PreparedStudy, scores: SliceScores) -> np.ndarray
     Raises:
         GeometryError: The inverse transform returned a different shape than the source.
     """
-    heat = np.asarray(prepared.to_source(scores.maps), dtype=np.float32)
+    heat = np.array(prepared.to_source(scores.maps), dtype=np.float32)  # our own copy: edited in place
     if heat.shape != prepared.volume.shape_ijk:
         raise GeometryError(
             f"study {prepared.study.study_id}: heat map shape {heat.shape} != "
             f"source {prepared.volume.shape_ijk}"
         )
-    return np.clip(np.nan_to_num(heat, nan=0.0), 0.0, 1.0)
+    np.nan_to_num(heat, copy=False, nan=0.0)
+    return np.clip(heat, np.float32(0.0), np.float32(1.0), out=heat)
 
 
 def study_score(scores: SliceScores, heat: np.ndarray, rule: StudyScoreRule) -> float:

@@ -136,7 +136,10 @@ def display_slice(volume: np.ndarray, affine_ras: np.ndarray, axis: int, index: 
         axis: Slice axis (0, 1, 2).
         index: Slice index along ``axis``.
     """
-    return to_display(np.take(volume, index, axis=axis), display_orientation(affine_ras, axis))
+    if not -volume.shape[axis] <= index < volume.shape[axis]:
+        raise IndexError(f"slice {index} out of range for axis {axis} of size {volume.shape[axis]}")
+    plane = volume[(slice(None),) * axis + (index,)]  # a view: np.take copies the whole volume first
+    return to_display(plane, display_orientation(affine_ras, axis))
 
 
 def _slice_normal(affine_ras: np.ndarray, axis: int) -> int:
@@ -214,10 +217,10 @@ def render_overlay(
         ax.imshow(np.clip((base - lo) / max(hi - lo, 1e-6), 0, 1), cmap="gray", vmin=0, vmax=1)
         im = ax.imshow(np.ma.masked_less(hmap, floor), cmap="inferno", vmin=floor, vmax=1, alpha=0.6)
         if lesions is not None:
-            m = display_slice(np.asarray(lesions) > 0, affine_ras, spec.slice_axis, idx)
+            m = display_slice(np.asarray(lesions), affine_ras, spec.slice_axis, idx) > 0
             drawn["lesion"] |= _outline(ax, m, LESION_COLOUR, "solid")
         if truth is not None:
-            t = display_slice(np.asarray(truth) > 0, affine_ras, spec.slice_axis, idx)
+            t = display_slice(np.asarray(truth), affine_ras, spec.slice_axis, idx) > 0
             drawn["truth"] |= _outline(ax, t, TRUTH_COLOUR, "dashed")
         _edge_letters(ax, normal)
         where = slice_position_text(affine_ras, spec.slice_axis, idx, scan.shape)

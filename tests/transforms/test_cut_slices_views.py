@@ -55,7 +55,8 @@ def _scan(rng: np.random.Generator, layout: str) -> np.ndarray:
     return data
 
 
-ORIENTATIONS = [(p, s) for p in itertools.permutations(range(3)) for s in [(1, 1, 1), (-1, -1, 1), (-1, 1, -1)]]
+SIGNS = [(1, 1, 1), (-1, -1, 1), (-1, 1, -1)]
+ORIENTATIONS = [(p, s) for p in itertools.permutations(range(3)) for s in SIGNS]
 
 
 @pytest.mark.parametrize("preset_name", ["ct-head", "mr-brain"])
