@@ -36,6 +36,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from medzsad.cohort import transport
 from medzsad.errors import InputError, StudyWorkerError
 
 __all__ = ["WorkerPool", "TaskOutcome", "FAULT_ENV", "wait_any"]
@@ -115,37 +116,18 @@ def _portable(error: BaseException, what: str) -> BaseException:
     return error
 
 
-def _dumps(obj: object) -> tuple[bytes, list[memoryview]]:
-    """Pickle protocol 5 with out-of-band buffers: NumPy arrays are sent without a pickled copy."""
-    buffers: list[pickle.PickleBuffer] = []
-    head = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
-    return head, [b.raw() for b in buffers]
-
-
-def _send(conn: Connection, obj: object) -> None:
-    head, raws = _dumps(obj)
-    conn.send_bytes(pickle.dumps((head, [r.nbytes for r in raws])))
-    for r in raws:
-        conn.send_bytes(r)
-
-
-def _recv(conn: Connection) -> Any:
-    """The object :func:`_send` sent; arrays land in writable buffers received in place."""
-    head, sizes = pickle.loads(conn.recv_bytes())
-    buffers = []
-    for n in sizes:
-        b = bytearray(n)
-        if n:
-            conn.recv_bytes_into(b)
-        else:
-            conn.recv_bytes()
-        buffers.append(b)
-    return pickle.loads(head, buffers=buffers)
-
-
 def _run_one(
-    conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], what: str, faults: str, limit: str
+    conn: Connection,
+    task: tuple[Callable[..., Any], tuple[Any, ...], str],
+    faults: str,
+    limit: str,
+    prefix: str,
 ) -> None:
+    fn, args, what = task
+
+    def _send(conn: Connection, obj: object) -> None:
+        transport.send(conn, obj, prefix)
+
     try:
         if faults:
             _apply_fault(faults, what)
@@ -176,7 +158,9 @@ def _run_one(
         )
 
 
-def _worker_main(conn: Connection, memory_gb: float | None, faults: str, env: dict[str, str]) -> None:
+def _worker_main(
+    conn: Connection, memory_gb: float | None, faults: str, env: dict[str, str], prefix: str
+) -> None:
     """Entry of a worker process: run tasks until the pool closes the pipe."""
     # the fork server's environment is the one it started with: use the pool owner's, as spawn would
     os.environ.clear()
@@ -193,14 +177,13 @@ def _worker_main(conn: Connection, memory_gb: float | None, faults: str, env: di
         torch.set_num_threads(1)  # one core per worker: the pool is the parallelism
     while True:
         try:
-            msg = conn.recv()
+            msg = transport.recv(conn)
         except (EOFError, OSError):
             return  # the main process is gone
         if msg is None:
             return
-        fn, args, what = msg
         try:
-            _run_one(conn, fn, args, what, faults, limit)
+            _run_one(conn, msg, faults, limit, prefix)
         except (BrokenPipeError, EOFError, OSError):
             return
 
@@ -221,6 +204,8 @@ class WorkerPool:
         self.timeout_s = timeout_s
         self.memory_gb = memory_gb
         self._faults = os.environ.get(FAULT_ENV, "")
+        transport.sweep_stale()
+        self.prefix = transport.new_prefix()  # this pool's shared-memory segments, both directions
         self._ctx = mp.get_context(context)
         if context == "forkserver":
             self._ctx.set_forkserver_preload(_PRELOAD)  # type: ignore[attr-defined]
@@ -230,7 +215,7 @@ class WorkerPool:
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(  # type: ignore[attr-defined]
             target=_worker_main,
-            args=(child, self.memory_gb, self._faults, dict(os.environ)),
+            args=(child, self.memory_gb, self._faults, dict(os.environ), self.prefix),
             name="medzsad-worker",
             daemon=True,
         )
@@ -269,7 +254,7 @@ class WorkerPool:
         slot.key, slot.what = key, what
         slot.deadline = time.monotonic() + self.timeout_s if self.timeout_s is not None else float("inf")
         try:
-            slot.conn.send((fn, args, what))
+            transport.send(slot.conn, (fn, args, what), self.prefix)
         except (BrokenPipeError, OSError):
             pass  # the worker died; wait() reports it as a crash
 
@@ -291,7 +276,7 @@ class WorkerPool:
         outcome: TaskOutcome | None = None
         if slot.conn.poll():
             try:
-                status, payload = _recv(slot.conn)
+                status, payload = transport.recv(slot.conn)
                 outcome = TaskOutcome(
                     key, payload if status == "ok" else None, None if status == "ok" else payload
                 )
@@ -331,12 +316,13 @@ class WorkerPool:
         for s in self._slots:
             if s.key is None:
                 with contextlib.suppress(OSError):
-                    s.conn.send(None)
+                    transport.send(s.conn, None, None)
         deadline = time.monotonic() + 5
         for s in self._slots:
             if s.key is None:
                 s.process.join(timeout=max(0.0, deadline - time.monotonic()))
             self._stop(s)
+        transport.remove_segments(self.prefix)  # sent by a worker that died before they were read
 
     def __enter__(self) -> WorkerPool:
         return self
