@@ -34,6 +34,7 @@ from typing import Generic, TypeVar
 import numpy as np
 import torch
 
+from medzsad.cohort import transport
 from medzsad.cohort.executor import Failed, Loaded, Ready, Scored, StudyStages
 from medzsad.cohort.worker_pool import WorkerPool, wait_any
 
@@ -266,9 +267,16 @@ class _Run(Generic[J, P, R]):
             offset += b - a
         for s in [s for s in self.scoring if s.remaining == 0]:
             self.scoring.remove(s)
-            scored = Scored(np.concatenate(s.scores), np.concatenate(s.maps), s.seconds)
+            scored = Scored(np.concatenate(s.scores), self._concat_maps(s.maps), s.seconds)
             self._submit(s.index, Ready(self.stages.release(s.loaded.result())), scored)
         return True
+
+    def _concat_maps(self, parts: list[np.ndarray]) -> np.ndarray:
+        """A study's maps in one array, in shared memory when a writer process will receive it."""
+        shape = (sum(int(p.shape[0]) for p in parts), *parts[0].shape[1:])
+        prefix = self.writer.prefix if self.writer is not None else None
+        out = transport.shared_empty(shape, np.result_type(*parts), prefix)
+        return np.concatenate(parts) if out is None else np.concatenate(parts, out=out)
 
     # -- finish -------------------------------------------------------------------------------
     def _submit(self, i: int, loaded: Loaded[P], scored: Scored | None) -> None:

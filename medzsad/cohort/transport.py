@@ -10,6 +10,12 @@ is freed when the last array using it is. Smaller buffers, and every buffer when
 missing or full (checked with ``posix_fallocate`` before writing, so a small container ``/dev/shm``
 gives a pipe transfer, not a ``SIGBUS``), go through the pipe.
 
+The main process passes studies on: a volume it received from a loader goes on to a writer
+unchanged. It receives with ``keep_names=True``: the segment's name stays while the mapping lives,
+and sending an array that is exactly such a segment (or one made by :func:`shared_empty`, as the
+study's maps are) gives the receiver a new hard link to the same file instead of a copy. The rule
+of every zero-copy channel applies: an array must not be modified after it was sent.
+
 Segment names start with the sending pool's prefix ``medzsad-shm-<owner pid>-<token>``: a pool
 removes what is left of its own segments when it closes (a worker that crashed mid-send), and
 :func:`sweep_stale` removes those of owners that no longer run (a run killed with ``kill -9``).
@@ -23,17 +29,52 @@ import mmap
 import os
 import pickle
 import secrets
+import weakref
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SHARED_MIN_BYTES", "new_prefix", "send", "recv", "remove_segments", "sweep_stale"]
+import numpy as np
+
+__all__ = [
+    "SHARED_MIN_BYTES",
+    "new_prefix",
+    "send",
+    "recv",
+    "shared_empty",
+    "remove_segments",
+    "sweep_stale",
+]
 
 #: Buffers at least this large go through shared memory.
 SHARED_MIN_BYTES = 1 << 20
 
 _ROOT = "medzsad-shm-"
 _counter = itertools.count()
+
+
+class _Segment(mmap.mmap):
+    """A mapped segment whose name is kept while it is mapped (so that it can be forwarded)."""
+
+
+#: Segments of this process that can be forwarded: start address -> (path, bytes).
+_forwardable: dict[int, tuple[str, int]] = {}
+
+
+def _address(buf: Any) -> int:
+    return int(np.frombuffer(buf, dtype=np.uint8).ctypes.data)
+
+
+def _forget(address: int, path: str) -> None:
+    _forwardable.pop(address, None)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _keep(seg: _Segment, path: str, nbytes: int) -> None:
+    address = _address(seg)
+    _forwardable[address] = (path, nbytes)
+    weakref.finalize(seg, _forget, address, path)
 
 
 def shm_dir() -> Path | None:
@@ -47,38 +88,78 @@ def new_prefix() -> str:
     return f"{_ROOT}{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def _to_shared(raw: memoryview, prefix: str) -> str | None:
-    """Copy ``raw`` into a new shared-memory file; its path, or ``None`` when that is not possible."""
+def _new_path(prefix: str) -> str | None:
     d = shm_dir()
-    if d is None:
+    return None if d is None else str(d / f"{prefix}-{os.getpid()}-{next(_counter)}")
+
+
+def _create(prefix: str, nbytes: int) -> tuple[str, _Segment] | None:
+    """A new segment of ``nbytes`` mapped read-write, or ``None`` (no /dev/shm, or it is full)."""
+    path = _new_path(prefix)
+    if path is None:
         return None
-    path = str(d / f"{prefix}-{os.getpid()}-{next(_counter)}")
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
     except OSError:
         return None
     try:
-        os.posix_fallocate(fd, 0, raw.nbytes)  # ENOSPC now rather than SIGBUS while copying
-        with mmap.mmap(fd, raw.nbytes) as mm:
-            mm[:] = raw.cast("B")
+        os.posix_fallocate(fd, 0, nbytes)  # ENOSPC now rather than SIGBUS while writing
+        return path, _Segment(fd, nbytes)
     except (OSError, ValueError):
-        os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(path)
         return None
-    os.close(fd)
+    finally:
+        os.close(fd)
+
+
+def _to_shared(raw: memoryview, prefix: str) -> str | None:
+    """A segment holding ``raw``: a hard link when ``raw`` is a kept segment, else a copy."""
+    kept = _forwardable.get(_address(raw))
+    if kept is not None and kept[1] == raw.nbytes:
+        path = _new_path(prefix)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.link(kept[0], path)
+                return path
+    made = _create(prefix, raw.nbytes)
+    if made is None:
+        return None
+    path, seg = made
+    with seg:
+        seg[:] = raw.cast("B")
     return path
 
 
-def _from_shared(path: str, nbytes: int) -> mmap.mmap:
-    """Map a segment written by :func:`_to_shared` and unlink its name (the mapping stays)."""
+def _from_shared(path: str, nbytes: int, keep_name: bool) -> _Segment:
+    """Map a segment; its name is unlinked now, or when the mapping goes (``keep_name``)."""
     fd = os.open(path, os.O_RDWR)
     try:
-        return mmap.mmap(fd, nbytes)
+        seg = _Segment(fd, nbytes)
     finally:
         os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+        if not keep_name:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    if keep_name:
+        _keep(seg, path, nbytes)
+    return seg
+
+
+def shared_empty(shape: tuple[int, ...], dtype: Any, prefix: str | None) -> np.ndarray | None:
+    """An uninitialised array in a new segment that :func:`send` forwards without a copy.
+
+    ``None`` when ``prefix`` is ``None`` or the array is small, or without a usable /dev/shm.
+    """
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if prefix is None or nbytes < SHARED_MIN_BYTES:
+        return None
+    made = _create(prefix, nbytes)
+    if made is None:
+        return None
+    path, seg = made
+    _keep(seg, path, nbytes)
+    return np.frombuffer(seg, dtype=dtype).reshape(shape)
 
 
 def send(conn: Connection, obj: object, prefix: str | None) -> None:
@@ -103,13 +184,17 @@ def send(conn: Connection, obj: object, prefix: str | None) -> None:
         raise
 
 
-def recv(conn: Connection) -> Any:
-    """The object :func:`send` sent; arrays are writable (mapped segments or received buffers)."""
+def recv(conn: Connection, keep_names: bool = False) -> Any:
+    """The object :func:`send` sent; arrays are writable (mapped segments or received buffers).
+
+    ``keep_names``: keep each segment's name while it is mapped, so that sending one of these
+    arrays on links the segment instead of copying it.
+    """
     head, refs = pickle.loads(conn.recv_bytes())
     buffers: list[Any] = []
     for n, path in refs:
         if path is not None:
-            buffers.append(_from_shared(path, n))
+            buffers.append(_from_shared(path, n, keep_names))
             continue
         b = bytearray(n)
         if n:

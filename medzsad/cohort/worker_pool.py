@@ -276,7 +276,7 @@ class WorkerPool:
         outcome: TaskOutcome | None = None
         if slot.conn.poll():
             try:
-                status, payload = transport.recv(slot.conn)
+                status, payload = transport.recv(slot.conn, keep_names=True)  # may be passed on
                 outcome = TaskOutcome(
                     key, payload if status == "ok" else None, None if status == "ok" else payload
                 )

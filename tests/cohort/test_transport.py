@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import multiprocessing as mp
 import os
 import threading
@@ -27,11 +28,11 @@ def _payload() -> dict[str, object]:
     }
 
 
-def _round_trip(obj: object, prefix: str | None) -> object:
+def _round_trip(obj: object, prefix: str | None, keep_names: bool = False) -> object:
     a, b = mp.Pipe(duplex=True)
     sender = threading.Thread(target=transport.send, args=(a, obj, prefix))  # a pipe may block
     sender.start()
-    got = transport.recv(b)
+    got = transport.recv(b, keep_names=keep_names)
     sender.join()
     a.close()
     b.close()
@@ -127,4 +128,36 @@ def test_a_pool_task_sends_and_returns_large_arrays() -> None:
         outcome = pool.wait(60)[0]
         assert outcome.error is None
         assert np.array_equal(outcome.value, x * 2)
-        assert _segments(pool.prefix) == []
+        assert len(_segments(pool.prefix)) == 1  # the main process keeps the name while it maps it
+        del outcome
+        gc.collect()
+        assert _segments(pool.prefix) == []  # and removes it with the last array
+
+
+def test_a_received_array_is_passed_on_by_a_hard_link_not_a_copy(monkeypatch) -> None:
+    first, second = transport.new_prefix(), transport.new_prefix()
+    sent = _payload()
+    got = _round_trip(sent, first, keep_names=True)
+    assert isinstance(got, dict)
+    assert len(_segments(first)) == 2  # kept while mapped
+    created: list[int] = []
+    real = transport._create
+    monkeypatch.setattr(transport, "_create", lambda p, n: created.append(n) or real(p, n))
+    maps = transport.shared_empty((300, 1000), np.float32, second)
+    assert maps is not None
+    maps[:] = 0.5
+    view = got["big"][1000:]  # contiguous, 1 MiB, but not a whole segment: copied
+    again = _round_trip({"volume": got["big"], "maps": maps, "view": view}, second)
+    assert created == [300 * 1000 * 4, view.nbytes]  # only the maps' own segment and the view's copy
+    assert isinstance(again, dict)
+    assert np.array_equal(again["volume"], sent["big"]) and np.all(again["maps"] == 0.5)
+    assert np.array_equal(again["view"], sent["big"][1000:])
+    assert all(os.stat(p).st_nlink == 1 for p in _segments(first))  # the receiver's links are gone
+    del got, maps, view
+    gc.collect()
+    assert _segments(first) == [] and _segments(second) == []
+
+
+def test_shared_empty_is_none_without_a_prefix_or_for_small_arrays() -> None:
+    assert transport.shared_empty((10,), np.float32, transport.new_prefix()) is None
+    assert transport.shared_empty((1 << 20,), np.float32, None) is None
