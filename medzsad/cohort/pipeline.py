@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from medzsad.cohort import transport
+from medzsad.cohort.device_stage import DeviceStage
 from medzsad.cohort.executor import Failed, Loaded, Ready, Scored, StudyStages
 from medzsad.cohort.worker_pool import WorkerPool, wait_any
 
@@ -64,14 +65,16 @@ class PipelineStats:
     slices: int = 0
 
 
-@dataclass
+@dataclass(eq=False)  # identity: a study is removed from the scoring list by identity
 class _InScoring(Generic[J, P]):
     index: int
     job: J
     loaded: Loaded[P]
     images: torch.Tensor
     positions: torch.Tensor | None
-    cursor: int = 0
+    cursor: int = 0  # slices given to the model stage so far
+    outstanding: int = 0  # batches with slices of this study still in the model stage
+    failed: bool = False
     scores: list[np.ndarray] = field(default_factory=list)
     maps: list[np.ndarray] = field(default_factory=list)
     seconds: float = 0.0
@@ -79,6 +82,9 @@ class _InScoring(Generic[J, P]):
     @property
     def remaining(self) -> int:
         return int(self.images.shape[0]) - self.cursor
+
+
+_Piece = tuple[_InScoring[J, P], int, int]  # a study and the slices [a, b) of it in one batch
 
 
 class PipelineExecutor:
@@ -132,6 +138,7 @@ class _Run(Generic[J, P, R]):
         self.ex, self.jobs, self.stages, self.stop = ex, jobs, stages, stop
         self.pool: WorkerPool | None = None
         self.writer: WorkerPool | None = None
+        self.device: DeviceStage[list[_Piece[J, P]]] | None = None
         self.ready: dict[int, Loaded[P]] = {}
         self.scoring: list[_InScoring[J, P]] = []
         self.to_finish: deque[tuple[int, Loaded[P], Scored | None]] = deque()
@@ -141,6 +148,7 @@ class _Run(Generic[J, P, R]):
     # -- the loop -------------------------------------------------------------------------------
     def outcomes(self) -> Iterator[R]:
         try:
+            self.device = DeviceStage(self.stages.score, depth=2)
             if self.ex.workers > 0:
                 self.pool = WorkerPool(self.ex.workers, self.ex.timeout_s, self.ex.memory_gb)
                 self.writer = WorkerPool(self.ex.writers, None, None)
@@ -149,10 +157,13 @@ class _Run(Generic[J, P, R]):
                 self._dispatch_finishes()  # after draining: a stop set by the caller is seen here
                 self._dispatch_loads()
                 progressed = self._admit()
+                progressed = self._collect_scored() or progressed
                 progressed = self._score_batch() or progressed
                 if not progressed and self.next_yield < self._end() and self.next_yield not in self.finished:
                     self._wait()
         finally:
+            if self.device is not None:
+                self.device.close()
             for pool in (self.pool, self.writer):
                 if pool is not None:
                     pool.close()
@@ -227,11 +238,15 @@ class _Run(Generic[J, P, R]):
             return None
 
     def _score_batch(self) -> bool:
+        """Give the model stage the next batch: ``batch_size`` slices across studies in job order."""
+        assert self.device is not None  # noqa: S101 - created by outcomes()
         pending = self._pending_slices()
         no_more = self.next_score >= self._end()
-        if pending == 0 or self._write_full() or (pending < self.ex.batch_size and not no_more):
+        if not self.device.free() or pending == 0 or self._write_full():
             return False
-        pieces: list[tuple[_InScoring[J, P], int, int]] = []
+        if pending < self.ex.batch_size and not no_more:
+            return False
+        pieces: list[_Piece[J, P]] = []
         need = self.ex.batch_size
         for s in self.scoring:
             take = min(need, s.remaining)
@@ -246,30 +261,44 @@ class _Run(Generic[J, P, R]):
             batch = torch.cat([s.images[a:b] for s, a, b in pieces])
         with_positions = [s.positions[a:b] for s, a, b in pieces if s.positions is not None]
         positions = torch.cat(with_positions) if len(with_positions) == len(pieces) else None
-        t = time.perf_counter()
-        try:
-            scores, maps = self.stages.score(batch, positions)
-        except Exception as e:  # a model failure fails the studies in this batch
-            for s, _a, _b in pieces:
-                self.scoring.remove(s)
-                self._submit(s.index, Failed(e), None)
-            return True
-        dt = time.perf_counter() - t
-        self.ex.stats.score_s += dt
-        self.ex.stats.batches += 1
-        self.ex.stats.slices += int(batch.shape[0])
-        offset = 0
-        for s, a, b in pieces:
-            s.scores.append(scores[offset : offset + b - a])
-            s.maps.append(maps[offset : offset + b - a])
-            s.seconds += dt * (b - a) / int(batch.shape[0])
+        for s, _a, b in pieces:
             s.cursor = b
-            offset += b - a
-        for s in [s for s in self.scoring if s.remaining == 0]:
+            s.outstanding += 1
+        self.device.submit(pieces, batch, positions)
+        return True
+
+    def _collect_scored(self) -> bool:
+        """Take the model stage's results (in batch order); pass on the studies that are complete."""
+        assert self.device is not None  # noqa: S101 - created by outcomes()
+        results = self.device.done()
+        for r in results:
+            pieces = r.tag
+            for s, _a, _b in pieces:
+                s.outstanding -= 1
+            if r.error is not None:  # a model failure fails the studies in this batch
+                for s, _a, _b in pieces:
+                    if not s.failed:
+                        s.failed = True
+                        self.scoring.remove(s)
+                        self._submit(s.index, Failed(r.error), None)
+                continue
+            scores, maps = r.value
+            n = sum(b - a for _s, a, b in pieces)
+            self.ex.stats.score_s += r.seconds
+            self.ex.stats.batches += 1
+            self.ex.stats.slices += n
+            offset = 0
+            for s, a, b in pieces:
+                if not s.failed:
+                    s.scores.append(scores[offset : offset + b - a])
+                    s.maps.append(maps[offset : offset + b - a])
+                    s.seconds += r.seconds * (b - a) / n
+                offset += b - a
+        for s in [s for s in self.scoring if s.remaining == 0 and s.outstanding == 0]:
             self.scoring.remove(s)
             scored = Scored(np.concatenate(s.scores), self._concat_maps(s.maps), s.seconds)
             self._submit(s.index, Ready(self.stages.release(s.loaded.result())), scored)
-        return True
+        return bool(results)
 
     def _concat_maps(self, parts: list[np.ndarray]) -> np.ndarray:
         """A study's maps in one array, in shared memory when a writer process will receive it."""
@@ -317,7 +346,8 @@ class _Run(Generic[J, P, R]):
     def _wait(self) -> None:
         """Nothing moved: wait for a worker (loading) or a writer to finish a task."""
         pools = [p for p in (self.pool, self.writer) if p is not None and p.busy()]
-        if not pools:
+        model = [self.device.handle] if self.device is not None and self.device.busy() else []
+        if not pools and not model:
             if self.to_finish or self.ready or self.scoring:
                 return  # more work on the next turn (inline mode, or a stop that cancels)
             raise RuntimeError(
@@ -325,7 +355,7 @@ class _Run(Generic[J, P, R]):
                 f"(loaded {sorted(self.ready)})"
             )
         t = time.perf_counter()
-        wait_any(pools, None)
+        wait_any(pools, None, model)
         dt = time.perf_counter() - t
         if self.pool is not None and self.pool.busy():
             self._collect(0.0)

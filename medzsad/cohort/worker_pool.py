@@ -30,7 +30,7 @@ import os
 import pickle
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -331,9 +331,12 @@ class WorkerPool:
         self.close()
 
 
-def wait_any(pools: list[WorkerPool], timeout: float | None) -> None:
-    """Block until a task of any of ``pools`` ends, a deadline passes, or ``timeout`` seconds."""
-    handles: list[Any] = []
+def wait_any(pools: list[WorkerPool], timeout: float | None, extra: Sequence[Any] = ()) -> None:
+    """Block until a task of ``pools`` ends, a deadline passes, ``extra`` is readable, or ``timeout``.
+
+    ``extra``: file descriptors or connections to wait on too (the model stage's wake-up pipe).
+    """
+    handles: list[Any] = list(extra)
     deadline = float("inf")
     for p in pools:
         h, d = p.handles()

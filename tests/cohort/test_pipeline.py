@@ -65,7 +65,7 @@ class FakeStages:
 def _ok(loaded: Loaded[np.ndarray]) -> bool:
     try:
         loaded.result()
-    except ValueError:
+    except (ValueError, RuntimeError):
         return False
     return True
 
@@ -74,7 +74,7 @@ def fake_finish(job: int, loaded: Loaded[np.ndarray], scored: Scored | None):
     """Writer side (module level: picklable)."""
     try:
         loaded.result()
-    except ValueError as e:
+    except (ValueError, RuntimeError) as e:
         return job, str(e)
     if scored is None:
         return job, "empty"  # a study without slices is finished unscored
@@ -114,3 +114,29 @@ def test_stop_starts_no_new_study():
     assert [j for j, _ in seen] == list(range(len(seen))) and len(seen) < len(sizes)
     assert all(res != "cancelled" for _, res in seen[:2])
     assert sorted(stages.begun) == [j for j, res in seen if res != "cancelled"]  # cancelled: never begun
+
+
+class FailingStages(FakeStages):
+    """The model fails on every batch holding a slice of study ``bad``."""
+
+    def __init__(self, sizes: list[int], bad: int) -> None:
+        super().__init__(sizes)
+        self.bad = bad
+
+    def score(self, batch: torch.Tensor, positions: torch.Tensor | None):
+        if self.bad in {int(v) for v in batch[:, 0, 0, 0]}:
+            self.batches.append([-1])
+            raise RuntimeError("CUDA error: an illegal memory access")
+        return super().score(batch, positions)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_model_failure_fails_the_studies_of_its_batch_only(workers):
+    sizes = [3, 9, 2, 4]  # batches of 4: [0 0 0 1] fails, study 1's later batches may be in flight
+    stages = FailingStages(sizes, bad=1)
+    ex = PipelineExecutor(workers=workers, prefetch=1, writers=1, write_queue=1, batch_size=4)
+    results = dict(ex.run(list(range(len(sizes))), stages))
+    for j in (0, 1):  # study 0 shared the failed batch
+        assert isinstance(results[j], str) and "illegal memory access" in results[j]
+    for j in (2, 3):
+        assert results[j] == [float(j)] * sizes[j]  # the studies after it are scored as usual
