@@ -8,8 +8,10 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 
 from medzsad.io.volume import SourceInfo, Volume
+from medzsad.transforms.clip_input import ToClipInput, resize_stack
 from medzsad.transforms.foreground import ForegroundSlices
 from medzsad.transforms.normalize import scale_range
 from medzsad.transforms.pipeline import cut_slices, intensity_range
@@ -77,3 +79,21 @@ def test_view_cut_equals_whole_volume_cut(preset_name: str, axis: str, layout: s
             assert 0 < kept.size <= cut.geometry.n_slices
             assert cut.display.flags.c_contiguous and cut.display.dtype == np.float32
             assert np.array_equal(cut.display, display)
+
+
+@pytest.mark.parametrize("shape", [(5, 512, 512), (3, 100, 80), (2, 224, 224)])
+def test_clip_input_equals_the_broadcast_formula(shape: tuple[int, int, int]) -> None:
+    """Channel-by-channel normalisation into the output equals ``(x3 - mean) / std`` bit for bit."""
+    x = np.random.default_rng(sum(shape)).random(shape, dtype=np.float32)
+    mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+    to_clip = ToClipInput(224, mean, std, (0.7, 0.9), True)
+    got = to_clip(x)
+    lb = to_clip.layout(shape[1:])
+    t = torch.zeros((shape[0], *lb.padded))
+    (top, left), (h, w) = lb.offset, lb.size
+    t[:, top : top + h, left : left + w] = torch.from_numpy(x)
+    r = resize_stack(t, (224, 224)).clamp_(0.0, 1.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    expected = ((r[:, None].expand(shape[0], 3, 224, 224) - m) / s).contiguous()
+    assert got.is_contiguous() and torch.equal(got, expected)
