@@ -1,13 +1,15 @@
 """Pipeline throughput: synthetic 512x512x300 CT studies through the real cohort pipeline.
 
     nice python bench/pipeline_throughput.py --kind dicom --studies 4 --workers 1 [--latency-ms 2.5]
-        [--image-size 518] [--slices 300] [--size 512] [--keep DIR]
+        [--image-size 518] [--slices 300] [--size 512] [--keep DIR] [--model standin|vitl]
 
 The model is a stand-in scorer with the :class:`~medzsad.cohort.scorer.SliceScorer` interface that
 sleeps ``latency-ms`` per slice (2.5 ms: ViT-L/14 at 518 px on an H200 in bf16) and returns
 deterministic maps, so the figures show what the CPU stages (read, decode, preprocess, transfer
 from the worker, post-process, write) cost around a GPU-speed model. Everything else is the real
-``run_cohort``: worker processes, cross-study batches, writer threads, ledger, default outputs.
+``run_cohort``: worker processes, cross-study batches, writer processes, ledger, default outputs.
+``--model vitl`` scores with the real detector instead (ViT-L/14-336 at ``--image-size``, random
+weights, on the CPU): use few slices, it takes seconds per slice.
 
 Prints one Markdown row: wall time, studies/hour, CPU seconds per study (all processes), the
 per-stage breakdown (seconds per study, from provenance.json) and peak RSS (main process, worker).
@@ -187,6 +189,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--writers", type=int, default=1)
     ap.add_argument("--latency-ms", type=float, default=2.5)
+    ap.add_argument("--model", choices=["standin", "vitl"], default="standin")
     ap.add_argument("--image-size", type=int, default=518)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--size", type=int, default=512)
@@ -206,7 +209,8 @@ def main() -> None:
     yaml = root / "cohort.yaml"
     yaml.write_text(
         f"name: bench\ninputs:\n  manifest: {data / 'manifest.csv'}\n"
-        "model: {tiny: true, clip_weights: random, prompt_weights: random, device: cpu, "
+        f"model: {{{'tiny: true, ' if args.model == 'standin' else ''}clip_weights: random, "
+        "prompt_weights: random, device: cpu, "
         f"image_size: {args.image_size}, batch_size: {args.batch_size}}}\n"
         f"output:\n  dir: {out}\n"
         f"executor: {{workers: {args.workers}, writers: {args.writers}}}\n"
@@ -214,7 +218,8 @@ def main() -> None:
     cfg = load_cohort(yaml)
     os.environ["MEDZSAD_BENCH_LOG"] = str(root / f"loader-{args.kind}-w{args.workers}.jsonl")
     Path(os.environ["MEDZSAD_BENCH_LOG"]).unlink(missing_ok=True)
-    scorer = StandInScorer(args.image_size, args.latency_ms / 1000)
+    # --model vitl: run_cohort builds the real detector (ViT-L/14-336 at image_size, random weights)
+    scorer = StandInScorer(args.image_size, args.latency_ms / 1000) if args.model == "standin" else None
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     thread0 = time.thread_time()
     t0 = time.perf_counter()
@@ -233,7 +238,7 @@ def main() -> None:
     n = summary.n_done
     steady = _steady_rate(out)
     cpu_per_study = (main_cpu + sum(worker_cpu.values()) + sum(writer_cpu.values())) / max(n, 1)
-    model_s = args.latency_ms / 1000 * args.slices
+    model_s = args.latency_ms / 1000 * args.slices if scorer is not None else stages.get("score", 0.0)
     print(
         f"{platform.machine()} {os.cpu_count()} cpu, torch {torch.__version__}; {n} done / {args.studies}; "
         f"model stand-in {model_s:.2f} s/study"

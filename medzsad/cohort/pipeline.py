@@ -3,14 +3,18 @@
 ::
 
     jobs --> [load: WorkerPool, `workers` processes] --> ready (<= workers + prefetch studies)
-         --> [score: main process, batches of `batch_size` slices taken across studies in job order]
+         --> [score: DeviceStage thread, batches of `batch_size` slices taken across studies in
+              job order, two batches deep]
          --> [finish: WorkerPool, `writers` processes; <= writers + write_queue studies]
          --> outcomes in job order
 
-Post-processing and writing run in processes, not threads: measured on a 512x512x300 CT they cost
-~27 CPU s per study, mostly holding the GIL (bench/RESULTS.md), so threads could not use more than
-about one core for them. A study travels main -> writer as its volume and raw maps (pickle
-protocol 5, no extra copy), ~0.6 GB for a 300-slice CT at 518 px.
+The model runs in its own thread (:mod:`medzsad.cohort.device_stage`) so that the main thread's work
+(receiving loaded studies, building the next batch, passing scored studies on, the ledger) overlaps
+the model instead of adding to it. Post-processing and writing run in processes, not threads: they
+cost ~8 CPU s per 512x512x300 CT with the default outputs, mostly holding the GIL (bench/RESULTS.md).
+Studies travel between processes through shared memory (:mod:`medzsad.cohort.transport`): a volume
+received from a loader goes on to a writer by a hard link to the same segment, and a study's maps are
+concatenated straight into a segment, so the main process copies neither.
 
 Memory is bounded by the queue sizes, never by the number of studies: a study is loaded only when
 fewer than ``workers + prefetch`` are loading or waiting, a loaded study enters scoring only when the
