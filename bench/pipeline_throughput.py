@@ -241,7 +241,7 @@ def main() -> None:
     model_s = args.latency_ms / 1000 * args.slices if scorer is not None else stages.get("score", 0.0)
     print(
         f"{platform.machine()} {os.cpu_count()} cpu, torch {torch.__version__}; {n} done / {args.studies}; "
-        f"model stand-in {model_s:.2f} s/study"
+        f"model {args.model} {model_s:.2f} s/study"
     )
     print(
         "| kind | studies | workers | wall s | studies/h (steady) | CPU s/study (main + loaders + writers) "
