@@ -12,7 +12,9 @@ import functools
 import logging
 
 import numpy as np
+import torch
 
+from medzsad.cohort import transport
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.reading import StudyRead
 from medzsad.cohort.scorer import ModelInputSpec
@@ -25,6 +27,12 @@ __all__ = ["prepare_study_slices"]
 log = logging.getLogger(__name__)
 
 
+def _shared_images(shape: tuple[int, ...]) -> torch.Tensor | None:
+    """In a worker process: the model input in shared memory, so it reaches the main process uncopied."""
+    arr = transport.shared_empty(shape, np.float32, transport.process_prefix())
+    return torch.from_numpy(arr) if arr is not None else None
+
+
 def prepare_study_slices(study: StudyInput, read: StudyRead, scorer: ModelInputSpec) -> PreparedStudy:
     """Cut, normalise, orient and resize the slices of the read volume for ``scorer``.
 
@@ -34,7 +42,9 @@ def prepare_study_slices(study: StudyInput, read: StudyRead, scorer: ModelInputS
         scorer: The model (only its ``image_size``, ``mean`` and ``std`` are used).
     """
     volume, preset = read.volume, read.preset
-    prepared = prepare_slices(volume, preset, scorer.image_size, tuple(scorer.mean), tuple(scorer.std))
+    prepared = prepare_slices(
+        volume, preset, scorer.image_size, tuple(scorer.mean), tuple(scorer.std), allocate=_shared_images
+    )
     log.debug("preset %s, %d of %d slices scored", preset.name, len(prepared.slice_index), prepared.n_slices)
     return PreparedStudy(
         study=study,

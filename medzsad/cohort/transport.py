@@ -42,6 +42,8 @@ __all__ = [
     "send",
     "recv",
     "shared_empty",
+    "set_process_prefix",
+    "process_prefix",
     "remove_segments",
     "sweep_stale",
 ]
@@ -81,6 +83,20 @@ def shm_dir() -> Path | None:
     """``/dev/shm`` when it is a writable directory (Linux), else ``None`` (pipe only)."""
     d = Path("/dev/shm")
     return d if d.is_dir() and os.access(d, os.W_OK) else None
+
+
+_process_prefix: str | None = None
+
+
+def set_process_prefix(prefix: str | None) -> None:
+    """The prefix a worker process allocates its shared arrays with (:func:`process_prefix`)."""
+    global _process_prefix
+    _process_prefix = prefix
+
+
+def process_prefix() -> str | None:
+    """This worker process's pool prefix (``None`` in the main process: nothing to send)."""
+    return _process_prefix
 
 
 def new_prefix() -> str:

@@ -170,6 +170,7 @@ def _worker_main(
     # through logging's last-resort handler, bypassing the CLI's --quiet and format
     logging.getLogger().addHandler(logging.NullHandler())
     _limit_memory(memory_gb)
+    transport.set_process_prefix(prefix)  # results built in shared memory are sent without a copy
     limit = f" (executor.worker_memory_gb: {memory_gb:g})" if memory_gb is not None else ""
     with contextlib.suppress(Exception):
         import torch

@@ -70,6 +70,10 @@ def resize_stack(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear")
     return out[:, 0]
 
 
+#: Slices resized and normalised at a time by :class:`ToClipInput`.
+_CHUNK = 16
+
+
 class ToClipInput(Transform):
     """``(N, H, W)`` slices in ``[0, 1]`` -> ``(N, 3, S, S)`` float32 torch, CLIP-normalised.
 
@@ -103,26 +107,36 @@ class ToClipInput(Transform):
         """The letterbox for slices of ``size``."""
         return letterbox_of(size, self.pixel_spacing_mm, self.image_size, self.letterbox)
 
-    def __call__(self, slices: ArrayLike) -> torch.Tensor:
-        """Convert a stack of slices."""
+    def __call__(self, slices: ArrayLike, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Convert a stack of slices (into ``out``, ``(N, 3, S, S)`` float32, when given)."""
         x = slices if isinstance(slices, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(slices))
-        x = x.to(torch.float32)
+        n = int(x.shape[0])
+        size = (n, 3, self.image_size, self.image_size)
+        if out is None:
+            out = torch.empty(size, dtype=torch.float32, device=x.device)
+        elif tuple(out.shape) != size or out.dtype != torch.float32:
+            raise ValueError(f"out must be float32 {size}, got {out.dtype} {tuple(out.shape)}")
+        # a few slices at a time (each slice is resized on its own, so the result is the same):
+        # only the output is whole, not a padded, a resized and a normalised copy of the stack
+        for a in range(0, n, _CHUNK):
+            self._convert(x[a : a + _CHUNK], out[a : a + _CHUNK])
+        return out
+
+    def _convert(self, slices: torch.Tensor, out: torch.Tensor) -> None:
+        x = slices.to(torch.float32)
         n, h, w = x.shape
         lb = self.layout((h, w))
         if lb.padded != (h, w):
             padded = torch.zeros((n, *lb.padded), dtype=torch.float32, device=x.device)
             padded[:, lb.offset[0] : lb.offset[0] + h, lb.offset[1] : lb.offset[1] + w] = x
             x = padded
-        x = resize_stack(x, (self.image_size, self.image_size)).clamp_(0.0, 1.0)
-        # (x - mean_c) / std_c written channel by channel into the output: the same float32
-        # operations as broadcasting, without two (N, 3, S, S) temporaries (~1 GB each for 300
-        # slices at 518 px)
-        out = torch.empty((n, 3, self.image_size, self.image_size), dtype=torch.float32, device=x.device)
+        x = resize_stack(x, (self.image_size, self.image_size))
+        x = x.clamp(0.0, 1.0) if x.data_ptr() == slices.data_ptr() else x.clamp_(0.0, 1.0)
+        # (x - mean_c) / std_c channel by channel: the same float32 operations as broadcasting
         mean, std = self.mean.to(x.device), self.std.to(x.device)
         for c in range(3):
             torch.sub(x, mean[0, c], out=out[:, c])
             out[:, c].div_(std[0, c])
-        return out
 
 
 class ToClipInputd(MapTransform):

@@ -14,7 +14,7 @@ model inputs ``run`` scores. :func:`masks_to_model` takes a label volume the sam
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,6 +178,7 @@ def prepare_slices(
     image_size: int,
     mean: Sequence[float],
     std: Sequence[float],
+    allocate: Callable[[tuple[int, ...]], torch.Tensor | None] | None = None,
 ) -> PreparedSlices:
     """Preprocess a volume into model input.
 
@@ -187,6 +188,8 @@ def prepare_slices(
         image_size: Model input size ``S``.
         mean: The model's per-channel normalisation mean (3 values).
         std: The model's per-channel normalisation std (3 values).
+        allocate: Makes the ``(N, 3, S, S)`` float32 array the model input is written into (e.g.
+            in shared memory); ``None``, or an allocator returning ``None``: a new tensor.
 
     Returns:
         :class:`PreparedSlices` (``images`` may have ``N = 0`` when every slice is empty).
@@ -195,8 +198,9 @@ def prepare_slices(
     geo, kept, keep = cut.geometry, cut.kept, cut.keep
     n = geo.n_slices
     to_clip = cut.to_clip(image_size, mean, std, preset)
+    out = allocate((int(kept.size), 3, image_size, image_size)) if allocate is not None else None
     images = (
-        to_clip(cut.display)
+        to_clip(cut.display, out)
         if kept.size
         else torch.zeros((0, 3, image_size, image_size), dtype=torch.float32)
     )

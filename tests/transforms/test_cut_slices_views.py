@@ -81,7 +81,7 @@ def test_view_cut_equals_whole_volume_cut(preset_name: str, axis: str, layout: s
             assert np.array_equal(cut.display, display)
 
 
-@pytest.mark.parametrize("shape", [(5, 512, 512), (3, 100, 80), (2, 224, 224)])
+@pytest.mark.parametrize("shape", [(5, 512, 512), (37, 100, 80), (2, 224, 224)])
 def test_clip_input_equals_the_broadcast_formula(shape: tuple[int, int, int]) -> None:
     """Channel-by-channel normalisation into the output equals ``(x3 - mean) / std`` bit for bit."""
     x = np.random.default_rng(sum(shape)).random(shape, dtype=np.float32)
@@ -96,4 +96,9 @@ def test_clip_input_equals_the_broadcast_formula(shape: tuple[int, int, int]) ->
     m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
     expected = ((r[:, None].expand(shape[0], 3, 224, 224) - m) / s).contiguous()
-    assert got.is_contiguous() and torch.equal(got, expected)
+    assert got.is_contiguous() and torch.equal(got, expected)  # 37 slices: three chunks
+    given = torch.full((shape[0], 3, 224, 224), np.nan)
+    assert to_clip(x, given) is given and torch.equal(given, expected)
+    assert np.array_equal(x, np.random.default_rng(sum(shape)).random(shape, dtype=np.float32))  # untouched
+    with pytest.raises(ValueError, match="out must be"):
+        to_clip(x, torch.empty((shape[0], 3, 224, 223)))
