@@ -18,7 +18,6 @@ re-read after writing and its shape and affine compared with the source's.
 
 from __future__ import annotations
 
-import gzip
 import io
 from pathlib import Path
 from typing import Literal, cast
@@ -27,7 +26,7 @@ import nibabel as nib
 import numpy as np
 
 from medzsad.errors import GeometryError, OutputError
-from medzsad.fileio import write_bytes
+from medzsad.fileio import Compression, gzip_file, write_bytes
 
 __all__ = [
     "AFFINE_TOL_MM",
@@ -44,9 +43,6 @@ __all__ = [
 #: Tolerance of the re-read check: the header stores the affine in float32.
 AFFINE_TOL_MM = 1e-3
 
-#: ``"fast"`` (ISA-L gzip) or a zlib gzip level 0..9.
-Compression = int | Literal["fast"]
-
 #: Compression of NIfTI files unless told otherwise (``output.compression``).
 DEFAULT_COMPRESSION: Compression = "fast"
 
@@ -60,22 +56,6 @@ def _qform_representable(affine: np.ndarray) -> bool:
     m = affine[:3, :3]
     cols = m / np.linalg.norm(m, axis=0, keepdims=True)
     return bool(np.allclose(cols.T @ cols, np.eye(3), atol=1e-6))
-
-
-def _gzip_file(buf: io.BytesIO, compression: Compression) -> gzip.GzipFile:
-    """A gzip writer on ``buf`` with mtime 0 (the same bytes for the same data)."""
-    if compression == "fast":
-        try:
-            from isal import igzip  # ISA-L: a dependency; zlib level 1 only if its wheel is missing
-        except ImportError:
-            return gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=1, mtime=0)
-        # isal's GzipFile subclasses gzip.GzipFile
-        return cast(
-            gzip.GzipFile, igzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=1, mtime=0)
-        )
-    if isinstance(compression, bool) or not isinstance(compression, int) or not 0 <= compression <= 9:
-        raise OutputError(f"gzip compression must be 'fast' or a level 0..9, got {compression!r}")
-    return gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=compression, mtime=0)
 
 
 def nifti_bytes(
@@ -97,7 +77,7 @@ def nifti_bytes(
             ``data * slope + inter``); ``None`` for unscaled data.
     """
     buf = io.BytesIO()
-    gz = _gzip_file(buf, compression)
+    gz = gzip_file(buf, compression)
     img = nib.Nifti1Image(np.asarray(data), np.asarray(affine_ras, dtype=np.float64))
     hdr = img.header
     hdr.set_xyzt_units("mm", "sec")

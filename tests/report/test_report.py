@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import nibabel as nib
 import numpy as np
@@ -33,13 +32,6 @@ def test_atomic_write_leaves_no_temp_and_keeps_old_file_on_failure(tmp_path):
 def test_atomic_write_unwritable_dir_raises_output_error(tmp_path):
     with pytest.raises(OutputError, match="cannot write"):
         atomic.write_text(tmp_path / "missing" / "x.txt", "x")
-
-
-def test_remove_stale_temps(tmp_path):
-    (tmp_path / f"x.csv.tmp-{os.getpid() + 1}").write_text("junk")
-    (tmp_path / "keep.csv").write_text("ok")
-    assert atomic.remove_stale_temps(tmp_path) == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["keep.csv"]
 
 
 def test_write_json_nan_is_null_and_csv_roundtrip(tmp_path):
