@@ -242,11 +242,14 @@ def write_dicom_seg(
 
 
 def _heat_frames(heat_ijk: np.ndarray, volume: Volume, sources: SourceImages, out: Path) -> np.ndarray:
-    heat = np.asarray(heat_ijk, dtype=np.float64)
+    heat = np.asarray(heat_ijk)
     if not np.isfinite(heat).all():
         raise OutputError(f"{out}: heat map has NaN or infinite values; expected values in [0, 1]")
-    stored = np.rint(np.clip(heat, 0.0, 1.0) * HEAT_SCALE).astype(np.uint16)
-    return gather_frames(stored, volume.affine_lps, sources.frames)
+    # gathered first (strided views of the float map), then quantised as before
+    frames = gather_frames(heat, volume.affine_lps, sources.frames).astype(np.float64)
+    np.clip(frames, 0.0, 1.0, out=frames)
+    frames *= HEAT_SCALE
+    return np.rint(frames, out=frames).astype(np.uint16)
 
 
 def _heat_mapping() -> hd.pm.RealWorldValueMapping:

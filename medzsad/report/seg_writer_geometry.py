@@ -206,6 +206,58 @@ def gather_frames(array_ijk: np.ndarray, affine_lps: np.ndarray, frames: list[So
     shape = tuple(int(n) for n in array_ijk.shape[:3])
     out = []
     for frame in frames:
-        idx = _frame_voxels(frame, inv, shape)  # type: ignore[arg-type]
-        out.append(array_ijk[idx[..., 0], idx[..., 1], idx[..., 2]])
+        view = _frame_view(array_ijk, frame, inv, shape)  # type: ignore[arg-type]
+        if view is None:  # oblique to the grid: pixel by pixel
+            idx = _frame_voxels(frame, inv, shape)  # type: ignore[arg-type]
+            view = array_ijk[idx[..., 0], idx[..., 1], idx[..., 2]]
+        out.append(view)
     return np.stack(out, axis=0)
+
+
+def _axis_slice(start: int, step: int, n: int) -> slice:
+    stop = start + n * step
+    return slice(start, stop if stop >= 0 else None, step)
+
+
+def _frame_view(
+    array_ijk: np.ndarray, frame: SourceFrame, inv_lps: np.ndarray, shape: tuple[int, int, int]
+) -> np.ndarray | None:
+    """The frame as a strided view of ``array_ijk`` when its rows and columns step along voxel axes.
+
+    Pixel ``(r, c)`` shows voxel ``a + r u + c v`` (``a``, ``u``, ``v`` in voxel units). When ``u``
+    and ``v`` are, within the grid tolerance, steps of +-1 along two different voxel axes and ``a``
+    is a voxel, that is the same voxel :func:`_frame_voxels` finds for every pixel (the summed
+    deviation over the whole frame is below :data:`GRID_TOL_VOXELS`, far from a rounding tie), and
+    the frame is a slice of the array. ``None`` otherwise (oblique or scaled frames).
+
+    Raises:
+        GeometryError: The frame maps outside the volume.
+    """
+    m, t = inv_lps[:3, :3], inv_lps[:3, 3]
+    dr, dc = frame.spacing_mm
+    a = m @ frame.position_lps_mm + t
+    u = m @ (np.asarray(frame.col_cos, dtype=np.float64) * dr)  # one row down
+    v = m @ (np.asarray(frame.row_cos, dtype=np.float64) * dc)  # one column right
+    ai, ui, vi = np.rint(a), np.rint(u), np.rint(v)
+    bound = np.abs(a - ai) + (frame.rows - 1) * np.abs(u - ui) + (frame.cols - 1) * np.abs(v - vi)
+    unit_u, unit_v = (
+        np.abs(ui).sum() == 1 and np.abs(ui).max() == 1,
+        np.abs(vi).sum() == 1 and np.abs(vi).max() == 1,
+    )
+    if float(bound.max()) > GRID_TOL_VOXELS / 2 or not (unit_u and unit_v):
+        return None
+    p, q = int(np.argmax(np.abs(ui))), int(np.argmax(np.abs(vi)))
+    if p == q:
+        return None
+    corners = [ai + r * ui + c * vi for r in (0, frame.rows - 1) for c in (0, frame.cols - 1)]
+    lo, hi = np.min(corners, axis=0), np.max(corners, axis=0)
+    if (lo < 0).any() or (hi >= np.array(shape)).any():
+        raise GeometryError(
+            f"source frame at IPP {frame.position_lps_mm.round(3).tolist()} maps to voxels "
+            f"{lo.astype(int).tolist()}..{hi.astype(int).tolist()}, outside the volume {list(shape)}"
+        )
+    index: list[int | slice] = [int(x) for x in ai]
+    index[p] = _axis_slice(int(ai[p]), int(ui[p]), frame.rows)
+    index[q] = _axis_slice(int(ai[q]), int(vi[q]), frame.cols)
+    view = array_ijk[tuple(index)]  # axes (p, q) in increasing order
+    return view if p < q else view.T
