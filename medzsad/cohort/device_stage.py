@@ -88,21 +88,26 @@ class DeviceStage(Generic[T]):
             self._in_stage -= len(out)
         return out
 
-    def close(self) -> None:
-        """Stop the thread after the batch it is running (queued batches are dropped)."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the thread after the batch it is running (queued batches are dropped).
+
+        ``wait=False`` (an interrupted run) returns at once; the thread finishes its batch on its
+        own, then closes the wake-up pipe (it alone closes it, so it never writes to a reused fd).
+        """
         with contextlib.suppress(queue.Empty):
             while True:
                 self._todo.get_nowait()
         self._todo.put(None)
-        self._thread.join()
-        for fd in (self._read_fd, self._write_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        if wait:
+            self._thread.join()
 
     def _loop(self) -> None:
         while True:
             item = self._todo.get()
             if item is None:
+                for fd in (self._read_fd, self._write_fd):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
                 return
             tag, args = item
             t = time.perf_counter()

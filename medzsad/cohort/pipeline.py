@@ -165,6 +165,11 @@ class _Run(Generic[J, P, R]):
                 progressed = self._score_batch() or progressed
                 if not progressed and self.next_yield < self._end() and self.next_yield not in self.finished:
                     self._wait()
+        except BaseException:  # Ctrl-C or an error: do not wait for the batch the model is running
+            if self.device is not None:
+                self.device.close(wait=False)
+                self.device = None
+            raise
         finally:
             if self.device is not None:
                 self.device.close()

@@ -62,3 +62,23 @@ def test_close_drops_queued_batches_and_stops_the_thread() -> None:
     assert not closer.is_alive()
     assert calls == [0]  # the running batch finished; the two queued ones were dropped
     assert not any(t.name == "medzsad-model" and t.is_alive() for t in threading.enumerate())
+
+
+def test_close_without_waiting_returns_while_a_batch_runs() -> None:
+    """An interrupted run (Ctrl-C) does not wait for the model's batch; the thread ends after it."""
+    gate, started = threading.Event(), threading.Event()
+
+    def model(x: int) -> int:
+        started.set()
+        gate.wait(10)
+        return x
+
+    stage: DeviceStage[int] = DeviceStage(model)
+    stage.submit(0, 0)
+    assert started.wait(10)
+    stage.close(wait=False)  # returns at once although the batch is still running
+    assert any(t.name == "medzsad-model" and t.is_alive() for t in threading.enumerate())
+    gate.set()
+    for t in [t for t in threading.enumerate() if t.name == "medzsad-model"]:
+        t.join(10)
+        assert not t.is_alive()
