@@ -165,12 +165,13 @@ class SliceGeometry:
             )
         if idx.size and (idx.min() < 0 or idx.max() >= self.n_slices):
             raise GeometryError(f"slice index out of range 0..{self.n_slices - 1}")
-        planes = s[:, ::-1, ::-1].transpose(0, 2, 1)  # (N, A, B) canonical order
-        c = self.canonical_axis
-        canon_moved = np.full((self.n_slices, *planes.shape[1:]), fill, dtype=s.dtype)
-        canon_moved[idx] = planes
-        canonical = np.moveaxis(canon_moved, 0, c)
-        return np.ascontiguousarray(self.reorientation.invert(canonical))
+        # written in place through the display view of the source-grid array (the forward
+        # transform's views, inverted by assignment); the slice axis is the array's slowest one,
+        # so each slice is one contiguous block and the writes stay local
+        order: Literal["C", "F"] = "F" if self.source_axis == 2 else "C"
+        out = np.full(self.reorientation.source_shape, fill, dtype=s.dtype, order=order)
+        self.display_view(self.reorientation.view(out))[idx] = s
+        return out
 
 
 @dataclass(frozen=True)

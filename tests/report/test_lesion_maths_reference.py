@@ -66,6 +66,8 @@ def test_find_lesions_equals_the_whole_volume_reference(seed: int) -> None:
     thr, min_ml = float(rng.uniform(0.3, 0.9)), float(rng.choice([0.0, 0.001, 0.01]))
     got = find_lesions(heat, affine, thr, min_ml)
     labels, rows, dropped = _reference_lesions(heat, affine, thr, min_ml)
+    fortran = find_lesions(np.asfortranarray(heat), affine, thr, min_ml)  # as a DICOM heat map is laid out
+    assert np.array_equal(fortran.labels, got.labels) and fortran.lesions == got.lesions
     assert np.array_equal(got.labels, labels)
     assert got.n_dropped_small == dropped
     assert len(got.lesions) == len(rows)

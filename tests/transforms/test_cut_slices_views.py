@@ -102,3 +102,22 @@ def test_clip_input_equals_the_broadcast_formula(shape: tuple[int, int, int]) ->
     assert np.array_equal(x, np.random.default_rng(sum(shape)).random(shape, dtype=np.float32))  # untouched
     with pytest.raises(ValueError, match="out must be"):
         to_clip(x, torch.empty((shape[0], 3, 224, 223)))
+
+
+@pytest.mark.parametrize("axis", ["axial", "coronal", "sagittal"])
+def test_from_display_equals_the_canonical_formulation(axis: str) -> None:
+    """Slices written through the display view of the source array land where the old copies put them."""
+    rng = np.random.default_rng(7)
+    shape = (9, 8, 7)
+    for perm, signs in ORIENTATIONS:
+        geo = SliceExtractor(axis).geometry(_affine(perm, signs), shape)
+        kept = np.sort(rng.choice(geo.n_slices, size=max(1, geo.n_slices - 2), replace=False))
+        slices = rng.random((kept.size, *geo.display_shape)).astype(np.float32)
+        planes = slices[:, ::-1, ::-1].transpose(0, 2, 1)
+        canon_moved = np.full((geo.n_slices, *planes.shape[1:]), -1.0, dtype=np.float32)
+        canon_moved[kept] = planes
+        expected = geo.reorientation.invert(np.moveaxis(canon_moved, 0, geo.canonical_axis))
+        got = geo.from_display(slices, kept, fill=-1.0)
+        assert got.shape == shape and got.dtype == np.float32
+        assert np.array_equal(got, expected), (perm, signs)
+        assert got.flags.f_contiguous if geo.source_axis == 2 else got.flags.c_contiguous
