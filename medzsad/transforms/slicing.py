@@ -166,10 +166,9 @@ class SliceGeometry:
         if idx.size and (idx.min() < 0 or idx.max() >= self.n_slices):
             raise GeometryError(f"slice index out of range 0..{self.n_slices - 1}")
         # written in place through the display view of the source-grid array (the forward
-        # transform's views, inverted by assignment); the slice axis is the array's slowest one,
-        # so each slice is one contiguous block and the writes stay local
-        order: Literal["C", "F"] = "F" if self.source_axis == 2 else "C"
-        out = np.full(self.reorientation.source_shape, fill, dtype=s.dtype, order=order)
+        # transform's views, inverted by assignment): one pass, no intermediate canonical copy.
+        # C order, as the lesion maths want it (scipy's labelling is ~1.5x slower on Fortran order)
+        out = np.full(self.reorientation.source_shape, fill, dtype=s.dtype)
         self.display_view(self.reorientation.view(out))[idx] = s
         return out
 
