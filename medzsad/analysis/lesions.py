@@ -111,9 +111,9 @@ def find_lesions(
         return LesionResult(labels, (), float(threshold), 0)
     # every statistic is taken on the foreground voxels only, grouped by component: the cost
     # follows the lesions' size, not the scan's (scipy's labelled maximum sorts the whole volume)
-    flat = np.flatnonzero(foreground)  # C (scan) order, whatever the arrays' memory order
-    comp_fg = comp[foreground]
-    heat_fg = heat[foreground]
+    flat = np.flatnonzero(foreground)  # scan order; heat and comp are C-contiguous: reshape is a view
+    comp_fg = comp.reshape(-1)[flat]
+    heat_fg = heat.reshape(-1)[flat]
     order = np.argsort(comp_fg, kind="stable")  # stable: each component's voxels stay in scan order
     counts = np.bincount(comp_fg, minlength=n + 1)
     ends = np.cumsum(counts)
