@@ -165,12 +165,12 @@ class SliceGeometry:
             )
         if idx.size and (idx.min() < 0 or idx.max() >= self.n_slices):
             raise GeometryError(f"slice index out of range 0..{self.n_slices - 1}")
-        # written in place through the display view of the source-grid array (the forward
-        # transform's views, inverted by assignment): one pass, no intermediate canonical copy.
-        # C order, as the lesion maths want it (scipy's labelling is ~1.5x slower on Fortran order)
-        out = np.full(self.reorientation.source_shape, fill, dtype=s.dtype)
-        self.display_view(self.reorientation.view(out))[idx] = s
-        return out
+        planes = s[:, ::-1, ::-1].transpose(0, 2, 1)  # (N, A, B) canonical order
+        c = self.canonical_axis
+        canon_moved = np.full((self.n_slices, *planes.shape[1:]), fill, dtype=s.dtype)
+        canon_moved[idx] = planes
+        canonical = np.moveaxis(canon_moved, 0, c)
+        return np.ascontiguousarray(self.reorientation.invert(canonical))
 
 
 @dataclass(frozen=True)
