@@ -8,18 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
-TINY_MODEL = """
-model:
-  tiny: true
-  clip_weights: random
-  prompt_weights: random
-  image_size: 56
-  feature_layers: [2, 4]
-  dpam_layers: 2
-  device: cpu
-  batch_size: 8
-"""
+from tiny_model import TINY_MODEL
 
 SHAPE = (32, 32, 8)
 AFFINE = np.diag([1.5, 1.5, 3.0, 1.0])

@@ -7,20 +7,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from tiny_model import TINY_MODEL
 
 from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
-
-TINY_MODEL = """
-model:
-  tiny: true
-  clip_weights: random
-  prompt_weights: random
-  image_size: 56
-  feature_layers: [2, 4]
-  dpam_layers: 2
-  device: cpu
-  batch_size: 8
-"""
 
 
 def blob_volume(shape: tuple[int, int, int], seed: int, lesion: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 import slicer
+from tiny_model import TINY_MODEL
 
 from medzsad.cli import main
 from medzsad.report.slicer_bundle import read_bundle
@@ -31,16 +32,7 @@ inputs:
   paths: [{src}]
 pipeline:
   skip_empty_slices: false
-model:
-  tiny: true
-  clip_weights: random
-  prompt_weights: random
-  image_size: 56
-  feature_layers: [2, 4]
-  dpam_layers: 2
-  device: cpu
-  batch_size: 8
-output:
+{model}output:
   dir: {out}
   formats: {formats}
   threshold: {{method: percentile, value: 95.0, min_lesion_ml: 0.0}}
@@ -81,7 +73,7 @@ def test_dicom_cohort_run_writes_every_review_output(
     series = series_lib.write_ct_series(tmp_path / "ct", seed=11)
     out = tmp_path / "out"
     cfg = tmp_path / "cohort.yaml"
-    cfg.write_text(COHORT.format(src=series.folder, out=out, formats=FORMATS))
+    cfg.write_text(COHORT.format(src=series.folder, out=out, formats=FORMATS, model=TINY_MODEL))
     assert main(["run", str(cfg), "--quiet"]) == 0
     studies = pd.read_csv(out / "studies.csv", keep_default_na=False)
     assert list(studies["status"]) == ["done"]

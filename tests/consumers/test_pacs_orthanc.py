@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+from tiny_model import TINY_MODEL
 
 from medzsad.cli import main
 from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
@@ -26,17 +27,6 @@ from medzsad.errors import PacsError
 from medzsad.pacs.dicomweb import DicomWebClient
 from medzsad.pacs.pull import COMPLETE_MARK, pull_studies
 from medzsad.pacs.records import SentRecords
-
-TINY_MODEL = """model:
-  tiny: true
-  clip_weights: random
-  prompt_weights: random
-  image_size: 56
-  feature_layers: [2, 4]
-  dpam_layers: 2
-  device: cpu
-  batch_size: 8
-"""
 
 
 def _series(folder: Path, modality: str, shape: tuple[int, int, int], seed: str) -> list[Path]:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+from tiny_model import TINY_MODEL
 
 from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
 from medzsad.cohort.runner import run_cohort
@@ -25,9 +26,6 @@ from medzsad.errors import PacsSendError
 from medzsad.pacs.push import push_run
 from medzsad.pacs.records import SentRecords
 
-TINY = """model: {tiny: true, clip_weights: random, prompt_weights: random, image_size: 56,
-        feature_layers: [2, 4], dpam_layers: 2, device: cpu, batch_size: 8}
-"""
 MISSING = "1.2.826.0.1.3680043.8.498.1"
 SECRET = "tok-3f9a1c-not-to-be-written"
 
@@ -60,7 +58,7 @@ inputs:
     timeout_s: 2
     auth: {{kind: bearer, token_env: MEDZSAD_TEST_PACS_TOKEN}}
 pipeline: {{skip_empty_slices: false}}
-{TINY}output:
+{TINY_MODEL}output:
   dir: {root / "out"}
   formats: [dicom-sr]
   threshold: {{method: percentile, value: 97.0, min_lesion_ml: 0.0}}
@@ -229,7 +227,7 @@ def test_sr_states_the_site_profile_p_value_and_flag(tmp_path: Path) -> None:
         f"""name: flagged
 inputs: {{paths: [{tmp_path / "ct"}]}}
 pipeline: {{skip_empty_slices: false}}
-{TINY}output:
+{TINY_MODEL}output:
   dir: {tmp_path / "out"}
   formats: [dicom-sr]
   flag: {{profile: {tmp_path / "profile"}, alpha: 0.5, control: fpr}}

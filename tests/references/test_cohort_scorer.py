@@ -7,6 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
+from tiny_model import TINY_MODEL
 
 from medzsad.cohort.inputs import collect_studies
 from medzsad.cohort.loading import default_loader
@@ -16,17 +17,6 @@ from medzsad.cohort.stages import score_slices
 from medzsad.config import load_cohort
 from medzsad.model.reference_scoring import bank_from_images
 
-TINY = """
-model:
-  tiny: true
-  clip_weights: random
-  prompt_weights: random
-  image_size: 56
-  feature_layers: [2, 4]
-  dpam_layers: 2
-  device: cpu
-"""
-
 
 def test_slices_are_compared_at_their_own_level(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
@@ -35,7 +25,7 @@ def test_slices_are_compared_at_their_own_level(tmp_path: Path) -> None:
     data = np.where(head, 400 + 80 * rng.standard_normal(head.shape) + 30 * g[2], 0).astype(np.float32)
     nib.save(nib.Nifti1Image(data, np.diag([1.5, 1.5, -3.0, 1.0])), tmp_path / "n.nii.gz")
     (tmp_path / "m.csv").write_text("study_id,path\nn0,n.nii.gz\n")
-    (tmp_path / "c.yaml").write_text(f"name: r\ninputs:\n  manifest: {tmp_path / 'm.csv'}\n{TINY}")
+    (tmp_path / "c.yaml").write_text(f"name: r\ninputs:\n  manifest: {tmp_path / 'm.csv'}\n{TINY_MODEL}")
     cfg = load_cohort(tmp_path / "c.yaml")
     base = build_scorer(cfg)
     prepared = default_loader(collect_studies(cfg)[0], cfg, base)
