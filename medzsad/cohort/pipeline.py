@@ -264,9 +264,10 @@ class _Run(Generic[J, P, R]):
                 need -= take
             if need == 0:
                 break
-        # one study fills most batches: its slices are then a view, not a copy
-        batch = pieces[0][0].images[pieces[0][1] : pieces[0][2]] if len(pieces) == 1 else None
-        if batch is None:
+        if len(pieces) == 1:  # one study fills most batches: its slices are then a view, not a copy
+            first, a, b = pieces[0]
+            batch = first.images[a:b]
+        else:
             batch = torch.cat([s.images[a:b] for s, a, b in pieces])
         with_positions = [s.positions[a:b] for s, a, b in pieces if s.positions is not None]
         positions = torch.cat(with_positions) if len(with_positions) == len(pieces) else None

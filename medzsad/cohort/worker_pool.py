@@ -116,18 +116,15 @@ def _portable(error: BaseException, what: str) -> BaseException:
     return error
 
 
+def _send(conn: Connection, obj: object) -> None:
+    """Worker -> main process: arrays through this worker's pool segments (set at start)."""
+    transport.send(conn, obj, transport.process_prefix())
+
+
 def _run_one(
-    conn: Connection,
-    task: tuple[Callable[..., Any], tuple[Any, ...], str],
-    faults: str,
-    limit: str,
-    prefix: str,
+    conn: Connection, task: tuple[Callable[..., Any], tuple[Any, ...], str], faults: str, limit: str
 ) -> None:
     fn, args, what = task
-
-    def _send(conn: Connection, obj: object) -> None:
-        transport.send(conn, obj, prefix)
-
     try:
         if faults:
             _apply_fault(faults, what)
@@ -184,7 +181,7 @@ def _worker_main(
         if msg is None:
             return
         try:
-            _run_one(conn, msg, faults, limit, prefix)
+            _run_one(conn, msg, faults, limit)
         except (BrokenPipeError, EOFError, OSError):
             return
 
