@@ -29,7 +29,6 @@ __all__ = [
     "StudyFinish",
     "ModelFacts",
     "finish_study",
-    "finish_in_worker",
     "FinishPlace",
     "log_failed_outputs",
     "scored_region",
@@ -221,7 +220,9 @@ def finish_study(
     model: ModelFacts,
     where: FinishPlace,
 ) -> StudyFinish:
-    """Post-process, write and publish one scored study (runs in a writer process; no ledger access).
+    """Post-process, write and publish one scored study (in a writer process or a Ray actor).
+
+    Module level, so it pickles by name; it has no ledger access.
 
     Every exception of the study (bad input, geometry, model, disk) becomes a ``failed``
     :class:`StudyFinish` with its stage; only ``KeyboardInterrupt``/``SystemExit`` propagate.
@@ -263,15 +264,3 @@ class FinishPlace:
 
     partial: Path
     may_replace: bool
-
-
-def finish_in_worker(
-    job: StudyJob,
-    loaded: Loaded[PreparedStudy],
-    scored: Scored | None,
-    cfg: CohortConfig,
-    model: ModelFacts,
-    where: FinishPlace,
-) -> StudyFinish:
-    """Writer-process entry (module level, picklable): :func:`finish_study`."""
-    return finish_study(job, loaded, scored, cfg, model, where)

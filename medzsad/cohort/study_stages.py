@@ -29,7 +29,7 @@ from medzsad.cohort.study_job import (
     ModelFacts,
     StudyFinish,
     StudyJob,
-    finish_in_worker,
+    finish_study,
     log_failed_outputs,
 )
 from medzsad.cohort.study_writer import partial_dir
@@ -157,10 +157,10 @@ class CohortStages(LedgerStages):
     def finish_task(
         self, job: StudyJob, loaded: Loaded[PreparedStudy], scored: Scored | None
     ) -> tuple[Callable[..., StudyFinish], tuple[Any, ...], str]:
-        """:func:`finish_in_worker` with its arguments (a writer process runs it)."""
+        """:func:`finish_study` with its arguments (a writer process runs it)."""
         where = self._places[job.study.study_id]
         args = (job, loaded, scored, self.cfg, self.facts, where)
-        return finish_in_worker, args, f"writing study {job.log_id}"
+        return finish_study, args, f"writing study {job.log_id}"
 
     def finish_failed(self, job: StudyJob, error: BaseException) -> StudyFinish:
         """A writer process died while finishing the study."""
