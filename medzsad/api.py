@@ -5,7 +5,7 @@ torch-free: ``medzsad weights list`` or ``medzsad --help`` never pay for loading
 
 Examples:
     >>> import medzsad.api as mz
-    >>> summary = mz.run_cohort("cohorts/smoke.yaml")          # doctest: +SKIP
+    >>> summary = mz.run_cohort("cohorts/demo.yaml", mz.RunOptions(smoke=True))  # doctest: +SKIP
     >>> mz.selftest("../shared/fixtures/anomalyclip_reference/tiny_a").passed  # doctest: +SKIP
 """
 

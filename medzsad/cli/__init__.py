@@ -104,8 +104,9 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``medzsad`` console script. Returns the process exit code.
 
-    Every failure ends in one line on stderr and its exit code; the traceback is shown only with
-    ``-vv`` (then it is logged at DEBUG level before the line).
+    Every failure ends in one message on stderr and its exit code: one line, or for a typed error
+    that lists steps to take (missing weights), those steps as lines; the traceback is shown only
+    with ``-vv`` (then it is logged at DEBUG level before the message).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_of(argv))
@@ -131,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report_error(error: Exception, debug: bool) -> int:
     """Write the one-line message of ``error`` to stderr; return its exit code."""
     if isinstance(error, api.MedzsadError):
-        sys.stderr.write(f"medzsad: error: {_one_line(error)}\n")
+        sys.stderr.write(f"medzsad: error: {_as_lines(error)}\n")
         for name, code in _EXIT_BY_ERROR:
             if isinstance(error, getattr(api, name)):
                 return code
@@ -139,6 +140,12 @@ def _report_error(error: Exception, debug: bool) -> int:
     hint = "" if debug else " (run again with -vv for the traceback)"
     sys.stderr.write(f"medzsad: unexpected error: {type(error).__name__}: {_one_line(error)}{hint}\n")
     return EXIT_ERROR
+
+
+def _as_lines(error: BaseException) -> str:
+    """A typed error's message: its first line, then any steps it lists, each on its own line."""
+    lines = [line.rstrip() for line in str(error).strip().splitlines() if line.strip()]
+    return "\n".join(lines) if lines else type(error).__name__
 
 
 def _one_line(error: BaseException) -> str:

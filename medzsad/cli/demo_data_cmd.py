@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Write a small demo cohort from real anatomy, offline: the MNI152 T1 template shipped "
             "with nilearn as NIfTI and as a DICOM MR series, copies with spherical lesions of known "
             "centre and size (with masks, so the run reports its own metrics), and a CT-like phantom "
-            "DICOM series in HU, plus DIR/manifest.csv. cohorts/demo.yaml and cohorts/smoke.yaml "
-            "read 'demo-data/' next to the repository root."
+            "DICOM series in HU, plus DIR/manifest.csv. cohorts/demo.yaml reads 'demo-data/' "
+            "next to the repository root (medzsad run cohorts/demo.yaml --smoke runs it offline)."
         ),
     )
     p.add_argument("dir", metavar="DIR", help="folder to write (created)")

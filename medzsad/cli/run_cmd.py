@@ -11,8 +11,8 @@ from medzsad.cli import EXIT_FAILED_STUDIES, EXIT_OK
 
 EPILOG = """\
 examples:
-  medzsad run cohorts/smoke.yaml                 offline smoke run (tiny random model)
   medzsad run cohorts/demo.yaml --device cuda    the demo with the default weights
+  medzsad run cohorts/demo.yaml --smoke          offline: the demo with the tiny random model
   medzsad run my.yaml --dry-run                  list what would run, write nothing
   medzsad run my.yaml --force --out /data/rerun  recompute everything elsewhere
   medzsad run -i head.nii.gz -o out/             one study, no cohort file
@@ -68,6 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--show-ids", action="store_true", default=None, help="show real study ids in logs and overlays"
     )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="swap the model for the tiny random one: offline, no weights (every output marked SMOKE)",
+    )
     one = p.add_argument_group("one study without a cohort file")
     one.add_argument("-i", "--input", metavar="PATH", help="scan file, DICOM folder, zip or DICOMDIR")
     one.add_argument("--preset", metavar="NAME", help="pipeline preset, e.g. ct-head (default: auto)")
@@ -76,7 +81,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     one.add_argument("--profile", metavar="DIR", help="site calibration profile folder (medzsad profile)")
     one.add_argument("--fast", action="store_true", help="cheaper: native input size, empty slices skipped")
-    one.add_argument("--smoke", action="store_true", help="tiny random model, offline (outputs marked SMOKE)")
     p.set_defaults(handler=_handle)
 
 
@@ -90,7 +94,7 @@ def _line(outcome: Any, i: int, n: int) -> None:
 def _config(args: argparse.Namespace) -> Any:
     """The cohort to run: the cohort file, or the in-memory cohort of ``-i`` (config errors fail fast)."""
     single_only = [f"--{k}" for k in ("preset", "formats", "profile") if getattr(args, k) is not None]
-    single_only += [f"--{k}" for k in ("fast", "smoke") if getattr(args, k)]
+    single_only += ["--fast"] if args.fast else []
     if args.input is None:
         if args.cohort is None:
             raise api.ConfigError(
@@ -129,6 +133,7 @@ def _handle(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         out_dir=args.out,
         progress="off" if args.quiet else "auto",
+        smoke=args.smoke,
     )
     on_study = None if (args.quiet or tty) else _line
     summary = api.run_cohort(config, options, on_study=on_study)

@@ -235,5 +235,5 @@ def _write_readme(root: Path) -> None:
         "medzsad demo cohort (synthetic; no patient data).\n"
         "MNI152 T1 template (ICBM 2009a, via nilearn) as NIfTI and DICOM MR, copies with spherical\n"
         "lesions (masks/), and a CT-like phantom in HU. manifest.csv: study_id,path,label,mask.\n"
-        "Run: medzsad run cohorts/demo.yaml   (or cohorts/smoke.yaml without weights)\n",
+        "Run: medzsad run cohorts/demo.yaml   (add --smoke to run it without weights)\n",
     )

@@ -59,6 +59,7 @@ class RunOptions:
         batch_size: Override ``model.batch_size``.
         out_dir: Override ``output.dir`` (relative to the current directory).
         progress: ``"auto"`` (a bar on a TTY), ``"bar"``, or ``"off"``.
+        smoke: Swap the cohort's model for the tiny random-weight one (offline; outputs marked SMOKE).
     """
 
     force: bool = False
@@ -68,6 +69,7 @@ class RunOptions:
     batch_size: int | None = None
     out_dir: str | None = None
     progress: str = "auto"
+    smoke: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,13 +120,21 @@ class RunSummary:
 
 
 def _apply_options(config: CohortConfig, options: RunOptions) -> CohortConfig:
+    """The run's cohort: options applied and the output folder made absolute.
+
+    The folder is absolute from here on: it is sent to other processes and machines, and every
+    writer then names the same file the same way (a relative folder broke the Slicer bundle).
+    """
     changes: dict[str, object] = {}
+    if options.smoke and not config.model.is_smoke:
+        changes["model"] = config.model.smoke_swapped()
     if options.device is not None:
         changes["model.device"] = options.device
     if options.batch_size is not None:
         changes["model.batch_size"] = options.batch_size
-    if options.out_dir is not None:
-        changes["output.dir"] = str(Path(options.out_dir).resolve())
+    out = Path(options.out_dir) if options.out_dir is not None else config.out_dir
+    if out != out.resolve() or options.out_dir is not None:
+        changes["output.dir"] = str(out.resolve())
     if options.show_ids is not None:
         changes["output.show_ids"] = options.show_ids
     return config.with_overrides(**changes) if changes else config

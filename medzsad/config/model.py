@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from medzsad.config._base import _Section
+
+#: The offline smoke model: tiny random AnomalyCLIP, no weights needed (``--smoke``).
+SMOKE_MODEL: dict[str, Any] = {
+    "backbone": None,
+    "tiny": True,
+    "clip_weights": "random",
+    "prompt_weights": "random",
+    "image_size": 112,
+    "feature_layers": [2, 4, 6, 8],
+    "dpam_layers": 6,
+    "seed": 0,
+}
 
 
 class ModelConfig(_Section):
@@ -61,3 +73,17 @@ class ModelConfig(_Section):
     def is_smoke(self) -> bool:
         """True when any weight is random: outputs are labelled as a smoke run."""
         return self.tiny or self.clip_weights == "random" or self.prompt_weights == "random"
+
+    def smoke_swapped(self, image_size: int | None = None) -> dict[str, Any]:
+        """This section with the model swapped for :data:`SMOKE_MODEL` (``--smoke``), as JSON.
+
+        Only the weights and the architecture change; where and how the model runs (device,
+        precision, batch size, references and their blend) stays as the cohort says.
+
+        Args:
+            image_size: Input side of the smoke model instead of its 112 px (``--fast``).
+        """
+        data = {**self.model_dump(mode="json"), **SMOKE_MODEL}
+        if image_size is not None:
+            data["image_size"] = image_size
+        return data

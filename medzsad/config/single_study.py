@@ -13,20 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from medzsad.config.cohort import CohortConfig
+from medzsad.config.model import ModelConfig
 from medzsad.config.yaml_loading import validate_cohort_data
 from medzsad.errors import ConfigError, InputError
 
-__all__ = ["single_study_cohort", "FAST_IMAGE_SIZE", "SMOKE_MODEL"]
-
-#: The offline smoke model (as ``cohorts/smoke.yaml``): tiny random AnomalyCLIP, no weights needed.
-SMOKE_MODEL: dict[str, Any] = {
-    "tiny": True,
-    "clip_weights": "random",
-    "prompt_weights": "random",
-    "image_size": 112,
-    "feature_layers": [2, 4, 6, 8],
-    "dpam_layers": 6,
-}
+__all__ = ["single_study_cohort", "FAST_IMAGE_SIZE"]
 
 #: ``--fast`` input side: 336 px is the native resolution of the default CLIP ViT-L/14@336 (518 px
 #: is the paper's upsampled setting, ~2.4x the tokens); the smoke model halves its 112 px.
@@ -84,7 +75,8 @@ def single_study_cohort(
         formats: ``output.formats`` (``nifti``, ``dicom-seg``, ``png``, ...); default: the cohort default.
         fast: Cheaper setting: the backbone's native input size (:data:`FAST_IMAGE_SIZE`) instead
             of 518 px, and slices with no body skipped; maps are coarser, scores may shift.
-        smoke: The tiny random-weight model (:data:`SMOKE_MODEL`): offline, outputs labelled smoke.
+        smoke: The tiny random-weight model (:data:`~medzsad.config.model.SMOKE_MODEL`): offline,
+            outputs labelled smoke.
         profile: A site calibration profile folder (``medzsad profile``), when this version has them.
 
     Raises:
@@ -96,9 +88,11 @@ def single_study_cohort(
         raise InputError(
             f"-i {path}: no such file or folder; give a scan file, DICOM folder, zip or DICOMDIR"
         )
-    model: dict[str, Any] = dict(SMOKE_MODEL) if smoke else {}
-    if fast:
-        model["image_size"] = FAST_IMAGE_SIZE["smoke" if smoke else "model"]
+    model: dict[str, Any] = {}
+    if smoke:
+        model = ModelConfig().smoke_swapped(FAST_IMAGE_SIZE["smoke"] if fast else None)
+    elif fast:
+        model["image_size"] = FAST_IMAGE_SIZE["model"]
     if device is not None:
         model["device"] = device
     output: dict[str, Any] = {"dir": str(Path(out_dir).expanduser().resolve())}

@@ -10,6 +10,8 @@ from medzsad.cli import main
 from medzsad.config import load_cohort
 from medzsad.errors import ConfigError
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_overrides_on_a_formats_cohort_round_trip(formats_cohort: Path, tmp_path: Path) -> None:
     config = load_cohort(formats_cohort)
@@ -35,11 +37,10 @@ def test_cli_overrides_on_a_formats_cohort(formats_cohort: Path, tmp_path: Path,
     assert (study / "heatmap.nii.gz").is_file() and (study / "overlay.png").is_file()
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "smoke.yaml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO_ROOT / "cohorts").glob("*.yaml")))
 def test_shipped_cohorts_round_trip_through_their_dump(name: str) -> None:
     from medzsad.config.yaml_loading import validate_cohort_data
 
-    root = Path(__file__).resolve().parents[2]
-    config = load_cohort(root / "cohorts" / name)
+    config = load_cohort(REPO_ROOT / "cohorts" / name)
     again = validate_cohort_data(config.model_dump(mode="json"), name, {})
     assert again == config

@@ -10,7 +10,8 @@ import nibabel as nib
 import pytest
 
 from medzsad.cli import EXIT_CONFIG, EXIT_INPUT, main
-from medzsad.config.single_study import FAST_IMAGE_SIZE, SMOKE_MODEL, single_study_cohort
+from medzsad.config.model import SMOKE_MODEL
+from medzsad.config.single_study import FAST_IMAGE_SIZE, single_study_cohort
 
 SMOKE = ["--smoke", "--fast", "--device", "cpu", "-q"]
 

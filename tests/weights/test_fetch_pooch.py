@@ -84,7 +84,10 @@ def test_every_missing_file_is_named_at_once(
     for name in ("tiny.gone1", "tiny.gone2"):
         assert f"medzsad weights import {name} /path/to/" in text
     assert resolve("tiny.ok").read_bytes() == PAYLOAD  # the reachable one is stored anyway
-    # the command line: exit 5, one line naming both
+    # the command line: exit 5, the error line, then each step on its own line (not '|'-joined)
     assert main(["weights", "fetch", "tiny.gone1", "tiny.ok", "tiny.gone2"]) == EXIT_MODEL
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "tiny.gone1" in err and "tiny.gone2" in err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == "medzsad: error: 2 weight file(s) could not be downloaded:"
+    assert " | " not in "\n".join(lines)
+    for name in ("tiny.gone1", "tiny.gone2"):
+        assert f"medzsad weights import {name} /path/to/{name[5:]}.pt" in [line.strip() for line in lines]

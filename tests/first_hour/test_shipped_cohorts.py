@@ -1,0 +1,86 @@
+"""Every cohort in cohorts/ runs with --smoke as a user runs it: from a repository-shaped folder,
+with its default output folder (``reports/<name>``, relative to the current directory).
+
+``--smoke`` swaps only the model (tiny random weights); every other setting of the shipped file
+(inputs, pipeline, outputs, thresholds, executor) is exercised as the README's demo uses it. The
+demo data are written at 4 mm to keep the runs short.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from medzsad.cli import main
+from medzsad.config import OutputKind, load_cohort
+from medzsad.report.review_outputs import PMAP_FILE, SEG_FILE
+from medzsad.report.sr_writer import SR_FILE
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COHORTS = sorted(p.name for p in (REPO_ROOT / "cohorts").glob("*.yaml"))
+
+# output kind -> a file (or folder) it puts in a DICOM study's folder
+_STUDY_FILES = {
+    OutputKind.HEATMAP: "heatmap.nii.gz",
+    OutputKind.MASK: "mask.nii.gz",
+    OutputKind.SLICES: "slices.csv",
+    OutputKind.LESIONS: "lesions.csv",
+    OutputKind.OVERLAY: "overlay.png",
+    OutputKind.PROVENANCE: "provenance.json",
+    OutputKind.SLICER: "slicer/load_in_slicer.py",
+    OutputKind.DICOM_SEG: str(SEG_FILE),
+    OutputKind.DICOM_PMAP: str(PMAP_FILE),
+    OutputKind.DICOM_SR: str(SR_FILE),
+}
+_DICOM_ONLY = {OutputKind.DICOM_SEG, OutputKind.DICOM_PMAP, OutputKind.DICOM_SR}
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository-shaped folder: cohorts/ as shipped and demo-data/ beside it."""
+    root = tmp_path_factory.mktemp("checkout")
+    shutil.copytree(REPO_ROOT / "cohorts", root / "cohorts")
+    assert main(["demo-data", str(root / "demo-data"), "--resolution", "4"]) == 0
+    return root
+
+
+def test_every_shipped_cohort_lists_every_output() -> None:
+    """The demo is where a newcomer sees what medzsad writes: it asks for all of it."""
+    demo = load_cohort(REPO_ROOT / "cohorts" / "demo.yaml")
+    assert set(demo.output.outputs) == set(OutputKind)
+
+
+@pytest.mark.parametrize("name", COHORTS)
+def test_shipped_cohort_runs_with_smoke_from_the_repository(checkout: Path, name: str) -> None:
+    config = load_cohort(checkout / "cohorts" / name)
+    assert config.output.dir is None  # the default output folder is what the README's users get
+    proc = subprocess.run(
+        [sys.executable, "-m", "medzsad", "run", f"cohorts/{name}", "--smoke", "-q"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = checkout / "reports" / config.name
+    studies = pd.read_csv(out / "studies.csv")
+    assert len(studies) == 6 and (studies["status"] == "done").all(), studies.to_string()
+    assert studies["smoke_run"].all()
+    errors = pd.read_csv(out / "errors.csv")
+    assert errors.empty, errors.to_string()
+    for row in studies.itertuples():
+        folder = out / "studies" / row.study_id
+        provenance = json.loads((folder / "provenance.json").read_text())
+        dicom = provenance["inputs"]["kind"] == "dicom"
+        for kind in config.output.outputs:
+            if kind in _STUDY_FILES and (dicom or kind not in _DICOM_ONLY):
+                assert (folder / _STUDY_FILES[kind]).exists(), (row.study_id, kind)
+        assert provenance["output_failures"] == [], provenance["output_failures"]
+    if OutputKind.HTML in config.output.outputs:
+        assert "SMOKE RUN" in (out / "report.html").read_text()
