@@ -2,7 +2,7 @@
 
 Random anomaly maps with random blob masks (the issue's case: 100 maps of 518 x 518). Times the
 reference-style loop (binarise, relabel and measure every region at each of 200 thresholds, as
-AnomalyCLIP ``metrics.cal_pro_score``) and :func:`medzsad.eval.metrics.aupro`, checks they agree, and
+AnomalyCLIP ``metrics.cal_pro_score``) and :func:`medzsad.analysis.metrics.aupro`, checks they agree, and
 appends the result to ``bench/RESULTS.md``.
 
 Usage::
@@ -25,7 +25,7 @@ from scipy.ndimage import gaussian_filter
 from skimage import measure
 from sklearn.metrics import auc
 
-from medzsad.eval.metrics import aupro
+from medzsad.analysis.metrics import aupro
 
 
 def reference_pro_score(
@@ -99,7 +99,7 @@ def main() -> None:
         header = (
             "# AUPRO benchmark (bench/aupro_bench.py)\n\n"
             "Reference = AnomalyCLIP `cal_pro_score` loop (200 thresholds); ours = "
-            "`medzsad.eval.metrics.aupro`.\n\n"
+            "`medzsad.analysis.metrics.aupro`.\n\n"
             "| date | machine | maps | reference | ours | speed-up | abs. difference |\n"
             "|---|---|---|---|---|---|---|\n"
         )

@@ -3,7 +3,7 @@
     nice python bench/pipeline_throughput.py --kind dicom --studies 4 --workers 1 [--latency-ms 2.5]
         [--image-size 518] [--slices 300] [--size 512] [--keep DIR] [--model standin|vitl]
 
-The model is a stand-in scorer with the :class:`~medzsad.cohort.scorer.SliceScorer` interface that
+The model is a stand-in scorer with the :class:`~medzsad.study.scorer.SliceScorer` interface that
 sleeps ``latency-ms`` per slice (2.5 ms: ViT-L/14 at 518 px on an H200 in bf16) and returns
 deterministic maps, so the figures show what the CPU stages (read, decode, preprocess, transfer
 from the worker, post-process, write) cost around a GPU-speed model. Everything else is the real
@@ -33,14 +33,12 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
-from medzsad.cohort.inputs import StudyInput
-from medzsad.cohort.loading import default_loader
 from medzsad.cohort.runner import RunOptions, run_cohort
-from medzsad.cohort.scorer import ModelInputSpec
-from medzsad.cohort.stages import PreparedStudy
 from medzsad.config import CohortConfig, load_cohort
+from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series
 from medzsad.model.inference import DetectionResult
+from medzsad.study.loading import Allocate, ModelInputSpec, default_loader
+from medzsad.study.types import PreparedStudy, StudyInput
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -57,7 +55,7 @@ class StandInScorer:
         self.latency_s = latency_s
         self.calls = 0
 
-    def score(self, x: torch.Tensor) -> DetectionResult:
+    def score(self, x: torch.Tensor, positions: torch.Tensor) -> DetectionResult:
         """``(B, 3, S, S)`` -> scores ``(B,)`` and maps ``(B, S, S)`` in [0, n_layers]."""
         self.calls += 1
         time.sleep(self.latency_s * int(x.shape[0]))
@@ -65,13 +63,15 @@ class StandInScorer:
         return DetectionResult(torch.sigmoid(x[:, 0].mean(dim=(1, 2))), maps, None)
 
 
-def bench_loader(study: StudyInput, config: CohortConfig, spec: ModelInputSpec) -> PreparedStudy:
+def bench_loader(
+    study: StudyInput, config: CohortConfig, spec: ModelInputSpec, allocate: Allocate | None = None
+) -> PreparedStudy:
     """The default loader; appends the worker's pid, CPU seconds so far and peak RSS to a JSON-lines log.
 
     The log is ``$MEDZSAD_BENCH_LOG`` (workers inherit the environment); the study's series summary
     is a frozen record, so the figures travel beside it.
     """
-    prepared = default_loader(study, config, spec)
+    prepared = default_loader(study, config, spec, allocate)
     ru = resource.getrusage(resource.RUSAGE_SELF)
     row = {"bench_pid": os.getpid(), "bench_cpu_s": ru.ru_utime + ru.ru_stime}
     row["bench_rss_mb"] = ru.ru_maxrss / 1024

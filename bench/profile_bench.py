@@ -28,8 +28,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from medzsad.calibration.builder import build_profile
 from medzsad.cohort.runner import RunOptions, run_cohort
+from medzsad.site_profile.builder import build_profile
 
 
 def _volume(seed: int, shape: tuple[int, int, int]) -> np.ndarray:

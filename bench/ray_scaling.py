@@ -61,7 +61,7 @@ def main() -> None:
             local_wall, local_rate, n0 = _run(root, "executor: {workers: 0}", 112, latency)
             rows = []
             for workers in (1, 2):
-                ex = f"executor: {{kind: ray, address: auto, workers: {workers}, cpus_per_worker: 1}}"
+                ex = f"executor: {{kind: ray, address: auto, actors: {workers}, cpus_per_actor: 1}}"
                 wall, rate, n = _run(root, ex, 112, latency)
                 rows.append((workers, wall, rate, n))
         finally:

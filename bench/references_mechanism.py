@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from medzsad.cohort.demo_data import Sphere, add_spheres, mni_template
+from medzsad.datasets.demo_data import Sphere, add_spheres, mni_template
 from medzsad.io.volume import SourceInfo, Volume
 from medzsad.model.inference import Detector
 from medzsad.model.reference_scoring import ReferenceDetector, bank_from_images

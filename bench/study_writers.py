@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pipeline_throughput as pt  # noqa: E402
 
-import medzsad.cohort.runner as runner  # noqa: E402
-import medzsad.cohort.study_job as study_job  # noqa: E402
-import medzsad.cohort.study_writer as study_writer  # noqa: E402
+import medzsad.cohort.tables as tables  # noqa: E402
 import medzsad.report.review_outputs as review_outputs  # noqa: E402
+import medzsad.study.finish as study_job  # noqa: E402
+import medzsad.study.outputs as study_writer  # noqa: E402
 from medzsad.cohort.runner import RunOptions, run_cohort  # noqa: E402
 from medzsad.config import load_cohort  # noqa: E402
 
@@ -65,7 +65,7 @@ WRAPPED = [
     (review_outputs, "write_slicer_script", "Slicer script"),
     (study_writer, "_write_sr", "DICOM SR (TID 1500)"),
     (study_writer, "write_json", "provenance.json"),
-    (runner, "_write_html", "report.html (once per run)"),
+    (tables, "write_review_page", "report.html (once per run)"),
 ]
 
 

@@ -18,13 +18,13 @@ from typing import Any
 _EXPORTS: dict[str, tuple[str, str]] = {
     # cohort runs (issue 4)
     "run_cohort": ("medzsad.cohort.runner", "run_cohort"),
-    "RunOptions": ("medzsad.cohort.runner", "RunOptions"),
-    "RunSummary": ("medzsad.cohort.runner", "RunSummary"),
-    "StudyOutcome": ("medzsad.cohort.runner", "StudyOutcome"),
+    "RunOptions": ("medzsad.cohort.options", "RunOptions"),
+    "RunSummary": ("medzsad.cohort.options", "RunSummary"),
+    "StudyOutcome": ("medzsad.cohort.options", "StudyOutcome"),
     "load_cohort": ("medzsad.config", "load_cohort"),
     "single_study_cohort": ("medzsad.config.single_study", "single_study_cohort"),
     "CohortConfig": ("medzsad.config", "CohortConfig"),
-    "write_demo_data": ("medzsad.cohort.demo_data", "write_demo_data"),
+    "write_demo_data": ("medzsad.datasets.demo_data", "write_demo_data"),
     # scan input (issue 3)
     "discover": ("medzsad.io.discovery", "discover"),
     "inspect_path": ("medzsad.io.inspect", "inspect_path"),
@@ -71,12 +71,12 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "slicer_script": ("medzsad.report.slicer_bundle_script", "slicer_script"),
     "write_slicer_script": ("medzsad.report.slicer_bundle_script", "write_slicer_script"),
     # calibration on normal studies (issue 9)
-    "build_profile": ("medzsad.calibration.builder", "build_profile"),
+    "build_profile": ("medzsad.site_profile.builder", "build_profile"),
     "load_profile": ("medzsad.calibration.profile_io", "load_profile"),
-    "ProfileResult": ("medzsad.calibration.builder", "ProfileResult"),
+    "ProfileResult": ("medzsad.site_profile.builder", "ProfileResult"),
     # PACS in and out (issue 13)
     "pull_studies": ("medzsad.pacs.pull", "pull_studies"),
-    "push_run": ("medzsad.pacs.push", "push_run"),
+    "push_run": ("medzsad.cohort.push", "push_run"),
     "EndpointArgs": ("medzsad.pacs.endpoints", "EndpointArgs"),
     "pacs_pull_source": ("medzsad.pacs.endpoints", "pull_source"),
     "pacs_push_destination": ("medzsad.pacs.endpoints", "push_destination"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -157,3 +158,12 @@ def _nan_to_none(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_nan_to_none(v) for v in obj]
     return obj
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Lower-case hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

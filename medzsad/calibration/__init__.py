@@ -12,9 +12,11 @@ The maths is pure numpy and lives in small modules:
 - :mod:`~medzsad.calibration.operating_point`: a review cohort's flags and thresholds from a
   profile, the checks that refuse a profile, and :func:`~medzsad.calibration.operating_point.describe`
   (the one sentence stating an operating point).
-- :mod:`~medzsad.calibration.study`: the per-study calibration step of ``medzsad run``.
-- :mod:`~medzsad.calibration.builder`: ``medzsad profile`` (score normals, write the profile).
 - :mod:`~medzsad.calibration.plot`: ``calibration.png``.
+
+The per-study calibration step is :mod:`medzsad.study.calibrate`; building a profile from normal
+studies (``medzsad profile``) is the application :mod:`medzsad.site_profile`. Nothing here imports
+them: this package takes what it needs as arguments.
 
 See ``docs/calibration.md`` for the guarantee in plain words.
 """

@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from medzsad.config import CohortConfig
+from medzsad.config.presets import list_presets
+from medzsad.transforms.preset import load_preset
+from medzsad.weights.architecture import effective_model_settings
 
 __all__ = ["model_hash", "pipeline_hash"]
 
@@ -40,18 +43,14 @@ def _weight_identity(config: CohortConfig, name: str) -> Any:
 
 def model_hash(config: CohortConfig) -> str:
     """sha256 of the settings and weight identity that change a study's scores (see module doc)."""
-    from medzsad.config.cohort import effective_model_settings
-
     c = config.model
-    m = effective_model_settings(config)  # the same effective values as study_config_hash
+    m = effective_model_settings(c)  # the same effective values as the study config hash
     m["clip_weights"] = _weight_identity(config, c.clip_weights)
     m["prompt_weights"] = _weight_identity(config, c.prompt_weights)
     return _sha(m)
 
 
 def _presets(name: str) -> dict[str, Any]:
-    from medzsad.transforms.preset import list_presets, load_preset
-
     names = list_presets() if name == "auto" else [name]
     return {n: load_preset(n).model_dump(mode="json", exclude={"description"}) for n in names}
 

@@ -12,6 +12,7 @@ EPILOG = """\
 examples:
   medzsad profile normals.yaml                  score the normals, write <output.dir>/profile/
   medzsad profile normals.yaml -o site-ct       write the profile folder site-ct/
+  medzsad profile cohorts/demo-normals.yaml --smoke   the demo's profile, offline (tiny random model)
 
 then, in a review cohort file:
   output:
@@ -45,6 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="override model.device: auto, cpu, cuda, cuda:N")
     p.add_argument("--batch-size", type=int, default=None, metavar="N", help="override model.batch_size")
     p.add_argument("--force", action="store_true", help="rescore normals that are already done")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="swap the model for the tiny random one: offline (review runs then need --smoke too)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output, warnings and errors only")
     p.set_defaults(handler=_handle)
 
@@ -56,6 +62,7 @@ def _handle(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         out_dir=args.run_dir,
         progress="off" if args.quiet else "auto",
+        smoke=args.smoke,
     )
     result = api.build_profile(args.normals, out_dir=args.out, options=options)
     if not args.quiet:

@@ -1,18 +1,14 @@
-"""Cohort orchestration: cohort file -> studies -> volumes -> slices -> scores -> reports, with a ledger."""
+"""Runs: a cohort's studies through an executor, with a ledger, cohort tables, metrics and push.
 
-from __future__ import annotations
-
-from medzsad.cohort.demo_data import DemoCohort, write_demo_data
-from medzsad.cohort.runner import RunOptions, RunSummary, StudyOutcome, run_cohort
-from medzsad.config import CohortConfig, load_cohort
-
-__all__ = [
-    "CohortConfig",
-    "DemoCohort",
-    "RunOptions",
-    "RunSummary",
-    "StudyOutcome",
-    "load_cohort",
-    "run_cohort",
-    "write_demo_data",
-]
+- :mod:`~medzsad.cohort.runner`: :func:`~medzsad.cohort.runner.run_cohort`, the one entry point.
+- :mod:`~medzsad.cohort.options`: run options, per-study outcomes, the run summary.
+- :mod:`~medzsad.cohort.inputs`: the cohort's inputs -> studies; input hashes.
+- :mod:`~medzsad.cohort.planning`: what to run or skip; what a killed run left.
+- :mod:`~medzsad.cohort.ledger`, :mod:`~medzsad.cohort.recording`, :mod:`~medzsad.cohort.run_lock`:
+  the resume ledger and the calling thread's bookkeeping.
+- :mod:`~medzsad.cohort.executors`: where studies run (``local``, ``ray``); each calls
+  :mod:`medzsad.study` and nothing else for a study's work.
+- :mod:`~medzsad.cohort.tables`, :mod:`~medzsad.cohort.metrics`: studies.csv, errors.csv,
+  metrics.json and report.html, from the ledger.
+- :mod:`~medzsad.cohort.push`, :mod:`~medzsad.cohort.push_records`: results to a PACS, sent once.
+"""

@@ -13,44 +13,21 @@ import hashlib
 import logging
 import os
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from medzsad.cohort.ids import pseudonym_study_id
 from medzsad.config import CohortConfig
 from medzsad.config.pacs import DicomWebInput, DimseInput
 from medzsad.errors import ConfigError, InputError, SourceChangedError
+from medzsad.ids import pseudonym_study_id
+from medzsad.study.types import StudyInput
 
-__all__ = ["StudyInput", "collect_studies", "input_hash", "VOLUME_SUFFIXES"]
+__all__ = ["collect_studies", "input_hash", "VOLUME_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
-
-
-@dataclass(frozen=True)
-class StudyInput:
-    """One study to process.
-
-    Attributes:
-        study_id: Id from the manifest, the StudyInstanceUID, or the file name.
-        path: The study's file or folder (absolute).
-        files: The files that make up the study (for the input hash); a folder's files when empty.
-        label: 0 normal / 1 abnormal when known (manifest ``label``), else ``None``.
-        mask: Ground-truth mask file (manifest ``mask``), else ``None``.
-        study_uid: StudyInstanceUID when discovery found one (selects the study in a shared folder).
-        error: Why the study could not be fetched from a PACS (the study then fails with it).
-    """
-
-    study_id: str
-    path: str
-    files: tuple[str, ...] = ()
-    label: int | None = None
-    mask: str | None = None
-    study_uid: str = ""
-    error: str = ""
 
 
 def _strip_suffix(name: str) -> str:

@@ -1,6 +1,6 @@
 """metrics.json: study- and voxel-level metrics when the manifest gives labels and masks.
 
-Study level: AUROC and AP of the study scores against the labels (``medzsad.eval.metrics``, equal
+Study level: AUROC and AP of the study scores against the labels (``medzsad.analysis.metrics``, equal
 to scikit-learn's). Voxel level, over every voxel of every completed study with a mask: AUROC of
 the heat maps, AUPRO with 3D lesions as regions (the reference definition, FPR limit 0.3, 200
 thresholds) and the pooled Dice of the written masks.
@@ -15,9 +15,9 @@ from typing import Any, cast
 import nibabel as nib
 import numpy as np
 
+from medzsad.analysis.metrics import aupro_regions, auroc, average_precision
 from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import LedgerRow, StudyState
-from medzsad.eval.metrics import aupro_regions, auroc, average_precision
 from medzsad.fileio import write_json
 
 __all__ = ["cohort_metrics", "write_metrics"]

@@ -7,30 +7,38 @@ row per optional output that failed in a study that is still ``done`` (``stage``
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from medzsad.cohort.inputs import StudyInput
+from medzsad.calibration.operating_point import flag_columns
 from medzsad.cohort.ledger import LedgerRow, StudyState
-from medzsad.config import CohortConfig
+from medzsad.cohort.push_records import PushFailure
+from medzsad.config import CohortConfig, OutputKind
 from medzsad.fileio import write_csv
 from medzsad.report.cells import safe_frame
-
-if TYPE_CHECKING:
-    from medzsad.report.review_header import CohortHeader
+from medzsad.report.html_report import write_report_html
+from medzsad.report.optional import OutputFailure, attempt
+from medzsad.report.review_header import cohort_header
+from medzsad.study.types import StudyInput
 
 __all__ = [
     "STUDY_COLUMNS",
     "ERROR_COLUMNS",
     "OUTPUT_STAGE",
+    "PUSH_STAGE",
     "studies_table",
     "errors_table",
     "write_cohort_tables",
+    "replace_push_errors",
     "write_review_page",
 ]
+
+log = logging.getLogger(__name__)
 
 STUDY_COLUMNS = [
     "study_id", "safe_id", "source", "series_uid", "series_description", "modality", "slices",
@@ -40,6 +48,8 @@ STUDY_COLUMNS = [
 ERROR_COLUMNS = ["study_id", "source", "stage", "output", "error_type", "message"]
 #: ``stage`` of an errors.csv row about an optional output of a done study.
 OUTPUT_STAGE = "output"
+#: ``stage`` of an errors.csv row about a study whose outputs could not be sent to a PACS.
+PUSH_STAGE = "push"
 
 
 def _output_failures(row: LedgerRow | None) -> list[dict[str, str]]:
@@ -96,8 +106,6 @@ def studies_table(
     for col in ("slices", "scored_slices", "rank", "lesion_count"):
         table[col] = table[col].astype("Int64")
     if config is not None and config.output.flag is not None:
-        from medzsad.calibration.operating_point import flag_columns
-
         table = flag_columns(table, rows, config)
     return table
 
@@ -136,28 +144,6 @@ def errors_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.Da
     return pd.DataFrame(records, columns=ERROR_COLUMNS)
 
 
-def write_review_page(
-    out_dir: Path, table: pd.DataFrame, title: str, header: CohortHeader | None = None
-) -> Path:
-    """Write the cohort review page ``report.html`` from a :func:`studies_table` (NUL bytes removed)."""
-    from medzsad.report.html_report import write_report_html
-
-    table = safe_frame(table, formulas=False)
-    page = pd.DataFrame(
-        {
-            "study_id": table["study_id"],
-            "score": pd.to_numeric(table["score"], errors="coerce").astype(float),
-            "study_dir": [f"studies/{s}" if s else "" for s in table["safe_id"]],
-            "status": ["ok" if st == StudyState.DONE.value else st for st in table["status"]],
-            "error": table["error"],
-            "lesion_count": table["lesion_count"],
-            "lesion_volume_ml": table["lesion_volume_ml"],
-            "modality": table["modality"],
-        }
-    )
-    return write_report_html(out_dir, page, title=title, header=header)
-
-
 def write_cohort_tables(
     out_dir: Path,
     studies: list[StudyInput],
@@ -174,3 +160,73 @@ def write_cohort_tables(
         write_csv(out_dir / "studies.csv", safe_frame(studies_table(studies, rows, smoke, config))),
         write_csv(out_dir / "errors.csv", safe_frame(errors_table(studies, rows))),
     )
+
+
+def replace_push_errors(run_dir: Path, failures: Sequence[PushFailure]) -> Path:
+    """Rewrite ``errors.csv`` with the run's current push failures (stage ``push``) after its study errors."""
+    path = run_dir / "errors.csv"
+    table = pd.DataFrame(columns=ERROR_COLUMNS)
+    if path.is_file():
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = table[table["stage"] != PUSH_STAGE]
+    rows = [
+        {
+            "study_id": f.study_id,
+            "source": f.endpoint,
+            "stage": PUSH_STAGE,
+            "output": "",
+            "error_type": "PacsSendError",
+            "message": f.error,
+        }
+        for f in failures
+    ]
+    new = pd.DataFrame(rows, columns=ERROR_COLUMNS)
+    return write_csv(path, safe_frame(pd.concat([table, new], ignore_index=True)))
+
+
+def write_review_page(
+    out_dir: Path,
+    studies: list[StudyInput],
+    rows: dict[str, LedgerRow],
+    cfg: CohortConfig,
+    metrics: Mapping[str, Any] | None,
+    model: Mapping[str, Any] | None,
+    operating_point: Mapping[str, str],
+) -> Path | None:
+    """Write ``report.html``; it is optional: a failure is logged and the run's other outputs stand.
+
+    Args:
+        out_dir: The run folder.
+        studies: The cohort's studies.
+        rows: Their ledger rows.
+        cfg: The run's cohort.
+        metrics: The run's metrics, when labelled.
+        model: The built model's description (ledger metadata), ``None`` when none was built.
+        operating_point: The run's operating point (threshold and flag texts).
+    """
+    smoke = cfg.model.is_smoke
+    table = safe_frame(studies_table(studies, rows, smoke, cfg), formulas=False)
+    page = pd.DataFrame(
+        {
+            "study_id": table["study_id"],
+            "score": pd.to_numeric(table["score"], errors="coerce").astype(float),
+            "study_dir": [f"studies/{s}" if s else "" for s in table["safe_id"]],
+            "status": ["ok" if st == StudyState.DONE.value else st for st in table["status"]],
+            "error": table["error"],
+            "lesion_count": table["lesion_count"],
+            "lesion_volume_ml": table["lesion_volume_ml"],
+            "modality": table["modality"],
+        }
+    )
+    header = cohort_header(
+        cfg.name, smoke=smoke, model=model, operating_point=operating_point, metrics=metrics
+    )
+    failed: list[OutputFailure] = []
+    written = attempt(
+        OutputKind.HTML.value,
+        lambda: write_report_html(out_dir, page, title=f"medzsad {cfg.name}", header=header),
+        failed,
+    )
+    for f in failed:
+        log.warning("review page report.html not written: %s: %s", f.error_type, f.message[:300])
+    return written

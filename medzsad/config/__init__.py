@@ -11,8 +11,8 @@ Errors are one line naming the file and the line of the offending key, e.g.
 
 from __future__ import annotations
 
-from medzsad.config.cohort import CohortConfig, study_config_hash
-from medzsad.config.executor import ExecutorConfig
+from medzsad.config.cohort import CohortConfig
+from medzsad.config.executor import ExecutorConfig, LocalExecutorConfig, RayExecutorConfig
 from medzsad.config.inputs import InputsConfig
 from medzsad.config.model import ModelConfig
 from medzsad.config.output import (
@@ -41,10 +41,11 @@ __all__ = [
     "ProfileConfig",
     "StudyScoreRule",
     "ExecutorConfig",
+    "LocalExecutorConfig",
+    "RayExecutorConfig",
     "OutputKind",
     "DEFAULT_OUTPUTS",
     "FORMAT_OUTPUTS",
     "load_cohort",
     "parse_cohort",
-    "study_config_hash",
 ]

@@ -1,21 +1,21 @@
-"""The whole cohort file and the hash of the settings that change a study's outputs."""
+"""The whole cohort file as one frozen model, and its validation from parsed data."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from medzsad.config._base import _Section
-from medzsad.config.executor import ExecutorConfig
+from medzsad.config.executor import ExecutorConfig, LocalExecutorConfig, executor_shorthand
 from medzsad.config.inputs import InputsConfig
 from medzsad.config.model import ModelConfig
 from medzsad.config.output import OutputConfig
 from medzsad.config.pipeline import PipelineConfig
 from medzsad.config.profile import ProfileConfig
+from medzsad.config.validation import format_error
+from medzsad.errors import ConfigError
 
 
 class CohortConfig(_Section):
@@ -32,7 +32,7 @@ class CohortConfig(_Section):
     pipeline: PipelineConfig = PipelineConfig()
     model: ModelConfig = ModelConfig()
     output: OutputConfig = OutputConfig()
-    executor: ExecutorConfig = ExecutorConfig()
+    executor: ExecutorConfig = LocalExecutorConfig()
     profile: ProfileConfig | None = None
     base_dir: str = "."
     source_file: str = "<memory>"
@@ -40,7 +40,7 @@ class CohortConfig(_Section):
     @field_validator("executor", mode="before")
     @classmethod
     def _executor_shorthand(cls, v: Any) -> Any:
-        return {"kind": v} if isinstance(v, str) else v
+        return executor_shorthand(v)
 
     def resolve(self, path: str) -> Path:
         """A path from the cohort file, made absolute against :attr:`base_dir` (``~`` expanded)."""
@@ -63,47 +63,16 @@ class CohortConfig(_Section):
             for p in parents:
                 node = node[p]
             node[leaf] = value
-        from medzsad.config.yaml_loading import validate_cohort_data  # cycle: the loader builds us
-
         return validate_cohort_data(data, self.source_file, {})
 
 
-def effective_model_settings(config: CohortConfig) -> dict[str, Any]:
-    """The ``model`` section as JSON with effective values (an override, else the architecture's).
-
-    ``device`` and ``batch_size`` are left out: they never change a study's outputs.
-    """
-    from medzsad.weights.architecture import effective_settings
-
-    m = config.model
-    model = m.model_dump(mode="json", exclude={"device", "batch_size"})
-    eff = effective_settings(
-        prompts=m.prompt_weights,
-        backbone=m.backbone,
-        image_size=m.image_size,
-        feature_layers=m.feature_layers,
-        dpam_layers=m.dpam_layers,
-        tiny=m.tiny,
-    )
-    model.update(
-        backbone=eff.backbone,
-        image_size=eff.image_size,
-        feature_layers=list(eff.feature_layers) if eff.feature_layers is not None else None,
-        dpam_layers=eff.dpam_layers,
-    )
-    return model
-
-
-def study_config_hash(config: CohortConfig) -> str:
-    """sha256 of the settings that change a study's outputs (not device, batch size, paths, name).
-
-    Model settings enter with their effective values (an override, else the architecture JSON's),
-    so ``image_size: 518`` and no ``image_size`` give the same hash when the architecture's is 518.
-    """
-    data = config.model_dump(mode="json")
-    model = effective_model_settings(config)
-    # output.flag only changes the cohort tables (p-values are computed when they are written);
-    # where outputs are sent (output.push) does not change them
-    output = {k: v for k, v in data["output"].items() if k not in ("dir", "flag", "push")}
-    payload = json.dumps({"pipeline": data["pipeline"], "model": model, "output": output}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
+def validate_cohort_data(data: Any, source: str, lines: dict[tuple[Any, ...], int]) -> CohortConfig:
+    """Validate parsed YAML (a dict) into a :class:`CohortConfig`; ``lines`` maps key paths to lines."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: a cohort file must be a YAML mapping with name, inputs, ... (see docs/cohort.md)"
+        )
+    try:
+        return CohortConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_error(e.errors()[0], source, lines, CohortConfig)) from e

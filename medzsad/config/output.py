@@ -116,7 +116,8 @@ class OutputConfig(_Section):
     """What is written and where.
 
     ``formats`` is the short form (``[nifti, dicom-seg, slicer, png, html]``); ``outputs`` lists
-    files one by one. Give one of them.
+    files one by one. Give one of them; ``formats`` is turned into ``outputs`` when the file is read
+    (the validated section has ``formats: None``).
     """
 
     dir: str | None = None
@@ -148,13 +149,12 @@ class OutputConfig(_Section):
         kinds = list(_ALWAYS_WITH_FORMATS)
         for f in formats:
             kinds += [k for k in FORMAT_OUTPUTS[f] if k not in kinds]
-        # A dumped config carries both keys (outputs derived from formats); it must validate back
-        # unchanged (CohortConfig.with_overrides round-trips through model_dump). Only a conflict
-        # between the two is an error.
         if "outputs" in data and _kind_values(data["outputs"]) != [k.value for k in kinds]:
             raise ValueError("give either output.formats or output.outputs, not both")
+        # one canonical form: formats is the short spelling of outputs and is not kept, so equal
+        # settings hash equal (a study hash must not depend on which spelling a file used)
         data["outputs"] = tuple(kinds)
-        data["formats"] = tuple(formats)
+        data["formats"] = None
         return data
 
     @model_validator(mode="after")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from medzsad.config._base import _Section
+from medzsad.config.presets import unknown_preset
 
 
 class WindowConfig(_Section):
@@ -56,3 +57,12 @@ class PipelineConfig(_Section):
     axis: Literal["axial", "coronal", "sagittal"] | None = None
     series: SeriesOverrides | None = None
     skip_empty_slices: bool | None = None
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        # checked where it enters: a misspelt preset is a configuration error before any study runs
+        why = unknown_preset(v)
+        if why is not None:
+            raise ValueError(why)
+        return v

@@ -6,7 +6,6 @@ a single study goes through exactly the code path and writes exactly the outputs
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 from medzsad.config.cohort import CohortConfig
 from medzsad.config.model import ModelConfig
 from medzsad.config.yaml_loading import validate_cohort_data
-from medzsad.errors import ConfigError, InputError
+from medzsad.errors import InputError
 
 __all__ = ["single_study_cohort", "FAST_IMAGE_SIZE"]
 
@@ -40,18 +39,6 @@ def _profile_settings(folder: str) -> dict[str, Any]:
     A calibrated lesion threshold and study flags with p-values, both at alpha 0.05.
     """
     return {"threshold": {"method": "calibrated", "profile": folder}, "flag": {"profile": folder}}
-
-
-def _check_preset(preset: str) -> None:
-    """A misspelt ``--preset`` is a configuration error now, not a failed study after the model loads."""
-    from medzsad.transforms.preset import list_presets  # torch-free
-
-    names = list_presets()
-    if preset == "auto" or preset in names or Path(preset).is_file():
-        return
-    close = difflib.get_close_matches(preset, names, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    raise ConfigError(f"--preset {preset!r}: no such preset; {hint}(available: auto, {', '.join(names)})")
 
 
 def single_study_cohort(
@@ -99,15 +86,7 @@ def single_study_cohort(
     if formats is not None:
         output["formats"] = list(formats)
     if profile is not None:
-        calibrated = _profile_settings(str(Path(profile).expanduser().resolve()))
-        if not calibrated:
-            raise ConfigError(
-                "--profile: site calibration profiles are not supported by this version yet; "
-                "run without --profile (fixed threshold from the preset/cohort)"
-            )
-        output.update(calibrated)
-    if preset is not None:
-        _check_preset(preset)
+        output.update(_profile_settings(str(Path(profile).expanduser().resolve())))
     pipeline: dict[str, Any] = {"preset": preset or "auto"}
     if fast:
         pipeline["skip_empty_slices"] = True

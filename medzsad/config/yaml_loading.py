@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
-from medzsad.config.cohort import CohortConfig
+from medzsad.config.cohort import CohortConfig, validate_cohort_data
 from medzsad.errors import ConfigError
+
+__all__ = ["parse_cohort", "load_cohort", "validate_cohort_data"]
 
 
 def _key_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
@@ -25,69 +25,6 @@ def _key_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...]
             sub = (*path, i)
             out[sub] = item.start_mark.line + 1
             _key_lines(item, sub, out)
-
-
-def _line_of(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
-    for n in range(len(loc), 0, -1):
-        if loc[:n] in lines:
-            return lines[loc[:n]]
-    return None
-
-
-def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model that holds the key at ``loc`` (for the list of allowed keys)."""
-    model: type[BaseModel] = CohortConfig
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        ann = field.annotation
-        candidates = [ann, *getattr(ann, "__args__", ())]
-        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if nxt is None:
-            return None
-        model = nxt
-    return model
-
-
-def _public_fields(model: type[BaseModel]) -> list[str]:
-    return [k for k in model.model_fields if k not in ("base_dir", "source_file")]
-
-
-def _format_error(err: Any, source: str, lines: dict[tuple[Any, ...], int]) -> str:
-    loc = tuple(err["loc"])
-    line = _line_of(loc, lines)
-    where = f"{source}:{line}" if line is not None else source
-    section = ".".join(str(p) for p in loc[:-1]) or "the top level"
-    if err["type"] == "extra_forbidden":
-        model = _section_model(loc)
-        fields = _public_fields(model) if model else []
-        allowed = ", ".join(fields) if fields else "see docs/cohort.md"
-        close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"{where}: unknown key {loc[-1]!r} in {section} (allowed: {allowed}){hint}"
-    if err["type"] == "missing":
-        return f"{where}: missing key {loc[-1]!r} in {section} (see docs/cohort.md)"
-    key = ".".join(str(p) for p in loc) or "cohort"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    value = err.get("input")
-    shown = ""
-    if not isinstance(value, dict | list) and value is not None and repr(value) not in msg:
-        shown = f" (found {value!r})"
-    return f"{where}: {key}: {msg}{shown}"
-
-
-def validate_cohort_data(data: Any, source: str, lines: dict[tuple[Any, ...], int]) -> CohortConfig:
-    """Validate parsed YAML (a dict) into a :class:`CohortConfig`; ``lines`` maps key paths to lines."""
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}: a cohort file must be a YAML mapping with name, inputs, ... (see docs/cohort.md)"
-        )
-    try:
-        return CohortConfig.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise ConfigError(_format_error(first, source, lines)) from e
 
 
 def parse_cohort(text: str, source: str = "<memory>", base_dir: str | Path = ".") -> CohortConfig:

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
+from medzsad.analysis import metrics as M
 from medzsad.datasets.open import open_labelled
 from medzsad.datasets.samples import Sample
 from medzsad.errors import ConfigError, InputError
-from medzsad.eval import metrics as M
 from medzsad.eval.evaluation import ALL_COLUMNS, ClassPredictions, metrics_table
 from medzsad.eval.few_shot import FewShotReport, evaluate_few_shot
 from medzsad.eval.paper import PAPER_TABLE2, PaperResult

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from medzsad.eval import metrics as M
+from medzsad.analysis import metrics as M
 from medzsad.eval.table import MetricsRow, MetricsTable
 
 __all__ = [

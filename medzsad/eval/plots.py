@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from medzsad.analysis import metrics as M
 from medzsad.errors import OutputError
-from medzsad.eval import metrics as M
 from medzsad.eval.evaluation import ClassPredictions
 from medzsad.fileio import atomic_path
 

@@ -129,6 +129,8 @@ def _source(
         frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
         sop_class_uid=str(ds.get("SOPClassUID", "")),
         series_description=str(ds.get("SeriesDescription", "")),
+        manufacturer=str(ds.get("Manufacturer", "") or "").strip(),
+        model_name=str(ds.get("ManufacturerModelName", "") or "").strip(),
     )
 
 

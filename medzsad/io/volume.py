@@ -33,6 +33,8 @@ class SourceInfo:
         frame_of_reference_uid: FrameOfReferenceUID (DICOM) or ``""``.
         sop_class_uid: SOPClassUID of the source instances (DICOM) or ``""``.
         series_description: SeriesDescription or ``""``.
+        manufacturer: Manufacturer (0008,0070) (DICOM) or ``""``.
+        model_name: ManufacturerModelName (0008,1090) (DICOM) or ``""``.
     """
 
     paths: tuple[str, ...]
@@ -44,6 +46,8 @@ class SourceInfo:
     frame_of_reference_uid: str = ""
     sop_class_uid: str = ""
     series_description: str = ""
+    manufacturer: str = ""
+    model_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
 * :mod:`medzsad.pacs.dicomweb`: QIDO-RS / WADO-RS / STOW-RS through ``dicomweb-client``.
 * :mod:`medzsad.pacs.dimse`: C-FIND / C-GET / C-STORE through ``pynetdicom``.
 * :mod:`medzsad.pacs.pull`: resumable, bounded-parallel pull into a local folder.
-* :mod:`medzsad.pacs.push`: send a run's DICOM outputs, recorded so a rerun sends nothing twice.
-* :mod:`medzsad.pacs.records`: the ``sent_objects`` table of the run ledger.
+
+Sending a run's outputs, recorded in its ledger so a rerun sends nothing twice, belongs to runs:
+:mod:`medzsad.cohort.push`.
 """

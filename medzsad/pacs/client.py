@@ -11,10 +11,10 @@ from typing import Protocol, TypeVar
 
 import pydicom
 
-from medzsad.config.pacs import DicomWebEndpoint, DimseEndpoint
 from medzsad.errors import PacsError
+from medzsad.ids import hashed_id
 
-__all__ = ["InstanceRef", "PacsClient", "with_retries", "open_client", "for_log"]
+__all__ = ["InstanceRef", "PacsClient", "with_retries", "for_log"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -100,18 +100,5 @@ def with_retries(
 
 def for_log(error: PacsError) -> str:
     """The error's message, its StudyInstanceUID replaced by the study's log pseudonym (no PHI in logs)."""
-    from medzsad.cohort.ids import hashed_id
-
     text = " ".join(str(error).split())
     return text.replace(error.study_uid, hashed_id(error.study_uid)) if error.study_uid else text
-
-
-def open_client(endpoint: DicomWebEndpoint | DimseEndpoint) -> PacsClient:
-    """A client for a configured endpoint (imports the networking library only when used)."""
-    if isinstance(endpoint, DicomWebEndpoint):
-        from medzsad.pacs.dicomweb import DicomWebClient
-
-        return DicomWebClient(endpoint)
-    from medzsad.pacs.dimse import DimseClient
-
-    return DimseClient(endpoint)

@@ -22,7 +22,8 @@ import pydicom
 from medzsad.config.pacs import DicomWebInput, DimseInput
 from medzsad.errors import PacsError
 from medzsad.fileio import write_bytes, write_json
-from medzsad.pacs.client import InstanceRef, PacsClient, for_log, open_client, with_retries
+from medzsad.pacs.client import InstanceRef, PacsClient, for_log, with_retries
+from medzsad.pacs.connect import open_client
 
 __all__ = ["PulledStudy", "PullReport", "pull_studies", "COMPLETE_MARK"]
 

@@ -3,8 +3,9 @@
 - :mod:`~medzsad.references.bank_io`: bank files (safetensors, fp16, safe ids of the references).
 - :mod:`~medzsad.references.sampling`: the seeded draw of references, disjoint from calibration.
 - :mod:`~medzsad.references.positions`: the body coordinate of slices.
-- :mod:`~medzsad.references.build`: a bank from studies through the cohort loader.
-- :mod:`~medzsad.references.profile_refs`: references in site profiles and review cohorts.
+
+Building a bank from studies is part of ``medzsad profile`` (:mod:`medzsad.site_profile`); a
+review cohort loads it in :func:`medzsad.study.build.load_review_references`.
 
 See ``docs/references.md``.
 """

@@ -20,10 +20,12 @@ from medzsad.errors import ConfigError, InputError
 from medzsad.fileio import atomic_path
 from medzsad.model.references import PatchBank
 
-__all__ = ["BankInfo", "SCHEMA_VERSION", "save_bank", "load_bank", "check_safe_ids"]
+__all__ = ["BankInfo", "BANK_FILE", "SCHEMA_VERSION", "save_bank", "load_bank", "check_safe_ids"]
 
 #: Version of the bank file layout; a newer file is refused.
 SCHEMA_VERSION = 1
+#: The bank file inside a profile folder.
+BANK_FILE = "references.safetensors"
 
 _META_KEY = "medzsad.references"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
@@ -62,7 +64,7 @@ def check_safe_ids(ids: tuple[str, ...] | list[str], where: str) -> None:
     if bad:
         raise ConfigError(
             f"{where}: reference ids at positions {bad[:5]} are not safe ids; "
-            "pass medzsad.cohort.ids.safe_study_id(study_id) values"
+            "pass medzsad.ids.safe_study_id(study_id) values"
         )
 
 

@@ -179,6 +179,17 @@ def _outline(ax: Axes, mask: np.ndarray, colour: str, style: str) -> bool:
     return True
 
 
+def _legend(fig: Figure, drawn: dict[str, bool]) -> None:
+    """Outline legend below the panels (outside them: constrained layout makes room for it)."""
+    handles = []
+    if drawn["lesion"]:
+        handles.append(Line2D([], [], color=LESION_COLOUR, lw=2, label="detected lesion"))
+    if drawn["truth"]:
+        handles.append(Line2D([], [], color=TRUTH_COLOUR, lw=2, ls="--", label="ground truth"))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=10, frameon=False)
+
+
 def render_overlay(
     scan: np.ndarray,
     heat: np.ndarray,
@@ -227,13 +238,7 @@ def render_overlay(
         ax.set_title(f"slice {idx} ({where})  score {score:.3f}", fontsize=10)
     title = spec.title + ("\nSMOKE RUN - random weights" if spec.smoke else "")
     fig.suptitle(title, fontsize=12, color="red" if spec.smoke else "black")
-    handles = []
-    if drawn["lesion"]:
-        handles.append(Line2D([], [], color=LESION_COLOUR, lw=2, label="detected lesion"))
-    if drawn["truth"]:
-        handles.append(Line2D([], [], color=TRUTH_COLOUR, lw=2, ls="--", label="ground truth"))
-    if handles:
-        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=10, frameon=False)
+    _legend(fig, drawn)
     if im is not None:
         label = f"anomaly heat (0 normal .. 1 anomalous); shown >= {floor:g}"
         if spec.threshold is not None:

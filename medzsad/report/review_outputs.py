@@ -26,7 +26,7 @@ import medzsad
 from medzsad.io.volume import Volume
 from medzsad.report.optional import OutputFailure, attempt
 from medzsad.report.seg_writer import SegWriteResult, write_dicom_seg, write_heatmap_parametric_map
-from medzsad.report.slicer_bundle import SlicerBundle, write_slicer_bundle
+from medzsad.report.slicer_bundle import BUNDLE_DIR, SlicerBundle, write_slicer_bundle
 from medzsad.report.slicer_bundle_script import write_slicer_script
 
 __all__ = ["ReviewOutputs", "REVIEW_FORMATS", "SEG_FILE", "PMAP_FILE", "write_review_outputs"]
@@ -81,6 +81,7 @@ def write_review_outputs(
     mask_nifti: str | Path | None = None,
     keep_empty_frames: bool = False,
     smoke: bool = False,
+    published_dir: str | Path | None = None,
 ) -> ReviewOutputs:
     """Write the requested review outputs of one study; each fails on its own.
 
@@ -95,6 +96,8 @@ def write_review_outputs(
         mask_nifti: The study's mask NIfTI if already written.
         keep_empty_frames: Keep SEG frames without anomaly.
         smoke: Random weights were used: DICOM descriptions and Slicer names say SMOKE RUN.
+        published_dir: The study folder's final name when ``study_dir`` is a partial folder that
+            will be renamed (the Slicer script names it for runs without ``__file__``).
 
     Returns:
         What was written, skipped (not a DICOM source) and failed (the writer raised: a
@@ -111,18 +114,14 @@ def write_review_outputs(
         bundle = attempt(
             "slicer",
             lambda: write_slicer_bundle(
-                root,
-                volume,
-                heat_ijk,
-                mask_ijk,
-                threshold=threshold,
-                heatmap_nifti=heatmap_nifti,
-                mask_nifti=mask_nifti,
-                smoke=smoke,
+                root, volume, heat_ijk, mask_ijk, threshold=threshold, heatmap_nifti=heatmap_nifti,
+                mask_nifti=mask_nifti, smoke=smoke,
             ),
             failed,
-        )
-        script = attempt("slicer", lambda: write_slicer_script(root), failed) if bundle is not None else None
+        )  # fmt: skip
+        home = Path(published_dir) / BUNDLE_DIR if published_dir is not None else None
+        if bundle is not None:
+            script = attempt("slicer", lambda: write_slicer_script(root, home=home), failed)
     return ReviewOutputs(seg, pmap, bundle, script, skipped, tuple(failed))
 
 

@@ -24,6 +24,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -177,6 +178,17 @@ def _anomaly_segment(version: str) -> hd.seg.SegmentDescription:
     )
 
 
+def _equipment(algorithm_version: str) -> dict[str, Any]:
+    """The one instance's equipment attributes (General Equipment module, PS3.3 C.7.5.1)."""
+    return {
+        "instance_number": 1,
+        "manufacturer": _MANUFACTURER,
+        "manufacturer_model_name": ALGORITHM_NAME,
+        "software_versions": algorithm_version,
+        "device_serial_number": "0",
+    }
+
+
 def write_dicom_seg(
     mask_ijk: np.ndarray,
     volume: Volume,
@@ -226,11 +238,7 @@ def write_dicom_seg(
             series_instance_uid=series_uid,
             series_number=SEG_SERIES_NUMBER,
             sop_instance_uid=sop_uid,
-            instance_number=1,
-            manufacturer=_MANUFACTURER,
-            manufacturer_model_name=ALGORITHM_NAME,
-            software_versions=algorithm_version,
-            device_serial_number="0",
+            **_equipment(algorithm_version),
             omit_empty_frames=omit,
             series_description=seg_series_description(threshold, smoke),
             content_label=_content_label("ANOMALY", smoke),
@@ -306,11 +314,7 @@ def write_heatmap_parametric_map(
             series_instance_uid=_uid(volume, "pmap-series", algorithm_version),
             series_number=PMAP_SERIES_NUMBER,
             sop_instance_uid=_uid(volume, "pmap-instance", algorithm_version, digest),
-            instance_number=1,
-            manufacturer=_MANUFACTURER,
-            manufacturer_model_name=ALGORITHM_NAME,
-            software_versions=algorithm_version,
-            device_serial_number="0",
+            **_equipment(algorithm_version),
             contains_recognizable_visual_features=False,
             real_world_value_mappings=[_heat_mapping()],
             voi_lut_transformations=[

@@ -44,6 +44,7 @@ __all__ = [
     "focus_point",
     "write_slicer_bundle",
     "read_bundle",
+    "bundle_relative",
 ]
 
 logger = logging.getLogger(__name__)
@@ -220,7 +221,7 @@ def _scan_file(volume: Volume, folder: Path) -> Path:
     return path
 
 
-def _manifest_path(path: Path, folder: Path) -> str:
+def bundle_relative(path: Path, folder: Path) -> str:
     """Relative to the bundle for files inside the study folder (it can move), else absolute."""
     target, study = path.resolve(), folder.resolve().parent
     if target.is_relative_to(study):
@@ -290,7 +291,7 @@ def write_slicer_bundle(
 
 def _write_manifest(b: SlicerBundle) -> None:
     files = {
-        k: _manifest_path(getattr(b, k), b.folder)
+        k: bundle_relative(getattr(b, k), b.folder)
         for k in ("scan", "heatmap", "heatmap_colors", "segmentation", "mask_labelmap", "mask_colors")
     }
     doc = {

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from medzsad.fileio import write_text
-from medzsad.report.slicer_bundle import SlicerBundle, read_bundle
+from medzsad.report.slicer_bundle import SlicerBundle, bundle_relative, read_bundle
 
 __all__ = ["slicer_script", "write_slicer_script", "SCRIPT_NAME"]
 
@@ -22,10 +22,17 @@ _TEMPLATE = """\
 # medzsad: open one study in 3D Slicer.
 #   Slicer --python-script {script_name}     (or paste into View > Python Console)
 # Loads the scan, the anomaly heat map as a coloured overlay (window {lo:.3g}..{hi:.3g}), the
-# anomaly segmentation, and centres the slice views on the highest-scoring lesion.
+# anomaly segmentation, the lesion label map (lesion ids), and centres the slice views on the
+# highest-scoring lesion. Paths are relative to this script's folder: the study folder can move.
+import os
+
 import slicer
 
-FILES = {files}
+try:
+    HERE = os.path.dirname(os.path.abspath(__file__))
+except NameError:  # pasted into the Python console: the folder the script was written for
+    HERE = {home!r}
+FILES = {{key: os.path.join(HERE, path) for key, path in {files}.items()}}
 HEAT_WINDOW = ({lo!r}, {hi!r})
 FOCUS_RAS = {focus}
 NAME_PREFIX = {prefix!r}  # "SMOKE RUN " when the results came from random weights
@@ -45,12 +52,16 @@ def _load(node_class, storage_class, path, name):
 
 
 VOLUME = ("vtkMRMLScalarVolumeNode", "vtkMRMLVolumeArchetypeStorageNode")
-scan = _load(*VOLUME, FILES["scan"], "scan")
+scan = _load(*VOLUME, FILES["scan"], NAME_PREFIX + "scan")
 heat = _load(*VOLUME, FILES["heatmap"], NAME_PREFIX + "anomaly heat")
 COLORS = ("vtkMRMLColorTableNode", "vtkMRMLColorTableStorageNode")
 colors = _load(*COLORS, FILES["heatmap_colors"], "heat colors")
 SEGMENTATION = ("vtkMRMLSegmentationNode", "vtkMRMLSegmentationStorageNode")
 segmentation = _load(*SEGMENTATION, FILES["segmentation"], NAME_PREFIX + "anomaly")
+LABELMAP = ("vtkMRMLLabelMapVolumeNode", "vtkMRMLVolumeArchetypeStorageNode")
+lesions = _load(*LABELMAP, FILES["mask_labelmap"], NAME_PREFIX + "lesion ids")
+mask_colors = _load(*COLORS, FILES["mask_colors"], "lesion colors")
+lesions.GetDisplayNode().SetAndObserveColorNodeID(mask_colors.GetID())
 
 heat_display = heat.GetDisplayNode()
 heat_display.SetAndObserveColorNodeID(colors.GetID())
@@ -72,24 +83,32 @@ if FOCUS_RAS is not None:
 """
 
 
-def _script_from_bundle(bundle: SlicerBundle) -> str:
-    files = {
-        "scan": str(bundle.scan),
-        "heatmap": str(bundle.heatmap),
-        "heatmap_colors": str(bundle.heatmap_colors),
-        "segmentation": str(bundle.segmentation),
-        "mask_labelmap": str(bundle.mask_labelmap),
-        "mask_colors": str(bundle.mask_colors),
+def _script_from_bundle(bundle: SlicerBundle, home: Path | None = None) -> str:
+    paths = {
+        "scan": bundle.scan,
+        "heatmap": bundle.heatmap,
+        "heatmap_colors": bundle.heatmap_colors,
+        "segmentation": bundle.segmentation,
+        "mask_labelmap": bundle.mask_labelmap,
+        "mask_colors": bundle.mask_colors,
     }
+    # files of the study folder relative to the bundle (the folder can move), others absolute
+    files = {k: bundle_relative(p, bundle.folder) for k, p in paths.items()}
     body = json.dumps(files, indent=4)
     focus = "None" if bundle.focus_ras is None else repr([round(v, 4) for v in bundle.focus_ras])
     lo, hi = bundle.window
     prefix = "SMOKE RUN " if bundle.smoke else ""
-    return _TEMPLATE.format(script_name=SCRIPT_NAME, files=body, lo=lo, hi=hi, focus=focus, prefix=prefix)
+    where = str(home if home is not None else bundle.folder)
+    return _TEMPLATE.format(
+        script_name=SCRIPT_NAME, home=where, files=body, lo=lo, hi=hi, focus=focus, prefix=prefix
+    )
 
 
 def slicer_script(study_dir: str | Path, output: str | Path | None = None) -> str:
-    """Slicer Python script that loads the study's bundle (absolute paths; runs from anywhere).
+    """Slicer Python script that loads the study's bundle.
+
+    The files are found relative to the script's own folder, so the script works wherever the
+    study folder is moved; pasted into Slicer's console (no ``__file__``), it uses the bundle folder.
 
     Args:
         study_dir: A study output folder with a ``slicer/`` bundle, or the bundle folder itself.
@@ -107,8 +126,17 @@ def slicer_script(study_dir: str | Path, output: str | Path | None = None) -> st
     return text
 
 
-def write_slicer_script(study_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write :func:`slicer_script` to ``out`` (default ``<bundle>/load_in_slicer.py``); returns it."""
+def write_slicer_script(
+    study_dir: str | Path, out: str | Path | None = None, *, home: str | Path | None = None
+) -> Path:
+    """Write :func:`slicer_script` to ``out`` (default ``<bundle>/load_in_slicer.py``); returns it.
+
+    Args:
+        study_dir: The study folder (or its bundle folder).
+        out: Where to write the script.
+        home: The bundle folder as it will be published (a study is written into a partial folder
+            and renamed): what the script uses when it runs without ``__file__``.
+    """
     bundle = read_bundle(study_dir)
     target = Path(out) if out is not None else bundle.folder / SCRIPT_NAME
-    return write_text(target, _script_from_bundle(bundle))
+    return write_text(target, _script_from_bundle(bundle, Path(home) if home is not None else None))

@@ -21,6 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import highdicom as hd
 import pydicom
@@ -161,6 +162,39 @@ def _read_sources(volume: Volume, out: Path) -> list[pydicom.Dataset]:
         raise OutputError(f"{out}: cannot re-read the source series for the SR evidence ({e})") from e
 
 
+def _content_digest(evidence: SrEvidence, seg_uid: str) -> str:
+    """16 hex digits of what the report says: the same evidence gives the same UIDs (idempotent push)."""
+    content = [
+        evidence.score,
+        evidence.p_value,
+        evidence.flag,
+        evidence.threshold,
+        evidence.threshold_source,
+        [(les.label, les.volume_ml, les.max_score) for les in evidence.lesions],
+        evidence.model,
+        evidence.weights,
+        evidence.flag_rule,
+        evidence.smoke,
+        seg_uid,
+    ]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:16]
+
+
+def _measurement_report(groups: list[Any], device_uid: str) -> hd.sr.MeasurementReport:
+    """TID 1500 with medzsad as the observing device."""
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=device_uid, name="medzsad", manufacturer_name="medzsad", model_name="AnomalyCLIP"
+        ),
+    )
+    return hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=_IMAGING,
+        imaging_measurements=groups,
+    )
+
+
 def write_dicom_sr(
     volume: Volume, evidence: SrEvidence, seg_path: str | Path, out_path: str | Path
 ) -> SrWriteResult:
@@ -184,23 +218,7 @@ def write_dicom_sr(
         seg = pydicom.dcmread(seg_path, stop_before_pixels=True)
     except (OSError, pydicom.errors.InvalidDicomError) as e:
         raise OutputError(f"{out}: cannot read the SEG {seg_path} the SR references ({e})") from e
-    digest = hashlib.sha256(
-        json.dumps(
-            [
-                evidence.score,
-                evidence.p_value,
-                evidence.flag,
-                evidence.threshold,
-                evidence.threshold_source,
-                [(les.label, les.volume_ml, les.max_score) for les in evidence.lesions],
-                evidence.model,
-                evidence.weights,
-                evidence.flag_rule,
-                evidence.smoke,
-                str(seg.SOPInstanceUID),
-            ]
-        ).encode()
-    ).hexdigest()[:16]
+    digest = _content_digest(evidence, str(seg.SOPInstanceUID))
 
     def uid(*parts: object) -> str:
         return str(
@@ -213,17 +231,7 @@ def write_dicom_sr(
     groups += [
         _lesion_group(les, seg, uid("sr-lesion", digest, les.label), evidence) for les in evidence.lesions
     ]
-    observer = hd.sr.ObserverContext(
-        observer_type=codes.DCM.Device,
-        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=uid("sr-device"), name="medzsad", manufacturer_name="medzsad", model_name="AnomalyCLIP"
-        ),
-    )
-    report = hd.sr.MeasurementReport(
-        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
-        procedure_reported=_IMAGING,
-        imaging_measurements=groups,
-    )
+    report = _measurement_report(groups, uid("sr-device"))
     try:
         sr = hd.sr.Comprehensive3DSR(
             evidence=[*sources, seg],

@@ -14,6 +14,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from medzsad.config.presets import list_presets, pipelines_dir
 from medzsad.errors import ConfigError
 from medzsad.io.series_selection import SeriesRules
 
@@ -134,27 +135,6 @@ def _first_error(e: ValidationError) -> str:
     err = e.errors()[0]
     loc = ".".join(str(x) for x in err["loc"])
     return f"{loc}: {err['msg']}" if loc else str(err["msg"])
-
-
-def pipelines_dir() -> Path:
-    """The preset folder.
-
-    ``$MEDZSAD_PIPELINES`` when set; else ``pipelines/`` of the source checkout; else the copy a
-    wheel installs as the ``medzsad.pipelines`` package data (``pyproject.toml`` maps it).
-    """
-    env = os.environ.get("MEDZSAD_PIPELINES")
-    if env:
-        return Path(env)
-    checkout = Path(__file__).resolve().parents[2] / "pipelines"
-    if checkout.is_dir():
-        return checkout
-    return Path(__file__).resolve().parents[1] / "pipelines"
-
-
-def list_presets() -> list[str]:
-    """Names of the presets in :func:`pipelines_dir`, sorted."""
-    d = pipelines_dir()
-    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
 
 
 def load_preset(name_or_path: str | os.PathLike[str]) -> Preset:

@@ -1,6 +1,6 @@
 """Read a scan the one way: discover -> choose the preset from the headers -> select -> load.
 
-Used by ``medzsad run`` (:mod:`medzsad.cohort.reading`) and by training/evaluation on volumes
+Used by ``medzsad run`` (:mod:`medzsad.study.reading`) and by training/evaluation on volumes
 (:mod:`medzsad.datasets.volumes`), so both read the same series with the same preset:
 
 1. a volume file (NIfTI, NRRD, a 2D image) is one series: it is loaded and the preset is chosen

@@ -15,7 +15,9 @@ options are overrides, ``None`` unless given. This module names the JSON a model
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from medzsad.config import ModelConfig
 from medzsad.errors import ModelError
 from medzsad.model.config import AnomalyCLIPConfig, architecture_for_backbone, load_architecture
 from medzsad.weights.registry import get_weight_entry
@@ -110,3 +112,27 @@ def effective_settings(
         feature_layers=tuple(feature_layers) if feature_layers is not None else base.feature_layers,
         dpam_layers=dpam_layers if dpam_layers is not None else base.dpam_layers,
     )
+
+
+def effective_model_settings(model: ModelConfig) -> dict[str, Any]:
+    """A cohort's ``model`` section as JSON with effective values (an override, else the architecture's).
+
+    ``device`` and ``batch_size`` are left out: they never change a study's outputs. Used by the
+    study config hash and the profile's model hash, so both see the same values.
+    """
+    data = model.model_dump(mode="json", exclude={"device", "batch_size"})
+    eff = effective_settings(
+        prompts=model.prompt_weights,
+        backbone=model.backbone,
+        image_size=model.image_size,
+        feature_layers=model.feature_layers,
+        dpam_layers=model.dpam_layers,
+        tiny=model.tiny,
+    )
+    data.update(
+        backbone=eff.backbone,
+        image_size=eff.image_size,
+        feature_layers=list(eff.feature_layers) if eff.feature_layers is not None else None,
+        dpam_layers=eff.dpam_layers,
+    )
+    return data

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from medzsad.errors import ModelError
+from medzsad.fileio import sha256_file
 from medzsad.weights.registry import FileFormat, WeightEntry, get_weight_entry
 
 __all__ = [
@@ -91,15 +92,6 @@ def weights_root(home: str | os.PathLike[str] | None = None) -> Path:
 def expected_path(entry: WeightEntry, home: str | os.PathLike[str] | None = None) -> Path:
     """Where the cache keeps ``entry``: ``<home>/weights/<name>/<filename>``."""
     return weights_root(home) / entry.name / entry.filename
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Lower-case hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager

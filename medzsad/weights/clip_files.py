@@ -39,6 +39,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from medzsad.errors import ModelError
+from medzsad.fileio import sha256_file
 from medzsad.weights.registry import FileFormat, WeightEntry
 
 __all__ = [
@@ -173,8 +174,6 @@ def _load_torchscript(path: Path) -> dict[str, torch.Tensor]:
 
 def _check_trusted(path: Path, trusted: Collection[str]) -> None:
     """Refuse a TorchScript archive whose SHA-256 is not a trusted one (loading it can run code)."""
-    from medzsad.weights.cache import sha256_file
-
     digest = sha256_file(path) if trusted else ""
     if digest not in trusted:
         raise ModelError(

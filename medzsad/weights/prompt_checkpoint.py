@@ -23,7 +23,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from medzsad.errors import ModelError
-from medzsad.weights.cache import atomic_write_text, sha256_file
+from medzsad.fileio import sha256_file
+from medzsad.weights.cache import atomic_write_text
 from medzsad.weights.clip_files import TORCH_LOAD_ERRORS
 
 __all__ = [

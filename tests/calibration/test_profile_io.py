@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medzsad.calibration.operating_point import describe, describe_flag
+from medzsad.calibration.operating_point import describe, describe_flag, run_operating_point
 from medzsad.calibration.profile_io import (
     CalibrationStudy,
     Profile,
@@ -17,7 +17,6 @@ from medzsad.calibration.profile_io import (
 )
 from medzsad.config import FlagRule, ThresholdRule, parse_cohort
 from medzsad.errors import ConfigError
-from medzsad.report.review_header import operating_point
 
 
 def _profile() -> Profile:
@@ -76,7 +75,8 @@ def test_operating_point_sentences() -> None:
     assert describe_flag(flag, "site", 20) == (
         "flag at alpha 0.1, Benjamini-Hochberg false-discovery rate (profile site, n=20 normals)"
     )
-    assert operating_point(parse_cohort("name: x\ninputs: {paths: [a]}\n").output).calibrated is False
+    run = run_operating_point(parse_cohort("name: x\ninputs: {paths: [a]}\n"))
+    assert run == {"threshold": "heat >= 0.5 (uncalibrated threshold)"}  # one sentence, no flag
 
 
 def test_config_rules() -> None:

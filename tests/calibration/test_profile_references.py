@@ -22,8 +22,7 @@ import pytest
 import medzsad.api as mz
 from medzsad.cohort.runner import RunOptions, run_cohort
 from medzsad.errors import ConfigError
-from medzsad.references.bank_io import load_bank
-from medzsad.references.profile_refs import BANK_FILE
+from medzsad.references.bank_io import BANK_FILE, load_bank
 from medzsad.references.sampling import split_references
 
 N_NORMALS = 48

@@ -13,8 +13,8 @@ import medzsad.api as mz
 from medzsad.calibration.profile_io import load_profile
 from medzsad.calibration.strata import stratum_key, stratum_values
 from medzsad.cli import EXIT_CONFIG, EXIT_OK, main
-from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
 from medzsad.cohort.runner import RunOptions, run_cohort
+from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series
 from medzsad.errors import ConfigError
 
 OFF = RunOptions(progress="off")
@@ -40,21 +40,36 @@ def test_too_few_normals_then_enough_then_unknown_stratum(
     normals = _normals_yaml(tmp_path, calib_helpers, 0.1)
     assert main(["profile", str(normals), "-q"]) == EXIT_CONFIG
     err = capsys.readouterr().err
-    assert "stratum 'preset=mr-brain|modality=?' has 5, needs 4 more" in err
-    assert not (tmp_path / "normals-run" / "profile" / "profile.json").exists()
+    # refused before scoring: 5 studies cannot make a stratum of ceil(1/0.1) - 1 = 9
+    assert "5 normal studies, but a profile at alpha 0.1 needs at least 9" in err
+    assert "add 4 normal studies" in err and "nothing was scored" in err
+    assert not (tmp_path / "normals-run" / "studies").exists()
 
     normals = _normals_yaml(tmp_path, calib_helpers, 0.2)  # 5 >= ceil(1/0.2) - 1 = 4
     result = mz.build_profile(normals, tmp_path / "prof", OFF)
-    assert result.run.n_skipped == 5 and result.run.n_done == 0  # resumed: nothing rescored
+    assert result.run.n_done == 5
     prof = load_profile(tmp_path / "prof")
     assert list(prof.strata) == ["preset=mr-brain|modality=?"] and prof.strata_fields == (
         "preset",
         "modality",
     )
-    assert main(["profile", str(normals), "-q", "-o", str(tmp_path / "prof2")]) == EXIT_OK
+    assert main(["profile", str(normals), "-q", "-o", str(tmp_path / "prof2")]) == EXIT_OK  # resumes
+
+    # enough studies in all, but one stratum short: refused after scoring, naming the stratum
+    write = calib_helpers["write_studies"]
+    mixed = tmp_path / "mixed"
+    mr_rows = write(mixed, [(f"mr-{i}", 300 + i) for i in range(5)]).read_text()
+    ct_rows = write(mixed, [("ct-0", 700)], ct_like=True).read_text()
+    (mixed / "all.csv").write_text(mr_rows + ct_rows.splitlines(keepends=True)[1])
+    short = calib_helpers["cohort_yaml"](
+        tmp_path / "mixed.yaml", mixed / "all.csv", tmp_path / "mixed-run", "mixed",
+        "  outputs: [provenance]\n", "profile:\n  strata: [preset]\n  alpha: 0.2\n",
+    )  # fmt: skip
+    assert main(["profile", str(short), "-q"]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "has 1, needs 3 more" in err and "preset=ct-" in err
 
     # review: one study of the profiled stratum, one CT-like study (another preset) -> typed error
-    write = calib_helpers["write_studies"]
     mr = write(tmp_path / "review", [("mr-new", 999)]).read_text()
     ct = write(tmp_path / "review", [("ct-new", 998)], ct_like=True).read_text()
     (tmp_path / "review" / "all.csv").write_text(mr + ct.splitlines(keepends=True)[1])
@@ -94,20 +109,25 @@ def test_unknown_stratum_error_lists_the_known_ones(tmp_path: Path) -> None:
         prof.stratum("modality=CT")
 
 
-def test_stratum_values_read_scanner_tags_from_dicom(tmp_path: Path) -> None:
-    files = write_dicom_series(
+def test_the_loader_reads_the_scanner_tags_the_stratum_uses(tmp_path: Path) -> None:
+    """Manufacturer/model come from the headers the loader read (no second read of a DICOM file)."""
+    from medzsad.io.readers import load_volume
+
+    write_dicom_series(
         np.zeros((4, 4, 2), np.float32),
         np.eye(4),
         tmp_path / "s",
         SeriesSpec("CT", "strata-test", "strata-test"),
     )
-    v = stratum_values(" ct ", "ct-head", "dicom", str(files[0]))
+    src = load_volume(tmp_path / "s").source
+    assert src.manufacturer == "medzsad demo"
+    v = stratum_values(" ct ", "ct-head", src.manufacturer, src.model_name)
     assert v == {
         "modality": "CT",
         "manufacturer": "medzsad demo",
-        "model_name": v["model_name"],
+        "model_name": src.model_name,
         "preset": "ct-head",
     }
     assert stratum_key(v, ["manufacturer", "preset"]) == "manufacturer=medzsad demo|preset=ct-head"
     assert stratum_key(v, []) == "all"
-    assert stratum_values("", "mr-brain", "nifti", None)["manufacturer"] == ""
+    assert stratum_values("", "mr-brain")["manufacturer"] == ""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tiny_model import TINY_MODEL
 
-from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
+from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series
 
 
 def blob_volume(shape: tuple[int, int, int], seed: int, lesion: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,9 @@ from medzsad.config import (
     OutputKind,
     load_cohort,
     parse_cohort,
-    study_config_hash,
 )
 from medzsad.errors import ConfigError
+from medzsad.study.hashing import study_config_hash
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,18 +88,19 @@ def test_defaults_paths_overrides_and_hash(tmp_path):
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "cohorts").glob("*.yaml")))
 def test_shipped_cohort_files_load(name):
     c = load_cohort(REPO / "cohorts" / name)
-    assert c.inputs.manifest == "../demo-data/manifest.csv"
+    assert c.inputs.manifest in ("../demo-data/manifest.csv", "../demo-data/normals.csv")
     assert not c.model.is_smoke  # --smoke swaps the model of any cohort; none ships random weights
 
 
 def test_docs_describe_every_key():
     doc = (REPO / "docs" / "cohort.md").read_text()
     from medzsad.config import (
-        ExecutorConfig,
         InputsConfig,
+        LocalExecutorConfig,
         ModelConfig,
         OutputConfig,
         PipelineConfig,
+        RayExecutorConfig,
         SeriesOverrides,
         StudyScoreRule,
         ThresholdRule,
@@ -107,7 +108,7 @@ def test_docs_describe_every_key():
     )
 
     for model in (InputsConfig, PipelineConfig, WindowConfig, SeriesOverrides, ModelConfig, OutputConfig,
-                  ThresholdRule, StudyScoreRule, ExecutorConfig):  # fmt: skip
+                  ThresholdRule, StudyScoreRule, LocalExecutorConfig, RayExecutorConfig):  # fmt: skip
         for key in model.model_fields:
             assert f"`{key}`" in doc, (model.__name__, key)
     for kind in OutputKind:
@@ -144,3 +145,32 @@ def test_output_formats_short_form_maps_to_files():
         parse_cohort(
             "name: f\ninputs: {paths: [a.nii]}\noutput: {formats: [png], outputs: [overlay]}\n", "f.yaml"
         )
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("{kind: ray, prefetch: 2}", "'prefetch' is a key of the local executor, not of kind ray"),
+        ("{kind: ray, worker_memory_gb: 4}", "'worker_memory_gb' is a key of the local executor"),
+        ("{kind: ray, workers: 4}", "'workers' is a key of the local executor, not of kind ray"),
+        ("{workers: 2, actors: 3}", "'actors' is a key of the ray executor, not of kind local"),
+        ("{kind: ray, actros: 3}", "unknown key 'actros' (did you mean 'actors'?)"),
+    ],
+)
+def test_a_key_of_the_other_executor_kind_is_refused_in_one_line(section: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_cohort(f"name: x\ninputs: {{paths: [a.nii]}}\nexecutor: {section}\n", "c.yaml")
+    message = str(e.value)
+    assert message.startswith("c.yaml:3: executor (kind ") and expected in message
+    assert "\n" not in message
+
+
+def test_executor_kinds_parse_with_their_own_keys() -> None:
+    from medzsad.config import LocalExecutorConfig, RayExecutorConfig
+
+    base = "name: x\ninputs: {paths: [a.nii]}\n"
+    assert isinstance(parse_cohort(base).executor, LocalExecutorConfig)
+    assert isinstance(parse_cohort(base + "executor: {workers: 0}\n").executor, LocalExecutorConfig)
+    ray_cfg = parse_cohort(base + "executor: {kind: ray, actors: 4, study_timeout_s: 60}\n").executor
+    assert isinstance(ray_cfg, RayExecutorConfig) and (ray_cfg.actors, ray_cfg.study_timeout_s) == (4, 60)
+    assert isinstance(parse_cohort(base + "executor: ray\n").executor, RayExecutorConfig)

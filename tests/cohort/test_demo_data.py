@@ -6,7 +6,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from medzsad.cli import main
-from medzsad.cohort.demo_data import write_demo_data
+from medzsad.datasets.demo_data import write_demo_data
 
 
 def _sitk_series(folder):

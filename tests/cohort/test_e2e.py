@@ -163,7 +163,7 @@ def test_sigkill_midway_then_resume_equals_uninterrupted_run(tmp_path):
 
 
 def test_show_ids_puts_real_ids_in_progress_lines(tmp_path, capsys):
-    from medzsad.cohort.ids import hashed_id
+    from medzsad.ids import hashed_id
 
     info = make_cohort(tmp_path / "data", n_nifti=1)
     cfg = write_cohort_yaml(tmp_path / "c.yaml", info["manifest"], tmp_path / "out")

@@ -113,7 +113,7 @@ def test_disk_full_message_says_rerun(tmp_path: Path) -> None:
 
 
 def test_rerun_after_disk_full_completes(cohort: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    import medzsad.cohort.study_job as job
+    import medzsad.study.finish as job
 
     real = job.write_study_files
 

@@ -92,7 +92,7 @@ def test_zip_source_gets_a_dicom_seg(tmp_path: Path) -> None:
 
     import pydicom
 
-    from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
+    from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series
     from medzsad.report.review_outputs import SEG_FILE
 
     vol, _ = blob_volume((24, 20, 6), 5, lesion=True)

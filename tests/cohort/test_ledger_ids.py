@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from medzsad.cohort.ids import hashed_id, safe_study_id, unique_safe_ids
 from medzsad.cohort.ledger import Ledger, StudyState
 from medzsad.cohort.run_lock import run_lock
 from medzsad.errors import OutputError
+from medzsad.ids import hashed_id, safe_study_id, unique_safe_ids
 
 
 @given(st.text(min_size=1, max_size=200))

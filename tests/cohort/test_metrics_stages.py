@@ -3,11 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medzsad.cohort.reading import choose_preset
-from medzsad.cohort.stages import SliceScores, study_score
+from medzsad.analysis.metrics import aupro_regions
 from medzsad.config import StudyScoreRule
-from medzsad.eval.metrics import aupro_regions
 from medzsad.report.overlay import display_orientation, from_display, to_display
+from medzsad.study.postprocess import SliceScores, study_score
+from medzsad.study.reading import choose_preset
 from medzsad.transforms.preset import guess_modality
 
 

@@ -13,7 +13,7 @@ import pydicom
 import pytest
 
 from medzsad.cli import EXIT_FAILED_STUDIES, main
-from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
+from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series
 
 from .conftest import blob_volume, write_cohort_yaml
 

@@ -105,7 +105,7 @@ def test_dicom_cohort_run_writes_every_review_output(
     bundle = read_bundle(study)
     assert bundle.heatmap == (study / "heatmap.nii.gz").resolve()
     script = (bundle.folder / "load_in_slicer.py").read_text()
-    assert ".partial-" not in script and str(bundle.segmentation) in script
+    assert ".partial-" not in script and '"segmentation": "anomaly.seg.nrrd"' in script
     scene = slicer.vtkMRMLScene()
     node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
     storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")

@@ -21,12 +21,12 @@ import pytest
 from tiny_model import TINY_MODEL
 
 from medzsad.cli import main
-from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
+from medzsad.cohort.push_records import SentRecords
 from medzsad.config.pacs import DicomWebInput, DimseInput
+from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series
 from medzsad.errors import PacsError
 from medzsad.pacs.dicomweb import DicomWebClient
 from medzsad.pacs.pull import COMPLETE_MARK, pull_studies
-from medzsad.pacs.records import SentRecords
 
 
 def _series(folder: Path, modality: str, shape: tuple[int, int, int], seed: str) -> list[Path]:

@@ -184,3 +184,33 @@ def test_loader_script_runs_in_a_headless_scene(dicom_study) -> None:
     np.testing.assert_allclose(point, bundle.focus_ras, atol=1e-3)
     centre = _matrix(red.GetSliceToRAS())[:3, 3]
     np.testing.assert_allclose(centre, bundle.focus_ras, atol=1e-3)
+
+
+def test_loader_script_opens_a_moved_study_and_loads_the_lesion_label_map(dicom_study, tmp_path) -> None:
+    """The written script finds its files relative to itself; a copied study folder still opens."""
+    import shutil
+
+    from medzsad.report.slicer_bundle_script import write_slicer_script
+
+    write_slicer_script(dicom_study.study_dir)
+    moved = tmp_path / "elsewhere" / "study"
+    shutil.copytree(dicom_study.study_dir, moved)
+    script = moved / "slicer" / "load_in_slicer.py"
+    text = script.read_text()
+    assert str(dicom_study.study_dir) not in text.split("except NameError")[0]  # no absolute paths in FILES
+    scene = slicer.vtkMRMLScene()
+    previous = getattr(slicer, "mrmlScene", None)
+    slicer.mrmlScene = scene
+    try:
+        namespace: dict[str, object] = {"__file__": str(script)}
+        exec(compile(text, str(script), "exec"), namespace)
+    finally:
+        slicer.mrmlScene = previous
+    files = namespace["FILES"]
+    inside = [f for f in files.values() if not str(f).startswith(str(dicom_study.study_dir))]
+    assert inside == list(files.values()) and all(Path(f).is_file() for f in inside)
+    lesions = namespace["lesions"]
+    assert lesions.IsA("vtkMRMLLabelMapVolumeNode")
+    assert lesions.GetDisplayNode().GetColorNodeID() == namespace["mask_colors"].GetID()
+    prefix = namespace["NAME_PREFIX"]
+    assert namespace["scan"].GetName() == f"{prefix}scan" and lesions.GetName() == f"{prefix}lesion ids"

@@ -84,11 +84,11 @@ def test_training_slices_equal_run_model_inputs(tmp_path: Path) -> None:
     """A volume's training/evaluation slices are exactly the model inputs ``medzsad run`` scores."""
     from types import SimpleNamespace
 
-    from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
-    from medzsad.cohort.inputs import StudyInput
-    from medzsad.cohort.reading import read_study
-    from medzsad.cohort.slicing import prepare_study_slices
     from medzsad.config import PipelineConfig
+    from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series
+    from medzsad.study.loading import prepare_study_slices
+    from medzsad.study.reading import read_study
+    from medzsad.study.types import StudyInput
 
     rng = np.random.default_rng(5)
     # a CT series in DICOM (stored = HU + 1024), anisotropic, LPS axes flipped against RAS, whose

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from skimage import measure
 from sklearn.metrics import auc, average_precision_score, f1_score, roc_auc_score
 
-from medzsad.eval import metrics as M
+from medzsad.analysis import metrics as M
 
 
 def slow_pro_score(

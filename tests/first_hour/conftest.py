@@ -50,7 +50,7 @@ def formats_cohort(tmp_path: Path, scan: Path) -> Path:
 @pytest.fixture
 def dicom_folder(tmp_path: Path) -> Path:
     """A small CT series (HU = stored - 1024) in its own folder."""
-    from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
+    from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series
 
     stored = (head_volume() + 1024.0).clip(0, 4000).astype(np.uint16)
     affine_lps = np.diag([1.5, 1.5, 3.0, 1.0])

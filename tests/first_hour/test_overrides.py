@@ -15,16 +15,33 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def test_overrides_on_a_formats_cohort_round_trip(formats_cohort: Path, tmp_path: Path) -> None:
     config = load_cohort(formats_cohort)
+    assert config.output.formats is None  # formats is the short spelling: turned into outputs once
     changed = config.with_overrides(**{"model.device": "cpu", "model.batch_size": 3, "output.dir": "x"})
-    assert changed.output.formats == ("nifti", "png")
     assert changed.output.outputs == config.output.outputs
     assert changed.model.batch_size == 3
 
 
-def test_conflicting_formats_and_outputs_are_still_rejected(formats_cohort: Path) -> None:
-    config = load_cohort(formats_cohort)
+def test_conflicting_formats_and_outputs_are_still_rejected(tmp_path: Path) -> None:
+    cohort = tmp_path / "c.yaml"
+    output = "output: {formats: [nifti, png], outputs: [overlay]}\n"
+    cohort.write_text("name: c\ninputs: {paths: [a.nii]}\n" + output)
     with pytest.raises(ConfigError, match="not both"):
-        config.with_overrides(**{"output.outputs": ["overlay"]})
+        load_cohort(cohort)
+
+
+def test_formats_and_the_equal_outputs_give_the_same_study_hash(tmp_path: Path) -> None:
+    from medzsad.config import parse_cohort
+    from medzsad.study.hashing import study_config_hash
+
+    base = "name: c\ninputs: {paths: [a.nii]}\n"
+    short = parse_cohort(base + "output: {formats: [nifti, png]}\n")
+    long = parse_cohort(
+        base + "output: {outputs: [slices, lesions, provenance, heatmap, mask, overlay]}\n"
+    )
+    assert short.output == long.output
+    assert study_config_hash(short) == study_config_hash(long)
+    other = parse_cohort(base + "output: {formats: [nifti]}\n")
+    assert study_config_hash(other) != study_config_hash(short)
 
 
 def test_cli_overrides_on_a_formats_cohort(formats_cohort: Path, tmp_path: Path, capsys) -> None:

@@ -61,6 +61,6 @@ def test_wheel_carries_cohorts_and_the_report_template() -> None:
     cfg = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert cfg["package-dir"]["medzsad.cohorts"] == "cohorts"
     assert "*.yaml" in cfg["package-data"]["medzsad.cohorts"]
-    assert "templates/*.j2" in cfg["package-data"]["medzsad.report"]
+    assert "*.j2" in cfg["package-data"]["medzsad.report.templates"]
     assert (REPO_ROOT / "medzsad" / "report" / "templates" / "report.html.j2").is_file()
     assert {p.name for p in (REPO_ROOT / "cohorts").glob("*.yaml")} >= {"demo.yaml"}

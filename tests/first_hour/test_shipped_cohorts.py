@@ -2,8 +2,9 @@
 with its default output folder (``reports/<name>``, relative to the current directory).
 
 ``--smoke`` swaps only the model (tiny random weights); every other setting of the shipped file
-(inputs, pipeline, outputs, thresholds, executor) is exercised as the README's demo uses it. The
-demo data are written at 4 mm to keep the runs short.
+(inputs, pipeline, outputs, thresholds, profiles, executor) is exercised as the README's demo and
+docs/calibration.md use it: cohorts with a ``profile`` section are built with ``medzsad profile``
+first, as the docs say, then every cohort is run. The demo data are written at 4 mm.
 """
 
 from __future__ import annotations
@@ -41,12 +42,22 @@ _STUDY_FILES = {
 _DICOM_ONLY = {OutputKind.DICOM_SEG, OutputKind.DICOM_PMAP, OutputKind.DICOM_SR}
 
 
+def _medzsad(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "medzsad", *args], cwd=root, capture_output=True, text=True, timeout=900
+    )
+
+
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A repository-shaped folder: cohorts/ as shipped and demo-data/ beside it."""
+    """A repository-shaped folder: cohorts/ as shipped, demo-data/ beside it, the profiles built."""
     root = tmp_path_factory.mktemp("checkout")
     shutil.copytree(REPO_ROOT / "cohorts", root / "cohorts")
     assert main(["demo-data", str(root / "demo-data"), "--resolution", "4"]) == 0
+    for name in COHORTS:
+        if load_cohort(root / "cohorts" / name).profile is not None:
+            proc = _medzsad(root, "profile", f"cohorts/{name}", "--smoke", "-q")
+            assert proc.returncode == 0, proc.stderr[-3000:]
     return root
 
 
@@ -60,17 +71,11 @@ def test_every_shipped_cohort_lists_every_output() -> None:
 def test_shipped_cohort_runs_with_smoke_from_the_repository(checkout: Path, name: str) -> None:
     config = load_cohort(checkout / "cohorts" / name)
     assert config.output.dir is None  # the default output folder is what the README's users get
-    proc = subprocess.run(
-        [sys.executable, "-m", "medzsad", "run", f"cohorts/{name}", "--smoke", "-q"],
-        cwd=checkout,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _medzsad(checkout, "run", f"cohorts/{name}", "--smoke", "-q")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = checkout / "reports" / config.name
     studies = pd.read_csv(out / "studies.csv")
-    assert len(studies) == 6 and (studies["status"] == "done").all(), studies.to_string()
+    assert len(studies) >= 6 and (studies["status"] == "done").all(), studies.to_string()
     assert studies["smoke_run"].all()
     errors = pd.read_csv(out / "errors.csv")
     assert errors.empty, errors.to_string()
@@ -84,3 +89,19 @@ def test_shipped_cohort_runs_with_smoke_from_the_repository(checkout: Path, name
         assert provenance["output_failures"] == [], provenance["output_failures"]
     if OutputKind.HTML in config.output.outputs:
         assert "SMOKE RUN" in (out / "report.html").read_text()
+    if config.output.flag is not None:  # calibrated against the profile built above
+        assert studies["p_value"].between(0, 1).all() and studies["flagged"].notna().all()
+
+
+def test_the_shipped_profile_and_its_review_cohort_fit_together() -> None:
+    """demo-calibrated names the profile demo-normals builds, and both hash the same model/pipeline."""
+    from medzsad.calibration.hashes import model_hash, pipeline_hash
+    from medzsad.site_profile.references import with_reference_mode
+
+    normals = with_reference_mode(load_cohort(REPO_ROOT / "cohorts" / "demo-normals.yaml"))
+    review = load_cohort(REPO_ROOT / "cohorts" / "demo-calibrated.yaml")
+    assert review.output.flag is not None
+    named = review.resolve(review.output.flag.profile).resolve()
+    assert named == (REPO_ROOT / "reports" / normals.name / "profile").resolve()  # the default folder
+    assert model_hash(review) == model_hash(normals)
+    assert pipeline_hash(review) == pipeline_hash(normals)

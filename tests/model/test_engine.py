@@ -142,8 +142,8 @@ def test_compile_option_compiles_the_vision_encoder(monkeypatch, small):
 
 
 def test_cohort_model_compile_key_reaches_the_detector(tmp_path, monkeypatch):
-    from medzsad.cohort.scorer import build_scorer
     from medzsad.config import parse_cohort
+    from medzsad.study.build import build_scorer
 
     compiled = []
     monkeypatch.setattr(torch, "compile", lambda module, **kw: compiled.append(kw) or module)

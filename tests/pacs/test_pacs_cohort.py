@@ -18,13 +18,14 @@ import pydicom
 import pytest
 from tiny_model import TINY_MODEL
 
-from medzsad.cohort.demo_dicom import SeriesSpec, write_dicom_series
+from medzsad.cohort.push import push_run
+from medzsad.cohort.push_records import SentRecords
 from medzsad.cohort.runner import run_cohort
-from medzsad.config import load_cohort, study_config_hash
+from medzsad.config import load_cohort
 from medzsad.config.pacs import PushConfig
+from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series
 from medzsad.errors import PacsSendError
-from medzsad.pacs.push import push_run
-from medzsad.pacs.records import SentRecords
+from medzsad.study.hashing import study_config_hash
 
 MISSING = "1.2.826.0.1.3680043.8.498.1"
 SECRET = "tok-3f9a1c-not-to-be-written"

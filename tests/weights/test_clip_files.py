@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from medzsad.errors import ModelError
-from medzsad.weights.cache import sha256_file
+from medzsad.fileio import sha256_file
 from medzsad.weights.clip_files import (
     detect_clip_file_format,
     find_in_hub_cache,

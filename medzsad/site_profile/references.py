@@ -1,0 +1,143 @@
+"""Few-shot references in site profiles: choose them and build their bank.
+
+``medzsad profile`` with ``profile: {references: K}``: K normal studies, drawn reproducibly by
+``reference_seed`` from the sorted safe ids, become references; their bank is written to
+``<profile>/references.safetensors`` and the other normals are scored *with* the references (the
+same blended map a review cohort with ``model.references: true`` computes,
+:func:`medzsad.study.build.load_review_references`) and become the calibration set. References and
+calibration studies are disjoint: checked when the profile is built and again whenever a review
+cohort loads the bank.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medzsad.calibration.conformal import min_normals
+from medzsad.calibration.hashes import model_hash
+from medzsad.cohort.inputs import collect_studies
+from medzsad.config import CohortConfig
+from medzsad.errors import ConfigError
+from medzsad.ids import unique_safe_ids
+from medzsad.references.bank_io import BANK_FILE, BankInfo, save_bank
+from medzsad.references.sampling import ReferenceSplit, split_references
+from medzsad.site_profile.reference_bank import build_reference_bank
+from medzsad.study.build import build_model_scorer
+from medzsad.study.loading import StudyLoader, default_loader
+from medzsad.study.scorer import ModelScorer, ReferenceScorer, SliceScorer
+
+__all__ = ["ProfileReferences", "with_reference_mode", "prepare_profile_references"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProfileReferences:
+    """The references of a profile being built.
+
+    Attributes:
+        split: References and calibration studies (safe ids), disjoint.
+        scorer: The scorer of the calibration normals (blended map with the bank).
+        bank_file: Where the bank was written.
+        info: The bank's metadata.
+        n_patches: Patches in the bank.
+    """
+
+    split: ReferenceSplit
+    scorer: ReferenceScorer
+    bank_file: Path
+    info: BankInfo
+    n_patches: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``references`` entry of ``profile.json`` (safe ids and numbers only)."""
+        return {
+            "k": len(self.split.references),
+            "seed": self.info.seed,
+            "ids": list(self.split.references),
+            "bank": self.bank_file.name,
+            "coreset": self.info.coreset_ratio,
+            "n_patches": self.n_patches,
+            "n_patches_full": self.info.n_patches_full,
+            "weight": self.info.extra.get("weight"),
+            "window": self.info.extra.get("window"),
+        }
+
+
+def with_reference_mode(cfg: CohortConfig) -> CohortConfig:
+    """A normals cohort with ``profile.references > 0`` scores with references (``model.references``)."""
+    if cfg.profile is None or cfg.profile.references == 0 or cfg.model.references:
+        return cfg
+    return cfg.with_overrides(**{"model.references": True})
+
+
+def prepare_profile_references(
+    cfg: CohortConfig,
+    folder: Path,
+    *,
+    scorer: SliceScorer | None = None,
+    loader: StudyLoader | None = None,
+) -> ProfileReferences:
+    """Draw the references, build and write their bank, and return the calibration scorer.
+
+    Args:
+        cfg: The normals cohort (with ``profile.references > 0`` and run options applied).
+        folder: The profile folder (created).
+        scorer: Zero-shot model to use instead of building one (must be a ``ModelScorer``).
+        loader: Study loader.
+
+    Raises:
+        ConfigError: Too few normals left for calibration at ``profile.alpha``, or an injected
+            scorer that cannot encode features.
+    """
+    settings = cfg.profile
+    if settings is None or settings.references < 1:
+        raise ConfigError(f"{cfg.source_file}: profile.references must be >= 1 to build references")
+    studies = collect_studies(cfg)
+    safe = unique_safe_ids([s.study_id for s in studies])
+    split = split_references(
+        list(safe.values()),
+        settings.references,
+        settings.reference_seed,
+        min_calibration=min_normals(settings.alpha),
+    )
+    chosen = set(split.references)
+    base = _base_scorer(cfg, scorer)
+    built = build_reference_bank(
+        cfg,
+        [s for s in studies if safe[s.study_id] in chosen],
+        base,
+        loader or default_loader,
+        coreset=settings.reference_coreset,
+        seed=settings.reference_seed,
+    )
+    m = cfg.model
+    info = BankInfo(
+        model_hash(cfg),
+        split.references,
+        seed=settings.reference_seed,
+        coreset_ratio=settings.reference_coreset,
+        n_patches_full=built.n_patches_full,
+        extra={"weight": m.reference_weight, "window": m.reference_window, "n_slices": built.n_slices},
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    bank_file = save_bank(folder / BANK_FILE, built.bank, info)
+    ref_scorer = ReferenceScorer(base, built.bank, m.reference_weight, m.reference_window, split.references)
+    log.info("profile references: %d studies -> %s", len(split.references), bank_file)
+    return ProfileReferences(split, ref_scorer, bank_file, info, built.bank.n_patches)
+
+
+def _base_scorer(cfg: CohortConfig, scorer: SliceScorer | None) -> ModelScorer:
+    if scorer is None:
+        return build_model_scorer(cfg)
+    if isinstance(scorer, ReferenceScorer):
+        return scorer.base
+    if not isinstance(scorer, ModelScorer):
+        raise ConfigError(
+            f"{cfg.source_file}: profile.references needs the cohort's model to encode the references; "
+            f"the injected scorer {type(scorer).__name__} cannot"
+        )
+    return scorer

@@ -1,0 +1,163 @@
+"""Build the scorer of a cohort's ``model`` section: weights resolved once, references from the profile.
+
+The weight names are resolved once (:func:`medzsad.weights.resolution.resolve`, files relative to
+the cohort file), the architecture JSON gives every setting the cohort does not override
+(:mod:`medzsad.weights.architecture`), and the number of summed layers and the description are
+read from the built model. With ``model.references: true`` the scorer blends in the reference bank
+of the profile the cohort names (built by ``medzsad profile``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+import torch
+
+from medzsad.calibration.hashes import model_hash
+from medzsad.calibration.operating_point import profile_of
+from medzsad.config import CohortConfig
+from medzsad.errors import ConfigError, ModelError
+from medzsad.model.anomalyclip import AnomalyCLIP
+from medzsad.model.inference import Detector
+from medzsad.references.bank_io import BANK_FILE, load_bank
+from medzsad.references.sampling import check_disjoint
+from medzsad.study.scorer import ModelScorer, ReferenceScorer, ScorerInfo, describe_model
+from medzsad.weights.architecture import default_architecture
+from medzsad.weights.model_loading import ModelSpec, load_anomalyclip
+from medzsad.weights.registry import WeightKind
+from medzsad.weights.resolution import ResolvedWeights, resolve
+
+__all__ = ["build_scorer", "build_model_scorer", "resolve_device", "load_review_references"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; other values are checked.
+
+    Raises:
+        ModelError: CUDA was asked for but is not available.
+    """
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r} asked for but CUDA is not available; use --device cpu")
+    return device
+
+
+def _resolve_weights(config: CohortConfig) -> tuple[ResolvedWeights, ResolvedWeights]:
+    """Resolve both weight names once (files relative to the cohort file); every problem in one error."""
+    m = config.model
+    found: list[ResolvedWeights] = []
+    problems: list[str] = []
+    for name, kind in ((m.clip_weights, WeightKind.CLIP), (m.prompt_weights, WeightKind.PROMPT)):
+        try:
+            found.append(resolve(name, config.base_dir, kind=kind))
+        except ModelError as e:
+            problems.append(f"{config.source_file}: model: {e}")
+    if problems:
+        raise ModelError("\n".join(problems))
+    return found[0], found[1]
+
+
+def _build_model(config: CohortConfig) -> tuple[AnomalyCLIP, ScorerInfo]:
+    m = config.model
+    clip, prompts = _resolve_weights(config)
+    spec = ModelSpec(
+        prompts=prompts,
+        clip=clip,
+        architecture=default_architecture(prompts=m.prompt_weights, backbone=m.backbone, tiny=m.tiny),
+        backbone=m.backbone,
+        image_size=m.image_size,
+        feature_layers=m.feature_layers,
+        dpam_layers=m.dpam_layers,
+        seed=m.seed,
+    )
+    try:
+        model = load_anomalyclip(spec)
+    except ModelError as e:
+        raise ModelError(f"{config.source_file}: model: {e}") from e
+    weights: dict[str, Any] = {"clip": clip.describe(), "prompts": prompts.describe(), "seed": m.seed}
+    arch = {"tiny": True, **model.config.to_dict()} if m.tiny else model.config.to_dict()
+    desc = describe_model(model.config, tiny=m.tiny)
+    if m.is_smoke:
+        desc += " (SMOKE RUN - random weights)"
+    payload = json.dumps({"arch": arch, "weights": weights}, sort_keys=True, default=str)
+    digest = hashlib.sha256(payload.encode()).hexdigest()
+    info = ScorerInfo(desc, digest, weights, m.is_smoke, (m.clip_weights, m.prompt_weights))
+    return model, info
+
+
+def build_scorer(config: CohortConfig) -> ModelScorer:
+    """Build the detector of a cohort's ``model`` section on its device.
+
+    With ``model.references: true`` the scorer blends in the reference bank of the cohort's profile
+    (:func:`load_review_references`).
+
+    Raises:
+        ModelError: Weights missing (with the ``medzsad weights`` command to fix it), bad
+            architecture, or unavailable device.
+        ConfigError: ``model.references`` without a profile built with references.
+    """
+    scorer = build_model_scorer(config)
+    return load_review_references(config, scorer) if config.model.references else scorer
+
+
+def build_model_scorer(config: CohortConfig) -> ModelScorer:
+    """The zero-shot scorer of a cohort's ``model`` section (references not applied).
+
+    Raises:
+        ModelError: See :func:`build_scorer`.
+    """
+    device = resolve_device(config.model.device)
+    model, info = _build_model(config)
+    detector = Detector(model, device=device, precision=config.model.precision, compile=config.model.compile)
+    log.info("model: %s on %s (%s)", info.description, device, config.model.precision)
+    return ModelScorer(detector, len(model.config.feature_layers), info)
+
+
+def _profile_folder(cfg: CohortConfig) -> str:
+    named = {
+        p
+        for p in (
+            cfg.output.flag.profile if cfg.output.flag is not None else None,
+            cfg.output.threshold.profile,
+        )
+        if p
+    }
+    if len(named) != 1:
+        raise ConfigError(
+            f"{cfg.source_file}: model.references: true takes its references from the profile named by "
+            f"output.flag.profile / output.threshold.profile; found {len(named)} profile folders "
+            "(name exactly one profile built with profile.references)"
+        )
+    return named.pop()
+
+
+def load_review_references(cfg: CohortConfig, base: ModelScorer) -> ReferenceScorer:
+    """The reference scorer of a review cohort with ``model.references: true``.
+
+    The bank must have been built with this cohort's model (its hash), and its references must be
+    disjoint from the profile's calibration studies.
+
+    Raises:
+        ConfigError: No (or more than one) profile named, a profile built without references, a
+            bank of another model, or references that are also calibration studies.
+        InputError: An unreadable bank file.
+    """
+    folder = _profile_folder(cfg)
+    profile = profile_of(cfg, folder)
+    bank_file = cfg.resolve(folder) / BANK_FILE
+    if not bank_file.is_file():
+        raise ConfigError(
+            f"{cfg.source_file}: model.references: true but profile {cfg.resolve(folder)} has no "
+            f"{BANK_FILE}; rebuild it with profile: {{references: K}} or set model.references: false"
+        )
+    bank, info = load_bank(bank_file, model_hash=model_hash(cfg))
+    calibration = [c.study_id for s in profile.strata.values() for c in s.studies]
+    check_disjoint(info.reference_ids, calibration)
+    m = cfg.model
+    return ReferenceScorer(base, bank, m.reference_weight, m.reference_window, info.reference_ids)

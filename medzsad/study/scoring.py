@@ -1,0 +1,87 @@
+"""The one batch loop: slices and their body positions through the model.
+
+Every path that runs the model on a study's slices goes through here: :func:`score_batch` is the
+call on one batch (the local executor's model thread calls it on batches that mix studies),
+:func:`score_study` runs one study batch by batch (the Ray actor, the profile builder), and
+:func:`encode_study` turns a reference study into bank entries with the same batching. A batch
+always carries its slices' body coordinates, so zero-shot and reference scoring cannot drift apart
+between executors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from medzsad.errors import InputError
+from medzsad.model.reference_scoring import bank_from_images
+from medzsad.model.references import PatchBank
+from medzsad.study.scorer import ModelScorer, SliceScorer
+from medzsad.study.types import PreparedStudy, Scored
+
+__all__ = ["batches", "score_batch", "score_study", "encode_study", "device_of"]
+
+
+def device_of(scorer: object) -> torch.device | None:
+    """The device the scorer's model runs on (``None`` for a scorer without a detector, e.g. tests)."""
+    device = getattr(getattr(scorer, "detector", None), "device", None)
+    return torch.device(device) if device is not None else None
+
+
+def batches(prepared: PreparedStudy, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """A study's ``(B, 3, S, S)`` slices with their ``(B,)`` body coordinates, ``batch_size`` at a time."""
+    images = prepared.images
+    positions = torch.from_numpy(np.asarray(prepared.positions, dtype=np.float32))
+    for start in range(0, int(images.shape[0]), max(1, batch_size)):
+        yield images[start : start + batch_size], positions[start : start + batch_size]
+
+
+def score_batch(
+    scorer: SliceScorer, images: torch.Tensor, positions: torch.Tensor, device: torch.device | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the model on one batch: ``(B,)`` scores and ``(B, S, S)`` raw maps, float32 numpy.
+
+    Args:
+        scorer: The model.
+        images: ``(B, 3, S, S)`` float32 CLIP-normalised slices (of one or several studies).
+        positions: ``(B,)`` float32 body coordinates of the same slices.
+        device: The scorer's device; on CUDA the batch is pinned and copied without blocking.
+    """
+    if device is not None and device.type == "cuda":
+        images = images.pin_memory().to(device, non_blocking=True)
+    res = scorer.score(images, positions)
+    return res.image_scores.detach().float().cpu().numpy(), res.maps.detach().float().cpu().numpy()
+
+
+def score_study(prepared: PreparedStudy, scorer: SliceScorer, batch_size: int) -> Scored:
+    """Run one study's kept slices through the model in batches of ``batch_size``.
+
+    Raises:
+        InputError: The study has no slice to score (every slice empty).
+    """
+    if int(prepared.images.shape[0]) == 0:
+        raise InputError(
+            f"study {prepared.study.study_id}: every slice was skipped as empty; nothing to score"
+        )
+    t = time.perf_counter()
+    device = device_of(scorer)
+    parts = [score_batch(scorer, x, pos, device) for x, pos in batches(prepared, batch_size)]
+    scores = np.concatenate([p[0] for p in parts])
+    maps = np.concatenate([p[1] for p in parts])
+    return Scored(scores, maps, time.perf_counter() - t)
+
+
+def encode_study(prepared: PreparedStudy, scorer: ModelScorer, batch_size: int) -> list[PatchBank]:
+    """Bank entries of a (normal reference) study's kept slices, each patch with its body coordinate.
+
+    Raises:
+        InputError: The study has no slice to encode (every slice empty).
+    """
+    if int(prepared.images.shape[0]) == 0:
+        raise InputError(
+            f"study {prepared.study.study_id}: every slice was skipped as empty; nothing to encode"
+        )
+    return [bank_from_images(scorer.detector, x, pos) for x, pos in batches(prepared, batch_size)]

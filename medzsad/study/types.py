@@ -1,0 +1,258 @@
+"""The types of one study's way through medzsad: input, loaded study, model outputs, outcome.
+
+A study is loaded (:class:`PreparedStudy`), scored (:class:`Scored`), finished (post-processed,
+calibrated, written) and ends as a :class:`StudyFinish`. Executors move these values between
+processes and machines, so every type here pickles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+import numpy as np
+import torch
+
+from medzsad.io.volume import Volume
+
+__all__ = [
+    "StudyInput",
+    "StudyJob",
+    "SeriesSummary",
+    "PreparedStudy",
+    "Scored",
+    "Loaded",
+    "Ready",
+    "Failed",
+    "FinishPlace",
+    "StudyFinish",
+]
+
+P_co = TypeVar("P_co", covariant=True)
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class StudyInput:
+    """One study to process.
+
+    Attributes:
+        study_id: Id from the manifest, the folder name, or the file name.
+        path: The study's file or folder (absolute).
+        files: The files that make up the study (for the input hash); a folder's files when empty.
+        label: 0 normal / 1 abnormal when known (manifest ``label``), else ``None``.
+        mask: Ground-truth mask file (manifest ``mask``), else ``None``.
+        study_uid: StudyInstanceUID when discovery found one (selects the study in a shared folder).
+        error: Why the study could not be fetched from a PACS (the study then fails with it).
+    """
+
+    study_id: str
+    path: str
+    files: tuple[str, ...] = ()
+    label: int | None = None
+    mask: str | None = None
+    study_uid: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class StudyJob:
+    """A study in a run: its input, output folder name, hashes and the label logs show.
+
+    Attributes:
+        study: The input.
+        safe_id: The study's output folder name (``studies/<safe_id>``).
+        input_hash: Hash of the input files (see :func:`medzsad.cohort.inputs.input_hash`).
+        config_hash: Hash of the settings that change its outputs.
+        log_id: The study's visible id: the folder name with ``show_ids``, else a hash.
+    """
+
+    study: StudyInput
+    safe_id: str
+    input_hash: str
+    config_hash: str
+    log_id: str
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    """Which series of a study was analysed, and why.
+
+    Attributes:
+        series_uid: SeriesInstanceUID (DICOM) or the path-derived id of a volume file.
+        description: SeriesDescription (``""`` for a volume file).
+        modality: Modality from the header (``""`` when unknown, e.g. NIfTI).
+        body_part: BodyPartExamined (``""`` when absent).
+        instances: Number of files read.
+        preset: Name of the preprocessing preset used (chosen from the headers when ``auto``).
+        why: Why this series was chosen (``""`` for a single file).
+        candidates: Series in the study (1 for a single file).
+        axis: Slice axis of the preset (set once the slices are cut).
+    """
+
+    series_uid: str
+    description: str
+    modality: str
+    body_part: str
+    instances: int
+    preset: str
+    why: str = ""
+    candidates: int = 1
+    axis: str = ""
+
+    def with_axis(self, axis: str) -> SeriesSummary:
+        """This summary with the slice axis recorded."""
+        return replace(self, axis=axis)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PreparedStudy:
+    """A loaded and preprocessed study, ready for the model.
+
+    Attributes:
+        study: The input it came from.
+        volume: The source scan (geometry of every output).
+        images: ``(N, 3, S, S)`` float32, CLIP-normalised model inputs of the kept slices.
+        positions: ``(N,)`` float32 in [0, 1], the body coordinate of each kept slice
+            (:func:`medzsad.references.positions.body_coordinates`); every scoring path passes it
+            to the model (the reference comparison uses it, the zero-shot head ignores it).
+        slice_index: ``(N,)`` int, index along ``slice_axis`` of each image.
+        n_slices: Number of slices along ``slice_axis`` in the source.
+        skipped: ``(n_slices,)`` bool, True for slices not scored (empty/background).
+        slice_axis: Voxel axis (0, 1, 2) the slices are cut along.
+        to_source: Maps ``(N, S, S)`` model-space maps (float32) to an ``(I, J, K)`` float32 array
+            in the source grid (skipped slices 0).
+        window: Display window ``(low, high)`` in scan units for the overlay.
+        series: Chosen series (uid, description, modality, body part, preset, why chosen), or None
+            for a study built without reading (tests).
+        timings_s: Seconds spent per stage.
+    """
+
+    study: StudyInput
+    volume: Volume
+    images: torch.Tensor
+    positions: np.ndarray
+    slice_index: np.ndarray
+    n_slices: int
+    skipped: np.ndarray
+    slice_axis: int
+    to_source: Callable[[np.ndarray], np.ndarray]
+    window: tuple[float, float]
+    series: SeriesSummary | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # sent from a worker process as a numpy array: a plain pickled buffer, not torch's
+        # shared-memory file descriptors (which need the sending worker alive until received)
+        state = dict(self.__dict__)
+        state["images"] = self.images.numpy()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = {**state, "images": torch.from_numpy(state["images"])}
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
+    def without_images(self) -> PreparedStudy:
+        """The study without its ``(N, 3, S, S)`` model inputs (~1 GB for 300 slices at 518 px)."""
+        return replace(self, images=self.images[:0])
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Raw model outputs of one study's slices, in slice order.
+
+    Attributes:
+        image_scores: ``(N,)`` float32 in [0, 1].
+        maps: ``(N, S, S)`` float32 in [0, n_layers] (as the model returns them).
+        seconds: Model time attributed to this study (its share of each batch).
+    """
+
+    image_scores: np.ndarray
+    maps: np.ndarray
+    seconds: float
+
+
+class Loaded(Protocol[P_co]):
+    """The result of loading a study: call ``result()`` to get it or raise the loading error."""
+
+    def result(self) -> P_co:
+        """The loaded value, or raise what loading raised."""
+        ...
+
+
+class Ready(Generic[P]):
+    """A load that succeeded."""
+
+    def __init__(self, value: P) -> None:
+        self._value = value
+
+    def result(self) -> P:
+        """The loaded value."""
+        return self._value
+
+
+class Failed:
+    """A study whose load (or model call) failed: ``result()`` raises its error.
+
+    Args:
+        error: What was raised.
+        stage: Where: ``load`` (reading, preprocessing) or ``score`` (the model).
+    """
+
+    def __init__(self, error: BaseException, stage: str = "load") -> None:
+        self.error = error
+        self.stage = stage
+
+    def result(self) -> Any:
+        """Raise the loading error."""
+        raise self.error
+
+
+@dataclass(frozen=True)
+class FinishPlace:
+    """Where a study's files go, decided by the process that owns the run's ledger.
+
+    Attributes:
+        partial: The study's partial folder (``studies/<safe_id>.partial-<pid>``).
+        may_replace: An existing published folder of the same name is medzsad's own.
+    """
+
+    partial: Path
+    may_replace: bool
+
+
+@dataclass(frozen=True)
+class StudyFinish:
+    """How a study ended; the runner records it in the ledger (in its own thread).
+
+    Attributes:
+        status: ``done``, ``failed`` or ``cancelled`` (the run stopped before the study was scored).
+        score: Study score when done.
+        error: One-line error when failed.
+        stage: Stage that failed (``load``, ``score``, ``assemble``, ``calibrate``, ``postprocess``,
+            ``write``, ``worker``).
+        error_type: Exception class name when failed.
+        summary: The ledger's ``outputs`` record when done.
+        seconds: CPU stages and model time spent on the study (read, preprocess, score, ...).
+    """
+
+    status: str
+    score: float | None = None
+    error: str = ""
+    stage: str = ""
+    error_type: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @classmethod
+    def failure(cls, error: BaseException, stage: str) -> StudyFinish:
+        """A failed outcome: the error's one-line message and class name."""
+        message = " ".join(str(error).split()) or type(error).__name__
+        return cls("failed", error=message, stage=stage, error_type=type(error).__name__)
