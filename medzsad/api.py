@@ -28,6 +28,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     # scan input (issue 3)
     "discover": ("medzsad.io.discovery", "discover"),
     "inspect_path": ("medzsad.io.inspect", "inspect_path"),
+    "inspect_scan": ("medzsad.transforms.preset_reading", "inspect_scan"),
     # weights (issue 2)
     "list_weights": ("medzsad.weights.manage", "list_weights"),
     "weights_path": ("medzsad.weights.manage", "weights_path"),
