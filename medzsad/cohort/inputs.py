@@ -109,29 +109,49 @@ def _from_path(p: Path) -> list[StudyInput]:
     if p.is_file():
         if p.name.lower().endswith(VOLUME_SUFFIXES):
             return [StudyInput(_strip_suffix(p.name), str(p))]
+        if p.name.lower().endswith(".zip") or p.name.upper() == "DICOMDIR":
+            return _discover_container(p)
         return [StudyInput(p.stem or p.name, str(p))]
     if p.is_dir():
         return _discover_folder(p)
     raise InputError(f"input {p} does not exist; check inputs.paths / inputs.globs in the cohort file")
 
 
+def _discover_container(path: Path) -> list[StudyInput]:
+    """The studies of a ``.zip`` export or a DICOMDIR, as a folder's (one input per study).
+
+    A zip is named after its file name, a DICOMDIR after its folder (two DICOMDIRs on two media
+    are two different names, never ``DICOMDIR`` twice).
+    """
+    if path.name.upper() == "DICOMDIR":
+        name = path.parent.name or "DICOMDIR"
+    else:
+        name = path.name[: -len(".zip")] or path.name
+    return _studies_in(path, name)
+
+
 def _discover_folder(folder: Path) -> list[StudyInput]:
     """Studies in a folder: DICOM grouped by StudyInstanceUID, other scan files one each."""
+    return _studies_in(folder, folder.name)
+
+
+def _studies_in(root: Path, name: str) -> list[StudyInput]:
+    """Studies found under a folder, zip or DICOMDIR ``root``, named after ``name``."""
     from medzsad.io.discovery import discover
 
-    found = discover(folder)
+    found = discover(root)
     refs = list(found)
     if not refs:
-        raise InputError(_no_study_message(folder, [s.reason for s in found.skipped]))
+        raise InputError(_no_study_message(root, [s.reason for s in found.skipped]))
     n_dicom = sum(r.kind == "dicom" for r in refs)
     studies = []
     for r in refs:
         if r.kind == "dicom":
-            # one DICOM study in the folder: name it after the folder; several: the folder name and a
-            # hash of the StudyInstanceUID (never the UID itself: it is an identifier)
+            # one DICOM study: name it after the input; several: the input's name and a hash of
+            # the StudyInstanceUID (never the UID itself: it is an identifier)
             one = n_dicom == 1 and len(refs) == 1
-            sid = folder.name if one else pseudonym_study_id(folder.name, r.study_uid)
-            studies.append(StudyInput(sid, str(folder), tuple(r.files), study_uid=r.study_uid))
+            sid = name if one else pseudonym_study_id(name, r.study_uid)
+            studies.append(StudyInput(sid, str(root), tuple(r.files), study_uid=r.study_uid))
         else:
             studies.append(StudyInput(r.study_id, r.path))
     return studies
@@ -160,7 +180,7 @@ def _from_pacs(source: DicomWebInput | DimseInput, config: CohortConfig) -> list
 def _no_study_message(folder: Path, reasons: list[str]) -> str:
     """One line: the folder, how many files were skipped and the commonest reasons, what to run."""
     if not reasons:
-        return f"{folder}: no study found: the folder holds no files; check inputs.paths"
+        return f"{folder}: no study found: it holds no files; check inputs.paths"
     common = Counter(r.split(" (")[0] for r in reasons).most_common(3)
     why = "; ".join(f"{n} x {reason}" for reason, n in common)
     return (

@@ -137,7 +137,8 @@ def test_include_patterns_rank_too(tmp_path: Path) -> None:
 
 def test_a_single_file_takes_the_folder_road(tmp_path: Path, capsys) -> None:
     """A scout that inspect refuses is refused by run too, and CT_small the same as file and folder."""
-    scout = restamp(real("CT_small.dcm"), tmp_path / "scout" / "scout.dcm", new_study_uid(), ImageType=LOCALIZER)
+    scout = tmp_path / "scout" / "scout.dcm"
+    restamp(real("CT_small.dcm"), scout, new_study_uid(), ImageType=LOCALIZER)
     with pytest.raises(InputError, match="LOCALIZER"):
         _run_read(scout)
     code, report = _inspect(capsys, scout)
