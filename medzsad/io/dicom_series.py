@@ -27,6 +27,7 @@ from medzsad.io.dicom_common import (
     tag_str,
 )
 from medzsad.io.dicom_multiframe import frame_records, is_multiframe
+from medzsad.io.dicom_objects import is_lossy
 from medzsad.io.dicom_stack import SliceRecord, stack_slices
 from medzsad.io.geometry import affine_lps_from_vectors, affine_ras_from_lps
 from medzsad.io.limits import check_bytes, check_count, current_limits
@@ -132,38 +133,66 @@ def _source(
     )
 
 
+_ACQUISITION_KEYWORDS = (
+    "EchoTime",
+    "EchoNumbers",
+    "TriggerTime",
+    "TemporalPositionIdentifier",
+    "AcquisitionNumber",
+)
+
+
+def _copy_marks(ds: Dataset) -> tuple[bool, bool, tuple[str, ...]]:
+    """``(derived, lossy, acquisition)`` of an instance: which copy of a duplicated slice is kept."""
+    image_type = ds.get("ImageType") or []
+    first = image_type if isinstance(image_type, str) else (image_type[0] if len(image_type) else "")
+    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    lossy = is_lossy(ts, str(ds.get("LossyImageCompression", "") or ""))
+    acquisition = tuple(str(ds.get(k, "")).strip() for k in _ACQUISITION_KEYWORDS)
+    return str(first).strip().upper() == "DERIVED", lossy, acquisition
+
+
 def _records_of(
     datasets: list[tuple[str, Dataset]], policy: LoadPolicy, warnings: list[str]
 ) -> list[SliceRecord] | None:
     """Slice records of every file (frames of multi-frame files), or None for one object without geometry."""
     records: list[SliceRecord] = []
     for path, ds in datasets:
-        modality = str(ds.get("Modality", ""))
-        if is_multiframe(ds, path):
-            recs = frame_records(ds, path)
-            alone = len(datasets) == 1
-            if (
-                recs is None
-                and alone
-                and (modality not in CROSS_SECTIONAL_MODALITIES or policy is not LoadPolicy.ERROR)
-            ):
-                return None
-            if recs is None:
-                raise DicomError(
-                    f"{path}: multi-frame object without per-frame {tag_str('ImagePositionPatient')}; "
-                    "cannot place its frames in the patient"
-                )
-            records += recs
-        elif "ImagePositionPatient" in ds and ds.ImagePositionPatient:
-            records.append(_single_record(ds, path, warnings))
-        elif len(datasets) == 1 and modality not in CROSS_SECTIONAL_MODALITIES:
+        start = len(records)
+        found = _file_records(path, ds, len(datasets) == 1, policy, warnings)
+        if found is None:
             return None
-        else:
-            raise DicomError(
-                f"{path}: missing {tag_str('ImagePositionPatient')} (Modality {modality or 'unknown'}); "
-                "slices cannot be ordered or placed without it"
-            )
+        records += found
+        derived, lossy, acquisition = _copy_marks(ds)
+        for r in records[start:]:
+            r.derived, r.lossy, r.acquisition = derived, lossy, acquisition
     return records
+
+
+def _file_records(
+    path: str, ds: Dataset, alone: bool, policy: LoadPolicy, warnings: list[str]
+) -> list[SliceRecord] | None:
+    """The slice records of one file, or None for a lone object without patient geometry."""
+    modality = str(ds.get("Modality", ""))
+    if is_multiframe(ds, path):
+        recs = frame_records(ds, path)
+        lenient = modality not in CROSS_SECTIONAL_MODALITIES or policy is not LoadPolicy.ERROR
+        if recs is None and alone and lenient:
+            return None
+        if recs is None:
+            raise DicomError(
+                f"{path}: multi-frame object without per-frame {tag_str('ImagePositionPatient')}; "
+                "cannot place its frames in the patient"
+            )
+        return recs
+    if "ImagePositionPatient" in ds and ds.ImagePositionPatient:
+        return [_single_record(ds, path, warnings)]
+    if alone and modality not in CROSS_SECTIONAL_MODALITIES:
+        return None
+    raise DicomError(
+        f"{path}: missing {tag_str('ImagePositionPatient')} (Modality {modality or 'unknown'}); "
+        "slices cannot be ordered or placed without it"
+    )
 
 
 def _check_present(paths: list[str]) -> None:
