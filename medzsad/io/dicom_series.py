@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 from medzsad.errors import DicomError, SourceChangedError
 from medzsad.io.dicom_common import (
     LoadPolicy,
+    check_has_pixels,
     check_pixel_claim,
     decode_frames,
     float_list,
@@ -29,7 +30,7 @@ from medzsad.io.dicom_common import (
 from medzsad.io.dicom_multiframe import frame_records, is_multiframe
 from medzsad.io.dicom_objects import is_lossy
 from medzsad.io.dicom_stack import SliceRecord, stack_slices
-from medzsad.io.geometry import affine_lps_from_vectors, affine_ras_from_lps
+from medzsad.io.geometry import affine_lps_from_vectors, affine_ras_from_lps, grid_problem
 from medzsad.io.limits import check_bytes, check_count, current_limits
 from medzsad.io.sources import disk_path
 from medzsad.io.volume import SourceInfo, Volume
@@ -114,6 +115,10 @@ def _no_geometry_volume(ds: Dataset, path: str, warnings: list[str]) -> tuple[np
         )
     eye = np.eye(3)
     affine_lps = affine_lps_from_vectors(np.zeros(3), (eye[0], eye[1], eye[2]), (sx, sy, step))
+    problem = grid_problem(affine_lps)
+    if problem is not None:
+        tag = tag_str("SpacingBetweenSlices") if problem[1] == "k" else tag_str("PixelSpacing")
+        raise DicomError(f"{path}: {problem[0]}, from {tag}; the value is corrupt")
     return frames.astype(np.float32).transpose(2, 1, 0), affine_ras_from_lps(affine_lps)
 
 
@@ -210,11 +215,7 @@ def _check_series_claims(datasets: list[tuple[str, Dataset]]) -> None:
     limits = current_limits()
     frames_total = bytes_total = 0
     for path, ds in datasets:
-        if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-            raise DicomError(
-                f"{path}: no {tag_str('PixelData')} (SOP class {ds.get('SOPClassUID', 'unknown')}); "
-                "not an image; choose an image series"
-            )
+        check_has_pixels(ds, path)
         frames, rows, cols, _ = check_pixel_claim(ds, path)
         frames_total += frames
         bytes_total += frames * rows * cols * 4

@@ -24,6 +24,7 @@ from medzsad.io.geometry import (
     affine_lps_from_vectors,
     affine_ras_from_lps,
     analyze_positions,
+    grid_problem,
     iop_vectors,
 )
 
@@ -261,6 +262,26 @@ def _describe(rep: PositionReport, k: int) -> list[str]:
     return issues
 
 
+def _check_grid(affine_lps: np.ndarray, k: int, where: str, first: str) -> None:
+    """Refuse a grid that is not finite or singular, naming the tag it was computed from."""
+    problem = grid_problem(affine_lps)
+    if problem is None:
+        return
+    why, part = problem
+    tag = {
+        "origin": "ImagePositionPatient (0020,0032)",
+        "i": "PixelSpacing (0028,0030)",
+        "j": "PixelSpacing (0028,0030)",
+        "k": "ImagePositionPatient (0020,0032) of the slices"
+        if k > 1
+        else "SpacingBetweenSlices (0018,0088) / SliceThickness (0018,0050)",
+        "axes": "ImageOrientationPatient (0020,0037)",
+    }[part]
+    raise DicomError(
+        f"{where}: {why}, from {tag} (e.g. in {first}); the value is corrupt, the series cannot be placed"
+    )
+
+
 def stack_slices(records: list[SliceRecord], policy: LoadPolicy, where: str) -> StackResult:
     """Sort, check and stack slices into a voxel grid.
 
@@ -310,6 +331,7 @@ def stack_slices(records: list[SliceRecord], policy: LoadPolicy, where: str) -> 
     else:
         step = rep.mean_step_mm
     affine_lps = affine_lps_from_vectors(pos[0], (row, col, normal), (sx, sy, step))
+    _check_grid(affine_lps, len(ordered), where, ordered[0].path)
     # (I, J, K) as a view of the (K, rows, columns) stack: Fortran order, the NIfTI voxel order,
     # and slice after slice in memory, as the axial display slices are read (no 300 MB transpose)
     data = stack.transpose(2, 1, 0)
