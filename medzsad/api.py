@@ -65,6 +65,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "InputError": ("medzsad.errors", "InputError"),
     "ModelError": ("medzsad.errors", "ModelError"),
     "OutputError": ("medzsad.errors", "OutputError"),
+    "PacsRefusedError": ("medzsad.errors", "PacsRefusedError"),
     "TRAIN_CACHE_MODES": ("medzsad.training.config", "CACHE_MODES"),
     "TRAIN_ARCHITECTURE": ("medzsad.weights.model_loading", "TRAIN_ARCHITECTURE"),
     "PAPER_TABLE2": ("medzsad.eval.paper", "PAPER_TABLE2"),

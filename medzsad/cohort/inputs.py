@@ -161,7 +161,8 @@ def _from_pacs(source: DicomWebInput | DimseInput, config: CohortConfig) -> list
     """Pull into ``<out>/pacs-cache/<kind>/`` and discover each complete study folder there.
 
     A study whose pull failed is kept with its error, so it fails (and is listed in errors.csv)
-    while the other studies run.
+    while the other studies run. Inside :func:`medzsad.pacs.pull.query_only` (a dry run) nothing
+    is pulled: each study the PACS names is listed under the id its folder will give it.
     """
     from medzsad.pacs.pull import pull_studies
 
@@ -169,10 +170,10 @@ def _from_pacs(source: DicomWebInput | DimseInput, config: CohortConfig) -> list
     report = pull_studies(source, config.out_dir / "pacs-cache" / kind)
     studies: list[StudyInput] = []
     for pulled in report.studies:
-        if pulled.ok:
+        uid = pulled.study_uid
+        if pulled.ok and not report.dry_run:
             studies += _discover_folder(pulled.folder)
         else:
-            uid = pulled.study_uid
             studies.append(StudyInput(uid, str(pulled.folder), study_uid=uid, error=pulled.error))
     return studies
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -12,7 +13,7 @@ from typing import Protocol, TypeVar
 import pydicom
 
 from medzsad.config.pacs import DicomWebEndpoint, DimseEndpoint
-from medzsad.errors import PacsError
+from medzsad.errors import PacsError, PacsRefusedError, PacsUnreachableError
 
 __all__ = ["InstanceRef", "PacsClient", "with_retries", "open_client", "for_log"]
 
@@ -76,12 +77,18 @@ def with_retries(
 ) -> T:
     """Run ``action``; retry a :class:`PacsError` up to ``retries`` times, waiting 1, 2, 4 x ``backoff_s``.
 
+    A :class:`PacsRefusedError` (wrong credentials, unknown AE title, not a DICOMweb server) is
+    never retried: another attempt would only count as one more failed login. Neither is a
+    :class:`PacsUnreachableError` (nothing listens there): it would not answer seconds later.
+
     Raises:
-        PacsError: The last attempt's error.
+        PacsError: The last attempt's error, or the refusal at once.
     """
     for attempt in range(retries + 1):
         try:
             return action()
+        except (PacsRefusedError, PacsUnreachableError):
+            raise
         except PacsError as e:
             if attempt == retries:
                 raise
@@ -99,11 +106,17 @@ def with_retries(
 
 
 def for_log(error: PacsError) -> str:
-    """The error's message, its StudyInstanceUID replaced by the study's log pseudonym (no PHI in logs)."""
-    from medzsad.cohort.ids import hashed_id
+    """The error's message, its StudyInstanceUID replaced by the study's log pseudonym (no PHI in logs).
 
+    The pseudonym is :func:`medzsad.cohort.ids.hashed_id`'s (``s-`` + 10 hex digits of the UID's
+    sha256), computed here: importing the cohort package would load torch on a failing pull.
+    """
     text = " ".join(str(error).split())
-    return text.replace(error.study_uid, hashed_id(error.study_uid)) if error.study_uid else text
+    if not error.study_uid:
+        return text
+    return text.replace(
+        error.study_uid, "s-" + hashlib.sha256(error.study_uid.encode("utf-8")).hexdigest()[:10]
+    )
 
 
 def open_client(endpoint: DicomWebEndpoint | DimseEndpoint) -> PacsClient:
