@@ -109,9 +109,12 @@ def _no_geometry_volume(ds: Dataset, path: str, warnings: list[str]) -> tuple[np
     sy, sx = _pixel_spacing(ds, path, warnings, strict=False)
     step = tag_float(ds, "SpacingBetweenSlices", path, 1.0) or 1.0
     if frames.shape[0] > 1:
+        # frames without positions are 1 mm apart, as SimpleITK/GDCM (and so 3D Slicer) place them,
+        # so that the heat map overlays the scan those viewers show
+        step = 1.0
         warnings.append(
             f"{frames.shape[0]} frames without patient geometry (no {tag_str('ImagePositionPatient')}); "
-            f"placed {step:g} mm apart with identity direction"
+            "placed 1 mm apart with identity direction, as SimpleITK reads them"
         )
     eye = np.eye(3)
     affine_lps = affine_lps_from_vectors(np.zeros(3), (eye[0], eye[1], eye[2]), (sx, sy, step))
@@ -172,6 +175,31 @@ def _records_of(
         for r in records[start:]:
             r.derived, r.lossy, r.acquisition = derived, lossy, acquisition
     return records
+
+
+def _one_copy_per_instance(
+    datasets: list[tuple[str, Dataset]], warnings: list[str]
+) -> list[tuple[str, Dataset]]:
+    """One file per SOPInstanceUID: of copies of an instance, the original losslessly stored one.
+
+    A PACS export can hold an instance twice (two transfer syntaxes, two exports merged); which
+    copy is read never depends on the file names.
+    """
+    by_uid: dict[str, list[tuple[str, Dataset]]] = {}
+    for n, (path, ds) in enumerate(datasets):
+        by_uid.setdefault(str(ds.get("SOPInstanceUID", "") or f"#{n}"), []).append((path, ds))
+    if len(by_uid) == len(datasets):
+        return datasets
+    kept = [min(group, key=lambda item: (*_copy_marks(item[1])[:2], item[0])) for group in by_uid.values()]
+    copies = len(datasets) - len(kept)
+    noun = "copy" if copies == 1 else "copies"
+    message = (
+        f"{copies} duplicate {noun} of instances (same {tag_str('SOPInstanceUID')}); kept one copy of "
+        "each, the original losslessly stored one"
+    )
+    log.warning("%s", message)
+    warnings.append(message)
+    return kept
 
 
 def _file_records(
@@ -254,9 +282,11 @@ def load_dicom_series(paths: Sequence[str], policy: LoadPolicy | str = LoadPolic
     if not paths:
         raise DicomError("no DICOM files given for the series")
     _check_present([str(p) for p in paths])
-    datasets = [(str(p), read_dataset(str(p), header_only=False)) for p in paths]
-    first = datasets[0][1]
     warnings: list[str] = []
+    datasets = _one_copy_per_instance(
+        [(str(p), read_dataset(str(p), header_only=False)) for p in paths], warnings
+    )
+    first = datasets[0][1]
     _check_series_claims(datasets)
     records = _records_of(datasets, policy, warnings)
     if records is None:

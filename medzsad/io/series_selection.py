@@ -110,7 +110,7 @@ class Selection:
         """The chosen series, or an :class:`InputError` listing why each series was refused."""
         if self.chosen is not None:
             return self.chosen
-        detail = "; ".join(f"{label(r.series)}: {r.reason}" for r in self.rejected) or "no series"
+        detail = "; ".join(f"{_where(r.series)}: {r.reason}" for r in self.rejected) or "no series"
         hint = ""
         if any(r.series.candidate for r in self.rejected):
             hint = "; relax pipeline.series if one of them should be used"
@@ -121,6 +121,14 @@ def label(s: SeriesRef) -> str:
     """``#3 CT 'AX 1mm'``: how messages name a series (SeriesNumber, modality, description)."""
     num = f"#{s.series_number} " if s.series_number is not None else ""
     return f"{num}{s.modality or s.kind} '{s.description}'"
+
+
+def _where(s: SeriesRef) -> str:
+    """The series and its first file, for a refusal: ``#2 SEG 'liver' (/data/export/seg.dcm)``."""
+    if not s.files:
+        return label(s)
+    more = f" +{len(s.files) - 1} files" if len(s.files) > 1 else ""
+    return f"{label(s)} ({s.files[0]}{more})"
 
 
 def _refusal(s: SeriesRef, rules: SeriesRules) -> str | None:
