@@ -104,66 +104,57 @@ class DicomWebClient:
 
     @contextlib.contextmanager
     def _errors(self, doing: str, study_uid: str = "", send: bool = False) -> Iterator[None]:
-        kind = PacsSendError if send else PacsError
-        refused = PacsSendRefusedError if send else PacsRefusedError
-        where = f"{self.endpoint}" + (f", study {study_uid}" if study_uid else "")
         try:
             yield
-        except requests.exceptions.Timeout as e:
-            raise kind(
-                f"{where}: {doing}: no answer within {self._timeout:g} s; the server is slow or down "
-                "(raise timeout_s or retry later)",
-                endpoint=self.endpoint,
-                study_uid=study_uid,
-            ) from e
-        except requests.exceptions.ConnectionError as e:
-            if (
-                isinstance(getattr(e.args[0] if e.args else None, "reason", None), NewConnectionError)
-                and not send
-            ):
-                raise PacsUnreachableError(
-                    f"{where}: {doing}: cannot connect ({type(e.args[0].reason).__name__}: nothing answers "
-                    "there); is the server up and the URL right?",
-                    endpoint=self.endpoint,
-                    study_uid=study_uid,
-                ) from e
-            raise kind(
-                f"{where}: {doing}: cannot connect ({type(e).__name__}); is the server up and the URL right?",
-                endpoint=self.endpoint,
-                study_uid=study_uid,
-            ) from e
-        except _HtmlAnswer as e:
-            raise refused(
-                f"{where}: {doing}: the server answered with a web page ({e}), not DICOM: this URL is not "
-                "a DICOMweb server (an SSO login page or a web portal?); give the DICOMweb root, e.g. "
-                "https://pacs/dicom-web, and its credentials",
-                endpoint=self.endpoint,
-                study_uid=study_uid,
-                side="server",
-            ) from e
-        except requests.exceptions.HTTPError as e:
-            status = e.response.status_code if e.response is not None else "?"
-            reason = e.response.reason if e.response is not None else ""
-            if status in (401, 403):
-                raise refused(
-                    f"{where}: {doing}: HTTP {status} {reason}: the server refused us; check the credentials "
-                    "(user name, password or token variable); not retried, so the account is not locked",
-                    endpoint=self.endpoint,
-                    study_uid=study_uid,
-                    side="credentials",
-                ) from e
-            raise kind(
-                f"{where}: {doing}: HTTP {status} {reason}".rstrip(),
-                endpoint=self.endpoint,
-                study_uid=study_uid,
-            ) from e
         except (
+            _HtmlAnswer,
             requests.exceptions.RequestException,
             ValueError,
             KeyError,
             pydicom.errors.InvalidDicomError,
         ) as e:
-            raise kind(f"{where}: {doing}: {e}", endpoint=self.endpoint, study_uid=study_uid) from e
+            raise self._typed(e, doing, study_uid, send) from e
+
+    def _typed(self, e: Exception, doing: str, study_uid: str, send: bool) -> PacsError:
+        """The typed error for a failed request (send: an output error too)."""
+        kind = PacsSendError if send else PacsError
+        refused = PacsSendRefusedError if send else PacsRefusedError
+        where = self.endpoint + (f", study {study_uid}" if study_uid else "") + f": {doing}"
+        ids = {"endpoint": self.endpoint, "study_uid": study_uid}
+        if isinstance(e, requests.exceptions.Timeout):
+            why = f"no answer within {self._timeout:g} s; the server is slow or down"
+            return kind(f"{where}: {why} (raise timeout_s or retry later)", **ids)
+        if isinstance(e, requests.exceptions.ConnectionError):
+            cause = getattr(e.args[0] if e.args else None, "reason", None)
+            if isinstance(cause, NewConnectionError) and not send:
+                return PacsUnreachableError(
+                    f"{where}: cannot connect ({type(cause).__name__}: nothing answers there); is the server "
+                    "up and the URL right?",
+                    **ids,
+                )
+            return kind(
+                f"{where}: cannot connect ({type(e).__name__}); is the server up and the URL right?", **ids
+            )
+        if isinstance(e, _HtmlAnswer):
+            return refused(
+                f"{where}: the server answered with a web page ({e}), not DICOM: this URL is not a DICOMweb "
+                "server (an SSO login page or a web portal?); give the DICOMweb root, e.g. "
+                "https://pacs/dicom-web, and its credentials",
+                side="server",
+                **ids,
+            )
+        if isinstance(e, requests.exceptions.HTTPError):
+            status = e.response.status_code if e.response is not None else "?"
+            reason = e.response.reason if e.response is not None else ""
+            if status in (401, 403):
+                return refused(
+                    f"{where}: HTTP {status} {reason}: the server refused us; check the credentials (user "
+                    "name, password or token variable); not retried, so the account is not locked",
+                    side="credentials",
+                    **ids,
+                )
+            return kind(f"{where}: HTTP {status} {reason}".rstrip(), **ids)
+        return kind(f"{where}: {e}", **ids)
 
     def find_studies(self, query: dict[str, str]) -> list[str]:
         """StudyInstanceUIDs matching a QIDO-RS study-level query (all pages)."""
