@@ -28,6 +28,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     # scan input (issue 3)
     "discover": ("medzsad.io.discovery", "discover"),
     "inspect_path": ("medzsad.io.inspect", "inspect_path"),
+    "inspect_scan": ("medzsad.transforms.preset_reading", "inspect_scan"),
     # weights (issue 2)
     "list_weights": ("medzsad.weights.manage", "list_weights"),
     "weights_path": ("medzsad.weights.manage", "weights_path"),
@@ -64,6 +65,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "InputError": ("medzsad.errors", "InputError"),
     "ModelError": ("medzsad.errors", "ModelError"),
     "OutputError": ("medzsad.errors", "OutputError"),
+    "PacsRefusedError": ("medzsad.errors", "PacsRefusedError"),
+    "PacsSendError": ("medzsad.errors", "PacsSendError"),
     "TRAIN_CACHE_MODES": ("medzsad.training.config", "CACHE_MODES"),
     "TRAIN_ARCHITECTURE": ("medzsad.weights.model_loading", "TRAIN_ARCHITECTURE"),
     "PAPER_TABLE2": ("medzsad.eval.paper", "PAPER_TABLE2"),

@@ -26,6 +26,9 @@ __all__ = [
     "LedgerError",
     "PacsError",
     "PacsSendError",
+    "PacsRefusedError",
+    "PacsSendRefusedError",
+    "PacsUnreachableError",
 ]
 
 
@@ -127,3 +130,31 @@ class PacsError(InputError):
 
 class PacsSendError(PacsError, OutputError):
     """Sending results to a PACS failed (after retries); the local files are kept."""
+
+
+class PacsRefusedError(PacsError):
+    """The PACS refused us in a way no retry can fix: never retried, and the whole pull stops.
+
+    Wrong credentials (HTTP 401/403), an AE title the peer does not know (ours, the calling AE, or
+    the one we called), or an endpoint that is no DICOMweb server (an HTML page such as an SSO
+    login). Retrying would only lock the account.
+
+    Attributes:
+        side: What was refused: ``credentials``, ``calling AE``, ``called AE`` or ``server``.
+    """
+
+    def __init__(self, message: str, *, endpoint: str = "", study_uid: str = "", side: str = "") -> None:
+        super().__init__(message, endpoint=endpoint, study_uid=study_uid)
+        self.side = side
+
+
+class PacsSendRefusedError(PacsRefusedError, PacsSendError):
+    """Sending was refused (credentials, AE titles, not a DICOMweb server): an output error, never retried."""
+
+
+class PacsUnreachableError(PacsError):
+    """Nothing answers at the endpoint (connection refused, unknown host name): not retried.
+
+    Unlike a slow or failing server, a closed port or a wrong host does not recover in seconds;
+    the pull reports it at once for every study instead of waiting through retries.
+    """

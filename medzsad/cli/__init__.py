@@ -16,7 +16,15 @@ from collections.abc import Sequence
 
 from medzsad import api
 
-__all__ = ["main", "EXIT_OK", "EXIT_FAILED_STUDIES", "EXIT_CONFIG", "EXIT_INPUT", "EXIT_MODEL"]
+__all__ = [
+    "main",
+    "EXIT_OK",
+    "EXIT_FAILED_STUDIES",
+    "EXIT_CONFIG",
+    "EXIT_INPUT",
+    "EXIT_MODEL",
+    "EXIT_PACS_REFUSED",
+]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -25,6 +33,7 @@ EXIT_CONFIG = 2
 EXIT_INPUT = 4
 EXIT_MODEL = 5
 EXIT_OUTPUT = 6
+EXIT_PACS_REFUSED = 7  # credentials or AE title refused, or no DICOMweb server: never retried
 EXIT_INTERRUPTED = 130
 
 # Sub-command modules, in the order ``--help`` lists them.
@@ -45,6 +54,8 @@ _COMMANDS = (
 
 # Error class name in medzsad.api -> exit code (classes looked up when an error is mapped).
 _EXIT_BY_ERROR: tuple[tuple[str, int], ...] = (
+    ("PacsRefusedError", EXIT_PACS_REFUSED),
+    ("PacsSendError", EXIT_OUTPUT),  # results could not be sent: an output problem, not an input one
     ("ConfigError", EXIT_CONFIG),
     ("InputError", EXIT_INPUT),
     ("ModelError", EXIT_MODEL),

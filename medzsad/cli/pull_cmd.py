@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from medzsad import api
 from medzsad.cli import EXIT_CONFIG, EXIT_FAILED_STUDIES, EXIT_OK
@@ -18,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Fetch studies into DEST/<StudyInstanceUID>/, either those a cohort file's inputs.dicomweb / "
             "inputs.dimse name (--cohort) or those given here (--study UID ... or --query KEY=VALUE ...). "
-            "A pull that stopped half-way is completed, not repeated. Exit 3 when a study failed."
+            "A pull that stopped half-way is completed, not repeated. --dry-run only asks the PACS what "
+            "would be fetched (nothing is retrieved or written). Query keys are checked before any "
+            "request (exit 2 for a misspelt or series-level key). Exit 3 when a study failed, 7 when "
+            "the PACS refused our credentials or AE title or is no DICOMweb server (never retried)."
         ),
     )
     p.add_argument("dest", metavar="DEST", help="folder to fill (created)")
@@ -35,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="study-level query, e.g. ModalitiesInStudy=CT StudyDate=20260101-20260131 (repeatable)",
     )
     p.add_argument("--parallel", type=int, default=2, help="studies fetched at once (default 2)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="only list the studies and instances a pull would fetch"
+    )
     p.set_defaults(handler=_handle)
 
 
@@ -53,14 +60,31 @@ def _handle(args: argparse.Namespace) -> int:
         sources = [api.pacs_pull_source(endpoint, tuple(args.study), query, args.parallel)]
     failed = 0
     for source in sources:
-        report = api.pull_studies(source, args.dest)
-        for s in report.studies:
-            state = "ok" if s.ok else f"FAILED: {s.error}"
-            sys.stdout.write(
-                f"{s.study_uid}  {s.n_instances} instances ({s.n_fetched} fetched now)  {state}\n"
-            )
+        report = api.pull_studies(source, args.dest, dry_run=args.dry_run)
         failed += len(report.failed)
-        sys.stdout.write(
-            f"{report.endpoint}: {len(report.studies)} studies into {report.dest}, {failed} failed\n"
-        )
+        sys.stdout.write(_dry_lines(report) if report.dry_run else _lines(report, failed))
     return EXIT_FAILED_STUDIES if failed else EXIT_OK
+
+
+def _lines(report: Any, failed: int) -> str:
+    out = []
+    for s in report.studies:
+        state = "ok" if s.ok else f"FAILED: {s.error}"
+        out.append(f"{s.study_uid}  {s.n_instances} instances ({s.n_fetched} fetched now)  {state}\n")
+    out.append(f"{report.endpoint}: {len(report.studies)} studies into {report.dest}, {failed} failed\n")
+    return "".join(out)
+
+
+def _dry_lines(report: Any) -> str:
+    out, todo = [], 0
+    for s in report.studies:
+        if s.ok:
+            todo += s.n_instances - s.n_present
+            out.append(f"would pull {s.study_uid}  {s.n_instances} instances ({s.n_present} here already)\n")
+        else:
+            out.append(f"{s.study_uid}  FAILED: {s.error}\n")
+    out.append(
+        f"{report.endpoint}: dry run, {len(report.studies)} studies, {todo} instances would be fetched into "
+        f"{report.dest}; nothing was retrieved\n"
+    )
+    return "".join(out)

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -86,39 +87,87 @@ def _from_path(p: Path) -> list[StudyInput]:
     if p.is_file():
         if p.name.lower().endswith(VOLUME_SUFFIXES):
             return [StudyInput(_strip_suffix(p.name), str(p))]
+        if p.name.lower().endswith(".zip") or p.name.upper() == "DICOMDIR":
+            return _discover_container(p)
         return [StudyInput(p.stem or p.name, str(p))]
     if p.is_dir():
         return _discover_folder(p)
     raise InputError(f"input {p} does not exist; check inputs.paths / inputs.globs in the cohort file")
 
 
+def _discover_container(path: Path) -> list[StudyInput]:
+    """The studies of a ``.zip`` export or a DICOMDIR, as a folder's (one input per study).
+
+    A zip is named after its file name, a DICOMDIR after its folder (two DICOMDIRs on two media
+    are two different names, never ``DICOMDIR`` twice).
+    """
+    if path.name.upper() == "DICOMDIR":
+        name = path.parent.name or "DICOMDIR"
+    else:
+        name = path.name[: -len(".zip")] or path.name
+    return _studies_in(path, name)
+
+
 def _discover_folder(folder: Path) -> list[StudyInput]:
     """Studies in a folder: DICOM grouped by StudyInstanceUID, other scan files one each."""
+    return _studies_in(folder, folder.name)
+
+
+def _studies_in(root: Path, name: str) -> list[StudyInput]:
+    """Studies found under a folder, zip or DICOMDIR ``root``, named after ``name``."""
     from medzsad.io.discovery import discover
 
-    found = discover(folder)
+    found = discover(root)
     refs = list(found)
     if not refs:
-        raise InputError(_no_study_message(folder, [s.reason for s in found.skipped]))
-    n_dicom = sum(r.kind == "dicom" for r in refs)
+        raise InputError(_no_study_message(root, [s.reason for s in found.skipped]))
+    dicom = [r for r in refs if r.kind == "dicom"]
+    names = _subfolder_names(root, [r.files for r in dicom]) if len(dicom) > 1 else None
     studies = []
     for r in refs:
         if r.kind == "dicom":
-            # one DICOM study in the folder: name it after the folder; several: the folder name and a
-            # hash of the StudyInstanceUID (never the UID itself: it is an identifier)
-            one = n_dicom == 1 and len(refs) == 1
-            sid = folder.name if one else pseudonym_study_id(folder.name, r.study_uid)
-            studies.append(StudyInput(sid, str(folder), tuple(r.files), study_uid=r.study_uid))
+            # one DICOM study: named after the input; several: after their own subfolders (a PACS
+            # export's layout), else the input's name and a hash of the StudyInstanceUID (never the
+            # UID itself: it is an identifier)
+            if len(dicom) == 1 and len(refs) == 1:
+                sid = name
+            elif names is not None:
+                sid = names[dicom.index(r)]
+            else:
+                sid = pseudonym_study_id(name, r.study_uid)
+            studies.append(StudyInput(sid, str(root), tuple(r.files), study_uid=r.study_uid))
         else:
             studies.append(StudyInput(r.study_id, r.path))
     return studies
+
+
+def _subfolder_names(root: Path, files: list[tuple[str, ...]]) -> list[str] | None:
+    """Each study's own subfolder under ``root`` (``patient-a/ct-2024``), when they are distinct.
+
+    ``None`` when a study's files are not all under one subfolder of their own, or two studies
+    share one (then the ids are pseudonyms).
+    """
+    if not root.is_dir():
+        return None
+    names = []
+    for group in files:
+        try:
+            common = Path(os.path.commonpath([os.path.dirname(f) for f in group]))
+            rel = common.relative_to(root)
+        except ValueError:  # other drives, or not under root
+            return None
+        if rel == Path("."):
+            return None
+        names.append("-".join(rel.parts))
+    return names if len(set(names)) == len(names) else None
 
 
 def _from_pacs(source: DicomWebInput | DimseInput, config: CohortConfig) -> list[StudyInput]:
     """Pull into ``<out>/pacs-cache/<kind>/`` and discover each complete study folder there.
 
     A study whose pull failed is kept with its error, so it fails (and is listed in errors.csv)
-    while the other studies run.
+    while the other studies run. Inside :func:`medzsad.pacs.pull.query_only` (a dry run) nothing
+    is pulled: each study the PACS names is listed under the id its folder will give it.
     """
     from medzsad.pacs.pull import pull_studies
 
@@ -126,18 +175,20 @@ def _from_pacs(source: DicomWebInput | DimseInput, config: CohortConfig) -> list
     report = pull_studies(source, config.out_dir / "pacs-cache" / kind)
     studies: list[StudyInput] = []
     for pulled in report.studies:
-        if pulled.ok:
-            studies += _discover_folder(pulled.folder)
+        uid = pulled.study_uid
+        sid = pseudonym_study_id(kind, uid)  # the cache folder is named by the UID: never the id
+        if pulled.ok and not report.dry_run:
+            found = _discover_folder(pulled.folder)
+            studies += [replace(s, study_id=sid) if s.study_id == uid else s for s in found]
         else:
-            uid = pulled.study_uid
-            studies.append(StudyInput(uid, str(pulled.folder), study_uid=uid, error=pulled.error))
+            studies.append(StudyInput(sid, str(pulled.folder), study_uid=uid, error=pulled.error))
     return studies
 
 
 def _no_study_message(folder: Path, reasons: list[str]) -> str:
     """One line: the folder, how many files were skipped and the commonest reasons, what to run."""
     if not reasons:
-        return f"{folder}: no study found: the folder holds no files; check inputs.paths"
+        return f"{folder}: no study found: it holds no files; check inputs.paths"
     common = Counter(r.split(" (")[0] for r in reasons).most_common(3)
     why = "; ".join(f"{n} x {reason}" for reason, n in common)
     return (

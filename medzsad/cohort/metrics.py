@@ -16,9 +16,9 @@ import nibabel as nib
 import numpy as np
 
 from medzsad.analysis.metrics import aupro_regions, auroc, average_precision
-from medzsad.cohort.inputs import StudyInput
 from medzsad.cohort.ledger import LedgerRow, StudyState
 from medzsad.fileio import write_json
+from medzsad.study.types import StudyInput
 
 __all__ = ["cohort_metrics", "write_metrics"]
 

@@ -24,7 +24,7 @@ from medzsad.cohort.push_records import PushFailure, SentRecords
 from medzsad.cohort.tables import replace_push_errors
 from medzsad.config import CohortConfig
 from medzsad.config.pacs import PushConfig
-from medzsad.errors import ConfigError, OutputError, PacsError
+from medzsad.errors import ConfigError, OutputError, PacsError, PacsRefusedError, PacsSendError
 from medzsad.pacs.client import PacsClient, for_log, with_retries
 from medzsad.pacs.connect import open_client
 from medzsad.report.review_outputs import PMAP_FILE, SEG_FILE
@@ -98,6 +98,9 @@ class Pusher:
         self.n_sent = self.n_already = 0
         #: Study ids this pusher tried (sent, already sent, or failed).
         self.attempted: set[str] = set()
+        #: The refusal (credentials, AE title, not DICOMweb) that stopped this pusher: no study is
+        #: sent after it, since it would be refused again (and lock the account).
+        self.refused: PacsRefusedError | None = None
 
     @property
     def endpoint(self) -> str:
@@ -105,8 +108,14 @@ class Pusher:
         return self.client.endpoint
 
     def push_study(self, study_id: str, study_dir: Path) -> bool:
-        """Send what is not yet sent of one study; records a failure and returns False when it fails."""
+        """Send what is not yet sent of one study; records a failure and returns False when it fails.
+
+        After a refusal nothing more is sent: the study is recorded as not sent, naming the refusal.
+        """
         self.attempted.add(study_id)
+        if self.refused is not None:
+            self._failed(study_id, f"not sent: {' '.join(str(self.refused).split())}", 0)
+            return False
         todo: list[tuple[str, Path, str, str]] = []
         for kind in ("seg", "pmap", "sr"):
             path = study_dir / PUSH_FILES[kind]
@@ -132,9 +141,14 @@ class Pusher:
                 what=f"sending a study to {self.endpoint}",
                 sleep=self.sleep,
             )
+        except PacsRefusedError as e:
+            self.refused = e
+            self._failed(study_id, " ".join(str(e).split()), 1)
+            side = e.side or "server"
+            log.warning("push to %s refused (%s): no further study is sent", self.endpoint, side)
+            return False
         except PacsError as e:
-            message = " ".join(str(e).split())
-            self.records.mark_failed(study_id, self.endpoint, message, self.config.retries + 1)
+            self._failed(study_id, " ".join(str(e).split()), self.config.retries + 1)
             log.warning("push to %s failed: %s (local files kept)", self.endpoint, for_log(e))
             return False
         for kind, path, sop, digest in todo:
@@ -142,6 +156,9 @@ class Pusher:
         self.records.clear_failure(study_id, self.endpoint)
         self.n_sent += len(todo)
         return True
+
+    def _failed(self, study_id: str, message: str, attempts: int) -> None:
+        self.records.mark_failed(study_id, self.endpoint, message, attempts)
 
 
 @contextlib.contextmanager
@@ -157,6 +174,7 @@ def push_run(
     *,
     client: PacsClient | None = None,
     skip: frozenset[str] = frozenset(),
+    refused: PacsRefusedError | None = None,
 ) -> PushReport:
     """Send the DICOM outputs of every finished study of a run folder.
 
@@ -165,11 +183,17 @@ def push_run(
         destination: Where and what to send.
         client: Client to use instead of one built from ``destination`` (tests).
         skip: Study ids not to try again (sent or failed moments ago, as they finished).
+        refused: A refusal of this destination moments ago (the run's own pushes): nothing is tried.
 
     Returns:
-        Counts of sent and already-sent objects, and the studies that failed (also in ``errors.csv``).
+        Counts of sent and already-sent objects, and the studies that failed (also in ``errors.csv``),
+        when some or all studies were sent.
 
     Raises:
+        PacsRefusedError: The destination refused us (credentials, AE title, not DICOMweb): the
+            push stopped at the first refusal (exit code 7).
+        PacsSendError: No study could be sent (the endpoint is down or wrong), errors.csv says why
+            for each (exit code 6); some sent and some not is a report, not an error.
         OutputError: ``run_dir`` is not a run folder or its ledger cannot be used.
         ConfigError: An environment variable named by ``auth`` is not set.
     """
@@ -181,14 +205,23 @@ def push_run(
         done = [r for r in ledger.rows() if r.state is StudyState.DONE]
     with SentRecords(db) as records:
         pusher = Pusher(destination, records, client)
-        for row in done:
-            if row.study_id in skip:
-                continue
+        pusher.refused = refused
+        tried = [r for r in done if r.study_id not in skip]
+        for row in tried:
             pusher.push_study(row.study_id, run / "studies" / row.safe_id)
         failures = [f for f in records.failures() if f.endpoint == pusher.endpoint]
         replace_push_errors(run, records.failures())
     log.info("push to %s: %d sent, %d already there", pusher.endpoint, pusher.n_sent, pusher.n_already)
-    return PushReport(pusher.endpoint, pusher.n_sent, pusher.n_already, tuple(failures))
+    if pusher.refused is not None:
+        raise pusher.refused
+    report = PushReport(pusher.endpoint, pusher.n_sent, pusher.n_already, tuple(failures))
+    if tried and report.n_sent == report.n_already == 0 and len(failures) >= len(tried):
+        raise PacsSendError(
+            f"{pusher.endpoint}: nothing could be sent ({len(failures)} studies failed, e.g. "
+            f"{failures[0].error}); check the endpoint, then run medzsad push again (see errors.csv)",
+            endpoint=pusher.endpoint,
+        )
+    return report
 
 
 #: ``(outcome, index, total)`` callback after each study (the runner's ``on_study``).
@@ -198,14 +231,15 @@ _OnStudy = Callable[[Any, int, int], None]
 @contextlib.contextmanager
 def pushing_as_done(
     cfg: CohortConfig, todo: list[StudyJob], on_study: _OnStudy | None
-) -> Iterator[tuple[_OnStudy | None, set[str]]]:
+) -> Iterator[tuple[_OnStudy | None, Pusher | None]]:
     """``output.push``: a per-study callback sending each study's DICOM outputs as soon as it is done.
 
     Yields:
-        The callback to give the runner (it calls ``on_study`` too) and the set of study ids it tried.
+        The callback to give the runner (it calls ``on_study`` too) and the pusher (what it tried,
+        and a refusal that stopped it), or ``None`` without ``output.push``.
     """
     if cfg.output.push is None:
-        yield on_study, set()
+        yield on_study, None
         return
     safe = {job.study.study_id: job.safe_id for job in todo}
     with study_pusher(cfg.out_dir, cfg.output.push) as pusher:
@@ -216,12 +250,24 @@ def pushing_as_done(
             if on_study is not None:
                 on_study(outcome, index, total)
 
-        yield notify, pusher.attempted
+        yield notify, pusher
 
 
-def push_remaining(out: Path, destination: PushConfig, pushed: frozenset[str]) -> None:
-    """Send what earlier runs finished and did not send; rewrite errors.csv's push rows."""
-    report = push_run(out, destination, skip=pushed)
+def push_remaining(out: Path, destination: PushConfig, during: Pusher | None) -> None:
+    """Send what earlier runs finished and did not send; rewrite errors.csv's push rows.
+
+    Args:
+        out: The run folder.
+        destination: ``output.push``.
+        during: The pusher that sent studies as they finished in this run (``None``: none did).
+
+    Raises:
+        PacsRefusedError: The destination refused us (during the run or now).
+        PacsSendError: No study could be sent.
+    """
+    pushed = frozenset(during.attempted) if during is not None else frozenset()
+    refused = during.refused if during is not None else None
+    report = push_run(out, destination, skip=pushed, refused=refused)
     log.info("pushed to %s: %d sent, %d sent before", report.endpoint, report.n_sent, report.n_already)
     if report.failures:
         n = len(report.failures)

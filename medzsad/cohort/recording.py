@@ -14,9 +14,25 @@ from medzsad.cohort.ledger import Ledger
 from medzsad.config import CohortConfig
 from medzsad.study.types import FinishPlace, StudyFinish, StudyJob
 
-__all__ = ["StudyRecorder", "log_failed_outputs"]
+__all__ = ["StudyRecorder", "log_failed_outputs", "shown_error"]
 
 log = logging.getLogger(__name__)
+
+
+def shown_error(cfg: CohortConfig, job: StudyJob, result: StudyFinish) -> str:
+    """A failure as the terminal shows it: error type, stage and the reason.
+
+    The study's own path in the message becomes its visible id (``<s-...>``) unless ids are shown
+    (``show_ids``) or the path is the one typed on the command line (``run -i``): input folders can
+    be named after patients, file names below them are the reason a user needs.
+    """
+    if not result.error:
+        return ""
+    message = result.error
+    if not (cfg.output.show_ids or cfg.from_command_line):
+        for path in sorted({job.study.path, str(Path(job.study.path).resolve())}, key=len, reverse=True):
+            message = message.replace(path, f"<{job.log_id}>")
+    return f"{result.error_type or 'error'} at {result.stage or 'load'}: {message}"
 
 
 def log_failed_outputs(log_id: str, failed: list[dict[str, str]], show_ids: bool) -> None:
@@ -73,6 +89,4 @@ class StudyRecorder:
             self.ledger.mark_failed(
                 sid, result.error, {"stage": result.stage, "error_type": result.error_type}
             )
-            # without show_ids the message (paths, file names) stays in errors.csv, never in the log
-            shown = result.error[:300] if show else "message in errors.csv"
-            log.warning("study %s failed at %s: %s: %s", job.log_id, result.stage, result.error_type, shown)
+            log.warning("study %s failed: %s", job.log_id, shown_error(self.cfg, job, result)[:400])

@@ -28,11 +28,12 @@ from medzsad.cohort.ledger import Ledger, LedgerRow
 from medzsad.cohort.metrics import cohort_metrics, write_metrics
 from medzsad.cohort.options import RunOptions, RunSummary, StudyOutcome, apply_options
 from medzsad.cohort.planning import check_writable, clean_partials, dry_run, plan
-from medzsad.cohort.push import push_remaining, pushing_as_done
-from medzsad.cohort.recording import StudyRecorder
+from medzsad.cohort.push import Pusher, push_remaining, pushing_as_done
+from medzsad.cohort.recording import StudyRecorder, shown_error
 from medzsad.cohort.run_lock import run_lock
 from medzsad.cohort.tables import write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind, load_cohort
+from medzsad.pacs.pull import query_only
 from medzsad.progress import NullBar, progress_bar
 from medzsad.study.loading import StudyLoader, default_loader
 from medzsad.study.scorer import SliceScorer
@@ -98,7 +99,8 @@ def run_cohort(
     cfg = load_cohort(config) if isinstance(config, str | Path) else config
     cfg = apply_options(cfg, options)
     check_cohort(cfg)  # a profile that does not fit (hashes, alpha) is refused before any scoring
-    studies = collect_studies(cfg)
+    with query_only(options.dry_run):  # a dry run asks a PACS what it would pull; it pulls nothing
+        studies = collect_studies(cfg)
     out = cfg.out_dir
     if options.dry_run:
         return dry_run(cfg, studies, options)
@@ -117,14 +119,13 @@ def run_cohort(
         }
         n_done = len(outcomes)
         log.info("cohort %s: %d studies, %d to run, %d done", cfg.name, len(planned), len(todo), n_done)
-        pushed: frozenset[str] = frozenset()
+        pusher: Pusher | None = None
         if todo:
-            with pushing_as_done(cfg, todo, on_study) as (notify, attempted):
+            with pushing_as_done(cfg, todo, on_study) as (notify, pusher):
                 outcomes.update(_execute(work, todo, ledger, options, notify))
-            pushed = frozenset(attempted)
         rows = {r.study_id: r for r in ledger.rows()}
         built = ledger.get_meta(MODEL_META)
-    return _finish(cfg, studies, rows, outcomes, pushed, json.loads(built) if built else None)
+    return _finish(cfg, studies, rows, outcomes, pusher, json.loads(built) if built else None)
 
 
 def _finish(
@@ -132,20 +133,19 @@ def _finish(
     studies: list[StudyInput],
     rows: dict[str, LedgerRow],
     outcomes: dict[str, StudyOutcome],
-    pushed: frozenset[str],
+    pusher: Pusher | None,
     model: dict[str, Any] | None,
 ) -> RunSummary:
     """Cohort tables, review page and metrics from the ledger; the run's summary.
 
-    ``pushed``: studies this run already tried to send (``output.push``); the rest are sent here.
-    ``model``: the description of the model the studies were scored with (ledger metadata).
+    ``pusher``: what this run already sent as studies finished (``output.push``); the rest is sent
+    here, after the tables and the page are written (a refused or unreachable PACS ends the run
+    with its error, the results stay). ``model``: the built model's description (ledger metadata).
     """
     out = cfg.out_dir
     smoke = cfg.model.is_smoke
     studies_csv, errors_csv = write_cohort_tables(out, studies, rows, smoke, cfg)
     operating_point = run_operating_point(cfg)
-    if cfg.output.push is not None:
-        push_remaining(out, cfg.output.push, pushed)
     metrics = cohort_metrics(studies, rows, out / "studies")
     metrics_json = (
         write_metrics(out, {**metrics, "smoke_run": smoke, "operating_point": operating_point})
@@ -154,6 +154,8 @@ def _finish(
     )
     if OutputKind.HTML in cfg.output.outputs:
         write_review_page(out, studies, rows, cfg, metrics, model, operating_point)
+    if cfg.output.push is not None:
+        push_remaining(out, cfg.output.push, pusher)
     ordered = tuple(outcomes[s.study_id] for s in studies if s.study_id in outcomes)
     failed = tuple((o.study_id, o.error) for o in ordered if o.status == "failed")
     # studies outside the profile's strata: the others are done and the tables written, then refuse
@@ -195,7 +197,7 @@ def _execute(
             recorder.record(job, res)
             if res.status == "cancelled":
                 continue  # the run stopped before this study; the next run picks it up
-            error = res.error if cfg.output.show_ids or not res.error else _hidden_error(res)
+            error = shown_error(cfg, job, res)
             outcome = StudyOutcome(job.study.study_id, job.log_id, res.status, res.score, error, res.seconds)
             results[outcome.study_id] = outcome
             step(outcome)
@@ -205,9 +207,3 @@ def _execute(
                 log.warning("stopping after a failed study (executor.continue_on_error: false)")
                 stop.set()  # the rest stay pending; the next run picks them up
     return results
-
-
-def _hidden_error(res: Any) -> str:
-    """What the console shows of a failure without ``show_ids``: the error type (messages hold paths)."""
-    stage = f" at {res.stage}" if res.stage else ""
-    return f"{res.error_type or 'error'}{stage} (message in errors.csv)"

@@ -17,6 +17,9 @@ from medzsad.config.profile import ProfileConfig
 from medzsad.config.validation import format_error
 from medzsad.errors import ConfigError
 
+#: ``source_file`` of the in-memory cohort of ``medzsad run -i PATH`` starts with this.
+COMMAND_LINE_SOURCE = "-i "
+
 
 class CohortConfig(_Section):
     """A whole cohort file.
@@ -46,6 +49,11 @@ class CohortConfig(_Section):
         """A path from the cohort file, made absolute against :attr:`base_dir` (``~`` expanded)."""
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+    @property
+    def from_command_line(self) -> bool:
+        """The cohort of one study given with ``medzsad run -i PATH`` (its path is the user's own)."""
+        return self.source_file.startswith(COMMAND_LINE_SOURCE)
 
     @property
     def out_dir(self) -> Path:

@@ -6,9 +6,12 @@ password or token, read when a request is made (never logged, written to provena
 
 from __future__ import annotations
 
+import difflib
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
+from pydicom.datadict import keyword_dict, keyword_for_tag
 
 from medzsad.config._base import _Section
 
@@ -21,6 +24,8 @@ __all__ = [
     "DimseInput",
     "PushConfig",
     "PUSH_KINDS",
+    "STUDY_QUERY_KEYS",
+    "check_study_query",
 ]
 
 #: What ``output.push`` / ``medzsad push --what`` can send: the SEG, the Parametric Map, the SR.
@@ -117,6 +122,84 @@ class DimseEndpoint(_Section):
         return self
 
 
+#: Keys of a study-level query: the Patient and Study levels of the Study Root model (PS3.4
+#: C.6.2.1.2, Tables C.6-5 and C.6-6) and QIDO-RS's study search (PS3.18 Table 10.6.1-5).
+STUDY_QUERY_KEYS = frozenset(
+    {
+        "PatientName", "PatientID", "IssuerOfPatientID", "OtherPatientIDs", "OtherPatientNames",
+        "PatientBirthDate", "PatientBirthTime", "PatientSex", "EthnicGroup", "PatientComments",
+        "NumberOfPatientRelatedStudies", "NumberOfPatientRelatedSeries",
+        "NumberOfPatientRelatedInstances", "StudyInstanceUID", "StudyDate", "StudyTime",
+        "AccessionNumber", "StudyID", "StudyDescription", "ModalitiesInStudy", "SOPClassesInStudy",
+        "ReferringPhysicianName", "NameOfPhysiciansReadingStudy", "AdmittingDiagnosesDescription",
+        "PatientAge", "PatientSize", "PatientWeight", "Occupation", "AdditionalPatientHistory",
+        "OtherStudyNumbers", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
+        "TimezoneOffsetFromUTC", "InstitutionName", "InstitutionalDepartmentName",
+    }
+)  # fmt: skip
+#: Keys of the series and image levels, with the study-level key that means what was wanted.
+_LOWER_LEVEL = {
+    "Modality": "ModalitiesInStudy",
+    "SOPClassUID": "SOPClassesInStudy",
+}
+_LOWER_LEVEL_KEYS = frozenset(
+    {
+        "Modality", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "SeriesDate", "SeriesTime",
+        "BodyPartExamined", "ProtocolName", "PerformedProcedureStepStartDate", "SOPInstanceUID",
+        "SOPClassUID", "InstanceNumber", "ImageType", "ContentDate", "ContentTime", "Laterality",
+        "NumberOfSeriesRelatedInstances", "Manufacturer", "StationName", "ImageComments",
+    }
+)  # fmt: skip
+
+
+def _as_keyword(key: str) -> str | None:
+    """The DICOM keyword of ``key`` (a keyword, or a tag as ``00080061`` or ``(0008,0061)``)."""
+    if key in keyword_dict:
+        return key
+    digits = re.sub(r"[(),\s]", "", key)
+    if re.fullmatch(r"[0-9A-Fa-f]{8}", digits):
+        try:
+            return keyword_for_tag(int(digits, 16)) or None
+        except (KeyError, ValueError):
+            return None
+    return None
+
+
+_COMMON_KEYS = "StudyDate, ModalitiesInStudy, PatientID, AccessionNumber, StudyDescription"
+
+
+def _suggest(key: str) -> str:
+    close = difflib.get_close_matches(key, sorted(STUDY_QUERY_KEYS), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else f"; study-level keys are e.g. {_COMMON_KEYS}"
+
+
+def check_study_query(query: dict[str, str]) -> dict[str, str]:
+    """A study-level query with every key checked, as DICOM keywords (before any network call).
+
+    A misspelt key (``ModalitesInStudy``) would be ignored by a PACS, which then answers with the
+    whole archive; a series-level key (``Modality``) matches nothing at the study level. Both are
+    refused with what was probably meant.
+
+    Raises:
+        ValueError: A key that is not a DICOM keyword or tag, or not a study-level key.
+    """
+    out: dict[str, str] = {}
+    for key, value in query.items():
+        keyword = _as_keyword(str(key).strip())
+        if keyword is None:
+            raise ValueError(f"query key {key!r} is not a DICOM keyword{_suggest(str(key))}")
+        if keyword not in STUDY_QUERY_KEYS:
+            level = "a series- or image-level" if keyword in _LOWER_LEVEL_KEYS else "not a study-level"
+            meant = _LOWER_LEVEL.get(keyword)
+            hint = f"; use {meant}" if meant else _suggest(keyword)
+            raise ValueError(
+                f"query key {key!r} is {level} key: studies are searched at the study level, where it "
+                f"matches nothing{hint}"
+            )
+        out[keyword] = str(value)
+    return out
+
+
 class _PullSelection(_Section):
     """Which studies to pull: a list of StudyInstanceUIDs or a study-level query."""
 
@@ -124,6 +207,11 @@ class _PullSelection(_Section):
     query: dict[str, str] = Field(default_factory=dict)
     parallel: int = Field(default=2, ge=1, le=16)
     retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("query")
+    @classmethod
+    def _known_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        return check_study_query(v)
 
     @model_validator(mode="after")
     def _one_selection(self) -> _PullSelection:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from medzsad.config.cohort import CohortConfig
+from medzsad.config.cohort import COMMAND_LINE_SOURCE, CohortConfig
 from medzsad.config.model import ModelConfig
 from medzsad.config.yaml_loading import validate_cohort_data
 from medzsad.errors import InputError
@@ -97,6 +97,6 @@ def single_study_cohort(
         "model": model,
         "output": output,
         "base_dir": str(Path.cwd()),
-        "source_file": f"-i {path}",
+        "source_file": f"{COMMAND_LINE_SOURCE}{path}",
     }
     return validate_cohort_data(data, f"medzsad run -i {path}", {})

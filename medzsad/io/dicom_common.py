@@ -24,7 +24,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from medzsad.errors import DicomError
-from medzsad.io.guard import foreign_errors
+from medzsad.io.guard import describe, foreign_errors, quiet_library_log
+from medzsad.io.j2k_check import check_jpeg2000
 from medzsad.io.limits import check_bytes, check_count, current_limits
 from medzsad.io.sources import open_binary
 
@@ -38,6 +39,7 @@ __all__ = [
     "tag_float",
     "tag_int",
     "check_pixel_claim",
+    "check_has_pixels",
 ]
 
 log = logging.getLogger(__name__)
@@ -140,6 +142,11 @@ def read_dataset(path: str, *, header_only: bool) -> Dataset:
     except DicomError as e:
         if isinstance(e.__cause__, InvalidDicomError):
             raise DicomError(f"{path}: not a DICOM file (no 'DICM' marker at byte 128)") from e.__cause__
+        if isinstance(e.__cause__, struct.error | EOFError):
+            raise DicomError(
+                f"{path}: the file is truncated: it ends in the middle of a data element "
+                f"({describe(e.__cause__)}); copy or export it again"
+            ) from e.__cause__
         raise
     except OSError as e:
         raise DicomError(f"{path}: cannot read the file ({e.strerror or e})") from e
@@ -272,6 +279,47 @@ def float_list(value: object, n: int, keyword: str, path: str) -> list[float]:
     return out
 
 
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+#: (7FE0,0010) as it starts an element in little- and big-endian files.
+_PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")
+
+
+def _ends_in_pixel_header(path: str) -> bool:
+    """True when the file ends inside the PixelData element's header (cut right before its pixels)."""
+    try:
+        with open_binary(path) as fh:
+            data = fh.read()
+    except OSError:
+        return False
+    return any(tag in data[-12:] for tag in _PIXEL_TAGS)
+
+
+def check_has_pixels(ds: Dataset, path: str) -> None:
+    """Raise a :class:`DicomError` that says why an object has no pixel data.
+
+    A file cut before its pixels (pydicom reads the header and stops quietly at the end of the
+    file) and a header-only copy are told apart from objects that are no image at all.
+
+    Raises:
+        DicomError: No PixelData (7FE0,0010), FloatPixelData or DoubleFloatPixelData.
+    """
+    if any(k in ds for k in _PIXEL_KEYWORDS):
+        return
+    sop = ds.get("SOPClassUID", "")
+    name = getattr(sop, "name", "") or str(sop) or "unknown SOP class"
+    if _ends_in_pixel_header(path):
+        raise DicomError(
+            f"{path}: the file is truncated: it ends inside the {tag_str('PixelData')} element "
+            f"({name}); copy or export it again"
+        )
+    if "Rows" in ds or "Image Storage" in name:
+        raise DicomError(
+            f"{path}: no {tag_str('PixelData')} in this {name} file: it is truncated before its pixels "
+            "or a header-only copy; copy or export the series again with its pixel data"
+        )
+    raise DicomError(f"{path}: no {tag_str('PixelData')}: {name} is not an image; choose an image series")
+
+
 def decode_frames(ds: Dataset, path: str) -> np.ndarray:
     """Decode the pixel data into ``(F, rows, cols)`` stored values.
 
@@ -281,16 +329,13 @@ def decode_frames(ds: Dataset, path: str) -> np.ndarray:
     Raises:
         DicomError: No pixel data, or a decoder failed (names the transfer syntax).
     """
-    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        raise DicomError(
-            f"{path}: no {tag_str('PixelData')}; this object ({ds.get('SOPClassUID', 'unknown SOP class')}) "
-            "is not an image; choose an image series"
-        )
+    check_has_pixels(ds, path)
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     n_frames, rows, cols, samples = check_pixel_claim(ds, path)
     name = getattr(ts, "name", str(ts))
     what = f"decode {tag_str('PixelData')} (transfer syntax {name})"
-    with foreign_errors(path, what, DicomError), warnings.catch_warnings():
+    check_jpeg2000(ds, path)
+    with foreign_errors(path, what, DicomError), warnings.catch_warnings(), quiet_library_log("pydicom"):
         warnings.simplefilter("ignore")
         arr = ds.pixel_array
         photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))

@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 
 from medzsad.errors import DicomError
 from medzsad.io.dicom_common import read_dataset, tag_str
+from medzsad.io.dicom_objects import ObjectRole, classify_object, is_lossy
 from medzsad.io.geometry import Plane, iop_vectors, is_oblique, plane_of_normal
 from medzsad.io.series_ref import SeriesRef
 
@@ -39,6 +40,9 @@ class HeaderSummary:
     is_image: bool
     body_part: str
     transfer_syntax: str
+    role: ObjectRole = ObjectRole.IMAGE
+    not_candidate: str = ""
+    lossy: bool = False
 
 
 def _floats(value: object) -> tuple[float, ...] | None:
@@ -55,10 +59,13 @@ def _first_float(value: object) -> float | None:
 
 
 def _shared(ds: Dataset, seq: str, keyword: str) -> object:
-    """``keyword`` from the shared functional group ``seq`` of an enhanced object, or None."""
-    shared = ds.get("SharedFunctionalGroupsSequence")
-    if shared and seq in shared[0] and len(shared[0][seq].value):
-        return shared[0][seq].value[0].get(keyword)
+    """``keyword`` of functional group ``seq`` of an enhanced object (shared, else the first frame's)."""
+    for owner in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        items = ds.get(owner)
+        if items and seq in items[0] and len(items[0][seq].value):
+            value = items[0][seq].value[0].get(keyword)
+            if value is not None:
+                return value
     return None
 
 
@@ -94,11 +101,15 @@ def _summary_of(ds: Dataset, path: str) -> HeaderSummary:
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")
     image_type = ds.get("ImageType") or []
     image_type = [image_type] if isinstance(image_type, str) else list(image_type)
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    modality = str(ds.get("Modality", "") or "")
+    has_pixels = "Rows" in ds and "Columns" in ds
+    kind = classify_object(sop_class, modality, str(ds.get("Manufacturer", "") or ""), has_pixels)
     return HeaderSummary(
         path=path,
         study_uid=str(ds.StudyInstanceUID),
         series_uid=str(ds.SeriesInstanceUID),
-        modality=str(ds.get("Modality", "") or ""),
+        modality=modality,
         description=str(ds.get("SeriesDescription", "") or ""),
         study_description=str(ds.get("StudyDescription", "") or ""),
         series_number=_int_or_none(ds.get("SeriesNumber")),
@@ -109,11 +120,17 @@ def _summary_of(ds: Dataset, path: str) -> HeaderSummary:
         pixel_spacing_mm=(ps[0], ps[1]) if ps and len(ps) == 2 else None,
         rows=_int_or_none(ds.get("Rows")) or 0,
         cols=_int_or_none(ds.get("Columns")) or 0,
-        sop_class_uid=str(ds.get("SOPClassUID", "") or ""),
-        is_image="Rows" in ds and "Columns" in ds,
+        sop_class_uid=sop_class,
+        is_image=has_pixels,
         body_part=str(ds.get("BodyPartExamined", "") or ""),
         transfer_syntax=str(ts),
+        role=kind.role,
+        not_candidate=kind.reason,
+        lossy=is_lossy(str(ts), str(ds.get("LossyImageCompression", "") or "")),
     )
+
+
+_CANDIDATE_ROLES = (ObjectRole.IMAGE, ObjectRole.SECONDARY)
 
 
 def _plane(headers: list[HeaderSummary]) -> tuple[str, bool]:
@@ -140,7 +157,9 @@ def series_from_headers(headers: list[HeaderSummary]) -> tuple[SeriesRef, ...]:
     for h in headers:
         by_series.setdefault(h.series_uid, []).append(h)
     out = []
-    for uid, hs in by_series.items():
+    for uid, every in by_series.items():
+        # a stray derived object filed under an image series' UID does not spoil the series
+        hs = [h for h in every if h.role in _CANDIDATE_ROLES] or every
         first = hs[0]
         plane, oblique = _plane(hs)
         size = Counter((h.rows, h.cols) for h in hs).most_common(1)[0][0]
@@ -166,6 +185,8 @@ def series_from_headers(headers: list[HeaderSummary]) -> tuple[SeriesRef, ...]:
                 is_image=any(h.is_image for h in hs),
                 body_part=first.body_part,
                 transfer_syntaxes=tuple(sorted({h.transfer_syntax for h in hs})),
+                not_candidate=first.not_candidate if first.role not in _CANDIDATE_ROLES else "",
+                secondary=first.role is ObjectRole.SECONDARY,
             )
         )
     out.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.series_uid))

@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 from medzsad.errors import DicomError, SourceChangedError
 from medzsad.io.dicom_common import (
     LoadPolicy,
+    check_has_pixels,
     check_pixel_claim,
     decode_frames,
     float_list,
@@ -27,8 +28,9 @@ from medzsad.io.dicom_common import (
     tag_str,
 )
 from medzsad.io.dicom_multiframe import frame_records, is_multiframe
+from medzsad.io.dicom_objects import is_lossy
 from medzsad.io.dicom_stack import SliceRecord, stack_slices
-from medzsad.io.geometry import affine_lps_from_vectors, affine_ras_from_lps
+from medzsad.io.geometry import affine_lps_from_vectors, affine_ras_from_lps, grid_problem
 from medzsad.io.limits import check_bytes, check_count, current_limits
 from medzsad.io.sources import disk_path
 from medzsad.io.volume import SourceInfo, Volume
@@ -107,12 +109,19 @@ def _no_geometry_volume(ds: Dataset, path: str, warnings: list[str]) -> tuple[np
     sy, sx = _pixel_spacing(ds, path, warnings, strict=False)
     step = tag_float(ds, "SpacingBetweenSlices", path, 1.0) or 1.0
     if frames.shape[0] > 1:
+        # frames without positions are 1 mm apart, as SimpleITK/GDCM (and so 3D Slicer) place them,
+        # so that the heat map overlays the scan those viewers show
+        step = 1.0
         warnings.append(
             f"{frames.shape[0]} frames without patient geometry (no {tag_str('ImagePositionPatient')}); "
-            f"placed {step:g} mm apart with identity direction"
+            "placed 1 mm apart with identity direction, as SimpleITK reads them"
         )
     eye = np.eye(3)
     affine_lps = affine_lps_from_vectors(np.zeros(3), (eye[0], eye[1], eye[2]), (sx, sy, step))
+    problem = grid_problem(affine_lps)
+    if problem is not None:
+        tag = tag_str("SpacingBetweenSlices") if problem[1] == "k" else tag_str("PixelSpacing")
+        raise DicomError(f"{path}: {problem[0]}, from {tag}; the value is corrupt")
     return frames.astype(np.float32).transpose(2, 1, 0), affine_ras_from_lps(affine_lps)
 
 
@@ -134,38 +143,91 @@ def _source(
     )
 
 
+_ACQUISITION_KEYWORDS = (
+    "EchoTime",
+    "EchoNumbers",
+    "TriggerTime",
+    "TemporalPositionIdentifier",
+    "AcquisitionNumber",
+)
+
+
+def _copy_marks(ds: Dataset) -> tuple[bool, bool, tuple[str, ...]]:
+    """``(derived, lossy, acquisition)`` of an instance: which copy of a duplicated slice is kept."""
+    image_type = ds.get("ImageType") or []
+    first = image_type if isinstance(image_type, str) else (image_type[0] if len(image_type) else "")
+    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    lossy = is_lossy(ts, str(ds.get("LossyImageCompression", "") or ""))
+    acquisition = tuple(str(ds.get(k, "")).strip() for k in _ACQUISITION_KEYWORDS)
+    return str(first).strip().upper() == "DERIVED", lossy, acquisition
+
+
 def _records_of(
     datasets: list[tuple[str, Dataset]], policy: LoadPolicy, warnings: list[str]
 ) -> list[SliceRecord] | None:
     """Slice records of every file (frames of multi-frame files), or None for one object without geometry."""
     records: list[SliceRecord] = []
     for path, ds in datasets:
-        modality = str(ds.get("Modality", ""))
-        if is_multiframe(ds, path):
-            recs = frame_records(ds, path)
-            alone = len(datasets) == 1
-            if (
-                recs is None
-                and alone
-                and (modality not in CROSS_SECTIONAL_MODALITIES or policy is not LoadPolicy.ERROR)
-            ):
-                return None
-            if recs is None:
-                raise DicomError(
-                    f"{path}: multi-frame object without per-frame {tag_str('ImagePositionPatient')}; "
-                    "cannot place its frames in the patient"
-                )
-            records += recs
-        elif "ImagePositionPatient" in ds and ds.ImagePositionPatient:
-            records.append(_single_record(ds, path, warnings))
-        elif len(datasets) == 1 and modality not in CROSS_SECTIONAL_MODALITIES:
+        start = len(records)
+        found = _file_records(path, ds, len(datasets) == 1, policy, warnings)
+        if found is None:
             return None
-        else:
-            raise DicomError(
-                f"{path}: missing {tag_str('ImagePositionPatient')} (Modality {modality or 'unknown'}); "
-                "slices cannot be ordered or placed without it"
-            )
+        records += found
+        derived, lossy, acquisition = _copy_marks(ds)
+        for r in records[start:]:
+            r.derived, r.lossy, r.acquisition = derived, lossy, acquisition
     return records
+
+
+def _one_copy_per_instance(
+    datasets: list[tuple[str, Dataset]], warnings: list[str]
+) -> list[tuple[str, Dataset]]:
+    """One file per SOPInstanceUID: of copies of an instance, the original losslessly stored one.
+
+    A PACS export can hold an instance twice (two transfer syntaxes, two exports merged); which
+    copy is read never depends on the file names.
+    """
+    by_uid: dict[str, list[tuple[str, Dataset]]] = {}
+    for n, (path, ds) in enumerate(datasets):
+        by_uid.setdefault(str(ds.get("SOPInstanceUID", "") or f"#{n}"), []).append((path, ds))
+    if len(by_uid) == len(datasets):
+        return datasets
+    kept = [min(group, key=lambda item: (*_copy_marks(item[1])[:2], item[0])) for group in by_uid.values()]
+    copies = len(datasets) - len(kept)
+    noun = "copy" if copies == 1 else "copies"
+    message = (
+        f"{copies} duplicate {noun} of instances (same {tag_str('SOPInstanceUID')}); kept one copy of "
+        "each, the original losslessly stored one"
+    )
+    log.warning("%s", message)
+    warnings.append(message)
+    return kept
+
+
+def _file_records(
+    path: str, ds: Dataset, alone: bool, policy: LoadPolicy, warnings: list[str]
+) -> list[SliceRecord] | None:
+    """The slice records of one file, or None for a lone object without patient geometry."""
+    modality = str(ds.get("Modality", ""))
+    if is_multiframe(ds, path):
+        recs = frame_records(ds, path)
+        lenient = modality not in CROSS_SECTIONAL_MODALITIES or policy is not LoadPolicy.ERROR
+        if recs is None and alone and lenient:
+            return None
+        if recs is None:
+            raise DicomError(
+                f"{path}: multi-frame object without per-frame {tag_str('ImagePositionPatient')}; "
+                "cannot place its frames in the patient"
+            )
+        return recs
+    if "ImagePositionPatient" in ds and ds.ImagePositionPatient:
+        return [_single_record(ds, path, warnings)]
+    if alone and modality not in CROSS_SECTIONAL_MODALITIES:
+        return None
+    raise DicomError(
+        f"{path}: missing {tag_str('ImagePositionPatient')} (Modality {modality or 'unknown'}); "
+        "slices cannot be ordered or placed without it"
+    )
 
 
 def _check_present(paths: list[str]) -> None:
@@ -183,11 +245,7 @@ def _check_series_claims(datasets: list[tuple[str, Dataset]]) -> None:
     limits = current_limits()
     frames_total = bytes_total = 0
     for path, ds in datasets:
-        if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-            raise DicomError(
-                f"{path}: no {tag_str('PixelData')} (SOP class {ds.get('SOPClassUID', 'unknown')}); "
-                "not an image; choose an image series"
-            )
+        check_has_pixels(ds, path)
         frames, rows, cols, _ = check_pixel_claim(ds, path)
         frames_total += frames
         bytes_total += frames * rows * cols * 4
@@ -226,9 +284,11 @@ def load_dicom_series(paths: Sequence[str], policy: LoadPolicy | str = LoadPolic
     if not paths:
         raise DicomError("no DICOM files given for the series")
     _check_present([str(p) for p in paths])
-    datasets = [(str(p), read_dataset(str(p), header_only=False)) for p in paths]
-    first = datasets[0][1]
     warnings: list[str] = []
+    datasets = _one_copy_per_instance(
+        [(str(p), read_dataset(str(p), header_only=False)) for p in paths], warnings
+    )
+    first = datasets[0][1]
     _check_series_claims(datasets)
     records = _records_of(datasets, policy, warnings)
     if records is None:

@@ -24,6 +24,7 @@ from medzsad.io.geometry import (
     affine_lps_from_vectors,
     affine_ras_from_lps,
     analyze_positions,
+    grid_problem,
     iop_vectors,
 )
 
@@ -49,6 +50,13 @@ class SliceRecord:
         frame: 1-based frame number for a multi-frame object, 0 for a single-frame instance.
         instance_number: InstanceNumber (only breaks ties between equal positions).
         fallback_spacing_mm: SpacingBetweenSlices, else SliceThickness, else 1 (used for K = 1).
+        derived: ImageType (0008,0008) says DERIVED (a copy kept only when no original exists).
+        lossy: The pixels went through lossy compression (LossyImageCompression (0028,2110) or a
+            lossy transfer syntax): a copy kept only when no lossless one exists.
+        acquisition: EchoTime, EchoNumbers, TriggerTime, TemporalPositionIdentifier and
+            AcquisitionNumber: two instances at one position with equal values are copies of one
+            slice (e.g. an original and a lossy copy with a new SOPInstanceUID), different values
+            are echoes, phases or repeated acquisitions.
     """
 
     path: str
@@ -63,6 +71,9 @@ class SliceRecord:
     frame: int = 0
     instance_number: int = 0
     fallback_spacing_mm: float = 1.0
+    derived: bool = False
+    lossy: bool = False
+    acquisition: tuple[str, ...] = ()
 
 
 @dataclass
@@ -124,24 +135,73 @@ def _consistent_group(records: list[SliceRecord], policy: LoadPolicy, where: str
     return groups[best]
 
 
+def _keep_order(r: SliceRecord) -> tuple:
+    """Sort key of the slices at one position; the first is kept.
+
+    Original before derived, lossless before lossy, then the lowest InstanceNumber and frame, then
+    the SOPInstanceUID and file name (these only order identical copies).
+    """
+    return (r.derived, r.lossy, r.instance_number, r.frame, r.sop_uid, r.path)
+
+
+def _copies(a: SliceRecord, b: SliceRecord) -> bool:
+    """Two slices at one position are copies: one instance and frame, or instances of one acquisition."""
+    if a.sop_uid == b.sop_uid and a.sop_uid:
+        return a.frame == b.frame
+    return a.acquisition == b.acquisition
+
+
 def _drop_duplicates(
     ordered: list[SliceRecord], d: np.ndarray, policy: LoadPolicy, where: str, warnings: list[str]
 ) -> list[SliceRecord]:
-    keep = [0]
+    """One slice per position (positions closer than 1 µm along the normal are one position).
+
+    Copies of one slice (one instance and frame exported twice, or a lossy or derived copy with a
+    new SOPInstanceUID and the same acquisition attributes) are duplicates: the original,
+    losslessly stored copy is kept whatever the file names, and they are reported as duplicates
+    under every policy. Different slices at one position (echoes, phases, repeated acquisitions)
+    are a geometry problem handled per ``policy``.
+    """
+    groups: list[list[int]] = [[0]] if ordered else []
     for n in range(1, len(ordered)):
-        if abs(d[n] - d[keep[-1]]) >= 1e-3:
-            keep.append(n)
-    if len(keep) == len(ordered):
+        if abs(d[n] - d[groups[-1][0]]) < 1e-3:
+            groups[-1].append(n)
+        else:
+            groups.append([n])
+    if len(groups) == len(ordered):
         return ordered
-    _problem(
-        policy,
-        where,
-        f"{len(ordered) - len(keep)} slice(s) share a position with another slice "
-        "(ImagePositionPatient (0020,0032)): several echoes, phases or acquisitions in one series; "
-        "kept the first of each position",
-        warnings,
-    )
-    return [ordered[n] for n in keep]
+    kept, copies, others, worse = [], 0, 0, 0
+    for g in groups:
+        best = min((ordered[n] for n in g), key=_keep_order)
+        kept.append(best)
+        for n in g:
+            r = ordered[n]
+            if r is best:
+                continue
+            if _copies(r, best):
+                copies += 1
+                worse += (r.derived, r.lossy) > (best.derived, best.lossy)
+            else:
+                others += 1
+    if copies:
+        noun = "copy" if copies == 1 else "copies"
+        note = (
+            f"{copies} duplicate {noun} of slices (the same instance, or a copy of it at the same position)"
+        )
+        detail = f"; {worse} lossy or derived" if worse else ""
+        message = f"{note}{detail}; kept one copy of each, the original losslessly stored one"
+        log.warning("%s", message)
+        warnings.append(message)
+    if others:
+        _problem(
+            policy,
+            where,
+            f"{others} slice(s) share a position with another instance "
+            "(ImagePositionPatient (0020,0032)): several echoes, phases or acquisitions in one series; "
+            "kept one per position (original, lossless, lowest InstanceNumber)",
+            warnings,
+        )
+    return kept
 
 
 def _read_pixels(ordered: list[SliceRecord]) -> np.ndarray:
@@ -202,6 +262,26 @@ def _describe(rep: PositionReport, k: int) -> list[str]:
     return issues
 
 
+def _check_grid(affine_lps: np.ndarray, k: int, where: str, first: str) -> None:
+    """Refuse a grid that is not finite or singular, naming the tag it was computed from."""
+    problem = grid_problem(affine_lps)
+    if problem is None:
+        return
+    why, part = problem
+    tag = {
+        "origin": "ImagePositionPatient (0020,0032)",
+        "i": "PixelSpacing (0028,0030)",
+        "j": "PixelSpacing (0028,0030)",
+        "k": "ImagePositionPatient (0020,0032) of the slices"
+        if k > 1
+        else "SpacingBetweenSlices (0018,0088) / SliceThickness (0018,0050)",
+        "axes": "ImageOrientationPatient (0020,0037)",
+    }[part]
+    raise DicomError(
+        f"{where}: {why}, from {tag} (e.g. in {first}); the value is corrupt, the series cannot be placed"
+    )
+
+
 def stack_slices(records: list[SliceRecord], policy: LoadPolicy, where: str) -> StackResult:
     """Sort, check and stack slices into a voxel grid.
 
@@ -251,6 +331,7 @@ def stack_slices(records: list[SliceRecord], policy: LoadPolicy, where: str) -> 
     else:
         step = rep.mean_step_mm
     affine_lps = affine_lps_from_vectors(pos[0], (row, col, normal), (sx, sy, step))
+    _check_grid(affine_lps, len(ordered), where, ordered[0].path)
     # (I, J, K) as a view of the (K, rows, columns) stack: Fortran order, the NIfTI voxel order,
     # and slice after slice in memory, as the axial display slices are read (no 300 MB transpose)
     data = stack.transpose(2, 1, 0)

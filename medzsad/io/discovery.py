@@ -54,10 +54,17 @@ _PARALLEL_MIN_FILES = 2000
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file discovery did not use, and why."""
+    """A file discovery did not use, and why.
+
+    Attributes:
+        path: The file (or archive member).
+        reason: Why, without the path.
+        error: Name of the typed error (:mod:`medzsad.errors`) reading it raised, ``""`` when none.
+    """
 
     path: str
     reason: str
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -187,7 +194,7 @@ def _header_or_skip(path: str, limits: ReadLimits | None = None) -> HeaderSummar
         with use_limits(limits), foreign_errors(path, "read the DICOM header"):
             return header_summary(path)
     except InputError as e:
-        return SkippedFile(path, str(e).removeprefix(f"{path}: "))
+        return SkippedFile(path, str(e).removeprefix(f"{path}: "), type(e).__name__)
 
 
 def _zip_members(archive: str, skipped: list[SkippedFile]) -> list[str]:
@@ -291,7 +298,7 @@ def _file_study(path: str, skipped: list[SkippedFile]) -> StudyRef | None:
         with foreign_errors(path, f"read the {kind} header"):
             series = file_series(path, kind)
     except InputError as e:
-        skipped.append(SkippedFile(path, str(e).removeprefix(f"{path}: ")))
+        skipped.append(SkippedFile(path, str(e).removeprefix(f"{path}: "), type(e).__name__))
         return None
     return StudyRef(_strip_suffix(os.path.basename(path)), path_id(path), kind, path, (series,))
 

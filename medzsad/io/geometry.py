@@ -27,6 +27,9 @@ __all__ = [
     "affine_ras_from_lps",
     "orientation_code",
     "analyze_positions",
+    "grid_problem",
+    "MIN_SPACING_MM",
+    "MAX_SPACING_MM",
 ]
 
 # Two positions closer than this along the normal are the same slice.
@@ -37,6 +40,9 @@ NONUNIFORM_REL_TOL = 0.01
 TILT_TOL_DEG = 0.01
 # A direction cosine above this is axis-aligned (not oblique).
 OBLIQUE_COS = 0.9999
+# Voxel spacings outside this range give a grid no writer or resampler can use (0.1 µm .. 100 m).
+MIN_SPACING_MM = 1e-4
+MAX_SPACING_MM = 1e5
 
 
 class Plane(str, Enum):
@@ -183,3 +189,32 @@ def analyze_positions(positions_lps: np.ndarray, normal: np.ndarray) -> Position
         cosang = min(1.0, abs(float(span @ normal)) / norm_span)
         tilt = math.degrees(math.acos(cosang))
     return PositionReport(d, mean_step, med, dev, missing, dup, tilt)
+
+
+def grid_problem(affine_lps: np.ndarray) -> tuple[str, str] | None:
+    """Why a voxel -> LPS affine cannot be used, and the part at fault; ``None`` when it can.
+
+    Every writer inverts the affine (heat maps, masks, DICOM SEG frames) and resampling divides by
+    its spacings, so a grid whose numbers are not finite, whose spacings are outside
+    ``[MIN_SPACING_MM, MAX_SPACING_MM]`` or whose axes are (nearly) parallel is refused.
+
+    Returns:
+        ``(why, part)`` with ``part`` one of ``origin``, ``i``, ``j``, ``k`` (a spacing) or
+        ``axes`` (the direction), or ``None``.
+    """
+    a = np.asarray(affine_lps, dtype=np.float64)
+    if not np.all(np.isfinite(a[:3, 3])):
+        return "the grid origin is not finite", "origin"
+    with np.errstate(all="ignore"):
+        spacing = np.linalg.norm(a[:3, :3], axis=0)
+    for axis, step in zip("ijk", spacing):
+        if not MIN_SPACING_MM <= step <= MAX_SPACING_MM:  # also false for NaN and infinity
+            return (
+                f"the {axis} spacing is {step:.4g} mm (expected {MIN_SPACING_MM:g}..{MAX_SPACING_MM:g})",
+                axis,
+            )
+    with np.errstate(all="ignore"):
+        cond = np.linalg.cond(a[:3, :3] / spacing)
+    if not np.isfinite(cond) or cond > 1e6:
+        return "the voxel-to-patient affine is singular (its axes are parallel)", "axes"
+    return None

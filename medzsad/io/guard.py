@@ -12,12 +12,18 @@ own errors keep their type.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from medzsad.errors import DecoderError, InputError, MedzsadError, ResourceLimitError
 
-__all__ = ["foreign_errors", "PASS_THROUGH", "describe"]
+__all__ = ["foreign_errors", "PASS_THROUGH", "describe", "quiet_library_log"]
+
+log = logging.getLogger(__name__)
+_QUIET_LOCK = threading.Lock()
+_QUIET_DEPTH: dict[str, tuple[int, int]] = {}
 
 #: Exceptions never wrapped: the user or the interpreter is stopping the process.
 PASS_THROUGH: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit, GeneratorExit)
@@ -67,3 +73,31 @@ def foreign_errors(path: str, what: str, error: type[InputError] = InputError) -
         raise error(f"{path}: cannot {what} ({describe(e)})") from e
     except BaseException as e:  # noqa: BLE001 - decoder panics (pyo3 PanicException) derive from it
         raise DecoderError(f"{path}: cannot {what}: the decoder crashed ({describe(e)})") from e
+
+
+@contextmanager
+def quiet_library_log(name: str) -> Iterator[None]:
+    """Silence a library's logger (and its children) inside the block, unless medzsad logs at DEBUG.
+
+    pydicom logs a failed decode at ERROR with a traceback, pynetdicom a refused association at
+    ERROR; medzsad turns both into one typed error line, so theirs would only surround it. Nested
+    and concurrent blocks restore the logger's own level when the last one ends.
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    logger = logging.getLogger(name)
+    with _QUIET_LOCK:
+        depth, level = _QUIET_DEPTH.get(name, (0, logger.level))
+        _QUIET_DEPTH[name] = (depth + 1, level)
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            depth, level = _QUIET_DEPTH[name]
+            if depth == 1:
+                del _QUIET_DEPTH[name]
+                logger.setLevel(level)
+            else:
+                _QUIET_DEPTH[name] = (depth - 1, level)

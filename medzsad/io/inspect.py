@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +18,7 @@ from medzsad.io.dicom_common import LoadPolicy
 from medzsad.io.discovery import Discovery, StudyRef, discover
 from medzsad.io.geometry import orientation_code
 from medzsad.io.readers import load_volume
-from medzsad.io.series_selection import SeriesRules, select_series
+from medzsad.io.series_selection import Selection, SeriesRules, select_series
 from medzsad.io.volume import Volume
 
 __all__ = ["InspectReport", "StudyReport", "VolumeSummary", "inspect_path", "summarize_volume"]
@@ -77,7 +78,17 @@ def summarize_volume(volume: Volume) -> VolumeSummary:
 
 @dataclass(frozen=True)
 class StudyReport:
-    """One study: its series, the chosen one and why, and the loaded volume (or the error)."""
+    """One study: its series, the chosen one and why, and the loaded volume (or the error).
+
+    Attributes:
+        study: The study as discovery found it.
+        chosen_uid: The chosen series, or ``None`` when no series can be scored.
+        reason: Why it was chosen (the fallback included), or why nothing was.
+        rejected: ``(series_uid, reason)`` of every other series.
+        volume: The loaded volume's summary (``None`` without loading or when loading failed).
+        error: The typed error's message when loading failed.
+        fallback: The ranking rule the chosen series misses, ``""`` when none.
+    """
 
     study: StudyRef
     chosen_uid: str | None
@@ -85,6 +96,12 @@ class StudyReport:
     rejected: tuple[tuple[str, str], ...]
     volume: VolumeSummary | None = None
     error: str | None = None
+    fallback: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """A series was chosen and (when loaded) loaded: ``run`` would score this study."""
+        return self.chosen_uid is not None and self.error is None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict."""
@@ -96,6 +113,7 @@ class StudyReport:
             "series": [s.to_dict() for s in self.study.series],
             "chosen_series": self.chosen_uid,
             "reason": self.reason,
+            "fallback": self.fallback,
             "rejected": [{"series_uid": uid, "reason": why} for uid, why in self.rejected],
             "volume": self.volume.to_dict() if self.volume else None,
             "error": self.error,
@@ -111,6 +129,11 @@ class InspectReport:
     seconds: float
     studies: tuple[StudyReport, ...]
     skipped: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def n_failed(self) -> int:
+        """Studies ``run`` would not score (no scorable series, or the chosen one does not load)."""
+        return sum(not s.ok for s in self.studies)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict."""
@@ -131,9 +154,11 @@ class InspectReport:
             lines.append(f"study {s.study.study_id} [{s.study.kind}] {s.study.description}".rstrip())
             for ser in s.study.series:
                 mark = "*" if ser.series_uid == s.chosen_uid else " "
+                never = "  [never scored]" if not ser.candidate else ""
+                number = ser.series_number if ser.series_number is not None else "-"
                 lines.append(
-                    f"  {mark} #{ser.series_number if ser.series_number is not None else '-'} "
-                    f"{ser.modality or ser.kind} {ser.description!r} {ser.n_slices} slices, {ser.plane}"
+                    f"  {mark} #{number} {ser.modality or ser.kind} {ser.description!r} "
+                    f"{ser.n_slices} slices, {ser.plane}{never}"
                 )
             lines.append(f"    chosen: {s.chosen_uid or 'none'} ({s.reason})")
             for uid, why in s.rejected:
@@ -151,17 +176,27 @@ class InspectReport:
         return "\n".join(lines)
 
 
-def _study_report(study: StudyRef, rules: SeriesRules | None, load: bool, policy: LoadPolicy) -> StudyReport:
-    sel = select_series(study, rules)
+def _study_report(study: StudyRef, sel: Selection, load: bool, policy: LoadPolicy) -> StudyReport:
     rejected = tuple((r.series.series_uid, r.reason) for r in sel.rejected)
     chosen = sel.chosen
     if chosen is None or not load:
-        return StudyReport(study, chosen.series_uid if chosen else None, sel.reason, rejected)
+        return StudyReport(
+            study, chosen.series_uid if chosen else None, sel.reason, rejected, fallback=sel.fallback
+        )
     try:
         volume = load_volume(chosen, policy=policy)
     except MedzsadError as e:
-        return StudyReport(study, chosen.series_uid, sel.reason, rejected, error=str(e))
-    return StudyReport(study, chosen.series_uid, sel.reason, rejected, summarize_volume(volume))
+        return StudyReport(
+            study, chosen.series_uid, sel.reason, rejected, error=one_line(e), fallback=sel.fallback
+        )
+    return StudyReport(
+        study, chosen.series_uid, sel.reason, rejected, summarize_volume(volume), fallback=sel.fallback
+    )
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (``inspect`` and ``run`` show one line per refusal)."""
+    return " | ".join(part.strip() for part in str(error).strip().splitlines() if part.strip())
 
 
 def inspect_path(
@@ -170,14 +205,17 @@ def inspect_path(
     rules: SeriesRules | None = None,
     load: bool = True,
     policy: LoadPolicy | str = LoadPolicy.WARN,
+    select: Callable[[StudyRef], Selection] | None = None,
 ) -> InspectReport:
     """Discover ``path``, choose a series per study and (optionally) load it.
 
     Args:
         path: Folder, ``.zip``, DICOMDIR or scan file.
-        rules: Series selection rules (default :class:`SeriesRules`).
+        rules: Series selection rules (default :class:`SeriesRules`) when no ``select`` is given.
         load: Load each chosen series to report shape, spacing, orientation, value range and problems.
         policy: Load policy for DICOM geometry problems.
+        select: The selection of a study; ``medzsad inspect`` passes the one ``run`` uses (the
+            preset's rules, :func:`medzsad.transforms.preset_reading.inspect_scan`).
 
     A file that cannot be used is listed as skipped and a study that fails to load is reported
     with its error; neither stops the inspection.
@@ -187,6 +225,7 @@ def inspect_path(
     """
     found: Discovery = discover(path)
     pol = LoadPolicy(policy)
-    studies = tuple(_study_report(s, rules, load, pol) for s in found.studies)
+    choose = select if select is not None else (lambda study: select_series(study, rules))
+    studies = tuple(_study_report(s, choose(s), load, pol) for s in found.studies)
     skipped = tuple((s.path, s.reason) for s in found.skipped)
     return InspectReport(found.root, found.n_files, found.seconds, studies, skipped)

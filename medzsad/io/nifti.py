@@ -53,8 +53,9 @@ def select_volume(data: np.ndarray, path: str, volume_index: int | None, field: 
             if n == 1:
                 return data[..., 0]
             raise NiftiError(
-                f"{path}: {field} is 4D {data.shape} ({n} volumes); pass volume_index (0..{n - 1}) "
-                "to choose one"
+                f"{path}: {field} is 4D {data.shape} ({n} volumes); medzsad scores one 3D volume: save "
+                f"the one to score as its own file (e.g. nibabel's img.slicer[..., i], i in 0..{n - 1}), "
+                "or load it in Python with medzsad.io.readers.load_volume(path, volume_index=i)"
             )
         if not 0 <= volume_index < n:
             raise NiftiError(

@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 
 from medzsad.errors import ImageError, NiftiError, UnsupportedInputError
+from medzsad.io.dicom_objects import MEDZSAD_NIFTI_DESCRIP
 from medzsad.io.geometry import Plane, orientation_code, plane_of_normal
 from medzsad.io.guard import foreign_errors
 from medzsad.io.image2d import check_image_size
@@ -45,6 +46,10 @@ class SeriesRef:
         body_part: BodyPartExamined.
         transfer_syntaxes: Transfer syntax UIDs seen.
         orientation: Orientation code of a volume file (``RAS``...), ``""`` for DICOM.
+        not_candidate: Why the series is never scored (a SEG, RT, SR, ... object, an output of
+            medzsad, a header-only copy; see :mod:`medzsad.io.dicom_objects`), ``""`` for a
+            candidate.
+        secondary: A secondary capture (ranked after every other candidate).
     """
 
     series_uid: str
@@ -68,6 +73,13 @@ class SeriesRef:
     body_part: str = ""
     transfer_syntaxes: tuple[str, ...] = ()
     orientation: str = ""
+    not_candidate: str = ""
+    secondary: bool = False
+
+    @property
+    def candidate(self) -> bool:
+        """True when the series can be chosen for scoring (an image that is not derived)."""
+        return not self.not_candidate
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready summary (no file list, only its length)."""
@@ -87,18 +99,32 @@ class SeriesRef:
             "rows": self.rows,
             "cols": self.cols,
             "is_image": self.is_image,
+            "candidate": self.candidate,
+            "not_candidate": self.not_candidate,
             "n_files": len(self.files),
         }
 
 
-def _volume_summary(path: str, kind: str) -> tuple[tuple[int, ...], np.ndarray]:
-    """``(shape, affine_ras)`` of a volume file from its header."""
+def _medzsad_output(nimg: Any) -> str:
+    """Why a NIfTI file is an output of medzsad (its ``descrip``), or ``""``."""
+    try:
+        descrip = bytes(nimg.header["descrip"]).split(b"\x00")[0].decode("ascii", "replace")
+    except (KeyError, TypeError, ValueError):
+        return ""
+    if not descrip.startswith(MEDZSAD_NIFTI_DESCRIP):
+        return ""
+    return f"written by medzsad (NIfTI descrip {descrip!r}): an output of an earlier run, never scored"
+
+
+def _volume_summary(path: str, kind: str) -> tuple[tuple[int, ...], np.ndarray, str]:
+    """``(shape, affine_ras, why it is never scored)`` of a volume file from its header."""
     if kind == "nifti":
         check_nifti_header(path)
         nimg: Any = nib.load(path)
         if nimg.affine is None:
             raise UnsupportedInputError(f"{path}: {type(nimg).__name__} has no voxel-to-world affine")
-        return tuple(int(x) for x in nimg.shape), np.asarray(nimg.affine, dtype=np.float64)
+        shape = tuple(int(x) for x in nimg.shape)
+        return shape, np.asarray(nimg.affine, dtype=np.float64), _medzsad_output(nimg)
     if kind == "itk":
         import SimpleITK as sitk
 
@@ -117,13 +143,13 @@ def _volume_summary(path: str, kind: str) -> tuple[tuple[int, ...], np.ndarray]:
         a = affine_lps_of(img)
         if reader.GetDimension() == 2:
             a[2, 2] = 1.0
-        return tuple(int(x) for x in reader.GetSize()), np.diag([-1.0, -1.0, 1.0, 1.0]) @ a
+        return tuple(int(x) for x in reader.GetSize()), np.diag([-1.0, -1.0, 1.0, 1.0]) @ a, ""
     from PIL import Image
 
     with Image.open(path) as im:
         w, h = im.size
     check_image_size(path, w, h, 4)
-    return (w, h, 1), np.diag([-1.0, -1.0, 1.0, 1.0])
+    return (w, h, 1), np.diag([-1.0, -1.0, 1.0, 1.0]), ""
 
 
 def file_series(path: str, kind: str) -> SeriesRef:
@@ -134,7 +160,7 @@ def file_series(path: str, kind: str) -> SeriesRef:
     """
     error = ImageError if kind == "image2d" else NiftiError
     with foreign_errors(path, f"read the {kind} header", error):
-        shape, affine = _volume_summary(path, kind)
+        shape, affine, not_candidate = _volume_summary(path, kind)
         if not np.all(np.isfinite(affine)):
             raise error(f"{path}: the voxel-to-world affine of the header is not finite")
     zooms = np.linalg.norm(affine[:3, :3], axis=0)
@@ -153,4 +179,5 @@ def file_series(path: str, kind: str) -> SeriesRef:
         rows=int(shape[1]) if len(shape) > 1 else 1,
         cols=int(shape[0]),
         orientation=orientation_code(affine) if abs(np.linalg.det(affine[:3, :3])) > 0 else "",
+        not_candidate=not_candidate,
     )

@@ -8,6 +8,7 @@ written to provenance or the ledger.
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -17,7 +18,11 @@ import requests
 from medzsad.config.pacs import DicomWebEndpoint, DimseTls, HttpAuth
 from medzsad.errors import ConfigError
 
-__all__ = ["http_session", "dimse_ssl_context", "display_url"]
+__all__ = ["http_session", "dimse_ssl_context", "display_url", "dimse_endpoint", "host_id"]
+
+#: Names of this machine's loopback interface: one endpoint however it is spelt.
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback", "::1"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _env(name: str, endpoint: str) -> str:
@@ -30,12 +35,43 @@ def _env(name: str, endpoint: str) -> str:
     return value
 
 
+def host_id(host: str) -> str:
+    """A host as endpoint identities spell it: lower case, no trailing dot, loopback as ``127.0.0.1``."""
+    h = host.strip().strip("[]").lower().rstrip(".")
+    if h in _LOOPBACK_NAMES or re.fullmatch(r"127(\.\d{1,3}){3}", h):
+        return "127.0.0.1"
+    return h
+
+
 def display_url(url: str) -> str:
-    """The URL without any ``user:password@`` part, for messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    """The endpoint identity of a DICOMweb URL: shown in messages, the key of what was sent where.
+
+    Without any ``user:password@`` part, query or fragment; scheme and host in lower case,
+    ``localhost`` (and every loopback spelling) as ``127.0.0.1``, no default port (80 for http,
+    443 for https), no repeated or trailing slashes. So ``http://LOCALHOST:80/dicom-web/`` and
+    ``http://127.0.0.1/dicom-web`` are one endpoint, and what was sent to one is not sent again
+    to the other.
+
+    Raises:
+        ConfigError: The port is not a number in 0..65535.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError as e:
+        raise ConfigError(f"DICOMweb URL {url!r}: {e}") from e
+    host = host_id(parts.hostname or "")
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        netloc += f":{port}"
+    path = re.sub(r"/{2,}", "/", parts.path).rstrip("/")
+    return urlunsplit((scheme, netloc, path, "", ""))
+
+
+def dimse_endpoint(ae_title: str, host: str, port: int) -> str:
+    """The endpoint identity of a DICOM peer: ``AE@host:port``, AE title unpadded, host as :func:`host_id`."""
+    return f"{ae_title.strip()}@{host_id(host)}:{int(port)}"
 
 
 def _apply_auth(session: requests.Session, auth: HttpAuth, endpoint: str) -> None:

@@ -11,7 +11,7 @@ from typing import Protocol, TypeVar
 
 import pydicom
 
-from medzsad.errors import PacsError
+from medzsad.errors import PacsError, PacsRefusedError, PacsUnreachableError
 from medzsad.ids import hashed_id
 
 __all__ = ["InstanceRef", "PacsClient", "with_retries", "for_log"]
@@ -76,12 +76,18 @@ def with_retries(
 ) -> T:
     """Run ``action``; retry a :class:`PacsError` up to ``retries`` times, waiting 1, 2, 4 x ``backoff_s``.
 
+    A :class:`PacsRefusedError` (wrong credentials, unknown AE title, not a DICOMweb server) is
+    never retried: another attempt would only count as one more failed login. Neither is a
+    :class:`PacsUnreachableError` (nothing listens there): it would not answer seconds later.
+
     Raises:
-        PacsError: The last attempt's error.
+        PacsError: The last attempt's error, or the refusal at once.
     """
     for attempt in range(retries + 1):
         try:
             return action()
+        except (PacsRefusedError, PacsUnreachableError):
+            raise
         except PacsError as e:
             if attempt == retries:
                 raise

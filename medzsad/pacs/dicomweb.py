@@ -4,27 +4,57 @@ Every failure becomes a :class:`medzsad.errors.PacsError` naming the endpoint an
 connection refused (server down), timeout (slow server), HTTP 4xx/5xx, and an instance whose
 StudyInstanceUID or SOPInstanceUID is not the one asked for. Retries are ours
 (:func:`medzsad.pacs.client.with_retries`), so the library's own retrying is switched off.
+Wrong credentials (HTTP 401/403) and an HTML answer (an SSO login page, a web portal: no DICOMweb
+server at that URL) are a :class:`medzsad.errors.PacsRefusedError`, never retried.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pydicom
 import requests
 from dicomweb_client.api import DICOMwebClient
+from urllib3.exceptions import NewConnectionError
 
 from medzsad.config.pacs import DicomWebEndpoint
-from medzsad.errors import PacsError, PacsSendError
+from medzsad.errors import (
+    ConfigError,
+    PacsError,
+    PacsRefusedError,
+    PacsSendError,
+    PacsSendRefusedError,
+    PacsUnreachableError,
+)
 from medzsad.pacs.auth import display_url, http_session
 from medzsad.pacs.client import InstanceRef
 
 __all__ = ["DicomWebClient"]
 
 _STUDY, _SERIES, _SOP, _SOP_CLASS = "0020000D", "0020000E", "00080018", "00080016"
+
+
+class _HtmlAnswer(Exception):
+    """A response that is a web page, not DICOM or DICOM JSON (raised by the session's hook)."""
+
+
+def _refuse_html(response: requests.Response, *args: object, **kwargs: object) -> None:
+    """Response hook: a successful answer in HTML means the URL is no DICOMweb service."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if response.ok and kind in ("text/html", "application/xhtml+xml"):
+        raise _HtmlAnswer(kind)
+
+
+def _connect_url(url: str) -> str:
+    """The URL to send requests to: as given, but scheme in lower case and no repeated or final slash."""
+    parts = urlsplit(url.strip())
+    path = re.sub(r"/{2,}", "/", parts.path).rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc, path, parts.query, ""))
 
 
 def _value(item: dict[str, Any], tag: str) -> str:
@@ -62,46 +92,69 @@ class DicomWebClient:
     def __init__(self, endpoint: DicomWebEndpoint) -> None:
         self.endpoint = display_url(endpoint.url)
         self._timeout = endpoint.timeout_s
-        self._client = DICOMwebClient(
-            endpoint.url.rstrip("/"), session=http_session(endpoint), timeout=endpoint.timeout_s
-        )
+        session = http_session(endpoint)
+        session.hooks["response"].append(_refuse_html)
+        try:
+            self._client = DICOMwebClient(
+                _connect_url(endpoint.url), session=session, timeout=endpoint.timeout_s
+            )
+        except ValueError as e:
+            raise ConfigError(f"DICOMweb URL {self.endpoint!r}: {e}; give e.g. https://pacs/dicom-web") from e
         self._client.set_http_retry_params(retry=False)
 
     @contextlib.contextmanager
     def _errors(self, doing: str, study_uid: str = "", send: bool = False) -> Iterator[None]:
-        kind = PacsSendError if send else PacsError
-        where = f"{self.endpoint}" + (f", study {study_uid}" if study_uid else "")
         try:
             yield
-        except requests.exceptions.Timeout as e:
-            raise kind(
-                f"{where}: {doing}: no answer within {self._timeout:g} s; the server is slow or down "
-                "(raise timeout_s or retry later)",
-                endpoint=self.endpoint,
-                study_uid=study_uid,
-            ) from e
-        except requests.exceptions.ConnectionError as e:
-            raise kind(
-                f"{where}: {doing}: cannot connect ({type(e).__name__}); is the server up and the URL right?",
-                endpoint=self.endpoint,
-                study_uid=study_uid,
-            ) from e
-        except requests.exceptions.HTTPError as e:
-            status = e.response.status_code if e.response is not None else "?"
-            reason = e.response.reason if e.response is not None else ""
-            raise kind(
-                f"{where}: {doing}: HTTP {status} {reason}".rstrip()
-                + ("; check the credentials" if status in (401, 403) else ""),
-                endpoint=self.endpoint,
-                study_uid=study_uid,
-            ) from e
         except (
+            _HtmlAnswer,
             requests.exceptions.RequestException,
             ValueError,
             KeyError,
             pydicom.errors.InvalidDicomError,
         ) as e:
-            raise kind(f"{where}: {doing}: {e}", endpoint=self.endpoint, study_uid=study_uid) from e
+            raise self._typed(e, doing, study_uid, send) from e
+
+    def _typed(self, e: Exception, doing: str, study_uid: str, send: bool) -> PacsError:
+        """The typed error for a failed request (send: an output error too)."""
+        kind = PacsSendError if send else PacsError
+        refused = PacsSendRefusedError if send else PacsRefusedError
+        where = self.endpoint + (f", study {study_uid}" if study_uid else "") + f": {doing}"
+        ids = {"endpoint": self.endpoint, "study_uid": study_uid}
+        if isinstance(e, requests.exceptions.Timeout):
+            why = f"no answer within {self._timeout:g} s; the server is slow or down"
+            return kind(f"{where}: {why} (raise timeout_s or retry later)", **ids)
+        if isinstance(e, requests.exceptions.ConnectionError):
+            cause = getattr(e.args[0] if e.args else None, "reason", None)
+            if isinstance(cause, NewConnectionError) and not send:
+                return PacsUnreachableError(
+                    f"{where}: cannot connect ({type(cause).__name__}: nothing answers there); is the server "
+                    "up and the URL right?",
+                    **ids,
+                )
+            return kind(
+                f"{where}: cannot connect ({type(e).__name__}); is the server up and the URL right?", **ids
+            )
+        if isinstance(e, _HtmlAnswer):
+            return refused(
+                f"{where}: the server answered with a web page ({e}), not DICOM: this URL is not a DICOMweb "
+                "server (an SSO login page or a web portal?); give the DICOMweb root, e.g. "
+                "https://pacs/dicom-web, and its credentials",
+                side="server",
+                **ids,
+            )
+        if isinstance(e, requests.exceptions.HTTPError):
+            status = e.response.status_code if e.response is not None else "?"
+            reason = e.response.reason if e.response is not None else ""
+            if status in (401, 403):
+                return refused(
+                    f"{where}: HTTP {status} {reason}: the server refused us; check the credentials (user "
+                    "name, password or token variable); not retried, so the account is not locked",
+                    side="credentials",
+                    **ids,
+                )
+            return kind(f"{where}: HTTP {status} {reason}".rstrip(), **ids)
+        return kind(f"{where}: {e}", **ids)
 
     def find_studies(self, query: dict[str, str]) -> list[str]:
         """StudyInstanceUIDs matching a QIDO-RS study-level query (all pages)."""

@@ -25,8 +25,15 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from medzsad.config.pacs import DimseEndpoint
-from medzsad.errors import PacsError, PacsSendError
-from medzsad.pacs.auth import dimse_ssl_context
+from medzsad.errors import (
+    PacsError,
+    PacsRefusedError,
+    PacsSendError,
+    PacsSendRefusedError,
+    PacsUnreachableError,
+)
+from medzsad.io.guard import quiet_library_log
+from medzsad.pacs.auth import dimse_endpoint, dimse_ssl_context
 from medzsad.pacs.client import InstanceRef
 
 __all__ = ["DimseClient"]
@@ -57,7 +64,7 @@ class DimseClient:
 
     def __init__(self, endpoint: DimseEndpoint) -> None:
         self._cfg = endpoint
-        self.endpoint = f"{endpoint.ae_title}@{endpoint.host}:{endpoint.port}"
+        self.endpoint = dimse_endpoint(endpoint.ae_title, endpoint.host, endpoint.port)
 
     def _error(self, message: str, study_uid: str = "", send: bool = False) -> PacsError:
         kind = PacsSendError if send else PacsError
@@ -94,28 +101,64 @@ class DimseClient:
 
             handlers.append((evt.EVT_C_STORE, handle))
         tls = (dimse_ssl_context(cfg.tls), cfg.host) if cfg.tls is not None else None
-        assoc = ae.associate(
-            cfg.host,
-            cfg.port,
-            ae_title=cfg.ae_title,
-            ext_neg=roles or None,
-            tls_args=tls,
-            evt_handlers=handlers,
-        )
+        answers: list[Any] = []
+        opened: list[bool] = []
+        handlers.append((evt.EVT_ACSE_RECV, lambda event: answers.append(event.primitive)))
+        handlers.append((evt.EVT_CONN_OPEN, lambda event: opened.append(True)))
+        with quiet_library_log("pynetdicom"):
+            assoc = ae.associate(
+                cfg.host,
+                cfg.port,
+                ae_title=cfg.ae_title,
+                ext_neg=roles or None,
+                tls_args=tls,
+                evt_handlers=handlers,
+            )
+        if assoc.is_rejected:
+            raise self._refusal(answers, study_uid, send)
         if not assoc.is_established:
-            if assoc.is_rejected:
-                why = (
-                    f"rejected the association; check its AE title and that it knows our AE {cfg.calling_ae}"
+            why = f"cannot be reached (down, wrong host/port, or no answer within {cfg.timeout_s:g} s)"
+            if not opened and not send:  # no TCP connection at all: nothing listens there
+                where = self.endpoint + (f", study {study_uid}" if study_uid else "")
+                raise PacsUnreachableError(
+                    f"{where}: cannot be reached: no connection (nothing listens at {cfg.host}:{cfg.port}, "
+                    "or the host is unknown); is the peer up and the address right?",
+                    endpoint=self.endpoint,
+                    study_uid=study_uid,
                 )
-            else:
-                why = f"cannot be reached (down, wrong host/port, or no answer within {cfg.timeout_s:g} s)"
             raise self._error(why, study_uid, send)
         return assoc
+
+    def _refusal(self, answers: list[Any], study_uid: str, send: bool) -> PacsRefusedError:
+        """The error for a rejected association, naming the side the peer refused (PS3.8 9.3.4)."""
+        cfg = self._cfg
+        rj = next((a for a in answers if getattr(a, "result", None) in (1, 2)), None)
+        source, reason = getattr(rj, "result_source", None), getattr(rj, "diagnostic", None)
+        if (source, reason) == (1, 3):
+            side, why = "calling AE", f"it does not know our AE title {cfg.calling_ae!r} (the calling AE)"
+            hint = f"ask its administrators to add {cfg.calling_ae} at this host, or set calling_ae"
+        elif (source, reason) == (1, 7):
+            side, why = "called AE", f"it is not AE title {cfg.ae_title!r} (the called AE)"
+            hint = "check ae_title (the peer's own AE title)"
+        else:
+            text = rj.reason_str if rj is not None else "no reason given"
+            side, why = "association", f"{text}"
+            hint = f"check ae_title and that it knows our AE {cfg.calling_ae}"
+        kind = PacsSendRefusedError if send else PacsRefusedError
+        where = self.endpoint + (f", study {study_uid}" if study_uid else "")
+        return kind(
+            f"{where}: rejected the association: {why}; {hint} (not retried)",
+            endpoint=self.endpoint,
+            study_uid=study_uid,
+            side=side,
+        )
 
     def _find(self, query: Dataset, study_uid: str = "") -> Iterator[Dataset]:
         assoc = self._associate([StudyRootQueryRetrieveInformationModelFind], study_uid=study_uid)
         try:
-            for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+            for status, identifier in _quietly(
+                assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)
+            ):
                 code = int(getattr(status, "Status", -1))
                 if code in _PENDING and identifier is not None:
                     yield identifier
@@ -169,7 +212,7 @@ class DimseClient:
         self, responses: Iterable[tuple[Dataset, Any]], what: str, query: Dataset, study_uid: str
     ) -> None:
         """Consume C-GET/C-MOVE responses; anything but success in the end is a PacsError."""
-        for status, _ in responses:
+        for status, _ in _quietly(responses):
             code = int(getattr(status, "Status", -1))
             if code == _GET_PENDING:
                 continue
@@ -278,7 +321,8 @@ class DimseClient:
         assoc = self._associate([], study_uid=study_uid, get_classes=(), send=True, store_classes=classes)
         try:
             for path, head in zip(paths, heads, strict=True):
-                status = assoc.send_c_store(path)
+                with quiet_library_log("pynetdicom"):
+                    status = assoc.send_c_store(path)
                 code = int(getattr(status, "Status", -1))
                 if code not in (0x0000, 0xB000, 0xB007, 0xB006):
                     raise self._error(
@@ -290,6 +334,18 @@ class DimseClient:
                     )
         finally:
             assoc.release()
+
+
+def _quietly(answers: Iterable[Any]) -> Iterator[Any]:
+    """The answers of a DIMSE request, pynetdicom's own ERROR lines silenced while they come in."""
+    it = iter(answers)
+    while True:
+        with quiet_library_log("pynetdicom"):
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+        yield item
 
 
 def _get_queries(refs: Sequence[InstanceRef], whole_study: bool) -> Iterator[Dataset]:

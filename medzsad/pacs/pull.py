@@ -5,14 +5,23 @@ whose pull stopped half-way (server down, timeout) keeps the instances it has; t
 the PACS for the study's instance list and fetches only the missing ones. A study is complete when
 ``.medzsad-pull.json`` is written; a complete study is not asked for again (delete its folder to
 refresh it). The folders are then read by the normal discovery (:mod:`medzsad.io.discovery`).
+
+A dry run (``dry_run=True``, or inside :func:`query_only`) only asks: the study search and each
+study's instance list, nothing retrieved and nothing written. A refusal (wrong credentials, an
+unknown AE title, no DICOMweb server: :class:`~medzsad.errors.PacsRefusedError`) stops the whole
+pull at once: the first study is asked for alone, and no other study is tried after a refusal,
+so that a wrong password costs one failed login, not one per study and retry.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -20,17 +29,31 @@ from pathlib import Path
 import pydicom
 
 from medzsad.config.pacs import DicomWebInput, DimseInput
-from medzsad.errors import PacsError
+from medzsad.errors import PacsError, PacsRefusedError, PacsUnreachableError
 from medzsad.fileio import write_bytes, write_json
 from medzsad.pacs.client import InstanceRef, PacsClient, for_log, with_retries
 from medzsad.pacs.connect import open_client
 
-__all__ = ["PulledStudy", "PullReport", "pull_studies", "COMPLETE_MARK"]
+__all__ = ["PulledStudy", "PullReport", "pull_studies", "query_only", "COMPLETE_MARK"]
 
 log = logging.getLogger(__name__)
 
 COMPLETE_MARK = ".medzsad-pull.json"
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_QUERY_ONLY: ContextVar[bool] = ContextVar("medzsad_pacs_query_only", default=False)
+
+
+@contextmanager
+def query_only(on: bool = True) -> Iterator[None]:
+    """Inside the block :func:`pull_studies` only asks (a dry run): nothing retrieved or written.
+
+    ``medzsad run --dry-run`` on a cohort with PACS inputs lists the studies through this.
+    """
+    token = _QUERY_ONLY.set(on)
+    try:
+        yield
+    finally:
+        _QUERY_ONLY.reset(token)
 
 
 @dataclass(frozen=True)
@@ -43,6 +66,8 @@ class PulledStudy:
         n_instances: Instances the PACS lists for it (0 when that list could not be had).
         n_fetched: Instances fetched by this pull (the rest were there already).
         error: One-line error when the pull failed (the folder may hold part of the study).
+        n_present: Instances of the list already in the folder before this pull.
+        unreachable: The endpoint could not be reached for this study: the pull stopped here.
     """
 
     study_uid: str
@@ -50,6 +75,8 @@ class PulledStudy:
     n_instances: int
     n_fetched: int
     error: str = ""
+    n_present: int = 0
+    unreachable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -59,11 +86,19 @@ class PulledStudy:
 
 @dataclass(frozen=True)
 class PullReport:
-    """Result of :func:`pull_studies`: the endpoint (no credentials) and one entry per study."""
+    """Result of :func:`pull_studies`: the endpoint (no credentials) and one entry per study.
+
+    Attributes:
+        endpoint: The endpoint's identity (:func:`medzsad.pacs.auth.display_url`).
+        dest: The local folder.
+        studies: One entry per study, in query order.
+        dry_run: Nothing was retrieved: the entries say what a pull would fetch.
+    """
 
     endpoint: str
     dest: Path
     studies: tuple[PulledStudy, ...]
+    dry_run: bool = False
 
     @property
     def failed(self) -> tuple[PulledStudy, ...]:
@@ -133,6 +168,7 @@ def _pull_one(
         n = sum(1 for _ in folder.glob("*.dcm"))
         return PulledStudy(study_uid, folder, n, 0)
     job = _StudyPull(client, study_uid, folder, on_instance)
+    n_present = 0
     try:
         _check_uid(study_uid, "StudyInstanceUID", client.endpoint, study_uid)
         folder.mkdir(parents=True, exist_ok=True)
@@ -149,6 +185,7 @@ def _pull_one(
                 study_uid=study_uid,
             )
         job.expected = {_check_uid(r.sop_uid, "SOPInstanceUID", client.endpoint, study_uid): r for r in refs}
+        n_present = len(set(job.expected) & job.present())
         with_retries(
             job.fetch_missing,
             retries=retries,
@@ -167,16 +204,85 @@ def _pull_one(
             folder / COMPLETE_MARK,
             {"study_uid": study_uid, "endpoint": client.endpoint, "instances": len(refs)},
         )
+    except PacsRefusedError:
+        raise
     except PacsError as e:
         log.warning("pull from %s failed: %s", client.endpoint, for_log(e))
-        return PulledStudy(study_uid, folder, len(job.expected), job.fetched, " ".join(str(e).split()))
+        error = " ".join(str(e).split())
+        down = isinstance(e, PacsUnreachableError)
+        return PulledStudy(study_uid, folder, len(job.expected), job.fetched, error, n_present, down)
     log.info(
         "pulled a study from %s: %d instances, %d fetched now",
         client.endpoint,
         len(job.expected),
         job.fetched,
     )
-    return PulledStudy(study_uid, folder, len(job.expected), job.fetched)
+    return PulledStudy(study_uid, folder, len(job.expected), job.fetched, n_present=n_present)
+
+
+def _plan_one(client: PacsClient, study_uid: str, dest: Path, retries: int) -> PulledStudy:
+    """What a pull of one study would fetch (a dry run): its instance list against the folder."""
+    folder = dest / study_uid
+    present = {p.name[: -len(".dcm")] for p in folder.glob("*.dcm")} if folder.is_dir() else set()
+    if (folder / COMPLETE_MARK).is_file():
+        return PulledStudy(study_uid, folder, len(present), 0, n_present=len(present))
+    try:
+        _check_uid(study_uid, "StudyInstanceUID", client.endpoint, study_uid)
+        refs = with_retries(
+            lambda: client.list_instances(study_uid),
+            retries=retries,
+            backoff_s=1.0,
+            what=f"listing a study on {client.endpoint}",
+        )
+    except PacsRefusedError:
+        raise
+    except PacsError as e:
+        down = isinstance(e, PacsUnreachableError)
+        return PulledStudy(study_uid, folder, 0, 0, " ".join(str(e).split()), unreachable=down)
+    here = sum(r.sop_uid in present for r in refs)
+    return PulledStudy(study_uid, folder, len(refs), 0, n_present=here)
+
+
+def _each_study(
+    uids: list[str], one: Callable[[str], PulledStudy], parallel: int, dest: Path
+) -> list[PulledStudy]:
+    """``one`` for every study: the first alone, the rest ``parallel`` at a time, none after a halt.
+
+    A refusal (:class:`PacsRefusedError`) or an endpoint that cannot be reached
+    (:class:`PulledStudy.unreachable`) halts the pull: studies not started by then are not tried
+    and fail with a note. A refusal is raised.
+
+    Raises:
+        PacsRefusedError: The PACS refused a request.
+    """
+    refused: list[PacsRefusedError] = []
+    stop = threading.Event()
+
+    def guarded(uid: str) -> PulledStudy | None:
+        if stop.is_set():
+            return None
+        try:
+            result = one(uid)
+        except PacsRefusedError as e:
+            stop.set()
+            refused.append(e)
+            return None
+        if result.unreachable:
+            stop.set()
+        return result
+
+    done = [guarded(uids[0])] if uids else []  # a refusal here costs one request, not one per study
+    if len(uids) > 1 and not stop.is_set():
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            done += list(pool.map(guarded, uids[1:]))
+    if refused:
+        raise refused[0]
+    done += [None] * (len(uids) - len(done))
+    note = "not tried: the pull stopped when the PACS could not be reached"
+    return [
+        r if r is not None else PulledStudy(uid, dest / uid, 0, 0, note)
+        for uid, r in zip(uids, done, strict=True)
+    ]
 
 
 def pull_studies(
@@ -185,6 +291,7 @@ def pull_studies(
     *,
     client: PacsClient | None = None,
     on_instance: Callable[[Path], None] | None = None,
+    dry_run: bool | None = None,
 ) -> PullReport:
     """Fetch the studies ``source`` names (UID list or query) into ``dest``.
 
@@ -193,16 +300,21 @@ def pull_studies(
         dest: Folder receiving one sub-folder per StudyInstanceUID (created).
         client: Client to use instead of one built from ``source`` (tests).
         on_instance: Called with each file as it is written (progress, tests).
+        dry_run: Only ask what would be fetched; nothing is retrieved or written (default: inside
+            :func:`query_only`).
 
     Returns:
         One :class:`PulledStudy` per study; failed studies carry their error and are not raised.
 
     Raises:
         PacsError: The study query itself failed (nothing is known to pull).
+        PacsRefusedError: The PACS refused us (credentials, AE title, not DICOMweb): the pull stops.
         ConfigError: An environment variable named by ``auth`` is not set.
     """
+    dry = _QUERY_ONLY.get() if dry_run is None else dry_run
     out = Path(dest)
-    out.mkdir(parents=True, exist_ok=True)
+    if not dry:
+        out.mkdir(parents=True, exist_ok=True)
     pacs = client if client is not None else open_client(source)
     if source.studies:
         uids = list(dict.fromkeys(source.studies))
@@ -214,6 +326,12 @@ def pull_studies(
             what=f"searching {pacs.endpoint}",
         )
         log.info("%s: the query matched %d studies", pacs.endpoint, len(uids))
-    with ThreadPoolExecutor(max_workers=source.parallel) as pool:
-        results = list(pool.map(lambda uid: _pull_one(pacs, uid, out, source.retries, on_instance), uids))
-    return PullReport(pacs.endpoint, out, tuple(results))
+    if dry:
+        results = _each_study(
+            uids, lambda uid: _plan_one(pacs, uid, out, source.retries), source.parallel, out
+        )
+    else:
+        results = _each_study(
+            uids, lambda uid: _pull_one(pacs, uid, out, source.retries, on_instance), source.parallel, out
+        )
+    return PullReport(pacs.endpoint, out, tuple(results), dry)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -65,3 +66,20 @@ def test_run_lock_is_exclusive(tmp_path):
         assert os.waitstatus_to_exitcode(status) == 0
     with run_lock(tmp_path):  # released
         pass
+
+
+def test_studies_of_a_pacs_export_are_named_after_their_subfolders(tmp_path: Path) -> None:
+    """A PACS export (one subfolder per study) gives subfolder names, not pseudonyms of the UIDs."""
+    import numpy as np
+
+    from medzsad.cohort.inputs import collect_studies
+    from medzsad.config import parse_cohort
+    from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series
+
+    export = tmp_path / "export"
+    for patient, study in (("patient-a", "ct-2024"), ("patient-b", "ct-2025")):
+        data = np.random.default_rng(0).uniform(0, 100, (8, 8, 3)).astype(np.float32)
+        spec = SeriesSpec("CT", study, patient + study)
+        write_dicom_series(data, np.eye(4), export / patient / study, spec)
+    cfg = parse_cohort(f"name: e\ninputs: {{paths: [{export}]}}\n")
+    assert sorted(s.study_id for s in collect_studies(cfg)) == ["patient-a-ct-2024", "patient-b-ct-2025"]

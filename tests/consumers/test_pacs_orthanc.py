@@ -24,7 +24,8 @@ from medzsad.cli import main
 from medzsad.cohort.push_records import SentRecords
 from medzsad.config.pacs import DicomWebInput, DimseInput
 from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series
-from medzsad.errors import PacsError
+from medzsad.errors import PacsError, PacsRefusedError
+from medzsad.ids import pseudonym_study_id
 from medzsad.pacs.dicomweb import DicomWebClient
 from medzsad.pacs.pull import COMPLETE_MARK, pull_studies
 
@@ -158,6 +159,10 @@ def test_run_from_pacs_pushes_seg_pmap_sr_back_once(
     capsys.readouterr()
     assert main(["push", str(out), "--dicomweb", server.dicomweb]) == 0  # a second push sends nothing
     assert "0 objects sent, 3 sent before" in capsys.readouterr().out
+    port = server.http_port  # nor to the same server spelt otherwise (issue 22 item 13)
+    for spelling in (f"http://localhost:{port}/dicom-web/", f"HTTP://LOCALHOST:{port}//dicom-web"):
+        assert main(["push", str(out), "--dicomweb", spelling]) == 0
+        assert "0 objects sent, 3 sent before" in capsys.readouterr().out, spelling
     assert main(["run", str(cfg), "--quiet"]) == 0  # a rerun neither recomputes nor resends
     with SentRecords(out / "ledger.sqlite") as records:
         assert records.n_sent() == 3
@@ -165,6 +170,11 @@ def test_run_from_pacs_pushes_seg_pmap_sr_back_once(
     assert main(["push", str(out), "--dimse", dimse, "--what", "seg,sr"]) == 0  # C-STORE: another endpoint
     assert "2 objects sent, 0 sent before" in capsys.readouterr().out
     assert main(["push", str(out), "--dimse", dimse, "--what", "seg,sr"]) == 0
+    assert "0 objects sent, 2 sent before" in capsys.readouterr().out
+    assert (
+        main(["push", str(out), "--dimse", f"localhost:{server.dicom_port}:ORTHANC ", "--what", "seg,sr"])
+        == 0
+    )
     assert "0 objects sent, 2 sent before" in capsys.readouterr().out
     series = json.loads(server.get(f"/dicom-web/studies/{sr.StudyInstanceUID}/series"))
     assert sorted(s["00080060"]["Value"][0] for s in series) == ["CT", "OT", "SEG", "SR"]
@@ -174,10 +184,13 @@ def test_orthanc_stopped_mid_pull_gives_typed_error_and_rerun_completes(loaded, 
     server, ct = loaded
     study_uid = str(pydicom.dcmread(ct[0]).StudyInstanceUID)
     src = DicomWebInput(url=server.dicomweb, studies=(study_uid,), parallel=1, retries=0, timeout_s=5)
-    for wrong in ({"calling_ae": "STRANGER"}, {"ae_title": "WRONG"}):  # DIMSE refusals are typed too
+    for wrong, side in (({"calling_ae": "STRANGER"}, "calling AE"), ({"ae_title": "WRONG"}, "called AE")):
         peer = {"host": "127.0.0.1", "port": server.dicom_port, "ae_title": "ORTHANC", **wrong}
-        report = pull_studies(DimseInput(**peer, studies=(study_uid,), retries=0), tmp_path / "refused")
-        assert "rejected the association" in report.failed[0].error and study_uid in report.failed[0].error
+        with pytest.raises(
+            PacsRefusedError, match="rejected the association"
+        ) as refused:  # typed, pull stops
+            pull_studies(DimseInput(**peer, studies=(study_uid,), retries=0), tmp_path / "refused")
+        assert refused.value.side == side and study_uid in str(refused.value)
     written: list[Path] = []
 
     def stop_after_three(path: Path) -> None:
@@ -198,3 +211,146 @@ def test_orthanc_stopped_mid_pull_gives_typed_error_and_rerun_completes(loaded, 
     again = pull_studies(src, tmp_path / "cache")
     assert again.failed == () and again.studies[0].n_fetched == len(ct) - 3  # only the missing ones
     assert _by_sop(sorted(again.studies[0].folder.glob("*.dcm"))) == _by_sop(ct)
+
+
+# --- issue 22: query keys, refusals, dry runs, endpoint spelling, fast and quiet failures ---------
+
+
+def test_misspelt_or_series_level_query_keys_are_refused_before_any_request(
+    loaded, tmp_path: Path, capsys
+) -> None:
+    """``--query ModalitesInStudy=CT`` pulled the whole archive; ``Modality=CT`` matched nothing."""
+    server, _ = loaded
+    for key, hint in (
+        ("ModalitesInStudy", "did you mean ModalitiesInStudy?"),
+        ("Modality", "use ModalitiesInStudy"),
+    ):
+        dest = tmp_path / key
+        assert main(["pull", str(dest), "--dicomweb", server.dicomweb, "--query", f"{key}=CT"]) == 2
+        assert hint in capsys.readouterr().err
+        assert not dest.exists()  # refused before anything was asked or written
+    cohort = tmp_path / "c.yaml"
+    cohort.write_text(
+        f"name: c\ninputs:\n  dicomweb: {{url: {server.dicomweb}, query: {{ModalitesInStudy: CT}}}}\n"
+    )
+    assert main(["pull", str(tmp_path / "c"), "--cohort", str(cohort)]) == 2
+
+
+def test_dry_run_only_queries(loaded, tmp_path: Path, capsys) -> None:
+    from medzsad.cohort.inputs import collect_studies
+    from medzsad.config import load_cohort
+    from medzsad.pacs.pull import query_only
+
+    server, ct = loaded
+    study_uid = str(pydicom.dcmread(ct[0]).StudyInstanceUID)
+    capsys.readouterr()
+    dest = tmp_path / "dest"
+    words = ["--dicomweb", server.dicomweb, "--query", "ModalitiesInStudy=CT", "--dry-run"]
+    assert main(["pull", str(dest), *words]) == 0
+    out = capsys.readouterr().out
+    assert f"would pull {study_uid}  {len(ct)} instances (0 here already)" in out
+    assert f"{len(ct)} instances would be fetched" in out and "nothing was retrieved" in out
+    assert not dest.exists()
+    # a cohort read under query_only (what 'run --dry-run' needs) names the study and pulls nothing
+    cfg = _cohort(tmp_path, server)
+    with query_only():
+        studies = collect_studies(load_cohort(cfg))
+    expected = [(pseudonym_study_id("dimse", study_uid), study_uid)]  # never the UID as its id
+    assert [(s.study_id, s.study_uid) for s in studies] == expected
+    assert not list((tmp_path / "run").rglob("*.dcm"))
+
+
+class _AuthOrthanc:
+    """The loopback Orthanc of the other tests, with HTTP basic authentication switched on."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+        server.stop()
+        config = json.loads(server.config.read_text())
+        config.update(AuthenticationEnabled=True, RegisteredUsers={"reader": "right-password"})
+        server.config.write_text(json.dumps(config))
+        import base64
+        import urllib.request
+
+        token = base64.b64encode(b"reader:right-password").decode()
+        opener = urllib.request.build_opener()
+        opener.addheaders = [("Authorization", f"Basic {token}")]
+        urllib.request.install_opener(opener)  # the fixture's readiness probe authenticates
+        server.start()
+
+
+def test_wrong_credentials_and_unknown_ae_titles_fail_at_once_with_their_own_exit_code(
+    loaded, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import urllib.request
+
+    server, ct = loaded
+    study_uid = str(pydicom.dcmread(ct[0]).StudyInstanceUID)
+    try:
+        _AuthOrthanc(server)
+        monkeypatch.setenv("MEDZSAD_TEST_PW", "wrong-password")
+        calls: list[str] = []
+        from medzsad.pacs import dicomweb
+
+        real_errors = dicomweb.DicomWebClient._errors
+
+        def counting(self, doing, study_uid="", send=False):  # type: ignore[no-untyped-def]
+            calls.append(doing)
+            return real_errors(self, doing, study_uid, send)
+
+        monkeypatch.setattr(dicomweb.DicomWebClient, "_errors", counting)
+        uids = [study_uid, "1.2.3.4", "1.2.3.5", "1.2.3.6"]  # a 4-study pull
+        words = ["--dicomweb", server.dicomweb, "--user", "reader", "--password-env", "MEDZSAD_TEST_PW"]
+        code = main(["pull", str(tmp_path / "dest"), *words, *(w for u in uids for w in ("--study", u))])
+        err = capsys.readouterr().err
+        assert code == 7, err
+        assert len(calls) == 1  # one request, one failed login: no retries, no other study tried
+        assert f"{server.dicomweb}, study {study_uid}" in err and "HTTP 401" in err and "credentials" in err
+        monkeypatch.setenv("MEDZSAD_TEST_PW", "right-password")
+        assert main(["pull", str(tmp_path / "dest"), *words, "--study", study_uid]) == 0
+    finally:
+        urllib.request.install_opener(None)
+    dimse = f"127.0.0.1:{server.dicom_port}"
+    for address, side in ((f"{dimse}:ORTHANC:STRANGER", "calling"), (f"{dimse}:WRONG", "called")):
+        code = main(
+            ["pull", str(tmp_path / "ae"), "--dimse", address, "--study", study_uid, "--study", "1.2.3"]
+        )
+        err = capsys.readouterr().err
+        assert code == 7, err
+        (line,) = [ln for ln in err.splitlines() if ln.startswith("medzsad: error:")]
+        assert "rejected the association" in line and f"(the {side} AE)" in line
+
+
+_TIMED_PULL = """
+import sys, time
+t0 = time.monotonic()
+from medzsad.cli import main
+code = main(sys.argv[1:])
+print(f"RESULT {code} {time.monotonic() - t0:.2f} {'torch' in sys.modules} {'monai' in sys.modules}")
+"""
+
+
+def test_a_failing_pull_answers_in_about_a_second_in_one_line_without_torch(loaded, tmp_path: Path) -> None:
+    import socket
+    import sys
+
+    server, ct = loaded
+    study_uid = str(pydicom.dcmread(ct[0]).StudyInstanceUID)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    cases = (
+        (["--dicomweb", f"http://127.0.0.1:{closed}/dicom-web"], 3),  # down: every study failed
+        (["--dimse", f"127.0.0.1:{closed}:ORTHANC"], 3),
+        (["--dimse", f"127.0.0.1:{server.dicom_port}:WRONG"], 7),  # refused by the real Orthanc
+    )
+    for words, expected in cases:
+        argv = ["pull", str(tmp_path / "d"), *words, "--study", study_uid, "--study", "1.2.3"]
+        proc = subprocess.run(
+            [sys.executable, "-c", _TIMED_PULL, *argv], capture_output=True, text=True, timeout=120
+        )
+        (result,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
+        _, code, seconds, torch, monai = result.split()
+        assert (int(code), torch, monai) == (expected, "False", "False"), proc.stdout + proc.stderr
+        assert float(seconds) < 3.0, result
+        assert "pynetdicom" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

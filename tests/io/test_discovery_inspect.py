@@ -95,7 +95,7 @@ def test_selection_rules(export) -> None:
     study = next(s for s in discover(root) if s.study_uid == a.study_uid)
     sel = select_series(study, SeriesRules(modality=("MR",)))
     assert sel.chosen is None
-    with pytest.raises(InputError, match="no series passes"):
+    with pytest.raises(InputError, match="no series can be scored"):
         sel.require("study x")
     sel = select_series(study, SeriesRules(min_slices=7))
     assert sel.chosen is None and any("min_slices 7" in r.reason for r in sel.rejected)
@@ -148,7 +148,9 @@ def test_inspect_cli_json(export, capsys) -> None:
 
     root, a, _ = export
     code = main(["inspect", str(root), "--json"])
-    assert code == 0
+    assert code == 3  # the 3-slice MR study has fewer slices than mr-brain's min_slices: run fails it
     out = json.loads(capsys.readouterr().out)
     assert {s["kind"] for s in out["studies"]} == {"dicom", "nifti", "image2d"}
+    mr = next(s for s in out["studies"] if s["series"][0]["modality"] == "MR")
+    assert mr["chosen_series"] is None and "min_slices 5" in mr["rejected"][0]["reason"]
     assert main(["inspect", str(root / "nope")]) == 4

@@ -337,7 +337,7 @@ def _mixed_folder(root: Path) -> Path:
     h.mha_ndims(d)
     h.zip_flags(d, encrypted=True)
     h.png_claim(d)
-    h.dicom_series(d / "series", 2)
+    h.dicom_series(d / "series", 6)  # enough slices for the CT presets: inspect's exit is about the files
     return d
 
 

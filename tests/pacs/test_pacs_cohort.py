@@ -25,6 +25,7 @@ from medzsad.config import load_cohort
 from medzsad.config.pacs import PushConfig
 from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series
 from medzsad.errors import PacsSendError
+from medzsad.ids import pseudonym_study_id
 from medzsad.study.hashing import study_config_hash
 
 MISSING = "1.2.826.0.1.3680043.8.498.1"
@@ -92,7 +93,8 @@ def test_the_token_is_never_written(run_dir: Path) -> None:
 def test_pacs_down_fails_its_study_only_with_a_typed_error(run_dir: Path) -> None:
     errors = pd.read_csv(run_dir / "errors.csv", keep_default_na=False)
     (row,) = errors[errors["stage"] != "push"].to_dict("records")
-    assert row["study_id"] == MISSING and row["error_type"] == "PacsError"
+    # named by a pseudonym of its StudyInstanceUID (the UID is an identifier: never a study id)
+    assert row["study_id"] == pseudonym_study_id("dicomweb", MISSING) and row["error_type"] == "PacsError"
     assert MISSING in row["message"] and "cannot connect" in row["message"] and "/dicom-web" in row["message"]
     studies = pd.read_csv(run_dir / "studies.csv", keep_default_na=False)
     assert sorted(studies["status"]) == ["done", "failed"]
@@ -130,8 +132,9 @@ def test_failed_push_is_retried_recorded_in_errors_csv_and_keeps_files(run_dir: 
     before = [f.read_bytes() for f in files]
 
     down = _Flaky(fail=5)
-    report = push_run(run_dir, dest, client=down)  # type: ignore[arg-type]
-    assert report.n_sent == 0 and len(report.failures) == 1 and down.fail == 3  # 1 + 1 retry
+    with pytest.raises(PacsSendError, match="nothing could be sent"):  # every study failed: exit 6
+        push_run(run_dir, dest, client=down)  # type: ignore[arg-type]
+    assert down.fail == 3  # 1 + 1 retry
     errors = pd.read_csv(run_dir / "errors.csv", keep_default_na=False)
     push_rows = errors[(errors["stage"] == "push") & (errors["source"] == "fake://pacs")]
     assert list(push_rows["error_type"]) == ["PacsSendError"] and "HTTP 503" in push_rows["message"].iloc[0]
