@@ -33,7 +33,8 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from medzsad.cohort.runner import RunOptions, run_cohort
+from medzsad.cohort.launch import run_cohort
+from medzsad.cohort.options import RunOptions
 from medzsad.config import CohortConfig, load_cohort
 from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series
 from medzsad.model.inference import DetectionResult

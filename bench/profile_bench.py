@@ -28,7 +28,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from medzsad.cohort.runner import RunOptions, run_cohort
+from medzsad.cohort.launch import run_cohort
+from medzsad.cohort.options import RunOptions
 from medzsad.site_profile.builder import build_profile
 
 

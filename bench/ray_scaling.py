@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ray  # noqa: E402
 from pipeline_throughput import StandInScorer, _steady_rate, write_cohort  # noqa: E402
 
-from medzsad.cohort.runner import RunOptions, run_cohort  # noqa: E402
+from medzsad.cohort.launch import run_cohort
+from medzsad.cohort.options import RunOptions  # noqa: E402
 from medzsad.config import parse_cohort  # noqa: E402
 
 MODEL = "model: {tiny: true, clip_weights: random, prompt_weights: random, image_size: 112, batch_size: 8}\n"

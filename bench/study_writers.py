@@ -33,7 +33,8 @@ import medzsad.cohort.tables as tables  # noqa: E402
 import medzsad.report.review_outputs as review_outputs  # noqa: E402
 import medzsad.study.finish as study_job  # noqa: E402
 import medzsad.study.outputs as study_writer  # noqa: E402
-from medzsad.cohort.runner import RunOptions, run_cohort  # noqa: E402
+from medzsad.cohort.launch import run_cohort
+from medzsad.cohort.options import RunOptions  # noqa: E402
 from medzsad.config import load_cohort  # noqa: E402
 
 TIMES: dict[str, list[tuple[float, float]]] = {}

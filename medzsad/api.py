@@ -17,12 +17,13 @@ from typing import Any
 # public name -> (module, attribute)
 _EXPORTS: dict[str, tuple[str, str]] = {
     # cohort runs (issue 4)
-    "run_cohort": ("medzsad.cohort.runner", "run_cohort"),
+    "run_cohort": ("medzsad.cohort.launch", "run_cohort"),
     "RunOptions": ("medzsad.cohort.options", "RunOptions"),
     "RunSummary": ("medzsad.cohort.options", "RunSummary"),
     "StudyOutcome": ("medzsad.cohort.options", "StudyOutcome"),
     "load_cohort": ("medzsad.config", "load_cohort"),
     "single_study_cohort": ("medzsad.config.single_study", "single_study_cohort"),
+    "list_presets": ("medzsad.preset_names", "list_presets"),
     "CohortConfig": ("medzsad.config", "CohortConfig"),
     "write_demo_data": ("medzsad.datasets.demo_data", "write_demo_data"),
     # scan input (issue 3)
@@ -113,7 +114,7 @@ def run_study(path: str, *, out_dir: str, options: Any = None, **settings: Any) 
     Returns:
         :class:`RunSummary`, as :func:`run_cohort`.
     """
-    from medzsad.cohort.runner import run_cohort
+    from medzsad.cohort.launch import run_cohort
     from medzsad.config.single_study import single_study_cohort
 
     return run_cohort(single_study_cohort(path, out_dir=out_dir, **settings), options)

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_system.sh
 . scripts/_venv.sh
-"$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+_pip install --quiet -e ".[dev]"
 "$VENV/bin/python" -m ruff check medzsad tests bench
 "$VENV/bin/python" -m mypy
 "$VENV/bin/lint-imports" --no-cache  # the layers contract (pyproject.toml, docs/architecture.md)

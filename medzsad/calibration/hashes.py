@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from medzsad.config import CohortConfig
-from medzsad.config.presets import list_presets
+from medzsad.preset_names import list_presets
 from medzsad.transforms.preset import load_preset
 from medzsad.weights.architecture import effective_model_settings
 

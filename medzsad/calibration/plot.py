@@ -36,7 +36,8 @@ def _panel(ax: Axes, values: np.ndarray, title: str, xlabel: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel("normal studies", fontsize=8)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # too few normals for any alpha: no lines to name
+        ax.legend(fontsize=7)
 
 
 def write_calibration_plot(path: str | Path, profile: Profile) -> Path:
@@ -66,7 +67,11 @@ def write_calibration_plot(path: str | Path, profile: Profile) -> Path:
     for row, (key, s) in zip(axes, strata, strict=False):
         _panel(row[0], s.scores, f"{key}: study score (n={s.n})", "study score")
         _panel(row[1], s.lesion_statistics, f"{key}: lesion statistic (n={s.n})", "heat threshold (tau)")
-    fig.suptitle(f"profile {profile.name}: {profile.n_studies} normal studies", fontsize=10)
+    smoke = bool(profile.extra.get("smoke_run"))
+    title = f"profile {profile.name}: {profile.n_studies} normal studies"
+    if smoke:
+        title = f"SMOKE RUN - random weights, thresholds meaningless. {title}"
+    fig.suptitle(title, fontsize=10, color="red" if smoke else "black")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
     return write_bytes(path, buf.getvalue())

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+import textwrap
 import traceback
 from collections.abc import Sequence
 
@@ -105,6 +106,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """The sub-command action of the top-level parser."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def wrap(text: str, width: int = 88) -> str:
+    """A command description wrapped for ``--help`` (commands whose epilog keeps its own layout)."""
+    return textwrap.fill(" ".join(text.split()), width)
+
+
 def _configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.INFO if verbose <= 1 else logging.DEBUG)
     if verbose == 0 and not quiet:
@@ -121,7 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_of(argv))
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the command's own usage and error (exit 2), not the top-level usage
+        command = _subparsers(parser).choices.get(getattr(args, "command", None) or "", parser)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return EXIT_CONFIG

@@ -50,7 +50,9 @@ def add_model_arguments(p: argparse.ArgumentParser, with_default_prompts: bool =
         help="input side in pixels (default: the model's)",
     )
     r = p.add_argument_group("runtime")
-    r.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    r.add_argument(
+        "--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N (default: auto)"
+    )
     r.add_argument(
         "--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="CUDA autocast precision"
     )

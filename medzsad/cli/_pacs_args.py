@@ -6,8 +6,13 @@ import argparse
 from typing import Any
 
 
-def add_endpoint_options(p: argparse.ArgumentParser) -> None:
-    """Add ``--dicomweb``/``--dimse`` and the auth/TLS/timeout options."""
+def add_endpoint_options(p: argparse.ArgumentParser, *, retrieve: bool = True) -> None:
+    """Add ``--dicomweb``/``--dimse`` and the auth/TLS/timeout options.
+
+    Args:
+        p: The command's parser.
+        retrieve: The command retrieves (``pull``): add ``--move-port``; ``push`` only sends.
+    """
     where = p.add_mutually_exclusive_group()
     where.add_argument("--dicomweb", metavar="URL", help="DICOMweb base URL, e.g. https://pacs/dicom-web")
     where.add_argument(
@@ -21,12 +26,13 @@ def add_endpoint_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--token-env", metavar="VAR", help="environment variable holding a bearer token")
     p.add_argument("--ca-bundle", metavar="PEM", help="CA bundle for https (DICOMweb) or for DIMSE TLS")
-    p.add_argument(
-        "--move-port",
-        type=int,
-        metavar="PORT",
-        help="DIMSE: retrieve by C-MOVE to our storage SCP on this port (for a PACS without C-GET)",
-    )
+    if retrieve:
+        p.add_argument(
+            "--move-port",
+            type=int,
+            metavar="PORT",
+            help="DIMSE: retrieve by C-MOVE to our storage SCP on this port (for a PACS without C-GET)",
+        )
     p.add_argument(
         "--timeout", dest="timeout_s", type=float, default=60.0, help="seconds per request (default 60)"
     )
@@ -44,4 +50,4 @@ def endpoint_args(args: argparse.Namespace) -> dict[str, Any]:
         "timeout_s",
         "move_port",
     )
-    return {k: getattr(args, k) for k in keys}
+    return {k: getattr(args, k, None) for k in keys}

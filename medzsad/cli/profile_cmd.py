@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from medzsad import api
-from medzsad.cli import EXIT_OK
+from medzsad.cli import EXIT_OK, wrap
+from medzsad.cli._lines import StudyLines
 
 EPILOG = """\
 examples:
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "profile",
         help="calibrate on normal studies: write a profile for flags and thresholds with guarantees",
-        description=(
+        description=wrap(
             "Score a cohort file of studies known to be normal with the same code path as 'medzsad "
             "run' (resumable) and write a profile folder: profile.json (model and pipeline hashes, "
             "per-stratum study scores and lesion statistics) and calibration.png. Review cohorts use "
@@ -64,7 +65,8 @@ def _handle(args: argparse.Namespace) -> int:
         progress="off" if args.quiet else "auto",
         smoke=args.smoke,
     )
-    result = api.build_profile(args.normals, out_dir=args.out, options=options)
+    on_study = None if (args.quiet or sys.stderr.isatty()) else StudyLines()
+    result = api.build_profile(args.normals, out_dir=args.out, options=options, on_study=on_study)
     if not args.quiet:
         p = result.profile
         sizes = ", ".join(f"{k}: n={s.n}" for k, s in sorted(p.strata.items()))

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="output folder of a 'medzsad run'")
-    add_endpoint_options(p)
+    add_endpoint_options(p, retrieve=False)
     p.add_argument(
         "--what", default="seg,pmap,sr", help="objects to send, comma separated (default seg,pmap,sr)"
     )

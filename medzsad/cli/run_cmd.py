@@ -7,7 +7,8 @@ import sys
 from typing import Any
 
 from medzsad import api
-from medzsad.cli import EXIT_FAILED_STUDIES, EXIT_OK
+from medzsad.cli import EXIT_FAILED_STUDIES, EXIT_OK, wrap
+from medzsad.cli._lines import StudyLines
 
 EPILOG = """\
 examples:
@@ -28,8 +29,14 @@ outputs (in --out/-o, default reports/<name>/):
   studies.csv, errors.csv, metrics.json (when the manifest has labels/masks), report.html,
   ledger.sqlite (the resume ledger: a rerun skips finished studies)
 
+coming from TotalSegmentator: --statistics is lesions.csv (volume, centre, heat and scan
+  intensities per lesion); --preview is overlay.png; mask.nii.gz holds lesion ids (1..n, the rows of
+  lesions.csv; 0 background): --binary-mask (output.mask_values: binary) writes a 0/1 mask instead;
+  --device gpu is cuda.
+
 exit codes: 0 all studies done, 3 some studies failed (the others completed; see errors.csv),
-  2 configuration error (the message names the file and line), 4 input, 5 model/weights, 6 output.
+  2 configuration error (the message names the file and line), 4 input, 5 model/weights, 6 output,
+  7 a PACS refused us (credentials, AE title).
 """
 
 
@@ -38,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
         help="run a cohort file, or one study with -i: score, write heat maps, masks and tables",
-        description=(
+        description=wrap(
             "Run every study of a cohort file through the detector: discover and select series, "
             "load, preprocess, score slices in batches, assemble the heat map in the scan's own "
             "geometry, threshold it into lesions and write per-study files plus cohort tables. "
@@ -49,7 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("cohort", metavar="COHORT", nargs="?", help="cohort YAML file (see docs/cohort.md)")
-    p.add_argument("--device", default=None, help="override model.device: auto, cpu, cuda, cuda:N")
+    p.add_argument(
+        "--device", default=None, help="override model.device: auto, cpu, cuda (or gpu), cuda:N"
+    )
     p.add_argument(
         "--batch-size", type=int, default=None, metavar="N", help="override model.batch_size (slices)"
     )
@@ -66,35 +75,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output, warnings and errors only")
     p.add_argument(
-        "--show-ids", action="store_true", default=None, help="show real study ids in logs and overlays"
+        "--show-ids",
+        action="store_true",
+        default=None,
+        help="show real study ids and failure paths in logs and on the terminal (files always use them)",
     )
     p.add_argument(
         "--smoke",
         action="store_true",
         help="swap the model for the tiny random one: offline, no weights (every output marked SMOKE)",
     )
+    _one_study_options(p)
+    p.set_defaults(handler=_handle)
+
+
+def _one_study_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``run -i PATH`` (one study without a cohort file)."""
     one = p.add_argument_group("one study without a cohort file")
     one.add_argument("-i", "--input", metavar="PATH", help="scan file, DICOM folder, zip or DICOMDIR")
-    one.add_argument("--preset", metavar="NAME", help="pipeline preset, e.g. ct-head (default: auto)")
+    one.add_argument(
+        "--preset",
+        metavar="NAME",
+        help=f"pipeline preset: auto (from the headers; default) or {', '.join(api.list_presets())}",
+    )
     one.add_argument(
         "--formats", metavar="LIST", help="comma-separated output formats, e.g. nifti,dicom-seg,png"
     )
     one.add_argument("--profile", metavar="DIR", help="site calibration profile folder (medzsad profile)")
     one.add_argument("--fast", action="store_true", help="cheaper: native input size, empty slices skipped")
-    p.set_defaults(handler=_handle)
-
-
-def _line(outcome: Any, i: int, n: int) -> None:
-    extra = f" score={outcome.score:.4f}" if outcome.score is not None else ""
-    if outcome.error:
-        extra += f" error={outcome.error[:400]}"
-    sys.stderr.write(f"[{i}/{n}] {outcome.log_id} {outcome.status}{extra} ({outcome.seconds:.1f} s)\n")
+    one.add_argument(
+        "--binary-mask",
+        action="store_true",
+        help="mask.nii.gz as 0/1 instead of lesion ids (output.mask_values)",
+    )
 
 
 def _config(args: argparse.Namespace) -> Any:
     """The cohort to run: the cohort file, or the in-memory cohort of ``-i`` (config errors fail fast)."""
     single_only = [f"--{k}" for k in ("preset", "formats", "profile") if getattr(args, k) is not None]
-    single_only += ["--fast"] if args.fast else []
+    single_only += [f"--{k.replace('_', '-')}" for k in ("fast", "binary_mask") if getattr(args, k)]
     if args.input is None:
         if args.cohort is None:
             raise api.ConfigError(
@@ -117,6 +136,7 @@ def _config(args: argparse.Namespace) -> Any:
         fast=args.fast,
         smoke=args.smoke,
         profile=args.profile,
+        binary_mask=args.binary_mask,
     )
 
 
@@ -135,7 +155,7 @@ def _handle(args: argparse.Namespace) -> int:
         progress="off" if args.quiet else "auto",
         smoke=args.smoke,
     )
-    on_study = None if (args.quiet or tty) else _line
+    on_study = None if (args.quiet or tty) else StudyLines()
     summary = api.run_cohort(config, options, on_study=on_study)
     return _report(summary, args.quiet)
 

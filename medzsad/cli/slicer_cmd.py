@@ -21,7 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "paste it into Slicer's Python console. See docs/slicer.md for drag-and-drop."
         ),
     )
-    p.add_argument("study_dir", metavar="STUDY_DIR", help="a study output folder (contains slicer/)")
+    p.add_argument(
+        "study_dir",
+        metavar="STUDY_DIR",
+        help="a study output folder (RUN_DIR/studies/<id>, contains slicer/); a run folder lists its studies",
+    )
     p.add_argument(
         "-o",
         "--output",

@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also look in the Hugging Face hub cache (slower: loads open_clip)",
     )
-    p_list.add_argument("--verbose", action="store_true", help="also show URL, checksum, licence and notes")
+    p_list.add_argument(
+        "--urls", action="store_true", help="also show each file's URL, checksum, licence and notes"
+    )
     p_list.set_defaults(handler=_handle_list)
 
     p_import = wsub.add_parser(
@@ -90,7 +92,7 @@ def _handle_list(args: argparse.Namespace) -> int:
     sys.stdout.write(line(header, "path"))
     for row, values in zip(rows, cells):
         sys.stdout.write(line(values, str(row.path)))
-        if args.verbose:
+        if args.urls:
             _write_details(row)
     return 0
 

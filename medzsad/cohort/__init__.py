@@ -1,6 +1,7 @@
 """Runs: a cohort's studies through an executor, with a ledger, cohort tables, metrics and push.
 
-- :mod:`~medzsad.cohort.runner`: :func:`~medzsad.cohort.runner.run_cohort`, the one entry point.
+- :mod:`~medzsad.cohort.launch`: :func:`~medzsad.cohort.launch.run_cohort`, the one entry point
+  (settings, preflight); :mod:`~medzsad.cohort.runner` executes the run.
 - :mod:`~medzsad.cohort.options`: run options, per-study outcomes, the run summary.
 - :mod:`~medzsad.cohort.inputs`: the cohort's inputs -> studies; input hashes.
 - :mod:`~medzsad.cohort.planning`: what to run or skip; what a killed run left.

@@ -22,6 +22,7 @@ from medzsad.config import CohortConfig
 from medzsad.config.pacs import DicomWebInput, DimseInput
 from medzsad.errors import ConfigError, InputError, SourceChangedError
 from medzsad.ids import pseudonym_study_id
+from medzsad.io.study_names import input_name, study_names
 from medzsad.study.types import StudyInput
 
 __all__ = ["collect_studies", "input_hash", "VOLUME_SUFFIXES"]
@@ -96,70 +97,30 @@ def _from_path(p: Path) -> list[StudyInput]:
 
 
 def _discover_container(path: Path) -> list[StudyInput]:
-    """The studies of a ``.zip`` export or a DICOMDIR, as a folder's (one input per study).
-
-    A zip is named after its file name, a DICOMDIR after its folder (two DICOMDIRs on two media
-    are two different names, never ``DICOMDIR`` twice).
-    """
-    if path.name.upper() == "DICOMDIR":
-        name = path.parent.name or "DICOMDIR"
-    else:
-        name = path.name[: -len(".zip")] or path.name
-    return _studies_in(path, name)
+    """The studies of a ``.zip`` export or a DICOMDIR, as a folder's (one input per study)."""
+    return _studies_in(path, input_name(path))
 
 
 def _discover_folder(folder: Path) -> list[StudyInput]:
     """Studies in a folder: DICOM grouped by StudyInstanceUID, other scan files one each."""
-    return _studies_in(folder, folder.name)
+    return _studies_in(folder, input_name(folder))
 
 
 def _studies_in(root: Path, name: str) -> list[StudyInput]:
-    """Studies found under a folder, zip or DICOMDIR ``root``, named after ``name``."""
+    """Studies found under a folder, zip or DICOMDIR ``root``, named by :func:`study_names`."""
     from medzsad.io.discovery import discover
 
     found = discover(root)
     refs = list(found)
     if not refs:
         raise InputError(_no_study_message(root, [s.reason for s in found.skipped]))
-    dicom = [r for r in refs if r.kind == "dicom"]
-    names = _subfolder_names(root, [r.files for r in dicom]) if len(dicom) > 1 else None
     studies = []
-    for r in refs:
-        if r.kind == "dicom":
-            # one DICOM study: named after the input; several: after their own subfolders (a PACS
-            # export's layout), else the input's name and a hash of the StudyInstanceUID (never the
-            # UID itself: it is an identifier)
-            if len(dicom) == 1 and len(refs) == 1:
-                sid = name
-            elif names is not None:
-                sid = names[dicom.index(r)]
-            else:
-                sid = pseudonym_study_id(name, r.study_uid)
-            studies.append(StudyInput(sid, str(root), tuple(r.files), study_uid=r.study_uid))
+    for ref, sid in zip(refs, study_names(root, name, refs), strict=True):
+        if ref.kind == "dicom":
+            studies.append(StudyInput(sid, str(root), tuple(ref.files), study_uid=ref.study_uid))
         else:
-            studies.append(StudyInput(r.study_id, r.path))
+            studies.append(StudyInput(sid, ref.path))
     return studies
-
-
-def _subfolder_names(root: Path, files: list[tuple[str, ...]]) -> list[str] | None:
-    """Each study's own subfolder under ``root`` (``patient-a/ct-2024``), when they are distinct.
-
-    ``None`` when a study's files are not all under one subfolder of their own, or two studies
-    share one (then the ids are pseudonyms).
-    """
-    if not root.is_dir():
-        return None
-    names = []
-    for group in files:
-        try:
-            common = Path(os.path.commonpath([os.path.dirname(f) for f in group]))
-            rel = common.relative_to(root)
-        except ValueError:  # other drives, or not under root
-            return None
-        if rel == Path("."):
-            return None
-        names.append("-".join(rel.parts))
-    return names if len(set(names)) == len(names) else None
 
 
 def _from_pacs(source: DicomWebInput | DimseInput, config: CohortConfig) -> list[StudyInput]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medzsad.config import CohortConfig
 
-__all__ = ["RunOptions", "StudyOutcome", "RunSummary", "apply_options"]
+__all__ = ["RunOptions", "StudyOutcome", "RunSummary", "OnStudy", "apply_options"]
 
 
 @dataclass(frozen=True)
@@ -101,3 +102,7 @@ def apply_options(config: CohortConfig, options: RunOptions) -> CohortConfig:
     if options.show_ids is not None:
         changes["output.show_ids"] = options.show_ids
     return config.with_overrides(**changes) if changes else config
+
+
+#: Called after every study with ``(outcome, index, total)`` (CLI progress lines, output.push).
+OnStudy = Callable[[StudyOutcome, int, int], None]

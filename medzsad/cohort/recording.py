@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from medzsad.cohort.ledger import Ledger
@@ -55,11 +56,15 @@ class StudyRecorder:
     Args:
         cfg: The run's cohort.
         ledger: The run ledger.
+        on_scored: Told how many of a study's slices are scored (the progress bar).
     """
 
-    def __init__(self, cfg: CohortConfig, ledger: Ledger) -> None:
+    def __init__(
+        self, cfg: CohortConfig, ledger: Ledger, on_scored: Callable[[StudyJob, int, int], None] | None = None
+    ) -> None:
         self.cfg, self.ledger = cfg, ledger
         self._places: dict[str, FinishPlace] = {}
+        self._on_scored = on_scored
 
     def begin(self, job: StudyJob, partial: Path) -> FinishPlace:
         """Mark the study ``running`` and claim ``partial``, the folder its files are written in."""
@@ -68,6 +73,11 @@ class StudyRecorder:
         self.ledger.claim(f"studies/{where.partial.name}", "partial")
         self._places[job.study.study_id] = where
         return where
+
+    def scored(self, job: StudyJob, done: int, total: int) -> None:
+        """``done`` of the study's ``total`` slices are scored."""
+        if self._on_scored is not None:
+            self._on_scored(job, done, total)
 
     def record(self, job: StudyJob, result: StudyFinish) -> None:
         """Record a finished study in the ledger and the log."""

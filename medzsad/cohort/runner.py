@@ -1,88 +1,63 @@
-"""``run_cohort``: every study of a cohort through its executor, crash-safe and resumable.
+"""Executing a run: every study of a cohort through its executor, crash-safe and resumable.
 
-A run collects the studies, plans which to run (the ledger skips studies already done with the
-same input and config hashes, unless ``force``), hands them to the executor of ``executor.kind``
-(every executor runs :mod:`medzsad.study`), records each outcome in the ledger in this thread, and
-writes the cohort tables, metrics and review page from the ledger. The ledger protocol is in
-:mod:`medzsad.cohort.ledger`.
-
-A study that fails is recorded (ledger, errors.csv) and the run goes on.
+The entry point is :func:`medzsad.cohort.launch.run_cohort` (settings, preflight, then
+:func:`execute`). A run collects the studies, plans which to run (the ledger skips studies
+already done with the same input and config hashes, unless ``force``), hands them to the executor
+of ``executor.kind`` (every executor runs :mod:`medzsad.study`), records each outcome in the ledger
+in this thread, and writes the cohort tables, metrics and review page from the ledger. The ledger
+protocol is in :mod:`medzsad.cohort.ledger`. A study that fails is recorded (ledger, errors.csv)
+and the run goes on.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import sys
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-from medzsad.calibration.operating_point import check_cohort, refuse_uncalibrated, run_operating_point
+from medzsad.calibration.operating_point import refuse_uncalibrated, run_operating_point
 from medzsad.cohort.executors import executor_for
 from medzsad.cohort.executors.base import BuildModel, GivenModel, ModelSource, StudyWork
-from medzsad.cohort.inputs import collect_studies
 from medzsad.cohort.ledger import Ledger, LedgerRow
 from medzsad.cohort.metrics import cohort_metrics, write_metrics
-from medzsad.cohort.options import RunOptions, RunSummary, StudyOutcome, apply_options
+from medzsad.cohort.options import OnStudy, RunOptions, RunSummary, StudyOutcome
 from medzsad.cohort.planning import check_writable, clean_partials, dry_run, plan
 from medzsad.cohort.push import Pusher, push_remaining, pushing_as_done
 from medzsad.cohort.recording import StudyRecorder, shown_error
 from medzsad.cohort.run_lock import run_lock
+from medzsad.cohort.run_progress import RunProgress
 from medzsad.cohort.tables import write_cohort_tables, write_review_page
-from medzsad.config import CohortConfig, OutputKind, load_cohort
-from medzsad.pacs.pull import query_only
-from medzsad.progress import NullBar, progress_bar
+from medzsad.config import CohortConfig, OutputKind
 from medzsad.study.loading import StudyLoader, default_loader
 from medzsad.study.scorer import SliceScorer
 from medzsad.study.types import StudyInput, StudyJob
 
-__all__ = ["RunOptions", "StudyOutcome", "RunSummary", "run_cohort", "OnStudy"]
+__all__ = ["execute", "MODEL_META"]
 
 log = logging.getLogger(__name__)
 
-#: Called after every study with ``(outcome, index, total)`` (CLI progress lines, output.push).
-OnStudy = Callable[[StudyOutcome, int, int], None]
 
 #: The ledger metadata key of the built model's description (what the review page states).
 MODEL_META = "model"
 
 
-@contextlib.contextmanager
-def _progress(total: int, mode: str) -> Iterator[Callable[[StudyOutcome], None]]:
-    enabled = {"bar": True, "off": False}.get(mode)  # "auto": a bar on a terminal only
-    with progress_bar(total, enabled=enabled, unit="study", leave=True) as bar:
-
-        def step(outcome: StudyOutcome) -> None:
-            if isinstance(bar, NullBar):
-                return
-            score = f" score={outcome.score:.4f}" if outcome.score is not None else ""
-            error = f" error={outcome.error[:400]}" if outcome.error else ""
-            bar.write(
-                f"{outcome.log_id} {outcome.status}{score}{error} ({outcome.seconds:.1f} s)", file=sys.stderr
-            )
-            bar.set_postfix_str(f"{outcome.log_id} {outcome.status}")
-            bar.update(1)
-
-        yield step
-
-
-def run_cohort(
-    config: CohortConfig | str | Path,
-    options: RunOptions | None = None,
+def execute(
+    cfg: CohortConfig,
+    studies: list[StudyInput],
+    options: RunOptions,
     *,
     scorer: SliceScorer | None = None,
     loader: StudyLoader | None = None,
     on_study: OnStudy | None = None,
 ) -> RunSummary:
-    """Run a cohort.
+    """Run a cohort whose settings are final and checked (:func:`medzsad.cohort.launch.run_cohort`).
 
     Args:
-        config: A :class:`CohortConfig` or the path of a cohort YAML file.
-        options: Overrides (force, dry run, device, batch size, output dir, ids, progress, smoke).
-        scorer: Model to use instead of building one from ``config.model`` (tests, notebooks).
+        cfg: The run's cohort: options applied, preflight passed.
+        studies: Its studies (:func:`medzsad.cohort.inputs.collect_studies`).
+        options: The run options (force, dry run, progress).
+        scorer: Model to use instead of building one from ``cfg.model`` (tests, notebooks).
         loader: Study loader instead of :func:`medzsad.study.loading.default_loader`.
         on_study: Called after every study with ``(outcome, index, total)`` (CLI progress lines).
 
@@ -90,17 +65,10 @@ def run_cohort(
         :class:`RunSummary`; failed studies are in it, not raised.
 
     Raises:
-        ConfigError: Invalid cohort file or options.
         InputError: The inputs name no study.
-        ModelError: The model cannot be built (missing weights: the message says how to get them).
+        ModelError: The model cannot be built.
         OutputError: The output directory cannot be written or is in use by another run.
     """
-    options = options or RunOptions()
-    cfg = load_cohort(config) if isinstance(config, str | Path) else config
-    cfg = apply_options(cfg, options)
-    check_cohort(cfg)  # a profile that does not fit (hashes, alpha) is refused before any scoring
-    with query_only(options.dry_run):  # a dry run asks a PACS what it would pull; it pulls nothing
-        studies = collect_studies(cfg)
     out = cfg.out_dir
     if options.dry_run:
         return dry_run(cfg, studies, options)
@@ -184,12 +152,12 @@ def _execute(
     """Run ``todo`` on the configured executor; the ledger and the outcomes stay in this thread."""
     cfg = work.cfg
     stop = threading.Event()
-    recorder = StudyRecorder(cfg, ledger)
-    executor = executor_for(cfg)
-    finishes = executor.run(todo, work, recorder, stop)
     results: dict[str, StudyOutcome] = {}
     described = False
-    with _progress(len(todo), options.progress) as step:
+    with RunProgress(len(todo), options.progress) as progress:
+        recorder = StudyRecorder(cfg, ledger, on_scored=progress.scored)
+        executor = executor_for(cfg)
+        finishes = executor.run(todo, work, recorder, stop)
         for i, (job, res) in enumerate(zip(todo, finishes, strict=False), start=1):
             if not described and executor.model_info is not None:  # the model that was built
                 ledger.set_meta(MODEL_META, json.dumps(executor.model_info.to_json(), default=str))
@@ -200,7 +168,7 @@ def _execute(
             error = shown_error(cfg, job, res)
             outcome = StudyOutcome(job.study.study_id, job.log_id, res.status, res.score, error, res.seconds)
             results[outcome.study_id] = outcome
-            step(outcome)
+            progress.finished(outcome)
             if on_study is not None:
                 on_study(outcome, i, len(todo))
             if outcome.status == "failed" and not cfg.executor.continue_on_error and not stop.is_set():

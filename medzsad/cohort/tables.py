@@ -216,6 +216,7 @@ def write_review_page(
             "lesion_count": table["lesion_count"],
             "lesion_volume_ml": table["lesion_volume_ml"],
             "modality": table["modality"],
+            **{c: table[c] for c in ("p_value", "flagged") if c in table.columns},
         }
     )
     header = cohort_header(

@@ -56,9 +56,11 @@ class ModelConfig(_Section):
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
+        if v == "gpu" or v.startswith("gpu:"):  # TotalSegmentator's spelling
+            v = "cuda" + v[3:]
         ok = v in ("auto", "cpu", "cuda", "mps") or (v.startswith("cuda:") and v[5:].isdigit())
         if not ok:
-            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps (got {v!r})")
+            raise ValueError(f"device must be auto, cpu, cuda (or gpu), cuda:N or mps (got {v!r})")
         return v
 
     @model_validator(mode="after")

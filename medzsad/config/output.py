@@ -130,6 +130,8 @@ class OutputConfig(_Section):
     show_ids: bool = False
     flag: FlagRule | None = None
     heatmap_dtype: Literal["uint16", "float32"] = "uint16"  # uint16: scaled ints, readers get [0, 1] floats
+    #: mask.nii.gz holds lesion ids (1..n, the rows of lesions.csv; 0 background) or a 0/1 mask
+    mask_values: Literal["labels", "binary"] = "labels"
     # NIfTI heat map and mask: "fast" (ISA-L gzip) or a zlib gzip level 0..9
     compression: Literal["fast"] | Annotated[int, Field(ge=0, le=9)] = "fast"
     push: PushConfig | None = None

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from medzsad.config._base import _Section
-from medzsad.config.presets import unknown_preset
+from medzsad.preset_names import unknown_preset
 
 
 class WindowConfig(_Section):

@@ -51,6 +51,7 @@ def single_study_cohort(
     fast: bool = False,
     smoke: bool = False,
     profile: str | Path | None = None,
+    binary_mask: bool = False,
 ) -> CohortConfig:
     """The cohort of one study.
 
@@ -64,7 +65,8 @@ def single_study_cohort(
             of 518 px, and slices with no body skipped; maps are coarser, scores may shift.
         smoke: The tiny random-weight model (:data:`~medzsad.config.model.SMOKE_MODEL`): offline,
             outputs labelled smoke.
-        profile: A site calibration profile folder (``medzsad profile``), when this version has them.
+        profile: A site calibration profile folder (``medzsad profile``): flags and a calibrated mask.
+        binary_mask: Write mask.nii.gz as 0/1 instead of lesion ids (``output.mask_values``).
 
     Raises:
         InputError: ``path`` does not exist.
@@ -72,9 +74,7 @@ def single_study_cohort(
     """
     p = Path(path).expanduser()
     if not p.exists():
-        raise InputError(
-            f"-i {path}: no such file or folder; give a scan file, DICOM folder, zip or DICOMDIR"
-        )
+        raise InputError(f"-i {path}: no such file or folder; give a scan file, DICOM folder, zip, DICOMDIR")
     model: dict[str, Any] = {}
     if smoke:
         model = ModelConfig().smoke_swapped(FAST_IMAGE_SIZE["smoke"] if fast else None)
@@ -87,9 +87,9 @@ def single_study_cohort(
         output["formats"] = list(formats)
     if profile is not None:
         output.update(_profile_settings(str(Path(profile).expanduser().resolve())))
-    pipeline: dict[str, Any] = {"preset": preset or "auto"}
-    if fast:
-        pipeline["skip_empty_slices"] = True
+    if binary_mask:
+        output["mask_values"] = "binary"
+    pipeline: dict[str, Any] = {"preset": preset or "auto", **({"skip_empty_slices": True} if fast else {})}
     data = {
         "name": _cohort_name(p),
         "inputs": {"paths": [str(p.resolve())]},

@@ -26,6 +26,7 @@ from medzsad.eval.predict import Predictions, predict_samples
 from medzsad.eval.table import MetricsTable
 from medzsad.fileio import ensure_dir, write_text
 from medzsad.model.inference import Detector
+from medzsad.study.devices import resolve_device
 from medzsad.weights.model_loading import ModelSpec, load_anomalyclip
 
 __all__ = [
@@ -46,14 +47,14 @@ class EvalOptions:
     """How to run the model.
 
     Attributes:
-        device: torch device string.
+        device: ``auto`` (cuda when available, else cpu), ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``fp32``, ``bf16`` or ``fp16`` (the last two on CUDA only).
         batch_size: images per forward.
         num_workers: data-loading processes.
         progress: progress bar (``None``: on a terminal only).
     """
 
-    device: str = "cpu"
+    device: str = "auto"
     precision: str = "fp32"
     batch_size: int = 8
     num_workers: int = 0
@@ -200,7 +201,7 @@ def _nan_none(value: object) -> object:
 
 
 def _detector(model: ModelSpec, run: EvalOptions) -> Detector:
-    return Detector(load_anomalyclip(model), device=run.device, precision=run.precision)
+    return Detector(load_anomalyclip(model), device=resolve_device(run.device), precision=run.precision)
 
 
 def evaluate(

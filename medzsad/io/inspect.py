@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from medzsad.io.discovery import Discovery, StudyRef, discover
 from medzsad.io.geometry import orientation_code
 from medzsad.io.readers import load_volume
 from medzsad.io.series_selection import Selection, SeriesRules, select_series
+from medzsad.io.study_names import input_name, study_names
 from medzsad.io.volume import Volume
 
 __all__ = ["InspectReport", "StudyReport", "VolumeSummary", "inspect_path", "summarize_volume"]
@@ -88,6 +90,7 @@ class StudyReport:
         volume: The loaded volume's summary (``None`` without loading or when loading failed).
         error: The typed error's message when loading failed.
         fallback: The ranking rule the chosen series misses, ``""`` when none.
+        run_id: The id ``medzsad run -i PATH`` gives the study (its output folder's name).
     """
 
     study: StudyRef
@@ -97,6 +100,7 @@ class StudyReport:
     volume: VolumeSummary | None = None
     error: str | None = None
     fallback: str = ""
+    run_id: str = ""
 
     @property
     def ok(self) -> bool:
@@ -106,7 +110,8 @@ class StudyReport:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict."""
         return {
-            "study_id": self.study.study_id,
+            "study_id": self.run_id or self.study.study_id,
+            "study_uid": self.study.study_uid,
             "kind": self.study.kind,
             "path": self.study.path,
             "description": self.study.description,
@@ -151,7 +156,9 @@ class InspectReport:
             f"{self.root}: {len(self.studies)} studies in {self.n_files} files ({len(self.skipped)} skipped)"
         ]
         for s in self.studies:
-            lines.append(f"study {s.study.study_id} [{s.study.kind}] {s.study.description}".rstrip())
+            uid = f" (StudyInstanceUID {s.study.study_uid})" if s.study.kind == "dicom" else ""
+            head = f"study {s.run_id or s.study.study_id}{uid} [{s.study.kind}] {s.study.description}"
+            lines.append(head.rstrip())
             for ser in s.study.series:
                 mark = "*" if ser.series_uid == s.chosen_uid else " "
                 never = "  [never scored]" if not ser.candidate else ""
@@ -226,6 +233,10 @@ def inspect_path(
     found: Discovery = discover(path)
     pol = LoadPolicy(policy)
     choose = select if select is not None else (lambda study: select_series(study, rules))
-    studies = tuple(_study_report(s, choose(s), load, pol) for s in found.studies)
+    names = study_names(Path(found.root), input_name(Path(path)), found.studies)
+    studies = tuple(
+        replace(_study_report(s, choose(s), load, pol), run_id=sid)
+        for s, sid in zip(found.studies, names, strict=True)
+    )
     skipped = tuple((s.path, s.reason) for s in found.skipped)
     return InspectReport(found.root, found.n_files, found.seconds, studies, skipped)

@@ -47,6 +47,8 @@ LINK_PATTERNS = (
 )
 _REQUIRED = ("study_id", "score", "study_dir")
 _STUDY_COLUMNS = ("Rank", "Study", "Score", "Lesions", "Lesion volume (mL)", "Modality")
+#: Added when the run flags studies against a site profile (output.flag).
+_FLAG_COLUMNS = ("p-value", "Flagged")
 
 #: lesions.csv column -> (title on the page, decimals); ``{unit}`` is the intensity unit (HU for CT).
 #: Columns not listed (LPS centre, bounding box, voxels) stay in the CSV only.
@@ -164,10 +166,23 @@ def _study(row: pd.Series, base: Path, max_rows: int) -> dict[str, Any]:
         "lesion_ml": _fmt(lesion_ml, 2),
         "lesion_ml_value": "" if math.isnan(lesion_ml) else repr(lesion_ml),
         "modality": str(row.get("modality", "") or ""),
+        **_flag_cells(row),
         "overlays": [{"href": _rel(p, base), "name": p.stem} for p in pngs],
         "lesions": _lesions_view(lesions, max_rows) if lesions is not None else None,
         "links": [{"href": _rel(p, base), "name": _rel(p, folder)} for p in links],
         "_score": score,
+    }
+
+
+def _flag_cells(row: pd.Series) -> dict[str, str]:
+    """The study's conformal p-value and flag (``output.flag``), as shown and as sorted."""
+    p = _number(row.get("p_value"))
+    flagged = row.get("flagged")
+    known = not pd.isna(flagged) if flagged is not None else False
+    return {
+        "p_value": _fmt(p, 4),
+        "p_value_value": "" if math.isnan(p) else repr(p),
+        "flagged": ("yes" if bool(flagged) else "no") if known else "",
     }
 
 
@@ -191,6 +206,9 @@ def _study_or_note(row: pd.Series, base: Path, max_rows: int) -> dict[str, Any]:
             "lesion_ml": "",
             "lesion_ml_value": "",
             "modality": "",
+            "p_value": "",
+            "p_value_value": "",
+            "flagged": "",
             "overlays": [],
             "lesions": None,
             "links": [],
@@ -243,7 +261,8 @@ def render_report_html(
         created=header.created or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         counts=counts,
         metrics=_metrics(dict(header.metrics)),
-        study_columns=_STUDY_COLUMNS,
+        study_columns=_STUDY_COLUMNS + (_FLAG_COLUMNS if "p_value" in studies_table.columns else ()),
+        flags="p_value" in studies_table.columns,
         ranked=ranked,
         failed=failed,
     )

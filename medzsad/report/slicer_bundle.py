@@ -305,6 +305,19 @@ def _write_manifest(b: SlicerBundle) -> None:
     write_json(b.folder / MANIFEST, doc)
 
 
+def _run_folder_message(run: Path) -> str:
+    """A run folder was given where a study folder is wanted: name the studies that have a bundle."""
+    studies = sorted(p.name for p in (run / "studies").iterdir() if (p / BUNDLE_DIR / MANIFEST).is_file())
+    if not studies:
+        return (
+            f"{run} is a run folder and none of its studies has a Slicer bundle; run the cohort with "
+            "the 'slicer' output (output.outputs or --formats slicer)"
+        )
+    shown = "\n".join(f"  medzsad slicer {run / 'studies' / s}" for s in studies[:20])
+    more = f"\n  ... and {len(studies) - 20} more" if len(studies) > 20 else ""
+    return f"{run} is a run folder; give one of its {len(studies)} studies:\n{shown}{more}"
+
+
 def read_bundle(study_dir: str | Path) -> SlicerBundle:
     """Read ``<study_dir>/slicer/bundle.json`` (or ``study_dir`` itself if it is the bundle folder).
 
@@ -314,6 +327,8 @@ def read_bundle(study_dir: str | Path) -> SlicerBundle:
     root = Path(study_dir)
     folder = root if (root / MANIFEST).is_file() else root / BUNDLE_DIR
     manifest = folder / MANIFEST
+    if not manifest.is_file() and (root / "studies").is_dir():
+        raise OutputError(_run_folder_message(root))
     try:
         doc = json.loads(manifest.read_text(encoding="utf-8"))
         files = {k: (folder / v).resolve() for k, v in doc["files"].items()}

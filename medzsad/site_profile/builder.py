@@ -1,6 +1,6 @@
 """``medzsad profile NORMALS.yaml``: score a cohort of normal studies and write its profile.
 
-The normals are scored by :func:`medzsad.cohort.runner.run_cohort`, the same code path (and
+The normals are scored by :func:`medzsad.cohort.launch.run_cohort`, the same code path (and
 ledger, so the build resumes) as ``medzsad run``: a profile is an application built on runs. The
 calibration step of every study records its stratum and lesion statistic in the ledger, and the
 profile is assembled from there.
@@ -30,9 +30,9 @@ from medzsad.calibration.plot import write_calibration_plot
 from medzsad.calibration.profile_io import CalibrationStudy, Profile, Stratum, write_profile
 from medzsad.calibration.strata import stratum_key
 from medzsad.cohort.inputs import collect_studies
+from medzsad.cohort.launch import run_cohort
 from medzsad.cohort.ledger import Ledger, StudyState
-from medzsad.cohort.options import RunOptions, RunSummary, apply_options
-from medzsad.cohort.runner import run_cohort
+from medzsad.cohort.options import OnStudy, RunOptions, RunSummary, apply_options
 from medzsad.config import CohortConfig, ProfileConfig, load_cohort
 from medzsad.errors import ConfigError, OutputError
 from medzsad.references.sampling import check_disjoint
@@ -203,7 +203,10 @@ def _assemble(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         medzsad_version=__version__,
         n_failed=summary.n_failed,
-        extra={"references": refs.to_json()} if refs is not None else {},
+        extra={
+            "smoke_run": cfg.model.is_smoke,
+            **({"references": refs.to_json()} if refs is not None else {}),
+        },
     )
 
 
@@ -214,6 +217,7 @@ def build_profile(
     *,
     scorer: SliceScorer | None = None,
     loader: StudyLoader | None = None,
+    on_study: OnStudy | None = None,
 ) -> ProfileResult:
     """Score a cohort of normal studies and write its profile folder.
 
@@ -224,6 +228,7 @@ def build_profile(
         options: Run options for scoring (force, device, batch size, output dir, progress).
         scorer: Model instead of the one built from ``config.model`` (tests).
         loader: Study loader (tests).
+        on_study: Called after every normal study with ``(outcome, index, total)`` (progress lines).
 
     Returns:
         :class:`ProfileResult`.
@@ -247,7 +252,7 @@ def build_profile(
     if settings.references:  # draw the references and build their bank before scoring the rest
         refs = prepare_profile_references(cfg, folder, scorer=scorer, loader=loader)
         scorer = refs.scorer
-    summary = run_cohort(cfg, options, scorer=scorer, loader=loader)
+    summary = run_cohort(cfg, options, scorer=scorer, loader=loader, on_study=on_study)
     t_score = time.perf_counter() - t0
     if summary.n_failed:
         log.warning(

@@ -14,8 +14,6 @@ import json
 import logging
 from typing import Any
 
-import torch
-
 from medzsad.calibration.hashes import model_hash
 from medzsad.calibration.operating_point import profile_of
 from medzsad.config import CohortConfig
@@ -24,48 +22,22 @@ from medzsad.model.anomalyclip import AnomalyCLIP
 from medzsad.model.inference import Detector
 from medzsad.references.bank_io import BANK_FILE, load_bank
 from medzsad.references.sampling import check_disjoint
+from medzsad.study.devices import resolve_device
 from medzsad.study.scorer import ModelScorer, ReferenceScorer, ScorerInfo, describe_model
 from medzsad.weights.architecture import default_architecture
 from medzsad.weights.model_loading import ModelSpec, load_anomalyclip
-from medzsad.weights.registry import WeightKind
-from medzsad.weights.resolution import ResolvedWeights, resolve
+from medzsad.weights.resolution import resolve_model_weights
 
-__all__ = ["build_scorer", "build_model_scorer", "resolve_device", "load_review_references"]
+__all__ = ["build_scorer", "build_model_scorer", "load_review_references"]
 
 log = logging.getLogger(__name__)
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; other values are checked.
-
-    Raises:
-        ModelError: CUDA was asked for but is not available.
-    """
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"device {device!r} asked for but CUDA is not available; use --device cpu")
-    return device
-
-
-def _resolve_weights(config: CohortConfig) -> tuple[ResolvedWeights, ResolvedWeights]:
-    """Resolve both weight names once (files relative to the cohort file); every problem in one error."""
-    m = config.model
-    found: list[ResolvedWeights] = []
-    problems: list[str] = []
-    for name, kind in ((m.clip_weights, WeightKind.CLIP), (m.prompt_weights, WeightKind.PROMPT)):
-        try:
-            found.append(resolve(name, config.base_dir, kind=kind))
-        except ModelError as e:
-            problems.append(f"{config.source_file}: model: {e}")
-    if problems:
-        raise ModelError("\n".join(problems))
-    return found[0], found[1]
-
-
 def _build_model(config: CohortConfig) -> tuple[AnomalyCLIP, ScorerInfo]:
     m = config.model
-    clip, prompts = _resolve_weights(config)
+    clip, prompts = resolve_model_weights(
+        m.clip_weights, m.prompt_weights, config.base_dir, config.source_file
+    )
     spec = ModelSpec(
         prompts=prompts,
         clip=clip,

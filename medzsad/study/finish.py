@@ -109,7 +109,9 @@ def _compute(
         prepared.timings_s["postprocess"] = time.perf_counter() - t
     except Exception as e:  # recorded per study; the cohort goes on
         raise _StageError(stage, e) from e
-    label = job.log_id  # the output folder's name with show_ids, else the hash
+    # the overlay names the study as its folder and the review page do (inside the output folder);
+    # the hash of the id is for channels that leave it (logs), so --show-ids changes no file
+    label = job.safe_id
     return StudyResult(prepared, scores, heat, lesions, score, label, cfg.model.is_smoke, calib.summary())
 
 

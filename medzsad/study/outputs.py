@@ -269,17 +269,19 @@ def _write_core(folder: Path, result: StudyResult, output: OutputConfig) -> dict
         )
         written["heatmap"] = heat_path.name
     if OutputKind.MASK in outputs:
+        labels = result.lesions.labels
         written["mask"] = write_mask(
             folder / "mask.nii.gz",
-            result.lesions.labels,
+            labels if output.mask_values == "labels" else (labels > 0).astype(np.uint8),
             affine,
             description=desc,
             compression=output.compression,
         ).name
     if OutputKind.SLICES in outputs:
-        written["slices"] = write_csv(folder / "slices.csv", slices_table(result)).name
+        table = slices_table(result).assign(smoke_run=result.smoke)  # every table says it, as studies.csv
+        written["slices"] = write_csv(folder / "slices.csv", table).name
     if OutputKind.LESIONS in outputs:
-        table = lesions_table(result.lesions, result.prepared.volume)
+        table = lesions_table(result.lesions, result.prepared.volume).assign(smoke_run=result.smoke)
         written["lesions"] = write_csv(folder / "lesions.csv", table).name
     return written
 

@@ -71,7 +71,7 @@ def study_summary(result: StudyResult, files: StudyFiles, failed: list[OutputFai
         "threshold": result.lesions.threshold,
         "series_uid": p.volume.source.series_uid,
         "series_description": p.volume.source.series_description,
-        "modality": p.volume.modality,
+        "modality": p.series.modality if p.series is not None else p.volume.modality,
         "files": files.written,
         "output_failures": [f.to_dict() for f in failed],
         **result.calibration,

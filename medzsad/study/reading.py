@@ -110,7 +110,8 @@ def read_study(study: StudyInput, pipeline: PipelineConfig) -> StudyRead:
     summary = SeriesSummary(
         series_uid=v.source.series_uid,
         description=v.source.series_description if read.why else "",
-        modality=v.modality,
+        # a NIfTI has no modality: the one its preset was chosen for (auto: from the data) stands in
+        modality=v.modality or (read.preset.modality[0] if read.preset.modality else ""),
         body_part=read.body_part,
         instances=len(v.source.paths),
         preset=read.preset.name,

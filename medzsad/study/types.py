@@ -83,7 +83,8 @@ class SeriesSummary:
     Attributes:
         series_uid: SeriesInstanceUID (DICOM) or the path-derived id of a volume file.
         description: SeriesDescription (``""`` for a volume file).
-        modality: Modality from the header (``""`` when unknown, e.g. NIfTI).
+        modality: Modality from the header, or for a file without one (NIfTI) the modality its preset
+            is for (``""`` when neither is known).
         body_part: BodyPartExamined (``""`` when absent).
         instances: Number of files read.
         preset: Name of the preprocessing preset used (chosen from the headers when ``auto``).

@@ -14,9 +14,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from medzsad.config.presets import list_presets, pipelines_dir
 from medzsad.errors import ConfigError
 from medzsad.io.series_selection import SeriesRules
+from medzsad.preset_names import list_presets, pipelines_dir
 
 if TYPE_CHECKING:
     from medzsad.io.volume import Volume

@@ -24,7 +24,15 @@ from typing import Any
 from medzsad.errors import ModelError
 from medzsad.weights.registry import FileFormat, WeightEntry, WeightKind, get_weight_entry
 
-__all__ = ["WeightSource", "FileIdentity", "ResolvedWeights", "RANDOM", "is_registry_name", "resolve"]
+__all__ = [
+    "WeightSource",
+    "FileIdentity",
+    "ResolvedWeights",
+    "RANDOM",
+    "is_registry_name",
+    "resolve",
+    "resolve_model_weights",
+]
 
 #: Use random weights (smoke tests with the tiny architecture; never for real results).
 RANDOM = "random"
@@ -157,3 +165,29 @@ def resolve(
             "('medzsad weights list'), or random"
         )
     return ResolvedWeights(text, WeightSource.FILE, path, None, None, FileIdentity.of(path))
+
+
+def resolve_model_weights(
+    clip_weights: str, prompt_weights: str, base_dir: str | os.PathLike[str], source: str
+) -> tuple[ResolvedWeights, ResolvedWeights]:
+    """Resolve a model section's CLIP and prompt weight names once; every problem in one error.
+
+    Args:
+        clip_weights: ``model.clip_weights``.
+        prompt_weights: ``model.prompt_weights``.
+        base_dir: The cohort file's folder (relative files).
+        source: The cohort file, named first in each problem.
+
+    Raises:
+        ModelError: One line per weight that cannot be had, each with the command that fixes it.
+    """
+    found: list[ResolvedWeights] = []
+    problems: list[str] = []
+    for name, kind in ((clip_weights, WeightKind.CLIP), (prompt_weights, WeightKind.PROMPT)):
+        try:
+            found.append(resolve(name, base_dir, kind=kind))
+        except ModelError as e:
+            problems.append(f"{source}: model: {e}")
+    if problems:
+        raise ModelError("\n".join(problems))
+    return found[0], found[1]

@@ -22,7 +22,8 @@ import medzsad.api as mz
 from medzsad.calibration.conformal import benjamini_hochberg
 from medzsad.calibration.lesion_stat import lesion_statistic_affine
 from medzsad.cli import EXIT_CONFIG, main
-from medzsad.cohort.runner import RunOptions, run_cohort
+from medzsad.cohort.launch import run_cohort
+from medzsad.cohort.options import RunOptions
 from medzsad.errors import ConfigError
 
 N_NORMALS = 64

@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 
 import medzsad.api as mz
-from medzsad.cohort.runner import RunOptions, run_cohort
+from medzsad.cohort.launch import run_cohort
+from medzsad.cohort.options import RunOptions
 from medzsad.errors import ConfigError
 from medzsad.references.bank_io import BANK_FILE, load_bank
 from medzsad.references.sampling import split_references

@@ -13,7 +13,8 @@ import medzsad.api as mz
 from medzsad.calibration.profile_io import load_profile
 from medzsad.calibration.strata import stratum_key, stratum_values
 from medzsad.cli import EXIT_CONFIG, EXIT_OK, main
-from medzsad.cohort.runner import RunOptions, run_cohort
+from medzsad.cohort.launch import run_cohort
+from medzsad.cohort.options import RunOptions
 from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series
 from medzsad.errors import ConfigError
 

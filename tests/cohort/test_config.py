@@ -44,9 +44,11 @@ def test_unknown_keys_name_file_line_section_and_allowed_keys():
 
 
 def test_bad_values_missing_keys_and_bad_yaml():
-    assert _err("name: x\ninputs: {paths: [a]}\nmodel:\n  device: gpu\n").startswith(
+    assert _err("name: x\ninputs: {paths: [a]}\nmodel:\n  device: tpu\n").startswith(
         "c.yaml:4: model.device:"
     )
+    # TotalSegmentator's spelling: gpu is cuda
+    assert parse_cohort("name: x\ninputs: {paths: [a]}\nmodel:\n  device: gpu:1\n").model.device == "cuda:1"
     # the patch-size check happens once, when the backbone is built (tests/cohort/test_model_settings.py)
     assert _err("name: x\ninputs: {paths: [a]}\nmodel:\n  image_size: 0\n").startswith(
         "c.yaml:4: model.image_size"

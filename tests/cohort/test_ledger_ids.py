@@ -83,3 +83,9 @@ def test_studies_of_a_pacs_export_are_named_after_their_subfolders(tmp_path: Pat
         write_dicom_series(data, np.eye(4), export / patient / study, spec)
     cfg = parse_cohort(f"name: e\ninputs: {{paths: [{export}]}}\n")
     assert sorted(s.study_id for s in collect_studies(cfg)) == ["patient-a-ct-2024", "patient-b-ct-2025"]
+    # inspect names them as the run will (its output folders), the UID beside
+    from medzsad.io.inspect import inspect_path
+
+    report = inspect_path(export, load=False)
+    assert sorted(s.run_id for s in report.studies) == ["patient-a-ct-2024", "patient-b-ct-2025"]
+    assert "study patient-a-ct-2024 (StudyInstanceUID " in report.to_text()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from medzsad.cohort.runner import run_cohort
+from medzsad.cohort.launch import run_cohort
 from medzsad.errors import OutputError
 from medzsad.report import review_outputs
 

@@ -88,3 +88,18 @@ def test_show_ids_shows_folder_names_and_messages(tmp_path: Path, capsys: pytest
     shown = {line.split("] ", 1)[1].split(" ", 1)[0] for line in err.splitlines() if line.startswith("[")}
     assert shown == folders | {"scan"}  # console ids are the output folders' names
     assert "cannot read the NIfTI file" in err
+
+
+def test_switching_show_ids_recomputes_nothing(cohort: dict[str, Path]) -> None:
+    """A display switch changes what is shown, never a study's files: nothing reruns for it."""
+    from medzsad.cohort.launch import run_cohort
+    from medzsad.cohort.options import RunOptions
+
+    first = run_cohort(cohort["yaml"], RunOptions(progress="off"))
+    done = first.n_done
+    assert done == 3
+    overlay = (cohort["out"] / "studies" / "nifti-0" / "overlay.png").read_bytes()
+    for show in (True, False):
+        again = run_cohort(cohort["yaml"], RunOptions(progress="off", show_ids=show))
+        assert (again.n_done, again.n_skipped) == (0, done)
+    assert (cohort["out"] / "studies" / "nifti-0" / "overlay.png").read_bytes() == overlay

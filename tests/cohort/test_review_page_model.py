@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from medzsad.cohort.runner import run_cohort
+from medzsad.cohort.launch import run_cohort
 from medzsad.config import parse_cohort
 from medzsad.model.config import load_architecture
 

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -64,3 +66,66 @@ def test_wheel_carries_cohorts_and_the_report_template() -> None:
     assert "*.j2" in cfg["package-data"]["medzsad.report.templates"]
     assert (REPO_ROOT / "medzsad" / "report" / "templates" / "report.html.j2").is_file()
     assert {p.name for p in (REPO_ROOT / "cohorts").glob("*.yaml")} >= {"demo.yaml"}
+
+
+def test_demo_sh_offline_runs_the_demo_with_smoke_and_ends_with_the_weights_message(tmp_path: Path) -> None:
+    """The README's first command, offline: the demo cohort runs with --smoke (a review page marked
+    SMOKE), no pip or build noise reaches the terminal, and the one message that matters is last:
+    every missing weight file with its import command.
+
+    A stand-in virtual environment: its python answers pip with 200 lines of noise (as pip and the
+    build backend do) and runs medzsad as the real one; downloads go to a closed local port.
+    """
+    import sys
+
+    root = tmp_path / "checkout"
+    shutil.copytree(REPO_ROOT / "scripts", root / "scripts")
+    shutil.copytree(REPO_ROOT / "cohorts", root / "cohorts")
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then i=0; while [ $i -lt 200 ]; do '
+        'echo "WARNING: pip-says-$i"; i=$((i+1)); done; exit 0; fi\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    (venv / "medzsad").write_text(f'#!/bin/sh\nexec {sys.executable} -m medzsad "$@"\n')
+    for f in venv.iterdir():
+        f.chmod(0o755)
+    data = [sys.executable, "-m", "medzsad", "demo-data", str(root / "demo-data"), "--resolution", "4"]
+    assert subprocess.run([*data, "--normals", "0"], capture_output=True).returncode == 0
+    closed = "http://127.0.0.1:9"
+    env = {
+        **os.environ,
+        "MEDZSAD_VENV": str(tmp_path / "venv"),
+        "MEDZSAD_HOME": str(tmp_path / "medzsad_home"),
+        "HOME": str(tmp_path / "home"),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "MEDZSAD_FETCH_RETRIES": "0",
+        **{k: closed for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY")},
+    }
+    env.pop("NO_PROXY", None)
+    env.pop("no_proxy", None)
+    proc = subprocess.run(
+        ["bash", "scripts/demo.sh"], cwd=root, env=env, capture_output=True, text=True, timeout=600
+    )
+    shown = (proc.stdout + proc.stderr).splitlines()
+    assert proc.returncode == 5, proc.stderr[-2000:]
+    assert not [line for line in shown if "pip-says-" in line]  # pip's output is in the log
+    assert (tmp_path / "venv" / "pip.log").read_text().count("pip-says-") == 600  # 3 pip calls, kept
+    assert len(shown) < 40, "\n".join(shown)
+    assert shown[-1].strip().endswith("run cohorts/demo.yaml --smoke")  # the message, last
+    assert "Traceback" not in proc.stderr
+    # the message that matters comes last, after the smoke run, each step on its own line
+    last = proc.stderr[proc.stderr.rindex("=" * 40) :]
+    assert "2 weight file(s) could not be downloaded" in last
+    for name in ("clip_vitl14_336.openai", "anomalyclip_vitl14_336.mvtec"):
+        step = f"medzsad weights import {name} /path/to/"
+        assert any(line.strip().startswith(step) for line in last.splitlines())
+    assert "reports/demo/report.html" in last
+    # ... and the demo cohort itself ran, offline, into its default folder
+    out = root / "reports" / "demo"
+    assert "SMOKE RUN" in (out / "report.html").read_text()
+    studies = pd.read_csv(out / "studies.csv")
+    assert len(studies) == 6 and (studies["status"] == "done").all()

@@ -18,7 +18,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from medzsad.cli import main
 from medzsad.config import OutputKind, load_cohort
 from medzsad.report.review_outputs import PMAP_FILE, SEG_FILE
 from medzsad.report.sr_writer import SR_FILE
@@ -48,16 +47,31 @@ def _medzsad(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _doc_commands() -> list[list[str]]:
+    """The commands of docs/calibration.md's "Try it on the demo data", as a user types them."""
+    doc = (REPO_ROOT / "docs" / "calibration.md").read_text()
+    section = doc.split("## Try it on the demo data", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [line.split() for line in section.strip().splitlines()]
+
+
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A repository-shaped folder: cohorts/ as shipped, demo-data/ beside it, the profiles built."""
+    """A repository-shaped folder, walked through docs/calibration.md's demo commands."""
     root = tmp_path_factory.mktemp("checkout")
     shutil.copytree(REPO_ROOT / "cohorts", root / "cohorts")
-    assert main(["demo-data", str(root / "demo-data"), "--resolution", "4"]) == 0
-    for name in COHORTS:
-        if load_cohort(root / "cohorts" / name).profile is not None:
-            proc = _medzsad(root, "profile", f"cohorts/{name}", "--smoke", "-q")
-            assert proc.returncode == 0, proc.stderr[-3000:]
+    commands = _doc_commands()
+    assert [c[:2] for c in commands] == [["medzsad", "demo-data"], ["medzsad", "profile"], ["medzsad", "run"]]
+    for argv in commands:
+        extra = ["--resolution", "4"] if argv[1] == "demo-data" else ["-q"]  # small data, quiet
+        proc = _medzsad(root, *argv[1:], *extra)
+        assert proc.returncode == 0, (argv, proc.stderr[-3000:])
+    profiled = [load_cohort(root / "cohorts" / n) for n in COHORTS]
+    for config in (c for c in profiled if c.profile is not None):  # every profile cohort was built
+        profile = root / "reports" / config.name / "profile"
+        assert json.loads((profile / "profile.json").read_text())["smoke_run"] is True
+        assert (profile / "calibration.png").stat().st_size > 0
+    page = (root / "reports" / "demo-calibrated" / "report.html").read_text()
+    assert 'id="flag-rule"' in page and "p-value" in page and "Flagged" in page
     return root
 
 
@@ -87,6 +101,10 @@ def test_shipped_cohort_runs_with_smoke_from_the_repository(checkout: Path, name
             if kind in _STUDY_FILES and (dicom or kind not in _DICOM_ONLY):
                 assert (folder / _STUDY_FILES[kind]).exists(), (row.study_id, kind)
         assert provenance["output_failures"] == [], provenance["output_failures"]
+        for table in ("slices.csv", "lesions.csv"):  # every output says SMOKE, the tables too
+            if (folder / table).exists():
+                assert pd.read_csv(folder / table)["smoke_run"].all(), table
+    assert studies["modality"].isin(["CT", "MR"]).all()  # NIfTI studies: the modality of their preset
     if OutputKind.HTML in config.output.outputs:
         assert "SMOKE RUN" in (out / "report.html").read_text()
     if config.output.flag is not None:  # calibrated against the profile built above

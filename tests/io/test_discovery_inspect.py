@@ -133,7 +133,7 @@ def test_inspect_report(export) -> None:
     rep = inspect_path(root)
     d = rep.to_dict()
     json.dumps(d)
-    study = next(s for s in d["studies"] if s["study_id"] == a.study_uid)
+    study = next(s for s in d["studies"] if s["study_uid"] == a.study_uid)
     assert study["chosen_series"] == a.series_uid
     assert study["volume"]["shape_ijk"] == [12, 16, 6]
     assert study["volume"]["orientation"] == "LPS"

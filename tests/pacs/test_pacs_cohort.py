@@ -18,9 +18,9 @@ import pydicom
 import pytest
 from tiny_model import TINY_MODEL
 
+from medzsad.cohort.launch import run_cohort
 from medzsad.cohort.push import push_run
 from medzsad.cohort.push_records import SentRecords
-from medzsad.cohort.runner import run_cohort
 from medzsad.config import load_cohort
 from medzsad.config.pacs import PushConfig
 from medzsad.datasets.demo_dicom import SeriesSpec, write_dicom_series

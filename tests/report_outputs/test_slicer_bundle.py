@@ -114,3 +114,19 @@ def test_script_and_missing_bundle(tmp_path: Path, ct_volume, heat_mask) -> None
     bundle.segmentation.unlink()
     with pytest.raises(OutputError, match="missing"):
         read_bundle(tmp_path / "study")
+
+
+def test_a_run_folder_lists_its_studies(tmp_path: Path, ct_volume, heat_mask, capsys) -> None:
+    """medzsad slicer RUN_DIR names the commands for the run's studies instead of a wrong fix."""
+    from medzsad.cli import EXIT_OUTPUT, main
+
+    heat, mask = heat_mask
+    for sid in ("ct-a", "ct-b"):
+        write_slicer_bundle(tmp_path / "run" / "studies" / sid, ct_volume, heat, mask, threshold=0.5)
+    (tmp_path / "run" / "studies" / "no-bundle").mkdir()
+    assert main(["slicer", str(tmp_path / "run")]) == EXIT_OUTPUT
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"medzsad: error: {tmp_path / 'run'} is a run folder; give one of its 2 studies:"
+    assert [line.strip() for line in err[1:]] == [
+        f"medzsad slicer {tmp_path / 'run' / 'studies' / s}" for s in ("ct-a", "ct-b")
+    ]

@@ -137,9 +137,9 @@ def test_cli_fetch_from_file_url(home, served, add_entry, capsys):
     assert (home / "weights" / "tiny.clifetch" / "w.pt").read_bytes() == PAYLOAD
 
 
-def test_cli_list_verbose_shows_unverified_record(home, tmp_fixture_pth, capsys):
+def test_cli_list_urls_shows_unverified_record(home, tmp_fixture_pth, capsys):
     assert main(["weights", "import", "anomalyclip_vitl14_336.mvtec", str(tmp_fixture_pth)]) == 0
     assert "UNVERIFIED" in capsys.readouterr().out
-    assert main(["weights", "list", "--verbose"]) == 0
+    assert main(["weights", "list", "--urls"]) == 0
     out = capsys.readouterr().out
     assert "stored sha256" in out and "UNVERIFIED" in out and "not published" in out

@@ -84,6 +84,10 @@ class RunHooks(Protocol):
         """Mark the study running and claim ``partial``, the folder its files are about to be written in."""
         ...
 
+    def scored(self, job: StudyJob, done: int, total: int) -> None:
+        """``done`` of the study's ``total`` slices are scored (progress only; it may never be called)."""
+        ...
+
 
 class Executor(Protocol):
     """Runs every job through :mod:`medzsad.study`, yielding one outcome per started job, in job order.

@@ -46,6 +46,11 @@ class FakeStages:
         self.batches.append(sorted({int(v) for v in batch[:, 0, 0, 0]}))
         return batch[:, 0, 0, 0].numpy().copy(), batch[:, 0].numpy().copy()
 
+    def progress(self, job: int, done: int, total: int) -> None:
+        self.progressed = getattr(self, "progressed", {})
+        assert done > self.progressed.get(job, 0) and done <= total  # forward, within the study
+        self.progressed[job] = done
+
     def release(self, loaded: np.ndarray) -> np.ndarray:
         return loaded[:0]
 

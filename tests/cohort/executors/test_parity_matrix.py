@@ -20,7 +20,7 @@ import ray
 from tiny_model import TINY_MODEL
 
 from medzsad.cli import main
-from medzsad.cohort.runner import run_cohort
+from medzsad.cohort.launch import run_cohort
 from medzsad.config import OutputKind, parse_cohort
 from medzsad.site_profile.builder import build_profile
 

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import ray
 
+from medzsad.cohort.launch import run_cohort
 from medzsad.cohort.ledger import Ledger, StudyState
-from medzsad.cohort.runner import run_cohort
 from medzsad.config import parse_cohort
 
 from ..conftest import TINY_MODEL, make_cohort

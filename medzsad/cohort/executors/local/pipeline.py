@@ -78,6 +78,7 @@ class _InScoring(Generic[J, P]):
     images: torch.Tensor
     positions: torch.Tensor
     cursor: int = 0  # slices given to the model stage so far
+    done: int = 0  # slices scored so far
     outstanding: int = 0  # batches with slices of this study still in the model stage
     failed: bool = False
     scores: list[np.ndarray] = field(default_factory=list)
@@ -303,6 +304,8 @@ class _Run(Generic[J, P, R]):
                     s.scores.append(scores[offset : offset + b - a])
                     s.maps.append(maps[offset : offset + b - a])
                     s.seconds += r.seconds * (b - a) / n
+                    s.done += b - a
+                    self.stages.progress(s.job, s.done, int(s.images.shape[0]))
                 offset += b - a
         for s in [s for s in self.scoring if s.remaining == 0 and s.outstanding == 0]:
             self.scoring.remove(s)

@@ -49,6 +49,10 @@ class Stages(Protocol[J_contra, P, R_co]):
         """Model outputs for ``(B, 3, S, S)`` slices: ``(B,)`` scores and ``(B, S, S)`` maps."""
         ...
 
+    def progress(self, job: J_contra, done: int, total: int) -> None:
+        """``done`` of a job's ``total`` slices are scored (calling thread; for progress display)."""
+        ...
+
     def release(self, loaded: P) -> P:
         """The loaded job without its model inputs (called once it is scored, to free memory)."""
         ...

@@ -74,6 +74,10 @@ class StudyStages:
         """:func:`~medzsad.study.scoring.score_batch` on one batch."""
         return score_batch(self.model, batch, positions, self.device)
 
+    def progress(self, job: StudyJob, done: int, total: int) -> None:
+        """Tell the run how far the study's scoring is (its progress bar)."""
+        self.hooks.scored(job, done, total)
+
     def release(self, loaded: PreparedStudy) -> PreparedStudy:
         """The study without its model inputs, once scored."""
         return loaded.without_images()

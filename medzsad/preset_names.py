@@ -23,10 +23,10 @@ def pipelines_dir() -> Path:
     env = os.environ.get("MEDZSAD_PIPELINES")
     if env:
         return Path(env)
-    checkout = Path(__file__).resolve().parents[2] / "pipelines"
+    checkout = Path(__file__).resolve().parents[1] / "pipelines"
     if checkout.is_dir():
         return checkout
-    return Path(__file__).resolve().parents[1] / "pipelines"
+    return Path(__file__).resolve().parents[0] / "pipelines"
 
 
 def list_presets() -> list[str]:
