@@ -28,8 +28,9 @@ outputs (in --out/-o, default reports/<name>/):
   studies.csv, errors.csv, metrics.json (when the manifest has labels/masks), report.html,
   ledger.sqlite (the resume ledger: a rerun skips finished studies)
 
-exit codes: 0 all studies done, 3 some studies failed (the others completed; see errors.csv),
-  2 configuration error (the message names the file and line), 4 input, 5 model/weights, 6 output.
+exit codes: 0 all studies done (warnings, e.g. missing slices, in studies.csv and on the terminal),
+  3 some studies failed (the others completed; see errors.csv), 2 configuration error (the message
+  names the file and line), 4 input, 5 model/weights, 6 output, 7 the PACS refused us, 130 interrupted.
 """
 
 
@@ -85,10 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _line(outcome: Any, i: int, n: int) -> None:
-    extra = f" score={outcome.score:.4f}" if outcome.score is not None else ""
-    if outcome.error:
-        extra += f" error={outcome.error[:400]}"
-    sys.stderr.write(f"[{i}/{n}] {outcome.log_id} {outcome.status}{extra} ({outcome.seconds:.1f} s)\n")
+    sys.stderr.write(f"[{i}/{n}] {outcome.line()}\n")
 
 
 def _config(args: argparse.Namespace) -> Any:

@@ -58,11 +58,7 @@ def _progress(total: int, mode: str) -> Iterator[Callable[[StudyOutcome], None]]
         def step(outcome: StudyOutcome) -> None:
             if isinstance(bar, NullBar):
                 return
-            score = f" score={outcome.score:.4f}" if outcome.score is not None else ""
-            error = f" error={outcome.error[:400]}" if outcome.error else ""
-            bar.write(
-                f"{outcome.log_id} {outcome.status}{score}{error} ({outcome.seconds:.1f} s)", file=sys.stderr
-            )
+            bar.write(outcome.line(), file=sys.stderr)
             bar.set_postfix_str(f"{outcome.log_id} {outcome.status}")
             bar.update(1)
 
@@ -198,7 +194,10 @@ def _execute(
             if res.status == "cancelled":
                 continue  # the run stopped before this study; the next run picks it up
             error = shown_error(cfg, job, res)
-            outcome = StudyOutcome(job.study.study_id, job.log_id, res.status, res.score, error, res.seconds)
+            warned = tuple(str(w) for w in res.summary.get("warnings", ()))
+            outcome = StudyOutcome(
+                job.study.study_id, job.log_id, res.status, res.score, error, res.seconds, warned
+            )
             results[outcome.study_id] = outcome
             step(outcome)
             if on_study is not None:

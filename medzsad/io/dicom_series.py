@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -298,7 +299,8 @@ def load_dicom_series(
     if records is None:
         path, ds = datasets[0]
         data, affine = _no_geometry_volume(ds, path, warnings)
-        src = _source(ds, (path,) * data.shape[2], (str(ds.get("SOPInstanceUID", "")),) * data.shape[2], ())
+        uids = (str(ds.get("SOPInstanceUID", "")),) * data.shape[2]
+        src = replace(_source(ds, (path,) * data.shape[2], uids, ()), patient_geometry=False)
         _check_values(data, ds, path)
         k = data.shape[2]
         pos = np.array([affine_lps_k(affine, n) for n in range(k)])

@@ -46,7 +46,7 @@ LINK_PATTERNS = (
     "slicer/*.nii.gz",
 )
 _REQUIRED = ("study_id", "score", "study_dir")
-_STUDY_COLUMNS = ("Rank", "Study", "Score", "Lesions", "Lesion volume (mL)", "Modality")
+_STUDY_COLUMNS = ("Rank", "Study", "Score", "Lesions", "Lesion volume (mL)", "Modality", "Warnings")
 
 #: lesions.csv column -> (title on the page, decimals); ``{unit}`` is the intensity unit (HU for CT).
 #: Columns not listed (LPS centre, bounding box, voxels) stay in the CSV only.
@@ -138,6 +138,13 @@ def _lesions_view(frame: pd.DataFrame, max_rows: int) -> _Lesions:
     return _Lesions(titles, rows, max(0, len(frame) - max_rows))
 
 
+def _texts(cell: object) -> list[str]:
+    """A cell of texts (warnings, notes): a list, or one text."""
+    if isinstance(cell, list | tuple):
+        return [str(c) for c in cell if str(c)]
+    return [cell] if isinstance(cell, str) and cell else []
+
+
 def _study(row: pd.Series, base: Path, max_rows: int) -> dict[str, Any]:
     folder = Path(str(row["study_dir"]))
     folder = folder if folder.is_absolute() else base / folder
@@ -164,6 +171,8 @@ def _study(row: pd.Series, base: Path, max_rows: int) -> dict[str, Any]:
         "lesion_ml": _fmt(lesion_ml, 2),
         "lesion_ml_value": "" if math.isnan(lesion_ml) else repr(lesion_ml),
         "modality": str(row.get("modality", "") or ""),
+        "warnings": _texts(row.get("warnings")),
+        "notes": _texts(row.get("notes")),
         "overlays": [{"href": _rel(p, base), "name": p.stem} for p in pngs],
         "lesions": _lesions_view(lesions, max_rows) if lesions is not None else None,
         "links": [{"href": _rel(p, base), "name": _rel(p, folder)} for p in links],
@@ -191,6 +200,8 @@ def _study_or_note(row: pd.Series, base: Path, max_rows: int) -> dict[str, Any]:
             "lesion_ml": "",
             "lesion_ml_value": "",
             "modality": "",
+            "warnings": [],
+            "notes": [],
             "overlays": [],
             "lesions": None,
             "links": [],
@@ -264,7 +275,9 @@ def write_report_html(
         studies_table: One row per study with columns ``study_id``, ``score`` (float, NaN when
             unscored) and ``study_dir`` (absolute or relative to ``cohort_out_dir``); optional
             ``status`` (``"ok"``, ``"failed"``, ``"pending"``), ``error``, ``overlays`` (list of
-            PNG paths), ``lesions_csv``, ``lesion_count``, ``lesion_volume_ml`` and ``modality``.
+            PNG paths), ``lesions_csv``, ``lesion_count``, ``lesion_volume_ml``, ``modality``,
+            ``warnings`` (how the study was read: gaps, irregular spacing, a series fallback) and
+            ``notes`` (outputs not applicable to the source), each a list of texts or one text.
         title: Page title (the cohort name).
         max_lesion_rows: Lesion rows shown per study (the CSV link has all).
         header: Model, weights, operating point, date, smoke flag and metrics of the run.
