@@ -52,7 +52,7 @@ class StudyOutcome:
     warnings: tuple[str, ...] = ()
 
     def line(self) -> str:
-        """The terminal's line: ``s-1a2b3c4d5e done score=0.8123 (12.4 s) [2 warnings]``."""
+        """The terminal's line: ``s-1a2b3c4d5e done score=0.8123 (12.4 s) [1 warning: 161 missing ...]``."""
         score = f" score={self.score:.4f}" if self.score is not None else ""
         error = f" error={self.error[:400]}" if self.error else ""
         n = len(self.warnings)

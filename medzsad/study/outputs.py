@@ -84,8 +84,9 @@ class StudyFiles:
     Attributes:
         written: Output kind (or relative path of a review file) -> file name in the study folder.
         failed: Optional outputs whose writer raised (the study is still done).
-        skipped: ``"format: not applicable: why"`` for asked outputs that do not apply to the
-            source (DICOM SEG of a NIfTI file or a radiograph): notes, not failures.
+        skipped: Asked outputs not written though their writer did not fail, with why: not
+            applicable to the source (``dicom-seg: not applicable: ...`` for a NIfTI file or a
+            radiograph), or an SR whose SEG failed; the study's notes, not failures.
     """
 
     written: dict[str, str]
