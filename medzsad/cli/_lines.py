@@ -18,19 +18,13 @@ def _clock(seconds: float) -> str:
 
 
 class StudyLines:
-    """``[3/6] s-8bb6458d3c done score=0.8921 (4.1 s) elapsed 0:00:12 ETA 0:00:12`` on stderr."""
+    """``[3/6] s-8bb6458d3c done score=0.8921 (4.1 s) [1 warning: ...] elapsed 0:00:12 ETA 0:00:12``."""
 
     def __init__(self) -> None:
         self.start = time.monotonic()
 
     def __call__(self, outcome: Any, i: int, n: int) -> None:
         """Write the line of the ``i``-th of ``n`` studies."""
-        extra = f" score={outcome.score:.4f}" if outcome.score is not None else ""
-        if outcome.error:
-            extra += f" error={outcome.error[:400]}"
         elapsed = time.monotonic() - self.start
         eta = elapsed / i * (n - i) if i else 0.0
-        sys.stderr.write(
-            f"[{i}/{n}] {outcome.log_id} {outcome.status}{extra} ({outcome.seconds:.1f} s)"
-            f" elapsed {_clock(elapsed)} ETA {_clock(eta)}\n"
-        )
+        sys.stderr.write(f"[{i}/{n}] {outcome.line()} elapsed {_clock(elapsed)} ETA {_clock(eta)}\n")

@@ -34,9 +34,9 @@ coming from TotalSegmentator: --statistics is lesions.csv (volume, centre, heat 
   lesions.csv; 0 background): --binary-mask (output.mask_values: binary) writes a 0/1 mask instead;
   --device gpu is cuda.
 
-exit codes: 0 all studies done, 3 some studies failed (the others completed; see errors.csv),
-  2 configuration error (the message names the file and line), 4 input, 5 model/weights, 6 output,
-  7 a PACS refused us (credentials, AE title).
+exit codes: 0 all studies done (warnings, e.g. missing slices, in studies.csv and on the terminal),
+  3 some studies failed (the others completed; see errors.csv), 2 configuration error (the message
+  names the file and line), 4 input, 5 model/weights, 6 output, 7 the PACS refused us, 130 interrupted.
 """
 
 

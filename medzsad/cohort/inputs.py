@@ -128,12 +128,23 @@ def _from_pacs(source: DicomWebInput | DimseInput, config: CohortConfig) -> list
 
     A study whose pull failed is kept with its error, so it fails (and is listed in errors.csv)
     while the other studies run. Inside :func:`medzsad.pacs.pull.query_only` (a dry run) nothing
-    is pulled: each study the PACS names is listed under the id its folder will give it.
+    is pulled: each study the PACS names is listed under the id its folder will give it. When the
+    PACS is down (its study query fails; a refusal still stops the run), the studies pulled into
+    the cache before are the cohort's, with a warning: a finished run reruns offline.
     """
     from medzsad.pacs.pull import pull_studies
 
     kind = "dicomweb" if isinstance(source, DicomWebInput) else "dimse"
-    report = pull_studies(source, config.out_dir / "pacs-cache" / kind)
+    report = pull_studies(source, config.out_dir / "pacs-cache" / kind, reuse_when_down=True)
+    if report.offline:
+        log.warning(
+            "%s cannot be asked (%s); going on offline with the %d studies pulled from it before into "
+            "%s (studies it would find now are not seen until it answers)",
+            report.endpoint,
+            report.offline[:300],
+            len(report.studies),
+            report.dest,
+        )
     studies: list[StudyInput] = []
     for pulled in report.studies:
         uid = pulled.study_uid

@@ -38,7 +38,11 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class StudyOutcome:
-    """What happened to one study: ``done``, ``skipped``, ``failed`` or (dry run) ``would-run``."""
+    """What happened to one study: ``done``, ``skipped``, ``failed`` or (dry run) ``would-run``.
+
+    ``warnings``: how a done study was read (gaps, irregular spacing, a series fallback), as in
+    the ``warnings`` column of studies.csv.
+    """
 
     study_id: str
     log_id: str
@@ -46,6 +50,15 @@ class StudyOutcome:
     score: float | None = None
     error: str = ""
     seconds: float = 0.0
+    warnings: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        """The terminal's line: ``s-1a2b3c4d5e done score=0.8123 (12.4 s) [1 warning: 161 missing ...]``."""
+        score = f" score={self.score:.4f}" if self.score is not None else ""
+        error = f" error={self.error[:400]}" if self.error else ""
+        n = len(self.warnings)
+        warned = f" [{n} warning{'s' if n > 1 else ''}: {'; '.join(self.warnings)[:400]}]" if n else ""
+        return f"{self.log_id} {self.status}{score}{error} ({self.seconds:.1f} s){warned}"
 
 
 @dataclass(frozen=True)

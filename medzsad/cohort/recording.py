@@ -92,6 +92,8 @@ class StudyRecorder:
             self.ledger.mark_done(sid, result.summary)
             log.info("study %s done: score %.4f, %s lesions", job.log_id, result.score,
                      result.summary.get("lesion_count"))  # fmt: skip
+            for warning in result.summary.get("warnings", ()):  # gaps, spacing, a series fallback
+                log.warning("study %s: %s", job.log_id, warning)
         elif result.status == "failed":
             if where is not None:
                 with contextlib.suppress(Exception):

@@ -62,9 +62,6 @@ class RunProgress:
         """A study is done, failed or skipped: its line above the bar, and the bar completes it."""
         if isinstance(self._bar, NullBar):
             return
-        score = f" score={outcome.score:.4f}" if outcome.score is not None else ""
-        error = f" error={outcome.error[:400]}" if outcome.error else ""
-        line = f"{outcome.log_id} {outcome.status}{score}{error} ({outcome.seconds:.1f} s)"
-        self._bar.write(line, file=sys.stderr)
+        self._bar.write(outcome.line(), file=sys.stderr)
         self._bar.set_postfix_str(f"{outcome.log_id} {outcome.status}")
         self._advance(outcome.study_id, 1.0)

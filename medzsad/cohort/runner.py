@@ -166,7 +166,10 @@ def _execute(
             if res.status == "cancelled":
                 continue  # the run stopped before this study; the next run picks it up
             error = shown_error(cfg, job, res)
-            outcome = StudyOutcome(job.study.study_id, job.log_id, res.status, res.score, error, res.seconds)
+            warned = tuple(str(w) for w in res.summary.get("warnings", ()))
+            outcome = StudyOutcome(
+                job.study.study_id, job.log_id, res.status, res.score, error, res.seconds, warned
+            )
             results[outcome.study_id] = outcome
             progress.finished(outcome)
             if on_study is not None:

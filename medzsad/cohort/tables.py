@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 STUDY_COLUMNS = [
     "study_id", "safe_id", "source", "series_uid", "series_description", "modality", "slices",
     "scored_slices", "score", "rank", "lesion_count", "lesion_volume_ml", "label", "status", "error",
-    "output_errors", "smoke_run",
+    "output_errors", "warnings", "notes", "smoke_run",
 ]  # fmt: skip
 ERROR_COLUMNS = ["study_id", "source", "stage", "output", "error_type", "message"]
 #: ``stage`` of an errors.csv row about an optional output of a done study.
@@ -58,6 +58,21 @@ def _output_failures(row: LedgerRow | None) -> list[dict[str, str]]:
     return [f for f in row.outputs.get("output_failures", []) if isinstance(f, dict)]
 
 
+def _cell(items: object) -> str:
+    """A list of texts from the ledger (a study's warnings or notes) as one cell."""
+    return "; ".join(str(i) for i in items) if isinstance(items, list) else ""
+
+
+def _listed(studies: list[StudyInput], rows: dict[str, LedgerRow], key: str) -> list[list[str]]:
+    """Each done study's ``warnings`` or ``notes`` list from the ledger (the page lists them one by one)."""
+    out: list[list[str]] = []
+    for s in studies:
+        r = rows.get(s.study_id)
+        items = r.outputs.get(key) if r is not None and r.state is StudyState.DONE else None
+        out.append([str(i) for i in items] if isinstance(items, list) else [])
+    return out
+
+
 def studies_table(
     studies: list[StudyInput],
     rows: dict[str, LedgerRow],
@@ -66,9 +81,11 @@ def studies_table(
 ) -> pd.DataFrame:
     """One row per study of the cohort (ledger state; ``pending`` when not reached yet).
 
-    ``smoke_run`` is true on every row of a run with random weights (scores are meaningless).
-    With ``config.output.flag`` the table also has ``p_value`` and ``flagged``
-    (:func:`medzsad.calibration.operating_point.flag_columns`).
+    ``warnings`` of a done study: the series fallback and the loader's geometry warnings (missing
+    slices, irregular spacing, duplicates, ...); ``notes``: asked outputs that do not apply to its
+    source (``dicom-seg: not applicable: ...``). ``smoke_run`` is true on every row of a run with
+    random weights (scores are meaningless). With ``config.output.flag`` the table also has
+    ``p_value`` and ``flagged`` (:func:`medzsad.calibration.operating_point.flag_columns`).
     """
     records = []
     for s in studies:
@@ -96,6 +113,8 @@ def studies_table(
                 "output_errors": "; ".join(
                     f"{f.get('output', '')}: {f.get('error_type', '')}" for f in _output_failures(r)
                 ),
+                "warnings": _cell(out.get("warnings")) if done else "",
+                "notes": _cell(out.get("notes")) if done else "",
                 "smoke_run": smoke,
             }
         )
@@ -216,6 +235,8 @@ def write_review_page(
             "lesion_count": table["lesion_count"],
             "lesion_volume_ml": table["lesion_volume_ml"],
             "modality": table["modality"],
+            "warnings": _listed(studies, rows, "warnings"),
+            "notes": _listed(studies, rows, "notes"),
             **{c: table[c] for c in ("p_value", "flagged") if c in table.columns},
         }
     )

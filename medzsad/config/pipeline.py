@@ -50,13 +50,20 @@ class SeriesOverrides(_Section):
 
 
 class PipelineConfig(_Section):
-    """Preprocessing: a preset from ``pipelines/`` plus overrides (``None`` keeps the preset's value)."""
+    """Preprocessing: a preset from ``pipelines/`` plus overrides (``None`` keeps the preset's value).
+
+    ``on_gap``: what missing slices or irregular slice spacing in a DICOM series do: ``warn`` (the
+    study is scored on SimpleITK's grid and the warning goes to studies.csv, the review page and
+    the terminal), ``fail`` (the study fails, naming the gap) or ``resample`` (linear
+    interpolation onto the median spacing).
+    """
 
     preset: str = "auto"
     window: WindowConfig | None = None
     axis: Literal["axial", "coronal", "sagittal"] | None = None
     series: SeriesOverrides | None = None
     skip_empty_slices: bool | None = None
+    on_gap: Literal["warn", "fail", "resample"] = "warn"
 
     @field_validator("preset")
     @classmethod

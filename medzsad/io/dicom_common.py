@@ -14,6 +14,7 @@ import os
 import struct
 import warnings
 import zlib
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import IO
 
@@ -31,6 +32,7 @@ from medzsad.io.sources import open_binary
 
 __all__ = [
     "LoadPolicy",
+    "GeometryPolicy",
     "tag_str",
     "read_dataset",
     "decode_frames",
@@ -58,6 +60,31 @@ class LoadPolicy(str, Enum):
     ERROR = "error"
     WARN = "warn"
     RESAMPLE = "resample"
+
+
+@dataclass(frozen=True)
+class GeometryPolicy:
+    """The :class:`LoadPolicy` of each kind of geometry problem.
+
+    Attributes:
+        other: Gantry tilt, mixed image sizes/orientations/pixel spacing, several slices at one
+            position (``resample`` de-shears a tilted stack).
+        gaps: Missing slices and non-uniform slice spacing (``resample`` interpolates onto the
+            median spacing); a cohort's ``pipeline.on_gap``.
+    """
+
+    other: LoadPolicy = LoadPolicy.WARN
+    gaps: LoadPolicy = LoadPolicy.WARN
+
+    @classmethod
+    def of(
+        cls, policy: LoadPolicy | str | GeometryPolicy, gaps: LoadPolicy | str | None = None
+    ) -> GeometryPolicy:
+        """``policy`` for every problem, with ``gaps`` (when given) for missing slices and spacing."""
+        if isinstance(policy, GeometryPolicy):
+            return policy if gaps is None else replace(policy, gaps=LoadPolicy(gaps))
+        other = LoadPolicy(policy)
+        return cls(other, other if gaps is None else LoadPolicy(gaps))
 
 
 def tag_str(keyword: str) -> str:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 from pydicom.dataset import Dataset
 
 from medzsad.errors import DicomError, SourceChangedError
 from medzsad.io.dicom_common import (
+    GeometryPolicy,
     LoadPolicy,
     check_has_pixels,
     check_pixel_claim,
@@ -163,13 +165,13 @@ def _copy_marks(ds: Dataset) -> tuple[bool, bool, tuple[str, ...]]:
 
 
 def _records_of(
-    datasets: list[tuple[str, Dataset]], policy: LoadPolicy, warnings: list[str]
+    datasets: list[tuple[str, Dataset]], policy: GeometryPolicy, warnings: list[str]
 ) -> list[SliceRecord] | None:
     """Slice records of every file (frames of multi-frame files), or None for one object without geometry."""
     records: list[SliceRecord] = []
     for path, ds in datasets:
         start = len(records)
-        found = _file_records(path, ds, len(datasets) == 1, policy, warnings)
+        found = _file_records(path, ds, len(datasets) == 1, policy.other, warnings)
         if found is None:
             return None
         records += found
@@ -266,12 +268,15 @@ def _check_values(data: np.ndarray, ds: Dataset, path: str) -> None:
         )
 
 
-def load_dicom_series(paths: Sequence[str], policy: LoadPolicy | str = LoadPolicy.WARN) -> Volume:
+def load_dicom_series(
+    paths: Sequence[str], policy: LoadPolicy | str | GeometryPolicy = LoadPolicy.WARN
+) -> Volume:
     """Read every file of one series and build the :class:`Volume`.
 
     Args:
         paths: The series' files (any order; archive members allowed).
-        policy: ``error``, ``warn`` or ``resample`` for geometry problems (see :class:`LoadPolicy`).
+        policy: ``error``, ``warn`` or ``resample`` for geometry problems (see :class:`LoadPolicy`),
+            or a :class:`GeometryPolicy` with a policy of its own for gaps.
 
     Returns:
         The volume: ``data`` ``(I, J, K)`` float32 rescaled values, slices sorted along the normal.
@@ -280,7 +285,7 @@ def load_dicom_series(paths: Sequence[str], policy: LoadPolicy | str = LoadPolic
         DicomError: Unreadable file, no pixel data, missing position/orientation, or a geometry
             problem under the ``error`` policy. The message names the file and tag.
     """
-    policy = LoadPolicy(policy)
+    policy = GeometryPolicy.of(policy)
     if not paths:
         raise DicomError("no DICOM files given for the series")
     _check_present([str(p) for p in paths])
@@ -294,7 +299,8 @@ def load_dicom_series(paths: Sequence[str], policy: LoadPolicy | str = LoadPolic
     if records is None:
         path, ds = datasets[0]
         data, affine = _no_geometry_volume(ds, path, warnings)
-        src = _source(ds, (path,) * data.shape[2], (str(ds.get("SOPInstanceUID", "")),) * data.shape[2], ())
+        uids = (str(ds.get("SOPInstanceUID", "")),) * data.shape[2]
+        src = replace(_source(ds, (path,) * data.shape[2], uids, ()), patient_geometry=False)
         _check_values(data, ds, path)
         k = data.shape[2]
         pos = np.array([affine_lps_k(affine, n) for n in range(k)])

@@ -3,9 +3,10 @@
 Slices are sorted by their position along the slice normal (never by file name or InstanceNumber).
 The stack is then checked for mixed image sizes, inconsistent orientation, duplicate positions,
 missing slices, non-uniform spacing and gantry tilt, and each problem is handled per
-:class:`~medzsad.io.dicom_common.LoadPolicy`. With ``warn`` the geometry is the one SimpleITK's
-ImageSeriesReader gives: origin = first slice position, direction = (row, col, row x col),
-slice spacing = ``|last - first| / (K - 1)``.
+:class:`~medzsad.io.dicom_common.GeometryPolicy` (gaps, i.e. missing slices and non-uniform
+spacing, have a policy of their own: a cohort's ``pipeline.on_gap``). With ``warn`` the geometry
+is the one SimpleITK's ImageSeriesReader gives: origin = first slice position, direction =
+(row, col, row x col), slice spacing = ``|last - first| / (K - 1)``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from medzsad.errors import DicomError
-from medzsad.io.dicom_common import LoadPolicy
+from medzsad.io.dicom_common import GeometryPolicy, LoadPolicy
 from medzsad.io.geometry import (
     PositionReport,
     affine_lps_from_vectors,
@@ -95,7 +96,12 @@ class StackResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _problem(policy: LoadPolicy, where: str, message: str, warnings: list[str]) -> None:
+def _problem(policy: LoadPolicy, where: str, message: str, warnings: list[str], gap: bool = False) -> None:
+    if policy is LoadPolicy.ERROR and gap:
+        raise DicomError(
+            f"{where}: {message}; gaps are refused (gap policy 'error'; in a cohort pipeline.on_gap: "
+            "fail): use 'warn' or 'resample' to accept them"
+        )
     if policy is LoadPolicy.ERROR:
         raise DicomError(f"{where}: {message}; load with policy 'warn' or 'resample' to accept it")
     log.warning("%s", message)
@@ -245,7 +251,8 @@ def _resample_k(
     return out, targets, src
 
 
-def _describe(rep: PositionReport, k: int) -> list[str]:
+def _gap_issues(rep: PositionReport) -> list[str]:
+    """Missing slices and non-uniform spacing, as the warnings and errors name them."""
     issues = []
     if rep.missing:
         issues.append(
@@ -257,8 +264,6 @@ def _describe(rep: PositionReport, k: int) -> list[str]:
             f"non-uniform slice spacing: gaps differ from the median {rep.step_along_normal_mm:.4g} mm "
             f"by up to {rep.max_gap_deviation_mm:.4g} mm"
         )
-    if rep.tilted:
-        issues.append(f"gantry tilt: slices are sheared {rep.tilt_deg:.3g} degrees from the slice normal")
     return issues
 
 
@@ -282,12 +287,12 @@ def _check_grid(affine_lps: np.ndarray, k: int, where: str, first: str) -> None:
     )
 
 
-def stack_slices(records: list[SliceRecord], policy: LoadPolicy, where: str) -> StackResult:
+def stack_slices(records: list[SliceRecord], policy: GeometryPolicy, where: str) -> StackResult:
     """Sort, check and stack slices into a voxel grid.
 
     Args:
         records: The slices of one series (any order).
-        policy: What to do with geometry problems.
+        policy: What to do with geometry problems (gaps and the others).
         where: Series description for messages (SeriesInstanceUID or file).
 
     Raises:
@@ -296,7 +301,7 @@ def stack_slices(records: list[SliceRecord], policy: LoadPolicy, where: str) -> 
     if not records:
         raise DicomError(f"{where}: no image slices to load")
     warnings: list[str] = []
-    records = _consistent_group(records, policy, where, warnings)
+    records = _consistent_group(records, policy.other, where, warnings)
     try:
         row, col, normal = iop_vectors(records[0].iop)
     except ValueError as e:
@@ -306,22 +311,28 @@ def stack_slices(records: list[SliceRecord], policy: LoadPolicy, where: str) -> 
         range(len(records)), key=lambda n: (d_all[n], records[n].instance_number, records[n].frame)
     )
     ordered = [records[n] for n in order]
-    ordered = _drop_duplicates(ordered, d_all[order], policy, where, warnings)
+    ordered = _drop_duplicates(ordered, d_all[order], policy.other, where, warnings)
     pos = np.array([r.position_lps for r in ordered], dtype=np.float64)
     rep = analyze_positions(pos, normal)
-    for issue in _describe(rep, len(ordered)):
-        _problem(policy, where, issue, warnings)
+    for issue in _gap_issues(rep):
+        _problem(policy.gaps, where, issue, warnings, gap=True)
+    if rep.tilted:
+        tilt = f"gantry tilt: slices are sheared {rep.tilt_deg:.3g} degrees from the slice normal"
+        _problem(policy.other, where, tilt, warnings)
     stack = _read_pixels(ordered)
     sy, sx = ordered[0].pixel_spacing
     kept: list[SliceRecord | None] = list(ordered)
+    deshear = policy.other is LoadPolicy.RESAMPLE and rep.tilted
+    regrid = policy.gaps is LoadPolicy.RESAMPLE and (rep.nonuniform or rep.missing)
     if len(ordered) == 1:
         step = ordered[0].fallback_spacing_mm
-    elif policy is LoadPolicy.RESAMPLE and (rep.tilted or rep.nonuniform or rep.missing):
+    elif deshear or regrid:
         d = rep.distances_mm
-        if rep.tilted:
+        if deshear:
             stack, pos = _deshear(stack, pos, (row, col, normal), (sy, sx), d)
-        step = rep.step_along_normal_mm
-        if rep.nonuniform or rep.missing:
+        # regridded: the median spacing; de-sheared only: the mean spacing along the normal
+        step = rep.step_along_normal_mm if regrid else float(d[-1] - d[0]) / (len(d) - 1)
+        if regrid:
             stack, targets, src = _resample_k(stack, d, step)
             pos = pos[0] + np.outer(targets - d[0], normal)
             kept = [ordered[s] if s is not None else None for s in src]

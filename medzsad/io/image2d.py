@@ -62,5 +62,7 @@ def load_image2d(path: str) -> Volume:
         raise ImageError(f"{path}: image size {arr.shape} is empty or not 2D")
     data = np.ascontiguousarray(arr.T[:, :, np.newaxis])
     uid = path_id(path)
-    src = SourceInfo(paths=(os.path.abspath(path),), kind="image2d", study_uid=uid, series_uid=uid)
+    src = SourceInfo(
+        paths=(os.path.abspath(path),), kind="image2d", study_uid=uid, series_uid=uid, patient_geometry=False
+    )
     return Volume(data, affine_ras_from_lps(np.eye(4)), "", src, np.zeros((1, 3)))

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from medzsad.errors import InputError
-from medzsad.io.dicom_common import LoadPolicy
+from medzsad.io.dicom_common import GeometryPolicy, LoadPolicy
 from medzsad.io.dicom_series import load_dicom_series
 from medzsad.io.discovery import ITK_SUFFIXES, NIFTI_SUFFIXES, discover
 from medzsad.io.guard import foreign_errors
@@ -47,7 +47,7 @@ class ImageReader(Protocol):
         """True when this reader handles ``path`` (by its name)."""
         ...
 
-    def read(self, paths: Sequence[str], policy: LoadPolicy, volume_index: int | None) -> Volume:
+    def read(self, paths: Sequence[str], policy: GeometryPolicy, volume_index: int | None) -> Volume:
         """Read the file(s) of one series."""
         ...
 
@@ -61,7 +61,7 @@ class DicomReader:
         """DICOM files often have no suffix: accept anything no other reader claims."""
         return not any(r.verify_suffix(path) for r in (NiftiReader(), ItkReader(), Image2DReader()))
 
-    def read(self, paths: Sequence[str], policy: LoadPolicy, volume_index: int | None) -> Volume:
+    def read(self, paths: Sequence[str], policy: GeometryPolicy, volume_index: int | None) -> Volume:
         """Load the series (``volume_index`` does not apply)."""
         return load_dicom_series(list(paths), policy)
 
@@ -75,7 +75,7 @@ class NiftiReader:
         """True for NIfTI suffixes."""
         return path.lower().endswith(NIFTI_SUFFIXES)
 
-    def read(self, paths: Sequence[str], policy: LoadPolicy, volume_index: int | None) -> Volume:
+    def read(self, paths: Sequence[str], policy: GeometryPolicy, volume_index: int | None) -> Volume:
         """Load the one file."""
         return load_nifti(_one(paths, self.kind), volume_index)
 
@@ -89,7 +89,7 @@ class ItkReader:
         """True for NRRD/MetaImage suffixes."""
         return path.lower().endswith(ITK_SUFFIXES)
 
-    def read(self, paths: Sequence[str], policy: LoadPolicy, volume_index: int | None) -> Volume:
+    def read(self, paths: Sequence[str], policy: GeometryPolicy, volume_index: int | None) -> Volume:
         """Load the one file."""
         return load_itk(_one(paths, self.kind), volume_index)
 
@@ -103,7 +103,7 @@ class Image2DReader:
         """True for 2D image suffixes."""
         return path.lower().endswith(IMAGE2D_SUFFIXES)
 
-    def read(self, paths: Sequence[str], policy: LoadPolicy, volume_index: int | None) -> Volume:
+    def read(self, paths: Sequence[str], policy: GeometryPolicy, volume_index: int | None) -> Volume:
         """Load the one file."""
         return load_image2d(_one(paths, self.kind))
 
@@ -133,6 +133,7 @@ def load_volume(
     source: SeriesRef | str | os.PathLike[str],
     *,
     policy: LoadPolicy | str = LoadPolicy.WARN,
+    gaps: LoadPolicy | str | None = None,
     volume_index: int | None = None,
     rules: SeriesRules | None = None,
     limits: ReadLimits | None = None,
@@ -143,6 +144,8 @@ def load_volume(
         source: A series from :func:`~medzsad.io.discovery.discover`, a scan file, or a folder /
             ``.zip`` / DICOMDIR holding exactly one study (its series is chosen by ``rules``).
         policy: ``error``, ``warn`` or ``resample`` for DICOM geometry problems.
+        gaps: The policy of missing slices and non-uniform spacing (default ``policy``); a
+            cohort's ``pipeline.on_gap`` (``fail`` is ``error``).
         volume_index: Volume of a 4D NIfTI/NRRD file (required when it has more than one).
         rules: Series selection rules for a folder source (default :class:`SeriesRules`).
         limits: Size limits checked before allocating (default: :func:`~medzsad.io.limits.current_limits`).
@@ -152,15 +155,15 @@ def load_volume(
             scan cannot be read; the message names the file and the tag or field. No other
             exception escapes (see :mod:`medzsad.io.guard`).
     """
-    policy = LoadPolicy(policy)
+    geometry = GeometryPolicy.of(policy, gaps)
     where = source.files[0] if isinstance(source, SeriesRef) and source.files else os.fspath(source)  # type: ignore[arg-type]
     with use_limits(limits), foreign_errors(str(where), "load the scan"):
-        return _load(source, policy, volume_index, rules)
+        return _load(source, geometry, volume_index, rules)
 
 
 def _load(
     source: SeriesRef | str | os.PathLike[str],
-    policy: LoadPolicy,
+    policy: GeometryPolicy,
     volume_index: int | None,
     rules: SeriesRules | None,
 ) -> Volume:

@@ -35,6 +35,9 @@ class SourceInfo:
         series_description: SeriesDescription or ``""``.
         manufacturer: Manufacturer (0008,0070) (DICOM) or ``""``.
         model_name: ManufacturerModelName (0008,1090) (DICOM) or ``""``.
+        patient_geometry: The voxels are placed in the patient from the headers (False for DICOM
+            images without ImagePositionPatient (0020,0032): radiographs, ultrasound, secondary
+            captures, placed at the origin as SimpleITK reads them; and for 2D image files).
     """
 
     paths: tuple[str, ...]
@@ -48,6 +51,7 @@ class SourceInfo:
     series_description: str = ""
     manufacturer: str = ""
     model_name: str = ""
+    patient_geometry: bool = True
 
 
 @dataclass(frozen=True)

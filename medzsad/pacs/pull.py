@@ -15,6 +15,7 @@ so that a wrong password costs one failed login, not one per study and retry.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -34,7 +35,7 @@ from medzsad.fileio import write_bytes, write_json
 from medzsad.pacs.client import InstanceRef, PacsClient, for_log, with_retries
 from medzsad.pacs.connect import open_client
 
-__all__ = ["PulledStudy", "PullReport", "pull_studies", "query_only", "COMPLETE_MARK"]
+__all__ = ["PulledStudy", "PullReport", "pull_studies", "pulled_before", "query_only", "COMPLETE_MARK"]
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +94,15 @@ class PullReport:
         dest: The local folder.
         studies: One entry per study, in query order.
         dry_run: Nothing was retrieved: the entries say what a pull would fetch.
+        offline: Why the PACS was not asked (its study query failed: it is down); ``studies`` are
+            then the ones an earlier pull completed in ``dest`` from this endpoint. ``""`` normally.
     """
 
     endpoint: str
     dest: Path
     studies: tuple[PulledStudy, ...]
     dry_run: bool = False
+    offline: str = ""
 
     @property
     def failed(self) -> tuple[PulledStudy, ...]:
@@ -285,6 +289,49 @@ def _each_study(
     ]
 
 
+def pulled_before(dest: str | Path, endpoint: str) -> tuple[PulledStudy, ...]:
+    """The studies an earlier pull completed in ``dest`` from ``endpoint`` (read offline).
+
+    A study counts when its folder holds the completion mark naming this endpoint's identity.
+    """
+    found = []
+    for mark in sorted(Path(dest).glob(f"*/{COMPLETE_MARK}")):
+        try:
+            info = json.loads(mark.read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or damaged: never guessed from
+        if (
+            isinstance(info, dict)
+            and info.get("endpoint") == endpoint
+            and info.get("study_uid") == mark.parent.name
+        ):
+            found.append(
+                PulledStudy(mark.parent.name, mark.parent, sum(1 for _ in mark.parent.glob("*.dcm")), 0)
+            )
+    return tuple(found)
+
+
+def _partial(dest: Path, why: str) -> tuple[PulledStudy, ...]:
+    """Study folders a pull left incomplete, as failed studies (the PACS cannot finish them now)."""
+    folders = sorted(d for d in dest.iterdir() if d.is_dir() and _UID.match(d.name))
+    note = f"not completely pulled before, and the PACS cannot be asked now: {why}"
+    return tuple(PulledStudy(d.name, d, 0, 0, note) for d in folders if not (d / COMPLETE_MARK).is_file())
+
+
+def _study_uids(source: DicomWebInput | DimseInput, pacs: PacsClient) -> list[str]:
+    """The studies to pull: the UID list, or what the study query matches (asked of the PACS)."""
+    if source.studies:
+        return list(dict.fromkeys(source.studies))
+    uids = with_retries(
+        lambda: pacs.find_studies(dict(source.query)),
+        retries=source.retries,
+        backoff_s=1.0,
+        what=f"searching {pacs.endpoint}",
+    )
+    log.info("%s: the query matched %d studies", pacs.endpoint, len(uids))
+    return uids
+
+
 def pull_studies(
     source: DicomWebInput | DimseInput,
     dest: str | Path,
@@ -292,6 +339,7 @@ def pull_studies(
     client: PacsClient | None = None,
     on_instance: Callable[[Path], None] | None = None,
     dry_run: bool | None = None,
+    reuse_when_down: bool = False,
 ) -> PullReport:
     """Fetch the studies ``source`` names (UID list or query) into ``dest``.
 
@@ -302,6 +350,10 @@ def pull_studies(
         on_instance: Called with each file as it is written (progress, tests).
         dry_run: Only ask what would be fetched; nothing is retrieved or written (default: inside
             :func:`query_only`).
+        reuse_when_down: When the study query fails (the PACS is down, slow or failing; not a
+            refusal), report the studies an earlier pull completed in ``dest`` from this endpoint
+            (:func:`pulled_before`, :attr:`PullReport.offline` says why) instead of raising, if
+            there are any. A cohort's rerun uses it: finished studies need no PACS.
 
     Returns:
         One :class:`PulledStudy` per study; failed studies carry their error and are not raised.
@@ -316,16 +368,16 @@ def pull_studies(
     if not dry:
         out.mkdir(parents=True, exist_ok=True)
     pacs = client if client is not None else open_client(source)
-    if source.studies:
-        uids = list(dict.fromkeys(source.studies))
-    else:
-        uids = with_retries(
-            lambda: pacs.find_studies(dict(source.query)),
-            retries=source.retries,
-            backoff_s=1.0,
-            what=f"searching {pacs.endpoint}",
-        )
-        log.info("%s: the query matched %d studies", pacs.endpoint, len(uids))
+    try:
+        uids = _study_uids(source, pacs)
+    except PacsRefusedError:
+        raise
+    except PacsError as e:
+        before = pulled_before(out, pacs.endpoint) if reuse_when_down else ()
+        if not before:
+            raise
+        why = " ".join(str(e).split())
+        return PullReport(pacs.endpoint, out, before + _partial(out, why), dry, offline=why)
     if dry:
         results = _each_study(
             uids, lambda uid: _plan_one(pacs, uid, out, source.retries), source.parallel, out

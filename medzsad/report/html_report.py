@@ -46,7 +46,7 @@ LINK_PATTERNS = (
     "slicer/*.nii.gz",
 )
 _REQUIRED = ("study_id", "score", "study_dir")
-_STUDY_COLUMNS = ("Rank", "Study", "Score", "Lesions", "Lesion volume (mL)", "Modality")
+_STUDY_COLUMNS = ("Rank", "Study", "Score", "Lesions", "Lesion volume (mL)", "Modality", "Warnings")
 #: Added when the run flags studies against a site profile (output.flag).
 _FLAG_COLUMNS = ("p-value", "Flagged")
 
@@ -140,6 +140,13 @@ def _lesions_view(frame: pd.DataFrame, max_rows: int) -> _Lesions:
     return _Lesions(titles, rows, max(0, len(frame) - max_rows))
 
 
+def _texts(cell: object) -> list[str]:
+    """A cell of texts (warnings, notes): a list, or one text."""
+    if isinstance(cell, list | tuple):
+        return [str(c) for c in cell if str(c)]
+    return [cell] if isinstance(cell, str) and cell else []
+
+
 def _study(row: pd.Series, base: Path, max_rows: int) -> dict[str, Any]:
     folder = Path(str(row["study_dir"]))
     folder = folder if folder.is_absolute() else base / folder
@@ -166,6 +173,8 @@ def _study(row: pd.Series, base: Path, max_rows: int) -> dict[str, Any]:
         "lesion_ml": _fmt(lesion_ml, 2),
         "lesion_ml_value": "" if math.isnan(lesion_ml) else repr(lesion_ml),
         "modality": str(row.get("modality", "") or ""),
+        "warnings": _texts(row.get("warnings")),
+        "notes": _texts(row.get("notes")),
         **_flag_cells(row),
         "overlays": [{"href": _rel(p, base), "name": p.stem} for p in pngs],
         "lesions": _lesions_view(lesions, max_rows) if lesions is not None else None,
@@ -206,6 +215,8 @@ def _study_or_note(row: pd.Series, base: Path, max_rows: int) -> dict[str, Any]:
             "lesion_ml": "",
             "lesion_ml_value": "",
             "modality": "",
+            "warnings": [],
+            "notes": [],
             "p_value": "",
             "p_value_value": "",
             "flagged": "",
@@ -283,7 +294,9 @@ def write_report_html(
         studies_table: One row per study with columns ``study_id``, ``score`` (float, NaN when
             unscored) and ``study_dir`` (absolute or relative to ``cohort_out_dir``); optional
             ``status`` (``"ok"``, ``"failed"``, ``"pending"``), ``error``, ``overlays`` (list of
-            PNG paths), ``lesions_csv``, ``lesion_count``, ``lesion_volume_ml`` and ``modality``.
+            PNG paths), ``lesions_csv``, ``lesion_count``, ``lesion_volume_ml``, ``modality``,
+            ``warnings`` (how the study was read: gaps, irregular spacing, a series fallback) and
+            ``notes`` (outputs not applicable to the source), each a list of texts or one text.
         title: Page title (the cohort name).
         max_lesion_rows: Lesion rows shown per study (the CSV link has all).
         header: Model, weights, operating point, date, smoke flag and metrics of the run.

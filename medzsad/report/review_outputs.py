@@ -7,8 +7,10 @@ per cohort, see :func:`medzsad.report.html_report.write_report_html`):
 * ``dicom-pmap``: ``<study_dir>/dicom/heatmap_pmap.dcm`` (DICOM Parametric Map of the heat map).
 * ``slicer``: ``<study_dir>/slicer/`` bundle plus ``slicer/load_in_slicer.py``.
 
-The DICOM objects are written only for DICOM-sourced studies; for other sources they are skipped
-with a reason (in :attr:`ReviewOutputs.skipped` and the log), and the study carries on. Each
+The DICOM objects are written only for DICOM-sourced studies with patient geometry; for other
+sources (NIfTI, 2D images, DICOM radiographs and ultrasound without ImagePositionPatient) they are
+"not applicable": skipped with that reason (in :attr:`ReviewOutputs.skipped` and the log), never a
+failure, and the study carries on. Each
 format fails on its own: a writer that raises is recorded in :attr:`ReviewOutputs.failed` (see
 :mod:`medzsad.report.optional`) and the other formats are still written.
 """
@@ -29,7 +31,14 @@ from medzsad.report.seg_writer import SegWriteResult, write_dicom_seg, write_hea
 from medzsad.report.slicer_bundle import BUNDLE_DIR, SlicerBundle, write_slicer_bundle
 from medzsad.report.slicer_bundle_script import write_slicer_script
 
-__all__ = ["ReviewOutputs", "REVIEW_FORMATS", "SEG_FILE", "PMAP_FILE", "write_review_outputs"]
+__all__ = [
+    "ReviewOutputs",
+    "REVIEW_FORMATS",
+    "SEG_FILE",
+    "PMAP_FILE",
+    "write_review_outputs",
+    "not_applicable",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +57,8 @@ class ReviewOutputs:
         parametric_map: The DICOM Parametric Map, or None.
         slicer: The Slicer bundle, or None.
         slicer_script: The written loader script, or None.
-        skipped: ``"format: reason"`` for each requested format that does not apply to the source.
+        skipped: ``"format: not applicable: reason"`` for each requested format that does not apply
+            to the source (:func:`not_applicable`).
         failed: Each requested format whose writer raised.
     """
 
@@ -100,7 +110,7 @@ def write_review_outputs(
             will be renamed (the Slicer script names it for runs without ``__file__``).
 
     Returns:
-        What was written, skipped (not a DICOM source) and failed (the writer raised: a
+        What was written, skipped (not applicable to the source) and failed (the writer raised: a
         ``DicomError``, ``GeometryError``, ``OutputError`` or any other exception).
     """
     wanted = {str(f).lower() for f in formats} & REVIEW_FORMATS
@@ -125,6 +135,25 @@ def write_review_outputs(
     return ReviewOutputs(seg, pmap, bundle, script, skipped, tuple(failed))
 
 
+def not_applicable(volume: Volume) -> str:
+    """Why DICOM SEG, Parametric Map and SR do not apply to ``volume``'s source (``""``: they do).
+
+    They reference DICOM images placed in the patient: a NIfTI/NRRD file or a 2D image file is no
+    DICOM source, and a DICOM image without ImagePositionPatient (0020,0032) (a radiograph, an
+    ultrasound, a secondary capture) has no patient geometry for their frames to lie on.
+    """
+    src = volume.source
+    if src.kind != "dicom":
+        kind = {"nifti": "a NIfTI file", "itk": "an NRRD/MetaImage file", "image2d": "a 2D image file"}
+        return f"not applicable: the source is {kind.get(src.kind, repr(src.kind))}, not DICOM"
+    if not src.patient_geometry:
+        return (
+            "not applicable: the source DICOM image has no patient geometry (no ImagePositionPatient "
+            "(0020,0032); a radiograph, ultrasound or secondary capture)"
+        )
+    return ""
+
+
 @dataclass(frozen=True)
 class _DicomOptions:
     threshold: float
@@ -141,12 +170,10 @@ def _write_dicom(
     opts: _DicomOptions,
     failed: list[OutputFailure],
 ) -> tuple[SegWriteResult | None, SegWriteResult | None, tuple[str, ...]]:
-    """The SEG and Parametric Map (DICOM sources only; others are skipped with a reason)."""
-    if volume.source.kind != "dicom":
-        skipped = tuple(
-            f"{fmt}: source is {volume.source.kind!r}, not DICOM"
-            for fmt in sorted(wanted & {"dicom-seg", "dicom-pmap"})
-        )
+    """The SEG and Parametric Map (DICOM sources with patient geometry only; others are skipped)."""
+    why = not_applicable(volume)
+    if why:
+        skipped = tuple(f"{fmt}: {why}" for fmt in sorted(wanted & {"dicom-seg", "dicom-pmap"}))
         for line in skipped:
             logger.info("skipping %s", line)
         return None, None, skipped

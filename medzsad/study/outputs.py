@@ -31,7 +31,7 @@ from medzsad.report.nifti_writer import write_heatmap, write_mask
 from medzsad.report.optional import OutputFailure, attempt
 from medzsad.report.overlay import HEAT_FLOOR as OVERLAY_HEAT_FLOOR
 from medzsad.report.overlay import OverlaySpec, render_overlay
-from medzsad.report.review_outputs import REVIEW_FORMATS, write_review_outputs
+from medzsad.report.review_outputs import REVIEW_FORMATS, not_applicable, write_review_outputs
 from medzsad.report.sr_writer import SR_FILE, SrEvidence, write_dicom_sr
 from medzsad.study.postprocess import SliceScores, slice_positions_mm
 from medzsad.study.types import PreparedStudy
@@ -84,10 +84,14 @@ class StudyFiles:
     Attributes:
         written: Output kind (or relative path of a review file) -> file name in the study folder.
         failed: Optional outputs whose writer raised (the study is still done).
+        skipped: Asked outputs not written though their writer did not fail, with why: not
+            applicable to the source (``dicom-seg: not applicable: ...`` for a NIfTI file or a
+            radiograph), or an SR whose SEG failed; the study's notes, not failures.
     """
 
     written: dict[str, str]
     failed: tuple[OutputFailure, ...] = ()
+    skipped: tuple[str, ...] = ()
 
 
 def slices_table(result: StudyResult) -> pd.DataFrame:
@@ -193,6 +197,7 @@ def write_study_files(
     folder.mkdir(parents=True)
     written = _write_core(folder, result, output)
     failed: list[OutputFailure] = []
+    skipped: list[str] = []
     if OutputKind.OVERLAY in output.outputs:
         png = attempt(
             OutputKind.OVERLAY.value,
@@ -208,7 +213,7 @@ def write_study_files(
         provenance = {**provenance, "output_failures": [f.to_dict() for f in failed]}
         written["provenance"] = write_json(folder / "provenance.json", provenance).name
     fsync_dir(folder)
-    return StudyFiles(written, tuple(failed))
+    return StudyFiles(written, tuple(failed), tuple(skipped))
 
 
 def _write_review(
@@ -244,8 +249,10 @@ def _write_review(
                 OutputKind.DICOM_SR.value, lambda: _write_sr(folder, result, provenance, seg.path), failed
             )
             files += [sr] if sr is not None else []
+        elif why := not_applicable(result.prepared.volume):
+            skipped.append(f"dicom-sr: {why}")
         else:
-            skipped.append("dicom-sr: no DICOM SEG to reference (source not DICOM, or the SEG failed)")
+            skipped.append("dicom-sr: not written: no DICOM SEG to reference (the SEG failed)")
     for f in files:
         rel = Path(os.path.relpath(f, folder)).as_posix()
         written[rel] = rel

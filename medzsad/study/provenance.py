@@ -13,7 +13,18 @@ from medzsad.study.outputs import StudyFiles, StudyResult
 from medzsad.study.scorer import ScorerInfo
 from medzsad.study.types import StudyJob
 
-__all__ = ["study_provenance", "study_summary"]
+__all__ = ["study_provenance", "study_summary", "study_warnings"]
+
+
+def study_warnings(result: StudyResult) -> list[str]:
+    """What a user must know about how the study was read (studies.csv, the page, the terminal).
+
+    The series fallback (``no axial series; used coronal #3 ...``), then the loader's warnings:
+    missing slices, irregular spacing, tilt, duplicate copies, frames without patient positions.
+    """
+    p = result.prepared
+    fallback = [p.series.fallback] if p.series is not None and p.series.fallback else []
+    return fallback + list(p.volume.warnings)
 
 
 def study_provenance(
@@ -53,6 +64,7 @@ def study_provenance(
         timings_s=dict(p.timings_s),
         smoke=result.smoke,
     )
+    record["warnings"] = study_warnings(result)
     # the operating point ("tau 0.6132 (profile p, n=57 normals, alpha 0.05)" or "uncalibrated")
     record["operating_point"] = result.calibration.get("operating_point", "")
     record["calibration"] = result.calibration
@@ -74,5 +86,7 @@ def study_summary(result: StudyResult, files: StudyFiles, failed: list[OutputFai
         "modality": p.series.modality if p.series is not None else p.volume.modality,
         "files": files.written,
         "output_failures": [f.to_dict() for f in failed],
+        "warnings": study_warnings(result),
+        "notes": list(files.skipped),
         **result.calibration,
     }

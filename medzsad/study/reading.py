@@ -25,13 +25,17 @@ from pathlib import Path
 
 from medzsad.config import PipelineConfig
 from medzsad.errors import InputError, SourceChangedError
+from medzsad.io.dicom_common import LoadPolicy
 from medzsad.io.series_selection import SeriesRules
 from medzsad.io.volume import Volume
 from medzsad.study.types import SeriesSummary, StudyInput
 from medzsad.transforms.preset import Preset, auto_preset_name, load_preset
 from medzsad.transforms.preset_reading import read_with_preset
 
-__all__ = ["StudyRead", "read_study", "choose_preset"]
+__all__ = ["StudyRead", "read_study", "choose_preset", "GAP_POLICY"]
+
+#: ``pipeline.on_gap`` -> io's policy of missing slices and irregular spacing.
+GAP_POLICY = {"warn": LoadPolicy.WARN, "fail": LoadPolicy.ERROR, "resample": LoadPolicy.RESAMPLE}
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,8 @@ def read_study(study: StudyInput, pipeline: PipelineConfig) -> StudyRead:
     """Read a study: discover, choose the preset, select the series by its rules, load.
 
     Raises:
-        InputError: Missing, unreadable or unusable input (no series passes the rules).
+        InputError: Missing, unreadable or unusable input (no series passes the rules), or a
+            slice gap with ``pipeline.on_gap: fail`` (``DicomError`` naming the gap).
         ConfigError: Unknown preset or invalid override.
     """
     p = Path(study.path)
@@ -105,6 +110,7 @@ def read_study(study: StudyInput, pipeline: PipelineConfig) -> StudyRead:
         auto=pipeline.preset == "auto",
         base_rules=base,
         study_uid=study.study_uid or "",
+        gaps=GAP_POLICY[pipeline.on_gap],
     )
     v = read.volume
     summary = SeriesSummary(
@@ -117,5 +123,6 @@ def read_study(study: StudyInput, pipeline: PipelineConfig) -> StudyRead:
         preset=read.preset.name,
         why=read.why,
         candidates=read.candidates,
+        fallback=read.fallback,
     )
     return StudyRead(v, summary, read.preset)

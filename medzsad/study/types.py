@@ -91,6 +91,8 @@ class SeriesSummary:
         why: Why this series was chosen (``""`` for a single file).
         candidates: Series in the study (1 for a single file).
         axis: Slice axis of the preset (set once the slices are cut).
+        fallback: The ranking rule the chosen series misses (``no axial series; used coronal #3
+            CT 'COR'``), ``""`` when it passes every rule.
     """
 
     series_uid: str
@@ -102,6 +104,7 @@ class SeriesSummary:
     why: str = ""
     candidates: int = 1
     axis: str = ""
+    fallback: str = ""
 
     def with_axis(self, axis: str) -> SeriesSummary:
         """This summary with the slice axis recorded."""

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import medzsad.errors
 from medzsad.errors import InputError
+from medzsad.io.dicom_common import LoadPolicy
 from medzsad.io.discovery import Discovery, StudyRef, discover
 from medzsad.io.inspect import InspectReport, inspect_path
 from medzsad.io.readers import load_volume
@@ -166,6 +167,7 @@ def read_with_preset(
     auto: bool,
     base_rules: SeriesRules | None = None,
     study_uid: str = "",
+    gaps: LoadPolicy = LoadPolicy.WARN,
 ) -> PresetRead:
     """Read a scan and choose its preset (steps in the module docstring).
 
@@ -175,15 +177,17 @@ def read_with_preset(
         auto: The preset depends on the headers (``preset: auto``); a fixed preset is chosen once.
         base_rules: Rules whose pick names an ``auto`` preset (default io's defaults).
         study_uid: Keep only this study of the folder (``""``: the folder must hold one).
+        gaps: What missing slices and irregular spacing do (a cohort's ``pipeline.on_gap``).
 
     Raises:
-        InputError: Unreadable input, several studies, or no series that can be scored.
+        InputError: Unreadable input, several studies, no series that can be scored, or a gap
+            under ``gaps`` ``error`` (``DicomError``).
         ConfigError: Unknown preset or invalid override (from ``choose``).
     """
     study = find_study(path, study_uid)
     plan = plan_study(study, choose, auto=auto, base_rules=base_rules)
     chosen = plan.selection.require(str(path))
-    v = load_volume(chosen)
+    v = load_volume(chosen, gaps=gaps)
     dicom = chosen.kind == "dicom"
     preset = plan.preset
     if preset is None:  # no modality in the headers (volume files): decided from the data

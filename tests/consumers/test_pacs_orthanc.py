@@ -354,3 +354,43 @@ def test_a_failing_pull_answers_in_about_a_second_in_one_line_without_torch(load
         assert (int(code), torch, monai) == (expected, "False", "False"), proc.stdout + proc.stderr
         assert float(seconds) < 3.0, result
         assert "pynetdicom" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_finished_pacs_cohort_reruns_offline_while_the_pacs_is_down(loaded, tmp_path: Path, caplog) -> None:
+    """Issue 22 item 14: a rerun of a finished run does not exit 4 because the PACS is down."""
+    server, ct = loaded
+    out = tmp_path / "run"
+    cfg = tmp_path / "cohort.yaml"
+    dimse = (
+        f"{{host: 127.0.0.1, port: {server.dicom_port}, ae_title: ORTHANC, query: {{ModalitiesInStudy: CT}}}}"
+    )
+    cfg.write_text(
+        f"name: offline\ninputs:\n  dimse: {dimse}\npipeline:\n  skip_empty_slices: false\n{TINY_MODEL}"
+        f"output:\n  dir: {out}\n  formats: [nifti, html, dicom-seg]\n"
+        f"  push: {{dicomweb: {{url: {server.dicomweb}}}, backoff_s: 0.1}}\n"
+    )
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    first = pd.read_csv(out / "studies.csv", keep_default_na=False)
+    assert list(first["status"]) == ["done"]
+    server.stop()
+    for name in ("studies.csv", "errors.csv", "report.html"):
+        (out / name).unlink()
+    caplog.clear()
+    assert main(["run", str(cfg), "--quiet"]) == 0  # was exit 4: the study query failed
+    again = pd.read_csv(out / "studies.csv", keep_default_na=False)
+    pd.testing.assert_frame_equal(again, first)  # regenerated from the ledger, the same table
+    assert (out / "errors.csv").is_file() and first.loc[0, "study_id"] in (out / "report.html").read_text()
+    endpoint = f"ORTHANC@127.0.0.1:{server.dicom_port}"
+    (warning,) = [r.getMessage() for r in caplog.records if "offline" in r.getMessage()]
+    assert endpoint in warning and "1 studies pulled from it before" in warning
+    # a study a pull left incomplete cannot be finished offline: it fails, the done one stays done
+    (out / "pacs-cache" / "dimse" / "1.2.826.0.1.3680043.8.498.77").mkdir()
+    assert main(["run", str(cfg), "--quiet"]) == 3
+    errors = pd.read_csv(out / "errors.csv", keep_default_na=False)
+    assert (
+        list(errors["error_type"]) == ["PacsError"]
+        and "not completely pulled before" in errors.loc[0, "message"]
+    )
+    # 'medzsad pull' is asked to ask the PACS: there a failed query stays exit 4
+    assert main(["pull", str(tmp_path / "p"), "--dimse", f"127.0.0.1:{server.dicom_port}:ORTHANC",
+                 "--query", "ModalitiesInStudy=CT"]) == 4  # fmt: skip

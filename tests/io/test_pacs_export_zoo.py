@@ -57,7 +57,8 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[ZooStudy]]
 
 
 def _study_id(study: ZooStudy) -> str:
-    return study.name  # each study in a subfolder of its own: named after it (a PACS export's layout)
+    """Several studies in one folder are named after their own subfolders (a PACS export's layout)."""
+    return study.name
 
 
 def test_the_zoo_is_scored_or_refused_in_one_line_and_inspect_agrees_with_run(

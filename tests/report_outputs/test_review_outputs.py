@@ -32,7 +32,8 @@ def test_non_dicom_study_skips_dicom_objects(tmp_path: Path, ct_volume, heat_mas
     nib.save(nib.Nifti1Image(ct_volume.data, ct_volume.affine_ras), src)
     vol = dataclasses.replace(ct_volume, source=SourceInfo(paths=(str(src),), kind="nifti"))
     out = write_review_outputs(tmp_path / "s2", vol, heat, mask, ["dicom-seg", "slicer"], threshold=0.5)
-    assert out.seg is None and out.skipped == ("dicom-seg: source is 'nifti', not DICOM",)
+    assert out.seg is None
+    assert out.skipped == ("dicom-seg: not applicable: the source is a NIfTI file, not DICOM",)
     assert out.slicer is not None and not (tmp_path / "s2" / "dicom").exists()
     only_nifti = write_review_outputs(tmp_path / "s3", vol, heat, mask, ["nifti"], threshold=0.5)
     assert only_nifti.files() == [] and not any((tmp_path / "s3").iterdir())

@@ -10,6 +10,7 @@ is :func:`medzsad.study.finish.finish_study` in a writer process.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -29,6 +30,8 @@ from medzsad.study.scoring import device_of, score_batch
 from medzsad.study.types import FinishPlace, Loaded, PreparedStudy, Scored, StudyFinish, StudyJob
 
 __all__ = ["LocalExecutor", "StudyStages", "load_in_worker"]
+
+log = logging.getLogger(__name__)
 
 
 def _shared_images(shape: tuple[int, ...]) -> torch.Tensor | None:
@@ -114,6 +117,14 @@ class LocalExecutor:
 
     def __init__(self, settings: LocalExecutorConfig, batch_size: int) -> None:
         self.settings = settings
+        if settings.n_workers == 0 and settings.study_timeout_s is not None:
+            # a load in this process cannot be stopped (a decoder may hold the GIL): say so, once
+            log.warning(
+                "executor.workers: 0 loads every study in the main process: executor.study_timeout_s "
+                "(%g s) and worker_memory_gb do not apply, a load that hangs hangs the run; set "
+                "workers >= 1 (the default) for a deadline per study",
+                settings.study_timeout_s,
+            )
         self.pipeline = StagePipeline(
             workers=settings.n_workers,
             prefetch=settings.prefetch,

@@ -15,17 +15,25 @@ starts; the pool watches its pipe, its process sentinel and the task's deadline:
 * the task runs past ``timeout_s``: the worker is killed and replaced, :class:`StudyWorkerError`
   ``timeout``.
 
-Test hook (tests only): ``MEDZSAD_TEST_WORKER_FAULT="segv:MARK,hang:MARK,bomb:MARK,panic:MARK"`` makes a
-worker kill itself with SIGSEGV, sleep forever, allocate without bound, or raise a bare
-``BaseException`` when the task's description contains ``MARK``. It is read when the pool starts and
-does nothing unless set.
+Workers never outlive the run: each asks the kernel to kill it when its parent (the fork server)
+exits (``prctl(PR_SET_PDEATHSIG, SIGKILL)``, Linux; it works while a library call holds the
+worker), and closes its copy of the fork server's "alive" pipe, so that the fork server, which
+waits for every holder of that pipe, exits as soon as the main process is gone, even by SIGKILL.
+The resource tracker then sees its pipe close and exits too.
+
+Test hook (tests only): ``MEDZSAD_TEST_WORKER_FAULT="segv:MARK,hang:MARK,stuck:MARK,bomb:MARK,panic:MARK"``
+makes a worker kill itself with SIGSEGV, sleep forever, block forever in a C call that holds the GIL
+(as a hanging decoder does), allocate without bound, or raise a bare ``BaseException`` when the
+task's description contains ``MARK``. It is read when the pool starts and does nothing unless set.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing as mp
+import multiprocessing.forkserver as mp_forkserver
 import os
 import pickle
 import signal
@@ -47,6 +55,7 @@ log = logging.getLogger(__name__)
 FAULT_ENV = "MEDZSAD_TEST_WORKER_FAULT"
 _PRELOAD = ["medzsad.study.loading"]
 _GIB = 1024**3
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -87,12 +96,27 @@ def _apply_fault(faults: str, what: str) -> None:
         elif kind == "hang":
             while True:
                 time.sleep(3600)
+        elif kind == "stuck":
+            ctypes.PyDLL(None).pause()  # never returns; the GIL stays held (no Python code runs)
         elif kind == "bomb":
             hog = []
             while True:
                 hog.append(bytearray(256 * 1024 * 1024))
         elif kind == "panic":
             raise BaseException(f"test panic while {what}")  # noqa: TRY002 - a stand-in for PanicException
+
+
+def _die_with_the_run() -> None:
+    """In a worker: exit when the run's main process dies (see the module docstring)."""
+    with contextlib.suppress(Exception):  # Linux only; elsewhere the idle worker's pipe closing is the watch
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    server = getattr(mp_forkserver, "_forkserver", None)
+    alive = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(alive, int):  # a forkserver child: the server must not wait for this worker
+        with contextlib.suppress(OSError):
+            os.close(alive)
+        server._forkserver_alive_fd = None  # type: ignore[union-attr]
 
 
 def _limit_memory(memory_gb: float | None) -> None:
@@ -159,6 +183,7 @@ def _worker_main(
     conn: Connection, memory_gb: float | None, faults: str, env: dict[str, str], prefix: str
 ) -> None:
     """Entry of a worker process: run tasks until the pool closes the pipe."""
+    _die_with_the_run()
     # the fork server's environment is the one it started with: use the pool owner's, as spawn would
     os.environ.clear()
     os.environ.update(env)
