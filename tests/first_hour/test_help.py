@@ -32,7 +32,7 @@ def test_run_help_lists_presets_devices_and_what_totalsegmentator_users_look_for
     assert "cuda (or gpu)" in text
     assert "--statistics is lesions.csv" in text and "--preview is overlay.png" in text
     assert "mask.nii.gz holds lesion ids" in text and "--binary-mask" in text
-    assert "7 a PACS refused us" in text
+    assert "7 the PACS refused us" in text
 
 
 def test_push_offers_no_retrieve_options_and_pull_does(capsys) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from slow_loaders import SLEEP_MARK, sleeping_loader
 
-from medzsad.cohort.runner import run_cohort
+from medzsad.cohort.launch import run_cohort
 from medzsad.config import LocalExecutorConfig, load_cohort
 
 from ..conftest import make_cohort, write_cohort_yaml
