@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ __all__ = [
     "cut_slices",
     "prepare_slices",
     "prepare_axes",
+    "PreparedAxes",
     "strided",
     "masks_to_model",
     "intensity_range",
@@ -86,6 +88,18 @@ class PreparedSlices:
         if between is not None and len(between):
             out[self.inverse.geometry.source_index(between)] = True
         return out
+
+
+class PreparedAxes(NamedTuple):
+    """Model input of several axes of one volume.
+
+    Attributes:
+        images: ``(N_total, 3, S, S)`` float32: every axis's slices, axis after axis.
+        axes: Each axis's :class:`PreparedSlices` (their ``images`` are views of ``images``).
+    """
+
+    images: torch.Tensor
+    axes: tuple[PreparedSlices, ...]
 
 
 def intensity_range(volume: Volume, preset: Preset) -> tuple[float, float]:
@@ -229,7 +243,7 @@ def prepare_slices(
     Returns:
         :class:`PreparedSlices` (``images`` may have ``N = 0`` when every slice is empty).
     """
-    return prepare_axes(volume, preset, image_size, mean, std, allocate=allocate)[0]
+    return prepare_axes(volume, preset, image_size, mean, std, allocate=allocate).axes[0]
 
 
 def prepare_axes(
@@ -242,14 +256,14 @@ def prepare_axes(
     extra_axes: Sequence[str] = (),
     stride: int = 1,
     allocate: Callable[[tuple[int, ...]], torch.Tensor | None] | None = None,
-) -> tuple[PreparedSlices, ...]:
+) -> PreparedAxes:
     """Preprocess a volume along the preset's axis and each of ``extra_axes``, into ONE model input.
 
     The preset's axis keeps every non-empty slice; an extra axis every ``stride``-th (see
     :func:`strided`). Every axis is cut in the same canonical (closest RAS) orientation with the
     same window, letterbox and model-size transform. The model inputs of all axes are written into
     one ``(N_total, 3, S, S)`` tensor (one allocation, e.g. one shared-memory segment): the
-    ``images`` of each returned :class:`PreparedSlices` are consecutive views of it, preset's axis
+    ``images`` of each axis's :class:`PreparedSlices` are consecutive views of it, preset's axis
     first.
 
     Args:
@@ -279,7 +293,7 @@ def prepare_axes(
         n = int(cut.kept.size)
         prepared.append(_prepared(cut, p, out[start : start + n], (image_size, mean, std)))
         start += n
-    return tuple(prepared)
+    return PreparedAxes(out, tuple(prepared))
 
 
 def _prepared(
