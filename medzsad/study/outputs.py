@@ -40,6 +40,7 @@ __all__ = [
     "StudyResult",
     "StudyFiles",
     "slices_table",
+    "overlay_slices",
     "write_study_files",
     "publish",
     "partial_dir",
@@ -129,20 +130,40 @@ def _truth_mask(result: StudyResult) -> np.ndarray | None:
     return data if data.shape[:3] == result.heat.shape else None
 
 
+def overlay_slices(
+    scores: np.ndarray, slice_index: np.ndarray, affine_ras: np.ndarray, axis: int, k: int
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The ``k`` highest-scoring slices and their scores, in slice-position order.
+
+    Slice-position order is the order of the RAS coordinate the panel titles give (inferior to
+    superior for axial slices, posterior to anterior for coronal, right to left for sagittal),
+    whatever the voxel order of the scan.
+
+    Args:
+        scores: ``(n,)`` slice scores of one axis.
+        slice_index: ``(n,)`` their indices along ``axis``.
+        affine_ras: Voxel -> RAS of the scan.
+        axis: Voxel axis of the slices.
+        k: How many.
+    """
+    top = np.argsort(-np.asarray(scores), kind="stable")[:k]
+    level = [slice_level(affine_ras, axis, int(slice_index[i])) for i in top]
+    order = [int(top[i]) for i in np.argsort(level, kind="stable")]
+    return tuple(int(slice_index[i]) for i in order), tuple(float(scores[i]) for i in order)
+
+
 def _overlay(result: StudyResult, k: int) -> bytes:
     p = result.prepared
     primary = p.primary
     scores = result.scores.image_scores[primary.rows]
-    top = np.argsort(-scores, kind="stable")[:k]
-    # the top slices, shown in slice-position order (inferior to superior, posterior to anterior,
-    # right to left): the order of the RAS coordinate the panel titles give
-    level = [slice_level(p.volume.affine_ras, primary.slice_axis, int(primary.slice_index[i])) for i in top]
-    order = [top[i] for i in np.argsort(level, kind="stable")]
+    slices, slice_scores = overlay_slices(
+        scores, primary.slice_index, p.volume.affine_ras, primary.slice_axis, k
+    )
     threshold = float(result.lesions.threshold)
     spec = OverlaySpec(
         slice_axis=primary.slice_axis,
-        slices=tuple(int(primary.slice_index[i]) for i in order),
-        slice_scores=tuple(float(scores[i]) for i in order),
+        slices=slices,
+        slice_scores=slice_scores,
         window=p.window,
         title=f"{result.label}   study score {result.score:.3f}   lesions {len(result.lesions.lesions)}"
         + (f"\n{result.calibration['operating_point']}" if result.calibration.get("operating_point") else ""),

@@ -28,7 +28,8 @@ from medzsad.study.scoring import score_study
 from medzsad.study.types import SeriesSummary, StudyInput
 from medzsad.transforms.preset import load_preset
 
-ORDERS = [(p, f) for p in itertools.permutations(range(3)) for f in itertools.product((False, True), repeat=3)]
+FLIPS = list(itertools.product((False, True), repeat=3))
+ORDERS = [(p, f) for p in itertools.permutations(range(3)) for f in FLIPS]
 THREE = ("axial", "coronal", "sagittal")
 
 
