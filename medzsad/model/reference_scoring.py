@@ -7,6 +7,9 @@ are summed and blended with the zero-shot sum, ``(1 - w) * zero_shot + w * refer
 blend is smoothed with the same Gaussian (:func:`~medzsad.model.scoring.gaussian_smooth`, the
 model's ``sigma``). The image score blends the class-token probability with the largest
 layer-averaged patch distance (PatchCore's image score). ``w = 1`` gives the reference map alone.
+
+:class:`SiteUnitsDetector` blends the same two kinds of evidence after expressing both in units of
+the site's normal anatomy (:mod:`medzsad.model.site_units`), so that ``w`` weighs comparable terms.
 """
 
 from __future__ import annotations

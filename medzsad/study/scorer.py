@@ -1,11 +1,11 @@
 """The model behind one small protocol: slices and their body positions in, scores and maps out.
 
 :class:`SliceScorer` is what every scoring path needs (:mod:`medzsad.study.scoring`). Its
-``score`` always takes the slices' body coordinates: the zero-shot :class:`ModelScorer` ignores
-them, the :class:`ReferenceScorer` compares each slice with reference patches from its own body
-level. A scorer describes the model that was built (:class:`ScorerInfo`), which provenance, the
-review page and the SR state. Building a scorer from a cohort's ``model`` section is
-:mod:`medzsad.study.build`.
+``score`` always takes the slices' positions (body coordinate and axis code): the zero-shot
+:class:`ModelScorer` ignores them, the :class:`ReferenceScorer` compares each slice with reference
+patches of its own axis and body level. A scorer describes the model that was built
+(:class:`ScorerInfo`), which provenance, the review page and the SR state. Building a scorer from a
+cohort's ``model`` section is :mod:`medzsad.study.build`.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ class ReferenceScorer(ModelScorer):
         Args:
             x: ``(B, 3, S, S)`` float32, CLIP-normalised.
             positions: ``(B, 2)`` slice positions (body coordinate, axis code); ``(B,)`` body
-                coordinates are read as slices of the first axis.
+                coordinates are read as axial slices (axis code 0).
         """
         coords = positions[:, 0] if positions.ndim == 2 else positions
         codes = (
