@@ -2,6 +2,7 @@
 
     nice python bench/pipeline_throughput.py --kind dicom --studies 4 --workers 1 [--latency-ms 2.5]
         [--image-size 518] [--slices 300] [--size 512] [--keep DIR] [--model standin|vitl]
+        [--axes axial,coronal,sagittal] [--axis-stride 2]
 
 The model is a stand-in scorer with the :class:`~medzsad.study.scorer.SliceScorer` interface that
 sleeps ``latency-ms`` per slice (2.5 ms: ViT-L/14 at 518 px on an H200 in bf16) and returns
@@ -12,7 +13,8 @@ from the worker, post-process, write) cost around a GPU-speed model. Everything 
 weights, on the CPU): use few slices, it takes seconds per slice.
 
 Prints one Markdown row: wall time, studies/hour, CPU seconds per study (all processes), the
-per-stage breakdown (seconds per study, from provenance.json) and peak RSS (main process, worker).
+per-stage breakdown (seconds per study, from provenance.json) and peak RSS (main process, worker),
+and the slices scored per study on each axis (``--axes``: ``pipeline.axes``; ``--axis-stride``).
 """
 
 from __future__ import annotations
@@ -55,10 +57,12 @@ class StandInScorer:
         self.std = CLIP_STD
         self.latency_s = latency_s
         self.calls = 0
+        self.slices = 0
 
     def score(self, x: torch.Tensor, positions: torch.Tensor) -> DetectionResult:
         """``(B, 3, S, S)`` -> scores ``(B,)`` and maps ``(B, S, S)`` in [0, n_layers]."""
         self.calls += 1
+        self.slices += int(x.shape[0])
         time.sleep(self.latency_s * int(x.shape[0]))
         maps = torch.sigmoid(x[:, 0]) * self.n_layers
         return DetectionResult(torch.sigmoid(x[:, 0].mean(dim=(1, 2))), maps, None)
@@ -196,6 +200,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--slices", type=int, default=300)
     ap.add_argument("--keep", type=Path, default=None, help="reuse/keep the data in this folder")
+    ap.add_argument("--axes", default="axial", help="pipeline.axes, comma-separated")
+    ap.add_argument("--axis-stride", type=int, default=2)
     args = ap.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="medzsad-pipe-"))
@@ -205,11 +211,13 @@ def main() -> None:
         t = time.perf_counter()
         write_cohort(data, args.kind, args.studies, args.size, args.slices)
         print(f"wrote {args.studies} {args.kind} studies in {time.perf_counter() - t:.1f} s")
-    out = root / f"out-{args.kind}-w{args.workers}"
+    axes = [a.strip() for a in args.axes.split(",") if a.strip()]
+    out = root / f"out-{args.kind}-w{args.workers}-{'-'.join(axes)}-s{args.axis_stride}"
     shutil.rmtree(out, ignore_errors=True)
     yaml = root / "cohort.yaml"
     yaml.write_text(
         f"name: bench\ninputs:\n  manifest: {data / 'manifest.csv'}\n"
+        f"pipeline: {{axes: [{', '.join(axes)}], axis_stride: {args.axis_stride}}}\n"
         f"model: {{{'tiny: true, ' if args.model == 'standin' else ''}clip_weights: random, "
         "prompt_weights: random, device: cpu, "
         f"image_size: {args.image_size}, batch_size: {args.batch_size}}}\n"
@@ -239,7 +247,16 @@ def main() -> None:
     n = summary.n_done
     steady = _steady_rate(out)
     cpu_per_study = (main_cpu + sum(worker_cpu.values()) + sum(writer_cpu.values())) / max(n, 1)
-    model_s = args.latency_ms / 1000 * args.slices if scorer is not None else stages.get("score", 0.0)
+    model_s = (
+        args.latency_ms / 1000 * scorer.slices / max(n, 1) if scorer is not None else stages.get("score", 0.0)
+    )
+    first = sorted(out.glob("studies/*/slices.csv"))
+    if first:
+        import pandas as pd
+
+        table = pd.read_csv(first[0])
+        scored = (~table["skipped"]).groupby(table["axis"], sort=False).sum()
+        print("slices scored per study: " + ", ".join(f"{a} {int(v)}" for a, v in scored.items()))
     print(
         f"{platform.machine()} {os.cpu_count()} cpu, torch {torch.__version__}; {n} done / {args.studies}; "
         f"model {args.model} {model_s:.2f} s/study"

@@ -1,6 +1,6 @@
 """Cost of every per-study writer on one 512x512x300 CT DICOM study, as the pipeline calls them.
 
-    python bench/study_writers.py [--size 512] [--slices 300] [--keep DIR]
+    python bench/study_writers.py [--size 512] [--slices 300] [--keep DIR] [--no-ortho]
 
 One synthetic CT study (the series of ``bench/pipeline_throughput.py``) goes through the real
 ``run_cohort`` in-process (``workers: 0``) with every output (``formats: [nifti, png, html,
@@ -8,6 +8,9 @@ dicom-seg, dicom-pmap, dicom-sr, slicer]``) and the stand-in scorer (2.5 ms per 
 function the study writer calls is wrapped with a timer (wall and process CPU seconds), as are the
 post-processing steps that run in the writer stage (heat map assembly, lesions). The run's
 ``report.html`` is timed too (once per run, not per study).
+
+``--no-ortho`` draws the overlay without its orthogonal views (the overlay before issue 21), to
+measure what they cost.
 
 Prints one Markdown table: step, wall s, CPU s, file size.
 """
@@ -75,7 +78,10 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--slices", type=int, default=300)
     ap.add_argument("--keep", type=Path, default=None)
+    ap.add_argument("--no-ortho", action="store_true", help="overlay without the orthogonal views")
     args = ap.parse_args()
+    if args.no_ortho:
+        study_writer.ortho_points = lambda *a, **k: ()  # type: ignore[assignment]
     for module, attr, name in WRAPPED:
         if not hasattr(module, attr):
             raise SystemExit(f"{module.__name__}.{attr} not found: update WRAPPED")

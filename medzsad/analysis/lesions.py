@@ -13,6 +13,7 @@ from scipy import ndimage
 from medzsad.io.volume import LPS_TO_RAS
 
 __all__ = [
+    "top_volume_mean",
     "Lesion",
     "LesionResult",
     "voxel_volume_ml",
@@ -71,6 +72,26 @@ class LesionResult:
 def voxel_volume_ml(affine_ras: np.ndarray) -> float:
     """Volume of one voxel in mL: ``|det(affine[:3, :3])|`` mm³ / 1000."""
     return float(abs(np.linalg.det(np.asarray(affine_ras)[:3, :3]))) / 1000.0
+
+
+def top_volume_mean(heat: np.ndarray, region: np.ndarray | None, voxel_ml: float, volume_ml: float) -> float:
+    """Mean heat of the hottest ``volume_ml`` of ``region`` (at least one voxel; all when smaller).
+
+    A count of voxels from a volume in mL, so the statistic covers the same tissue volume whatever
+    the slice thickness.
+
+    Args:
+        heat: ``(I, J, K)`` heat map.
+        region: ``(I, J, K)`` bool voxels to rank (``None``: the whole grid).
+        voxel_ml: Volume of one voxel in mL.
+        volume_ml: The hot volume in mL.
+    """
+    values = heat[region] if region is not None else heat.reshape(-1)
+    if values.size == 0:
+        return 0.0
+    n = int(min(values.size, max(1, round(volume_ml / max(voxel_ml, 1e-12)))))
+    top = np.partition(values, values.size - n)[values.size - n :]
+    return float(np.mean(top, dtype=np.float64))
 
 
 def threshold_value(heat: np.ndarray, method: str, value: float, body: np.ndarray | None = None) -> float:

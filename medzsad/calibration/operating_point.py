@@ -107,6 +107,18 @@ def _check_profile(cfg: CohortConfig, profile: Profile, alpha: float, where: str
         "build a profile with this cohort's model and pipeline sections (medzsad profile) "
         f"or use the settings the {where} profile was built with"
     )
+    m = cfg.model
+    if (
+        m.references
+        and m.site_normalised
+        and profile.references is not None
+        and profile.normalisation is None
+    ):
+        raise ConfigError(
+            f"{cfg.source_file}: {where} profile {profile.path} has no statistics for maps in site units "
+            "(model.site_normalised: true); rebuild it with this medzsad and model.site_normalised: true, "
+            "or set model.site_normalised: false"
+        )
     if profile.model_hash != model_hash(cfg):
         raise ConfigError(
             f"{cfg.source_file}: {where} profile {profile.path}: model hash {profile.model_hash[:12]} "

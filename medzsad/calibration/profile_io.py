@@ -1,13 +1,23 @@
 """``profile.json``: a site profile of normal studies, schema-versioned, numbers only (no PHI).
 
-Layout (schema 1)::
+Layout (schema 2; schema 1 had no ``references.normalisation`` and is still read)::
 
     {"schema_version": 1, "kind": "medzsad-profile", "name": "site-normals",
      "created": "2026-11-30T08:00:00+00:00", "medzsad_version": "0.1.0",
      "model_hash": "...", "pipeline_hash": "...",
      "strata_fields": ["modality"], "min_lesion_ml": 0.1, "alpha_min": 0.05, "n_failed": 0,
      "strata": {"modality=CT": {"values": {"modality": "CT"}, "studies": [
-         {"id": "<safe id>", "score": 0.91, "lesion_statistic": 0.63}, ...]}}}
+         {"id": "<safe id>", "score": 0.91, "lesion_statistic": 0.63}, ...]}},
+     "references": {"k": 4, "ids": [...], "bank": "references.safetensors", "axes": ["axial"],
+         "weight": 0.5, "window": 0.1, "site_normalised": true,
+         "normalisation": {"axial": {"bins": 10, "n_patches": 9000,
+             "zero_shot": {"centre": [...], "scale": [...]},
+             "distance": {"centre": [...], "scale": [...]}}}}}
+
+``references`` is written by ``medzsad profile`` with ``profile.references`` (the few-shot
+references, docs/references.md); ``normalisation`` holds the statistics of maps in the site's
+normal units (``model.site_normalised``), per scored axis. Both are kept as they are in
+:attr:`Profile.extra` (this module does not interpret them).
 """
 
 from __future__ import annotations
@@ -33,8 +43,8 @@ __all__ = [
     "load_profile",
 ]
 
-#: Version of the ``profile.json`` layout this medzsad writes and reads.
-SCHEMA_VERSION = 1
+#: Version of the ``profile.json`` layout this medzsad writes and reads (2: site-unit statistics).
+SCHEMA_VERSION = 2
 PROFILE_FILE = "profile.json"
 _KIND = "medzsad-profile"
 
@@ -110,6 +120,18 @@ class Profile:
     path: Path | None = None
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def references(self) -> dict[str, Any] | None:
+        """The ``references`` entry (``None`` for a profile built without references)."""
+        refs = self.extra.get("references")
+        return refs if isinstance(refs, dict) else None
+
+    @property
+    def normalisation(self) -> dict[str, Any] | None:
+        """Per axis, the statistics of maps in site units (``None`` when the profile has none)."""
+        norm = (self.references or {}).get("normalisation")
+        return norm if isinstance(norm, dict) and norm else None
 
     @property
     def n_studies(self) -> int:
@@ -198,6 +220,7 @@ def _parse(data: Any, path: Path) -> Profile:
         created=str(data["created"]),
         medzsad_version=str(data["medzsad_version"]),
         n_failed=int(data.get("n_failed", 0)),
+        extra={"references": dict(data["references"])} if data.get("references") is not None else {},
         path=path.parent,
         schema_version=int(data["schema_version"]),
     )

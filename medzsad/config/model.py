@@ -35,6 +35,9 @@ class ModelConfig(_Section):
             with ``profile: {references: K}``.
         reference_weight: ``w`` of ``(1 - w) * zero-shot + w * reference distance``.
         reference_window: Half-width of the body-coordinate window a slice is compared within.
+        site_normalised: With references, express both map terms in units of the site's normal
+            anatomy before blending (statistics from the profile; docs/references.md), so that
+            ``reference_weight`` weighs comparable terms. ``false``: the raw blend of issue 10.
     """
 
     backbone: str | None = None
@@ -52,6 +55,7 @@ class ModelConfig(_Section):
     references: bool = False
     reference_weight: float = Field(default=0.5, ge=0, le=1)
     reference_window: float = Field(default=0.1, gt=0, le=1)
+    site_normalised: bool = True
 
     @field_validator("device")
     @classmethod

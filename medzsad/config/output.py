@@ -92,10 +92,19 @@ class FlagRule(_Section):
 
 
 class StudyScoreRule(_Section):
-    """How slice scores become the study score."""
+    """How slice scores (or the heat map) become the study score.
 
-    method: Literal["max_slice", "topk_mean", "max_map"] = "max_slice"
+    Attributes:
+        method: ``max_slice``: the highest slice score (of every scored axis); ``topk_mean``: mean
+            of the ``k`` highest; ``max_map``: the heat map's maximum; ``top_volume``: mean heat of
+            the hottest ``volume_ml`` of the scored region (independent of slice thickness).
+        k: Slices of ``topk_mean``.
+        volume_ml: Volume of ``top_volume`` in mL.
+    """
+
+    method: Literal["max_slice", "topk_mean", "max_map", "top_volume"] = "max_slice"
     k: int = Field(default=3, ge=1)
+    volume_ml: float = Field(default=1.0, gt=0)
 
 
 #: ``output.formats`` (file formats, the radiology view) -> the per-file ``output.outputs`` they add.

@@ -1,8 +1,8 @@
-"""``pipeline:``: preprocessing preset, window, slicing axis and series rules."""
+"""``pipeline:``: preprocessing preset, window, slicing axes (and their fusion) and series rules."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -49,21 +49,57 @@ class SeriesOverrides(_Section):
     prefer: Literal["most_slices", "thinnest", "first"] | None = None
 
 
+AxisName = Literal["axial", "coronal", "sagittal"]
+
+
 class PipelineConfig(_Section):
     """Preprocessing: a preset from ``pipelines/`` plus overrides (``None`` keeps the preset's value).
 
-    ``on_gap``: what missing slices or irregular slice spacing in a DICOM series do: ``warn`` (the
-    study is scored on SimpleITK's grid and the warning goes to studies.csv, the review page and
-    the terminal), ``fail`` (the study fails, naming the gap) or ``resample`` (linear
-    interpolation onto the median spacing).
+    ``axis`` is the one-axis spelling of ``axes`` (``axis: coronal`` is ``axes: [coronal]``); it is
+    turned into ``axes`` when the file is read, so both spellings hash the same (the validated
+    section has ``axis: None``).
+
+    Attributes:
+        axes: Slice orientations scored, first the primary one (``None``: the preset's one axis).
+            Each axis is cut in the same canonical anatomical orientation, scored by the one batch
+            loop, put back on the source grid, and the per-axis heat maps are fused (``fusion``).
+        axis_stride: The axes after the first score every ``axis_stride``-th non-empty slice (in
+            the canonical RAS order, so any voxel order gives the same slices); the heat between
+            scored slices is interpolated linearly along the axis.
+        fusion: How per-axis heat maps become one: ``mean``, ``geometric`` (mean of logs) or ``max``.
+        on_gap: What missing slices or irregular slice spacing in a DICOM series do: ``warn`` (the
+            study is scored on SimpleITK's grid and the warning goes to studies.csv, the review page
+            and the terminal), ``fail`` (the study fails, naming the gap) or ``resample`` (linear
+            interpolation onto the median spacing).
     """
 
     preset: str = "auto"
     window: WindowConfig | None = None
-    axis: Literal["axial", "coronal", "sagittal"] | None = None
+    axis: AxisName | None = None
+    axes: tuple[AxisName, ...] | None = None
+    axis_stride: int = Field(default=2, ge=1)
+    fusion: Literal["mean", "geometric", "max"] = "mean"
     series: SeriesOverrides | None = None
     skip_empty_slices: bool | None = None
     on_gap: Literal["warn", "fail", "resample"] = "warn"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _axis_is_axes(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("axis") is None:
+            return data
+        axis, axes = data["axis"], data.get("axes")
+        if axes is not None and (not isinstance(axes, (list, tuple)) or list(axes) != [axis]):
+            raise ValueError("give either pipeline.axis (one axis) or pipeline.axes (a list), not both")
+        # one canonical form: axis is the one-element spelling of axes and is not kept
+        return {**data, "axes": [axis], "axis": None}
+
+    @field_validator("axes")
+    @classmethod
+    def _distinct_axes(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is not None and (not v or len(set(v)) != len(v)):
+            raise ValueError(f"pipeline.axes must list distinct axes, at least one (got {list(v)})")
+        return v
 
     @field_validator("preset")
     @classmethod

@@ -121,6 +121,27 @@ class AnomalyCLIP(nn.Module):
         raw = torch.stack(layer_maps).sum(dim=0)
         return AnomalyOutput(probs, gaussian_smooth(raw, self.config.sigma), layer_maps, raw)
 
+    def patch_anomaly(self, feats: VisionFeatures, text_features: torch.Tensor) -> torch.Tensor:
+        """Each patch's anomaly value per tapped layer, at patch resolution.
+
+        ``(p_anomalous + 1 - p_normal) / 2`` of the patch token: the value the layer map of
+        :meth:`score` interpolates between patch centres.
+
+        Args:
+            feats: Vision features of ``B`` images.
+            text_features: ``(2, D)`` normalised text features.
+
+        Returns:
+            ``(L, B, G*G)`` float32 in [0, 1].
+        """
+        t = self.config.temperature
+        text = text_features.float()
+        out = []
+        for tokens in feats.patch_tokens:
+            sim = token_similarity(F.normalize(tokens.float(), dim=-1), text, t)[:, 1:, :]
+            out.append((sim[..., 1] + 1 - sim[..., 0]) / 2.0)
+        return torch.stack(out)
+
     def forward(self, x: torch.Tensor) -> AnomalyOutput:
         """Score images ``(B, 3, S, S)``: see :class:`AnomalyOutput`."""
         return self.score(self.encode_image(x), self.text_features())

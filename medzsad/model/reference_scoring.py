@@ -7,6 +7,9 @@ are summed and blended with the zero-shot sum, ``(1 - w) * zero_shot + w * refer
 blend is smoothed with the same Gaussian (:func:`~medzsad.model.scoring.gaussian_smooth`, the
 model's ``sigma``). The image score blends the class-token probability with the largest
 layer-averaged patch distance (PatchCore's image score). ``w = 1`` gives the reference map alone.
+
+:class:`SiteUnitsDetector` blends the same two kinds of evidence after expressing both in units of
+the site's normal anatomy (:mod:`medzsad.model.site_units`), so that ``w`` weighs comparable terms.
 """
 
 from __future__ import annotations
@@ -16,13 +19,21 @@ import torch
 from medzsad.errors import ModelError
 from medzsad.model.anomalyclip import AnomalyOutput
 from medzsad.model.inference import DetectionResult, Detector
-from medzsad.model.references import PatchBank, SearchOptions, bank_from_tokens, reference_distance
+from medzsad.model.references import (
+    PatchBank,
+    SearchOptions,
+    bank_from_tokens,
+    reference_distance,
+    reference_terms,
+)
 from medzsad.model.scoring import gaussian_smooth, similarity_maps
+from medzsad.model.site_units import NormalStats, site_units, unit_heat
 
 __all__ = [
     "reference_layer_maps",
     "blend_with_references",
     "ReferenceDetector",
+    "SiteUnitsDetector",
     "bank_from_images",
     "DEFAULT_WEIGHT",
 ]
@@ -136,6 +147,8 @@ class ReferenceDetector:
 def bank_from_images(detector: Detector, x: torch.Tensor, positions: torch.Tensor | None = None) -> PatchBank:
     """Reference bank entries of images ``x`` ``(B, 3, S, S)`` (CLIP-normalised), fp16 on the CPU.
 
+    Each patch keeps its zero-shot anomaly value per layer too (for maps in site units).
+
     Args:
         detector: The model the bank is for.
         x: Normal reference images.
@@ -143,4 +156,69 @@ def bank_from_images(detector: Detector, x: torch.Tensor, positions: torch.Tenso
     """
     feats = detector.encode(x)
     pos = torch.full((x.shape[0],), 0.5) if positions is None else positions.float()
-    return bank_from_tokens(feats.patch_tokens, pos).to("cpu")
+    with torch.inference_mode():
+        anomaly = detector.model.patch_anomaly(feats, detector.text_features())
+    return bank_from_tokens(feats.patch_tokens, pos, anomaly).to("cpu")
+
+
+class SiteUnitsDetector:
+    """A :class:`Detector` whose maps are in units of the site's normal anatomy (:mod:`.site_units`).
+
+    Same interface as :class:`ReferenceDetector`. Per patch, the zero-shot residual against the
+    nearest reference patch and the reference distance are standardised with the site's
+    statistics and blended, ``(1 - w) z_r + w z_d``; the blend is upsampled and smoothed like the
+    zero-shot map and turned into heat in [0, 1) (:func:`~medzsad.model.site_units.unit_heat`).
+    Maps are returned in [0, L] like every detector's (the heat times the layer count); a slice's
+    score is its map's maximum heat.
+
+    Args:
+        detector: The zero-shot detector.
+        bank: Reference bank with zero-shot values, built with the same model.
+        stats: The site's statistics of the two terms.
+        weight: ``w`` in [0, 1].
+        options: Window, chunk budget and backend of the search.
+    """
+
+    def __init__(
+        self,
+        detector: Detector,
+        bank: PatchBank,
+        stats: NormalStats,
+        weight: float = DEFAULT_WEIGHT,
+        options: SearchOptions | None = None,
+    ) -> None:
+        if not 0.0 <= weight <= 1.0:
+            raise ModelError(f"reference weight must be in [0, 1], got {weight}")
+        if bank.anomaly is None:
+            raise ModelError("maps in site units need a bank with zero-shot values: rebuild the profile")
+        self.detector = detector
+        self.bank = bank.to(detector.device)
+        self.stats = stats
+        self.weight = weight
+        self.options = options or SearchOptions()
+        self.image_size = detector.image_size
+        self.mean = detector.mean
+        self.std = detector.std
+
+    def score(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> DetectionResult:
+        """Score images in site units.
+
+        Args:
+            x: ``(B, 3, S, S)`` float32, CLIP-normalised.
+            positions: ``(B,)`` float body coordinates in [0, 1] (default 0.5: 2D images).
+
+        Returns:
+            :class:`DetectionResult` on CPU: scores in [0, 1), maps in [0, L).
+        """
+        det = self.detector
+        feats = det.encode(x)
+        pos = torch.full((x.shape[0],), 0.5) if positions is None else positions.float()
+        with torch.inference_mode():
+            anomaly = det.model.patch_anomaly(feats, det.text_features())
+            terms = reference_terms(feats.patch_tokens, pos, self.bank, self.options, anomaly)
+            z = site_units(terms, pos, self.stats, self.weight)
+            cfg = det.model.config
+            smooth = gaussian_smooth(similarity_maps(z[..., None], cfg.image_size)[:, 0], cfg.sigma)
+            heat = unit_heat(smooth).float()
+            maps = heat * float(len(cfg.feature_layers))
+            return DetectionResult(heat.amax(dim=(1, 2)).cpu(), maps.cpu(), None)

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from medzsad.errors import ModelError
+from medzsad.model.coreset import coreset_bank, kcenter_coreset
+from medzsad.model.patch_bank import PatchBank, bank_from_tokens, merge_banks
 
 __all__ = [
     "PatchBank",
@@ -34,6 +36,11 @@ __all__ = [
     "coreset_bank",
     "chunk_plan",
     "max_similarity",
+    "nearest_similarity",
+    "window_rows",
+    "ReferenceTerms",
+    "patch_terms",
+    "reference_terms",
     "reference_distance",
     "faiss_available",
     "DEFAULT_CHUNK_BYTES",
@@ -43,36 +50,6 @@ __all__ = [
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 
 _F32 = 4
-
-
-class PatchBank(NamedTuple):
-    """A memory bank of normal patch features.
-
-    Attributes:
-        features: ``(L, M, D)`` float16 (or float32), L2-normalised patch tokens of ``L`` tapped
-            layers; row ``m`` of every layer is the same patch. Rows sorted by ``positions``.
-        positions: ``(M,)`` float32 in [0, 1], ascending: normalised body coordinate of each patch.
-    """
-
-    features: torch.Tensor
-    positions: torch.Tensor
-
-    @property
-    def n_patches(self) -> int:
-        """Number of patches ``M``."""
-        return int(self.positions.shape[0])
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the two tensors."""
-        return int(
-            self.features.numel() * self.features.element_size()
-            + self.positions.numel() * self.positions.element_size()
-        )
-
-    def to(self, device: str | torch.device) -> PatchBank:
-        """The bank on ``device`` (dtypes kept)."""
-        return PatchBank(self.features.to(device), self.positions.to(device))
 
 
 class SearchOptions(NamedTuple):
@@ -115,132 +92,6 @@ def faiss_available() -> bool:
     return True
 
 
-def bank_from_tokens(patch_tokens: Sequence[torch.Tensor], positions: torch.Tensor) -> PatchBank:
-    """Bank entries of a batch of images.
-
-    Args:
-        patch_tokens: One ``(B, 1 + G*G, D)`` float tensor per tapped layer, class token first
-            (:class:`~medzsad.model.dpam_vision.VisionFeatures.patch_tokens`).
-        positions: ``(B,)`` float in [0, 1], body coordinate of each image.
-
-    Returns:
-        :class:`PatchBank` with ``M = B * G * G`` patches, float16, sorted by position (on the
-        tokens' device).
-
-    Raises:
-        ModelError: No layer, or ``positions`` does not match the batch.
-    """
-    if not patch_tokens:
-        raise ModelError("no tapped layer: a reference bank needs the patch tokens of >= 1 layer")
-    b, n, d = patch_tokens[0].shape
-    if positions.shape != (b,):
-        raise ModelError(f"positions must have shape ({b},), got {tuple(positions.shape)}")
-    feats = torch.stack(
-        [F.normalize(t[:, 1:, :].float(), dim=-1).reshape(b * (n - 1), d) for t in patch_tokens]
-    )
-    pos = positions.float().to(feats.device).repeat_interleave(n - 1)
-    return _sorted(PatchBank(feats.to(torch.float16), pos))
-
-
-def merge_banks(banks: Sequence[PatchBank]) -> PatchBank:
-    """Concatenate banks (same layers and width) and sort by position.
-
-    Raises:
-        ModelError: No bank, or banks of different layer count or width.
-    """
-    if not banks:
-        raise ModelError("no reference bank to merge: give at least one reference image")
-    shapes = {(int(bk.features.shape[0]), int(bk.features.shape[2])) for bk in banks}
-    if len(shapes) != 1:
-        raise ModelError(f"reference banks of different (layers, width) cannot be merged: {sorted(shapes)}")
-    feats = torch.cat([bk.features for bk in banks], dim=1)
-    pos = torch.cat([bk.positions for bk in banks])
-    return _sorted(PatchBank(feats, pos))
-
-
-def _sorted(bank: PatchBank) -> PatchBank:
-    order = torch.argsort(bank.positions, stable=True)
-    return PatchBank(bank.features[:, order], bank.positions[order].contiguous())
-
-
-def kcenter_coreset(
-    features: torch.Tensor, n: int, *, seed: int = 0, projection_dim: int | None = 128
-) -> torch.Tensor:
-    """Greedy k-center selection (PatchCore, Roth et al. 2022, Alg. 1).
-
-    Starts from a seeded random row, then repeatedly adds the row farthest (Euclidean) from the
-    selected set. Distances use a seeded Gaussian random projection to ``projection_dim``
-    dimensions (Johnson-Lindenstrauss, as PatchCore does) when the width is larger.
-
-    Args:
-        features: ``(M, D)`` float.
-        n: Rows to select (``>= M`` selects all).
-        seed: Seed of the first row and the projection.
-        projection_dim: Width of the projection, or ``None`` for none.
-
-    Returns:
-        ``(min(n, M),)`` int64 indices, in selection order.
-    """
-    m = int(features.shape[0])
-    if n >= m:
-        return torch.arange(m, device=features.device)
-    if n <= 0:
-        return torch.zeros(0, dtype=torch.int64, device=features.device)
-    gen = torch.Generator().manual_seed(seed)
-    x = features.float()
-    if projection_dim is not None and x.shape[1] > projection_dim:
-        proj = torch.randn(x.shape[1], projection_dim, generator=gen) / math.sqrt(projection_dim)
-        x = x @ proj.to(x.device)
-    first = int(torch.randint(m, (1,), generator=gen).item())
-    chosen = torch.empty(n, dtype=torch.int64)
-    chosen[0] = first
-    min_d = ((x - x[first]) ** 2).sum(1)
-    for i in range(1, n):
-        nxt = int(torch.argmax(min_d).item())
-        chosen[i] = nxt
-        min_d = torch.minimum(min_d, ((x - x[nxt]) ** 2).sum(1))
-    return chosen.to(features.device)
-
-
-def coreset_bank(
-    bank: PatchBank, ratio: float, *, bins: int = 10, seed: int = 0, projection_dim: int | None = 128
-) -> PatchBank:
-    """Reduce a bank to about ``ratio`` of its patches with greedy k-center per position bin.
-
-    Selection runs within ``bins`` equal bins of the body coordinate, each keeping
-    ``ceil(ratio * size)`` patches, so every anatomical level keeps its share (a global coreset
-    could drop a level whose patches resemble another level's). Distances use the layers'
-    features concatenated.
-
-    Args:
-        bank: The full bank.
-        ratio: Kept fraction in (0, 1].
-        bins: Position bins.
-        seed: Seed of :func:`kcenter_coreset`.
-        projection_dim: See :func:`kcenter_coreset`.
-
-    Raises:
-        ModelError: ``ratio`` outside (0, 1] or ``bins < 1``.
-    """
-    if not 0.0 < ratio <= 1.0 or bins < 1:
-        raise ModelError(f"coreset ratio must be in (0, 1] and bins >= 1; got ratio={ratio}, bins={bins}")
-    if ratio == 1.0:
-        return bank
-    edges = torch.linspace(0.0, 1.0, bins + 1, device=bank.positions.device)[1:-1]
-    bin_of = torch.bucketize(bank.positions, edges, right=True)
-    keep: list[torch.Tensor] = []
-    flat = bank.features.permute(1, 0, 2).reshape(bank.n_patches, -1)
-    for b in range(bins):
-        rows = torch.nonzero(bin_of == b).flatten()
-        if rows.numel() == 0:
-            continue
-        k = math.ceil(ratio * rows.numel())
-        picked = kcenter_coreset(flat[rows], k, seed=seed + b, projection_dim=projection_dim)
-        keep.append(rows[picked])
-    idx = torch.sort(torch.cat(keep)).values
-    return PatchBank(bank.features[:, idx], bank.positions[idx])
-
-
 def chunk_plan(n_queries: int, dim: int, n_bank: int, chunk_bytes: int, copy_row_bytes: int = 0) -> ChunkPlan:
     """Block shape so that one step allocates at most ``chunk_bytes``.
 
@@ -275,6 +126,12 @@ def _block_max(queries: torch.Tensor, bank_block: torch.Tensor) -> torch.Tensor:
     return (queries @ bank_block.float().t()).amax(dim=1)
 
 
+def _block_argmax(queries: torch.Tensor, bank_block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_block_max` and the row of the block that gives it (the first on ties)."""
+    best = (queries @ bank_block.float().t()).max(dim=1)
+    return best.values, best.indices
+
+
 def max_similarity(
     queries: torch.Tensor,
     bank: torch.Tensor,
@@ -296,28 +153,66 @@ def max_similarity(
     Raises:
         ModelError: Empty bank, width mismatch, unknown backend or faiss not installed.
     """
+    return _search(queries, bank, chunk_bytes, backend, with_index=False)[0]
+
+
+def nearest_similarity(
+    queries: torch.Tensor,
+    bank: torch.Tensor,
+    *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    backend: str = "torch",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`max_similarity` and the bank row of each maximum (the nearest neighbour).
+
+    Returns:
+        ``(Q,)`` float32 similarities and ``(Q,)`` int64 bank rows (the first row on ties), on the
+        queries' device.
+
+    Raises:
+        ModelError: See :func:`max_similarity`.
+    """
+    sim, row = _search(queries, bank, chunk_bytes, backend, with_index=True)
+    assert row is not None  # noqa: S101 - with_index=True always returns rows
+    return sim, row
+
+
+def _search(
+    queries: torch.Tensor, bank: torch.Tensor, chunk_bytes: int, backend: str, *, with_index: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     if bank.shape[0] == 0 or bank.shape[1] != queries.shape[1]:
         raise ModelError(
             f"cannot search {tuple(queries.shape)} queries in a bank of shape {tuple(bank.shape)}"
         )
     if backend == "faiss":
-        return _faiss_max_similarity(queries, bank)
+        return _faiss_nearest(queries, bank)
     if backend != "torch":
         raise ModelError(f"unknown search backend {backend!r}; use 'torch' or 'faiss'")
     q_all = queries.float()
     copy = 0 if bank.device == q_all.device else int(bank.shape[1]) * bank.element_size()
     plan = chunk_plan(int(q_all.shape[0]), int(q_all.shape[1]), int(bank.shape[0]), chunk_bytes, copy)
     out = torch.empty(q_all.shape[0], dtype=torch.float32, device=q_all.device)
+    rows = torch.zeros(q_all.shape[0], dtype=torch.int64, device=q_all.device) if with_index else None
     for qs in range(0, q_all.shape[0], plan.query_rows):
         q = q_all[qs : qs + plan.query_rows]
         best = torch.full((q.shape[0],), -math.inf, dtype=torch.float32, device=q.device)
+        best_row = torch.zeros(q.shape[0], dtype=torch.int64, device=q.device)
         for ms in range(0, bank.shape[0], plan.bank_rows):
-            best = torch.maximum(best, _block_max(q, bank[ms : ms + plan.bank_rows].to(q.device)))
+            block = bank[ms : ms + plan.bank_rows].to(q.device)
+            if rows is None:
+                best = torch.maximum(best, _block_max(q, block))
+                continue
+            value, row = _block_argmax(q, block)
+            better = value > best
+            best = torch.where(better, value, best)
+            best_row = torch.where(better, row + ms, best_row)
         out[qs : qs + q.shape[0]] = best
-    return out
+        if rows is not None:
+            rows[qs : qs + q.shape[0]] = best_row
+    return out, rows
 
 
-def _faiss_max_similarity(queries: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+def _faiss_nearest(queries: torch.Tensor, bank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         import faiss
     except ImportError as e:
@@ -327,8 +222,8 @@ def _faiss_max_similarity(queries: torch.Tensor, bank: torch.Tensor) -> torch.Te
         ) from e
     index: Any = faiss.IndexFlatIP(int(bank.shape[1]))
     index.add(bank.float().cpu().contiguous().numpy())
-    sims, _ = index.search(queries.float().cpu().contiguous().numpy(), 1)
-    return torch.from_numpy(sims[:, 0]).to(queries.device)
+    sims, rows = index.search(queries.float().cpu().contiguous().numpy(), 1)
+    return torch.from_numpy(sims[:, 0]).to(queries.device), torch.from_numpy(rows[:, 0]).to(queries.device)
 
 
 def window_rows(bank: PatchBank, position: float, window: float) -> tuple[int, int]:
@@ -344,12 +239,123 @@ def window_rows(bank: PatchBank, position: float, window: float) -> tuple[int, i
     return lo, hi
 
 
+class ReferenceTerms(NamedTuple):
+    """The reference terms of every patch, per tapped layer.
+
+    Attributes:
+        distance: ``(L, ...)`` float32 ``d = 1 - max cos`` (in [0, 2], in practice [0, 1]).
+        residual: ``(L, ...)`` float32: the patch's zero-shot anomaly value minus that of its
+            nearest bank patch (the most similar normal tissue at this level), or ``None`` when
+            not asked for.
+    """
+
+    distance: torch.Tensor
+    residual: torch.Tensor | None
+
+
+def _check_bank(bank: PatchBank, n_layers: int, width: int, with_anomaly: bool) -> None:
+    bank_layers, _, bank_width = bank.features.shape
+    if n_layers != bank_layers or width != bank_width:
+        raise ModelError(
+            f"reference bank has {bank_layers} layers of width {bank_width}; the model taps {n_layers} "
+            f"of width {width}: rebuild the references with this model"
+        )
+    if bank.n_patches == 0:
+        raise ModelError("the reference bank is empty")
+    if with_anomaly and bank.anomaly is None:
+        raise ModelError(
+            "the reference bank has no zero-shot values of its patches (built before maps in site "
+            "units): rebuild the profile with this medzsad"
+        )
+
+
+def patch_terms(
+    queries: Sequence[torch.Tensor],
+    positions: torch.Tensor,
+    bank: PatchBank,
+    options: SearchOptions,
+    anomaly: torch.Tensor | None = None,
+) -> ReferenceTerms:
+    """Reference terms of single patches, each compared within ``window`` of its own position.
+
+    Patches at positions whose windows cover the same bank rows are searched together (one query
+    matrix, in the patches' order).
+
+    Args:
+        queries: One ``(Q, D)`` float tensor per tapped layer, L2-normalised.
+        positions: ``(Q,)`` float body coordinate of each patch.
+        bank: Reference bank with the same layers (on the queries' device or the CPU).
+        options: Window, chunk budget and backend.
+        anomaly: ``(L, Q)`` zero-shot anomaly value of each patch: the residual is computed too
+            (the bank must carry its own).
+
+    Returns:
+        :class:`ReferenceTerms` with ``(L, Q)`` tensors.
+
+    Raises:
+        ModelError: Layer count or width differs from the bank's, an empty bank, or a residual asked
+            of a bank without zero-shot values.
+    """
+    n_layers, q_count = len(queries), int(positions.shape[0])
+    _check_bank(bank, n_layers, int(queries[0].shape[-1]), anomaly is not None)
+    device = queries[0].device
+    distance = torch.empty(n_layers, q_count, dtype=torch.float32, device=device)
+    residual = None if anomaly is None else torch.empty_like(distance)
+    levels, level_of = torch.unique(positions, return_inverse=True)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for u, p in enumerate(levels.tolist()):
+        groups.setdefault(window_rows(bank, float(p), options.window), []).append(u)
+    for (lo, hi), members in groups.items():
+        rows = torch.nonzero(torch.isin(level_of, torch.tensor(members, device=level_of.device)))
+        rows = rows.flatten().to(device)
+        for layer, q in enumerate(queries):
+            feats, chunk, backend = bank.features[layer, lo:hi], options.chunk_bytes, options.backend
+            if anomaly is None or residual is None or bank.anomaly is None:
+                sim = max_similarity(q[rows], feats, chunk_bytes=chunk, backend=backend)
+            else:
+                sim, nearest = nearest_similarity(q[rows], feats, chunk_bytes=chunk, backend=backend)
+                own = anomaly[layer].to(device)[rows]
+                residual[layer, rows] = own - bank.anomaly[layer, lo:hi].to(device)[nearest]
+            distance[layer, rows] = 1.0 - sim
+    return ReferenceTerms(distance, residual)
+
+
+def reference_terms(
+    patch_tokens: Sequence[torch.Tensor],
+    positions: torch.Tensor,
+    bank: PatchBank,
+    options: SearchOptions,
+    anomaly: torch.Tensor | None = None,
+) -> ReferenceTerms:
+    """:func:`patch_terms` of every patch of a batch of images.
+
+    Args:
+        patch_tokens: One ``(B, 1 + G*G, D)`` float tensor per tapped layer, class token first.
+        positions: ``(B,)`` float in [0, 1], body coordinate of each image.
+        bank: Reference bank with the same layers.
+        options: Window, chunk budget and backend.
+        anomaly: ``(L, B, G*G)`` zero-shot anomaly value of each patch (for the residual).
+
+    Returns:
+        :class:`ReferenceTerms` with ``(L, B, G*G)`` tensors.
+
+    Raises:
+        ModelError: See :func:`patch_terms`.
+    """
+    b, n, width = patch_tokens[0].shape
+    queries = [F.normalize(t[:, 1:, :].float(), dim=-1).reshape(b * (n - 1), width) for t in patch_tokens]
+    flat = None if anomaly is None else anomaly.reshape(len(patch_tokens), b * (n - 1))
+    pos = positions.float().to(queries[0].device).repeat_interleave(n - 1)
+    terms = patch_terms(queries, pos, bank, options, flat)
+    shape = (len(patch_tokens), b, n - 1)
+    residual = None if terms.residual is None else terms.residual.reshape(shape)
+    return ReferenceTerms(terms.distance.reshape(shape), residual)
+
+
 def reference_distance(
     patch_tokens: Sequence[torch.Tensor], positions: torch.Tensor, bank: PatchBank, options: SearchOptions
 ) -> torch.Tensor:
-    """Per-layer reference distance ``d = 1 - max cos`` of every patch.
-
-    Slices whose windows cover the same bank rows are searched together (one query matrix).
+    """Per-layer reference distance ``d = 1 - max cos`` of every patch (:func:`reference_terms`).
 
     Args:
         patch_tokens: One ``(B, 1 + G*G, D)`` float tensor per tapped layer, class token first.
@@ -363,25 +369,4 @@ def reference_distance(
     Raises:
         ModelError: Layer count or width differs from the bank's, or the bank is empty.
     """
-    n_layers, _, width = bank.features.shape
-    if len(patch_tokens) != n_layers or patch_tokens[0].shape[-1] != width:
-        raise ModelError(
-            f"reference bank has {n_layers} layers of width {width}; the model taps {len(patch_tokens)} "
-            f"of width {patch_tokens[0].shape[-1]}: rebuild the references with this model"
-        )
-    if bank.n_patches == 0:
-        raise ModelError("the reference bank is empty")
-    b, n, _ = patch_tokens[0].shape
-    out = torch.empty(n_layers, b, n - 1, dtype=torch.float32, device=patch_tokens[0].device)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, p in enumerate(positions.tolist()):
-        groups.setdefault(window_rows(bank, float(p), options.window), []).append(i)
-    for (lo, hi), members in groups.items():
-        idx = torch.tensor(members, device=out.device)
-        for layer, tokens in enumerate(patch_tokens):
-            q = F.normalize(tokens[idx, 1:, :].float(), dim=-1).reshape(len(members) * (n - 1), width)
-            sim = max_similarity(
-                q, bank.features[layer, lo:hi], chunk_bytes=options.chunk_bytes, backend=options.backend
-            )
-            out[layer, idx] = 1.0 - sim.reshape(len(members), n - 1)
-    return out
+    return reference_terms(patch_tokens, positions, bank, options).distance

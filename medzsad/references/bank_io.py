@@ -1,16 +1,19 @@
 """Reference banks on disk: one safetensors file, fp16 features, JSON metadata.
 
-The file holds ``features`` ``(L, M, D)`` float16 and ``positions`` ``(M,)`` float32 (see
-:class:`~medzsad.model.references.PatchBank`) and, in the safetensors header metadata, a JSON
-object (:class:`BankInfo`): schema version, model hash, the safe ids of the reference studies and
-how the bank was built. No PHI: safe ids only. Written atomically (temp file + rename).
+The file holds, per scored axis, ``features`` ``(L, M, D)`` float16, ``positions`` ``(M,)`` float32
+and ``anomaly`` ``(L, M)`` float32 (see :class:`~medzsad.model.references.PatchBank`): the first
+axis under those plain names, every further axis under ``<name>.<axis>`` (schema 2; a schema-1
+file is one axial bank without ``anomaly``). The safetensors header metadata holds a JSON object
+(:class:`BankInfo`): schema version, model hash, the axes, the safe ids of the reference studies
+and how the bank was built. No PHI: safe ids only. Written atomically (temp file + rename).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,19 @@ from medzsad.errors import ConfigError, InputError
 from medzsad.fileio import atomic_path
 from medzsad.model.references import PatchBank
 
-__all__ = ["BankInfo", "BANK_FILE", "SCHEMA_VERSION", "save_bank", "load_bank", "check_safe_ids"]
+__all__ = [
+    "BankInfo",
+    "BANK_FILE",
+    "SCHEMA_VERSION",
+    "save_bank",
+    "save_banks",
+    "load_bank",
+    "load_banks",
+    "check_safe_ids",
+]
 
-#: Version of the bank file layout; a newer file is refused.
-SCHEMA_VERSION = 1
+#: Version of the bank file layout; a newer file is refused (2: one bank per axis, zero-shot values).
+SCHEMA_VERSION = 2
 #: The bank file inside a profile folder.
 BANK_FILE = "references.safetensors"
 
@@ -43,6 +55,7 @@ class BankInfo:
         n_patches_full: Patches before the coreset.
         schema_version: File layout version.
         extra: Free-form numbers (e.g. window used when built).
+        axes: The scored axes the file holds a bank for, the first one first.
     """
 
     model_hash: str
@@ -52,6 +65,7 @@ class BankInfo:
     n_patches_full: int = 0
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    axes: tuple[str, ...] = ("axial",)
 
 
 def check_safe_ids(ids: tuple[str, ...] | list[str], where: str) -> None:
@@ -68,22 +82,48 @@ def check_safe_ids(ids: tuple[str, ...] | list[str], where: str) -> None:
         )
 
 
+def _key(name: str, axis_index: int, axis: str) -> str:
+    return name if axis_index == 0 else f"{name}.{axis}"
+
+
 def save_bank(path: str | Path, bank: PatchBank, info: BankInfo) -> Path:
-    """Write ``bank`` (features as float16) with ``info`` to ``path`` atomically.
+    """Write one bank (the first of ``info.axes``) with ``info`` to ``path`` atomically.
 
     Raises:
         ConfigError: Unsafe reference ids.
         OutputError: The folder is not writable.
     """
+    return save_banks(path, {info.axes[0]: bank}, replace(info, axes=info.axes[:1]))
+
+
+def save_banks(path: str | Path, banks: Mapping[str, PatchBank], info: BankInfo) -> Path:
+    """Write one bank per axis (features as float16) with ``info`` to ``path`` atomically.
+
+    Args:
+        path: The ``.safetensors`` file.
+        banks: Axis name -> its bank; the axes of ``info.axes``, in that order.
+        info: The metadata.
+
+    Raises:
+        ConfigError: Unsafe reference ids, or banks for other axes than ``info.axes``.
+        OutputError: The folder is not writable.
+    """
     from safetensors.torch import save_file
 
     check_safe_ids(info.reference_ids, str(path))
-    tensors = {
-        "features": bank.features.to("cpu", torch.float16).contiguous(),
-        "positions": bank.positions.to("cpu", torch.float32).contiguous(),
-    }
+    if list(banks) != list(info.axes):
+        raise ConfigError(f"{path}: banks for axes {list(banks)} but the metadata names {list(info.axes)}")
+    tensors: dict[str, torch.Tensor] = {}
+    for i, (axis, bank) in enumerate(banks.items()):
+        tensors[_key("features", i, axis)] = bank.features.to("cpu", torch.float16).contiguous()
+        tensors[_key("positions", i, axis)] = bank.positions.to("cpu", torch.float32).contiguous()
+        if bank.anomaly is not None:
+            tensors[_key("anomaly", i, axis)] = bank.anomaly.to("cpu", torch.float32).contiguous()
     meta = {
-        _META_KEY: json.dumps({**asdict(info), "reference_ids": list(info.reference_ids)}, sort_keys=True)
+        _META_KEY: json.dumps(
+            {**asdict(info), "reference_ids": list(info.reference_ids), "axes": list(info.axes)},
+            sort_keys=True,
+        )
     }
     target = Path(path)
     with atomic_path(target) as tmp:
@@ -92,6 +132,12 @@ def save_bank(path: str | Path, bank: PatchBank, info: BankInfo) -> Path:
 
 
 def load_bank(path: str | Path, *, model_hash: str | None = None) -> tuple[PatchBank, BankInfo]:
+    """Read the first axis's bank of a bank file (see :func:`load_banks`)."""
+    banks, info = load_banks(path, model_hash=model_hash)
+    return banks[info.axes[0]], info
+
+
+def load_banks(path: str | Path, *, model_hash: str | None = None) -> tuple[dict[str, PatchBank], BankInfo]:
     """Read a bank file.
 
     Args:
@@ -99,7 +145,7 @@ def load_bank(path: str | Path, *, model_hash: str | None = None) -> tuple[Patch
         model_hash: When given, the bank must have been built with this model.
 
     Returns:
-        ``(bank with float16 features on the CPU, info)``.
+        ``(axis name -> bank with float16 features on the CPU, info)``.
 
     Raises:
         InputError: Missing, unreadable or malformed file, or a newer schema.
@@ -125,7 +171,7 @@ def load_bank(path: str | Path, *, model_hash: str | None = None) -> tuple[Patch
             f"reference bank {p} was built with model {info.model_hash[:12]}, this cohort uses "
             f"{model_hash[:12]}; rebuild the profile with this model"
         )
-    return _bank(tensors, p), info
+    return {axis: _bank(tensors, i, axis, p) for i, axis in enumerate(info.axes)}, info
 
 
 def _info(raw: dict[str, Any], p: Path) -> BankInfo:
@@ -136,20 +182,27 @@ def _info(raw: dict[str, Any], p: Path) -> BankInfo:
             "upgrade medzsad"
         )
     try:
-        info = BankInfo(**{**raw, "reference_ids": tuple(raw["reference_ids"])})
+        axes = tuple(str(a) for a in raw.get("axes", ("axial",)))
+        info = BankInfo(**{**raw, "reference_ids": tuple(raw["reference_ids"]), "axes": axes})
     except (TypeError, KeyError) as e:
         raise InputError(f"reference bank {p}: malformed metadata ({e})") from e
+    if not info.axes:
+        raise InputError(f"reference bank {p}: malformed metadata (no axis)")
     check_safe_ids(info.reference_ids, str(p))
     return info
 
 
-def _bank(tensors: dict[str, torch.Tensor], p: Path) -> PatchBank:
-    feats, pos = tensors.get("features"), tensors.get("positions")
+def _bank(tensors: dict[str, torch.Tensor], i: int, axis: str, p: Path) -> PatchBank:
+    feats, pos = tensors.get(_key("features", i, axis)), tensors.get(_key("positions", i, axis))
+    anomaly = tensors.get(_key("anomaly", i, axis))
     if feats is None or pos is None or feats.ndim != 3 or pos.ndim != 1 or feats.shape[1] != pos.shape[0]:
         shapes = {k: tuple(v.shape) for k, v in tensors.items()}
         raise InputError(
-            f"reference bank {p}: expected features (L, M, D) and positions (M,), found {shapes}"
+            f"reference bank {p}: expected features (L, M, D) and positions (M,) for axis {axis}, "
+            f"found {shapes}"
         )
+    if anomaly is not None and tuple(anomaly.shape) != tuple(feats.shape[:2]):
+        raise InputError(f"reference bank {p}: anomaly of shape {tuple(anomaly.shape)} for axis {axis}")
     if bool((pos[1:] < pos[:-1]).any()):
         raise InputError(f"reference bank {p}: positions are not sorted; the file was not written by medzsad")
-    return PatchBank(feats, pos)
+    return PatchBank(feats, pos, anomaly)

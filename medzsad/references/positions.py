@@ -30,12 +30,14 @@ def body_coordinates(affine_ras: np.ndarray, axis: int, slice_index: np.ndarray)
     """
     step = np.asarray(affine_ras, dtype=np.float64)[:3, axis]
     world_axis = int(np.argmax(np.abs(step)))
-    if step[world_axis] == 0:
+    if not np.isfinite(step[world_axis]) or step[world_axis] == 0:
         raise GeometryError(f"degenerate affine: voxel axis {axis} has zero length")
-    world = np.asarray(slice_index, dtype=np.float64) * step[world_axis]
-    if world.size == 0:
+    # slices are evenly spaced along the axis, so the coordinate is the signed index rescaled:
+    # integer arithmetic up to one division, hence bit-identical for any voxel order of the scan
+    level = np.asarray(slice_index, dtype=np.int64) * (1 if step[world_axis] > 0 else -1)
+    if level.size == 0:
         return np.zeros(0, dtype=np.float32)
-    lo, hi = float(world.min()), float(world.max())
-    if hi - lo <= 0:
-        return np.full(world.shape, 0.5, dtype=np.float32)
-    return ((world - lo) / (hi - lo)).astype(np.float32)
+    lo, hi = int(level.min()), int(level.max())
+    if hi == lo:
+        return np.full(level.shape, 0.5, dtype=np.float32)
+    return ((level - lo) / (hi - lo)).astype(np.float32)

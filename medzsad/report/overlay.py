@@ -1,4 +1,9 @@
-"""overlay.png: the highest-scoring slices with the heat map over the windowed scan.
+"""overlay.png: the highest-scoring slices, and orthogonal views through the top lesions, with heat.
+
+The main rows show the highest-scoring slices of the primary axis in slice-position order (inferior
+to superior for axial slices). Below them, one row per top lesion (or, without lesions, through
+the hottest voxel): axial, coronal and sagittal planes through its peak with a crosshair on it,
+the way a radiologist checks a finding in three planes.
 
 Drawn by radiology conventions: slices in radiological orientation (patient left on the right of
 the screen, anterior or superior at the top), derived from the affine, so any source orientation
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -22,10 +27,24 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from medzsad.io.volume import LPS_TO_RAS
+from medzsad.analysis.lesions import Lesion
+from medzsad.report.display import (
+    DisplayOrientation,
+    display_orientation,
+    display_point,
+    display_slice,
+    from_display,
+    pixel_aspect,
+    plane_axis,
+    slice_normal,
+    to_display,
+)
 
 __all__ = [
     "OverlaySpec",
+    "OrthoPoint",
+    "ortho_points",
+    "ORTHO_LESIONS",
     "DisplayOrientation",
     "display_orientation",
     "to_display",
@@ -36,6 +55,7 @@ __all__ = [
     "TRUTH_COLOUR",
     "HEAT_FLOOR",
     "slice_position_text",
+    "slice_level",
 ]
 
 #: Default heat floor: heat below it is transparent (the runner lowers it to the mask threshold).
@@ -47,10 +67,45 @@ TRUTH_COLOUR = "#39ff14"
 _EDGE_LETTERS = {2: ("R", "L", "A", "P"), 1: ("R", "L", "S", "I"), 0: ("A", "P", "S", "I")}
 # RAS axis and its (positive, negative) letters of the slice position per slice normal.
 _POSITION = {2: (2, "S", "I"), 1: (1, "A", "P"), 0: (0, "R", "L")}
+#: Top lesions given an orthogonal view.
+ORTHO_LESIONS = 3
+_CROSSHAIR = "#ffe600"
+# the three planes of an orthogonal view: name and LPS normal axis
+_PLANES = (("axial", 2), ("coronal", 1), ("sagittal", 0))
 
-# Wanted LPS direction of screen columns (left -> right) and rows (top -> bottom) per slice axis
-# orientation: axial (normal ~S), coronal (normal ~P), sagittal (normal ~L).
-_SCREEN_LPS = {2: ((1, 0, 0), (0, 1, 0)), 1: ((1, 0, 0), (0, 0, -1)), 0: ((0, 1, 0), (0, 0, -1))}
+
+@dataclass(frozen=True)
+class OrthoPoint:
+    """A point shown in three orthogonal planes: a voxel index and what it is."""
+
+    ijk: tuple[int, int, int]
+    label: str
+
+
+def ortho_points(
+    heat: np.ndarray, labels: np.ndarray, lesions: tuple[Lesion, ...], n: int
+) -> tuple[OrthoPoint, ...]:
+    """The peak voxel of each of the first ``n`` lesions (strongest first), or the hottest voxel.
+
+    Args:
+        heat: ``(I, J, K)`` heat map.
+        labels: ``(I, J, K)`` label map (lesion ``k`` has value ``lesions[k-1].label``).
+        lesions: The lesions, strongest first.
+        n: How many lesions.
+    """
+    out = []
+    for les in lesions[:n]:
+        lo, hi = les.bbox_min_ijk, les.bbox_max_ijk
+        box = tuple(slice(a, b + 1) for a, b in zip(lo, hi))
+        inside = np.where(labels[box] == les.label, heat[box], -np.inf)
+        peak = np.unravel_index(int(np.argmax(inside)), inside.shape)
+        at = (int(peak[0] + lo[0]), int(peak[1] + lo[1]), int(peak[2] + lo[2]))
+        out.append(OrthoPoint(at, f"lesion {les.label} peak {les.max_score:.3f}"))
+    if not out and heat.size:
+        hot = np.unravel_index(int(np.argmax(heat)), heat.shape)
+        at = (int(hot[0]), int(hot[1]), int(hot[2]))
+        out.append(OrthoPoint(at, f"hottest voxel {float(heat[at]):.3f} (no lesion)"))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -59,13 +114,14 @@ class OverlaySpec:
 
     Attributes:
         slice_axis: Voxel axis (0, 1, 2 for ``i, j, k``) along which slices were scored.
-        slices: Indices along ``slice_axis`` to show, in display order (highest score first).
+        slices: Indices along ``slice_axis`` to show, in display order (slice position).
         slice_scores: Score shown under each panel (same length as ``slices``).
         window: ``(low, high)`` scan intensities mapped to black and white.
         title: Study label (hashed id unless ids are shown) and the study score.
         smoke: Label the figure "SMOKE RUN - random weights".
         heat_floor: Heat below this is not drawn (transparent); the colour bar starts here.
         threshold: Mask threshold, named on the colour bar when given.
+        ortho: Points shown in an orthogonal view each (a row of three planes with a crosshair).
     """
 
     slice_axis: int
@@ -76,85 +132,25 @@ class OverlaySpec:
     smoke: bool = False
     heat_floor: float = HEAT_FLOOR
     threshold: float | None = None
+    ortho: tuple[OrthoPoint, ...] = ()
 
 
-class DisplayOrientation(NamedTuple):
-    """How a slice (remaining voxel axes in order) becomes a screen image: transpose, then flips."""
+def slice_level(affine_ras: np.ndarray, axis: int, index: int, shape: tuple[int, ...] | None = None) -> float:
+    """RAS coordinate (mm) of slice ``index`` along the RAS axis its normal follows.
 
-    transpose: bool
-    flip_rows: bool
-    flip_cols: bool
-
-
-def display_orientation(affine_ras: np.ndarray, axis: int) -> DisplayOrientation:
-    """The radiological display orientation of slices cut along voxel ``axis``.
-
-    Args:
-        affine_ras: ``(4, 4)`` voxel -> RAS.
-        axis: Slice axis (0, 1, 2).
+    Measured at the slice's centre (``shape`` given) or at its first voxel; either way it orders
+    the slices of one axis the same.
     """
-    m = LPS_TO_RAS[:3, :3] @ np.asarray(affine_ras)[:3, :3]
-    in_plane = [a for a in range(3) if a != axis]
-    lps = m[:, in_plane]  # (3, 2) direction of each in-plane voxel axis
-    normal = int(np.argmax(np.abs(m[:, axis])))
-    want_col, want_row = (np.array(v, dtype=float) for v in _SCREEN_LPS[normal])
-    col_ax = int(np.argmax(np.abs(want_col @ lps)))
-    row_ax = 1 - col_ax
-    return DisplayOrientation(
-        transpose=col_ax == 0,
-        flip_rows=bool(want_row @ lps[:, row_ax] < 0),
-        flip_cols=bool(want_col @ lps[:, col_ax] < 0),
-    )
-
-
-def to_display(img: np.ndarray, o: DisplayOrientation) -> np.ndarray:
-    """Apply a :class:`DisplayOrientation` to a 2D slice (or ``(..., a, b)`` stack)."""
-    out = np.swapaxes(img, -1, -2) if o.transpose else img
-    if o.flip_cols:
-        out = out[..., :, ::-1]
-    if o.flip_rows:
-        out = out[..., ::-1, :]
-    return np.ascontiguousarray(out)
-
-
-def from_display(img: np.ndarray, o: DisplayOrientation) -> np.ndarray:
-    """Undo :func:`to_display` (exact inverse)."""
-    out = img[..., ::-1, :] if o.flip_rows else img
-    if o.flip_cols:
-        out = out[..., :, ::-1]
-    if o.transpose:
-        out = np.swapaxes(out, -1, -2)
-    return np.ascontiguousarray(out)
-
-
-def display_slice(volume: np.ndarray, affine_ras: np.ndarray, axis: int, index: int) -> np.ndarray:
-    """One slice as a screen image ``(rows, cols)`` in radiological orientation.
-
-    Args:
-        volume: ``(I, J, K)`` array.
-        affine_ras: ``(4, 4)`` voxel -> RAS.
-        axis: Slice axis (0, 1, 2).
-        index: Slice index along ``axis``.
-    """
-    if not -volume.shape[axis] <= index < volume.shape[axis]:
-        raise IndexError(f"slice {index} out of range for axis {axis} of size {volume.shape[axis]}")
-    plane = volume[(slice(None),) * axis + (index,)]  # a view: np.take copies the whole volume first
-    return to_display(plane, display_orientation(affine_ras, axis))
-
-
-def _slice_normal(affine_ras: np.ndarray, axis: int) -> int:
-    """LPS axis (0 sagittal, 1 coronal, 2 axial) closest to the normal of slices along ``axis``."""
-    m = LPS_TO_RAS[:3, :3] @ np.asarray(affine_ras)[:3, :3]
-    return int(np.argmax(np.abs(m[:, axis])))
+    centre = (np.array(shape[:3], dtype=float) - 1) / 2 if shape is not None else np.zeros(3)
+    centre[axis] = index
+    ras = np.asarray(affine_ras)[:3, :3] @ centre + np.asarray(affine_ras)[:3, 3]
+    return float(ras[_POSITION[slice_normal(affine_ras, axis)][0]])
 
 
 def slice_position_text(affine_ras: np.ndarray, axis: int, index: int, shape: tuple[int, ...]) -> str:
     """Position of slice ``index`` along its normal in RAS mm, e.g. ``S 15.0 mm`` or ``L 3.5 mm``."""
-    centre = (np.array(shape[:3], dtype=float) - 1) / 2
-    centre[axis] = index
-    ras = np.asarray(affine_ras)[:3, :3] @ centre + np.asarray(affine_ras)[:3, 3]
-    ras_axis, plus, minus = _POSITION[_slice_normal(affine_ras, axis)]
-    value = float(ras[ras_axis])
+    _, plus, minus = _POSITION[slice_normal(affine_ras, axis)]
+    value = slice_level(affine_ras, axis, index, shape)
     return f"{plus if value >= 0 else minus} {abs(value):.1f} mm"
 
 
@@ -190,6 +186,54 @@ def _legend(fig: Figure, drawn: dict[str, bool]) -> None:
         fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=10, frameon=False)
 
 
+@dataclass(frozen=True)
+class _Layers:
+    """The volumes a panel draws from (one grid)."""
+
+    scan: np.ndarray
+    heat: np.ndarray
+    affine: np.ndarray
+    lesions: np.ndarray | None
+    truth: np.ndarray | None
+
+
+def _panel(ax: Axes, v: _Layers, axis: int, idx: int, spec: OverlaySpec, drawn: dict[str, bool]) -> Any:
+    """One slice with heat and outlines; returns the heat image (for the colour bar)."""
+    lo, hi = spec.window
+    floor = float(np.clip(spec.heat_floor, 0.0, 0.99))
+    aspect = pixel_aspect(v.affine, axis, display_orientation(v.affine, axis))
+    base = display_slice(v.scan, v.affine, axis, idx).astype(np.float32)
+    hmap = display_slice(v.heat, v.affine, axis, idx).astype(np.float32)
+    ax.imshow(np.clip((base - lo) / max(hi - lo, 1e-6), 0, 1), cmap="gray", vmin=0, vmax=1, aspect=aspect)
+    im = ax.imshow(
+        np.ma.masked_less(hmap, floor), cmap="inferno", vmin=floor, vmax=1, alpha=0.6, aspect=aspect
+    )
+    if v.lesions is not None:
+        m = display_slice(np.asarray(v.lesions), v.affine, axis, idx) > 0
+        drawn["lesion"] |= _outline(ax, m, LESION_COLOUR, "solid")
+    if v.truth is not None:
+        t = display_slice(np.asarray(v.truth), v.affine, axis, idx) > 0
+        drawn["truth"] |= _outline(ax, t, TRUTH_COLOUR, "dashed")
+    _edge_letters(ax, slice_normal(v.affine, axis))
+    return im
+
+
+def _ortho_row(
+    axes: np.ndarray, v: _Layers, point: OrthoPoint, spec: OverlaySpec, drawn: dict[str, bool]
+) -> Any:
+    """Axial, coronal and sagittal planes through ``point`` with a crosshair on it."""
+    im = None
+    for ax, (name, normal) in zip(axes, _PLANES):
+        axis = plane_axis(v.affine, normal)
+        im = _panel(ax, v, axis, point.ijk[axis], spec, drawn)
+        row, col = display_point(point.ijk, axis, v.scan.shape, display_orientation(v.affine, axis))
+        for line in (ax.axhline(row), ax.axvline(col)):
+            line.set(color=_CROSSHAIR, linewidth=0.8, linestyle=(0, (4, 3)))
+        where = slice_position_text(v.affine, axis, point.ijk[axis], v.scan.shape)
+        ax.set_title(f"{name} ({where})\n{point.label}", fontsize=9)
+    return im
+
+
 def render_overlay(
     scan: np.ndarray,
     heat: np.ndarray,
@@ -205,45 +249,37 @@ def render_overlay(
         scan: ``(I, J, K)`` scan intensities (any float range; ``spec.window`` maps it to grey).
         heat: ``(I, J, K)`` heat map in [0, 1], same grid.
         affine_ras: ``(4, 4)`` voxel -> RAS mm of the grid.
-        spec: Slices and labels.
+        spec: Slices, orthogonal points and labels.
         lesions: ``(I, J, K)`` lesion mask or label map (outlined in :data:`LESION_COLOUR`).
         truth: ``(I, J, K)`` ground-truth mask (outlined dashed in :data:`TRUTH_COLOUR`).
     """
     n = max(1, len(spec.slices))
-    cols = min(n, 3)
-    rows = (n + cols - 1) // cols
+    cols = 3 if spec.ortho else min(n, 3)
+    main_rows = (n + cols - 1) // cols
+    rows = main_rows + len(spec.ortho)
     fig = Figure(figsize=(4.2 * cols + 1.2, 4.2 * rows + 0.9), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    for ax in axes:
+    grid = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    for ax in grid.ravel():
         ax.axis("off")
-    lo, hi = spec.window
-    normal = _slice_normal(affine_ras, spec.slice_axis)
-    floor = float(np.clip(spec.heat_floor, 0.0, 0.99))
+    v = _Layers(scan, heat, affine_ras, lesions, truth)
     im = None
     drawn = {"lesion": False, "truth": False}
-    for ax, idx, score in zip(axes, spec.slices, spec.slice_scores):
-        base = display_slice(scan, affine_ras, spec.slice_axis, idx).astype(np.float32)
-        hmap = display_slice(heat, affine_ras, spec.slice_axis, idx).astype(np.float32)
-        ax.imshow(np.clip((base - lo) / max(hi - lo, 1e-6), 0, 1), cmap="gray", vmin=0, vmax=1)
-        im = ax.imshow(np.ma.masked_less(hmap, floor), cmap="inferno", vmin=floor, vmax=1, alpha=0.6)
-        if lesions is not None:
-            m = display_slice(np.asarray(lesions), affine_ras, spec.slice_axis, idx) > 0
-            drawn["lesion"] |= _outline(ax, m, LESION_COLOUR, "solid")
-        if truth is not None:
-            t = display_slice(np.asarray(truth), affine_ras, spec.slice_axis, idx) > 0
-            drawn["truth"] |= _outline(ax, t, TRUTH_COLOUR, "dashed")
-        _edge_letters(ax, normal)
+    for ax, idx, score in zip(grid[:main_rows].ravel(), spec.slices, spec.slice_scores):
+        im = _panel(ax, v, spec.slice_axis, idx, spec, drawn)
         where = slice_position_text(affine_ras, spec.slice_axis, idx, scan.shape)
         ax.set_title(f"slice {idx} ({where})  score {score:.3f}", fontsize=10)
+    for r, point in enumerate(spec.ortho):
+        im = _ortho_row(grid[main_rows + r], v, point, spec, drawn) or im
     title = spec.title + ("\nSMOKE RUN - random weights" if spec.smoke else "")
     fig.suptitle(title, fontsize=12, color="red" if spec.smoke else "black")
     _legend(fig, drawn)
     if im is not None:
+        floor = float(np.clip(spec.heat_floor, 0.0, 0.99))
         label = f"anomaly heat (0 normal .. 1 anomalous); shown >= {floor:g}"
         if spec.threshold is not None:
             label += f", lesions >= {spec.threshold:.3g}"
-        fig.colorbar(im, ax=list(axes), shrink=0.8, label=label)
+        fig.colorbar(im, ax=list(grid.ravel()), shrink=0.8, label=label)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()

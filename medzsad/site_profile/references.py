@@ -22,9 +22,10 @@ from medzsad.cohort.inputs import collect_studies
 from medzsad.config import CohortConfig
 from medzsad.errors import ConfigError
 from medzsad.ids import unique_safe_ids
-from medzsad.references.bank_io import BANK_FILE, BankInfo, save_bank
+from medzsad.model.site_units import NormalStats
+from medzsad.references.bank_io import BANK_FILE, BankInfo, save_banks
 from medzsad.references.sampling import ReferenceSplit, split_references
-from medzsad.site_profile.reference_bank import build_reference_bank
+from medzsad.site_profile.reference_bank import BuiltBank, build_reference_bank
 from medzsad.study.build import build_model_scorer
 from medzsad.study.loading import StudyLoader, default_loader
 from medzsad.study.scorer import ModelScorer, ReferenceScorer, SliceScorer
@@ -43,7 +44,8 @@ class ProfileReferences:
         scorer: The scorer of the calibration normals (blended map with the bank).
         bank_file: Where the bank was written.
         info: The bank's metadata.
-        n_patches: Patches in the bank.
+        n_patches: Patches in the bank (all axes).
+        stats: Axis name -> the site's statistics of the map terms (maps in site units), or None.
     """
 
     split: ReferenceSplit
@@ -51,20 +53,30 @@ class ProfileReferences:
     bank_file: Path
     info: BankInfo
     n_patches: int
+    stats: dict[str, NormalStats] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The ``references`` entry of ``profile.json`` (safe ids and numbers only)."""
-        return {
+        """The ``references`` entry of ``profile.json`` (safe ids and numbers only).
+
+        With maps in site units it holds ``normalisation``: per axis, the body-level bins'
+        centre and scale of the zero-shot residual and of the reference distance.
+        """
+        out: dict[str, Any] = {
             "k": len(self.split.references),
             "seed": self.info.seed,
             "ids": list(self.split.references),
             "bank": self.bank_file.name,
+            "axes": list(self.info.axes),
             "coreset": self.info.coreset_ratio,
             "n_patches": self.n_patches,
             "n_patches_full": self.info.n_patches_full,
             "weight": self.info.extra.get("weight"),
             "window": self.info.extra.get("window"),
+            "site_normalised": self.stats is not None,
         }
+        if self.stats is not None:
+            out["normalisation"] = {axis: st.to_dict() for axis, st in self.stats.items()}
+        return out
 
 
 def with_reference_mode(cfg: CohortConfig) -> CohortConfig:
@@ -104,6 +116,12 @@ def prepare_profile_references(
         settings.reference_seed,
         min_calibration=min_normals(settings.alpha),
     )
+    if cfg.model.site_normalised and settings.references < 2:
+        raise ConfigError(
+            f"{cfg.source_file}: profile.references: {settings.references} cannot give maps in site "
+            "units (each reference is compared with the others); use references >= 2 or "
+            "model.site_normalised: false"
+        )
     chosen = set(split.references)
     base = _base_scorer(cfg, scorer)
     built = build_reference_bank(
@@ -113,8 +131,17 @@ def prepare_profile_references(
         loader or default_loader,
         coreset=settings.reference_coreset,
         seed=settings.reference_seed,
+        site_stats=cfg.model.site_normalised,
     )
-    m = cfg.model
+    return _write_references(cfg, folder, split, base, built)
+
+
+def _write_references(
+    cfg: CohortConfig, folder: Path, split: ReferenceSplit, base: ModelScorer, built: BuiltBank
+) -> ProfileReferences:
+    """Write the bank file and make the scorer of the calibration normals."""
+    m, settings = cfg.model, cfg.profile
+    assert settings is not None  # noqa: S101 - checked by prepare_profile_references
     info = BankInfo(
         model_hash(cfg),
         split.references,
@@ -122,12 +149,15 @@ def prepare_profile_references(
         coreset_ratio=settings.reference_coreset,
         n_patches_full=built.n_patches_full,
         extra={"weight": m.reference_weight, "window": m.reference_window, "n_slices": built.n_slices},
+        axes=tuple(built.banks),
     )
     folder.mkdir(parents=True, exist_ok=True)
-    bank_file = save_bank(folder / BANK_FILE, built.bank, info)
-    ref_scorer = ReferenceScorer(base, built.bank, m.reference_weight, m.reference_window, split.references)
+    bank_file = save_banks(folder / BANK_FILE, built.banks, info)
+    ref_scorer = ReferenceScorer(
+        base, built.banks, m.reference_weight, m.reference_window, split.references, stats=built.stats
+    )
     log.info("profile references: %d studies -> %s", len(split.references), bank_file)
-    return ProfileReferences(split, ref_scorer, bank_file, info, built.bank.n_patches)
+    return ProfileReferences(split, ref_scorer, bank_file, info, built.n_patches, built.stats)
 
 
 def _base_scorer(cfg: CohortConfig, scorer: SliceScorer | None) -> ModelScorer:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from medzsad.calibration.hashes import model_hash
@@ -20,7 +21,8 @@ from medzsad.config import CohortConfig
 from medzsad.errors import ConfigError, ModelError
 from medzsad.model.anomalyclip import AnomalyCLIP
 from medzsad.model.inference import Detector
-from medzsad.references.bank_io import BANK_FILE, load_bank
+from medzsad.model.site_units import NormalStats
+from medzsad.references.bank_io import BANK_FILE, load_banks
 from medzsad.references.sampling import check_disjoint
 from medzsad.study.devices import resolve_device
 from medzsad.study.scorer import ModelScorer, ReferenceScorer, ScorerInfo, describe_model
@@ -113,11 +115,13 @@ def load_review_references(cfg: CohortConfig, base: ModelScorer) -> ReferenceSco
     """The reference scorer of a review cohort with ``model.references: true``.
 
     The bank must have been built with this cohort's model (its hash), and its references must be
-    disjoint from the profile's calibration studies.
+    disjoint from the profile's calibration studies. With ``model.site_normalised`` (the default)
+    the maps are in site units, with the statistics the profile holds per axis.
 
     Raises:
         ConfigError: No (or more than one) profile named, a profile built without references, a
-            bank of another model, or references that are also calibration studies.
+            bank of another model, references that are also calibration studies, or maps in site
+            units asked of a profile without their statistics.
         InputError: An unreadable bank file.
     """
     folder = _profile_folder(cfg)
@@ -128,8 +132,31 @@ def load_review_references(cfg: CohortConfig, base: ModelScorer) -> ReferenceSco
             f"{cfg.source_file}: model.references: true but profile {cfg.resolve(folder)} has no "
             f"{BANK_FILE}; rebuild it with profile: {{references: K}} or set model.references: false"
         )
-    bank, info = load_bank(bank_file, model_hash=model_hash(cfg))
+    banks, info = load_banks(bank_file, model_hash=model_hash(cfg))
     calibration = [c.study_id for s in profile.strata.values() for c in s.studies]
     check_disjoint(info.reference_ids, calibration)
     m = cfg.model
-    return ReferenceScorer(base, bank, m.reference_weight, m.reference_window, info.reference_ids)
+    stats = _site_stats(cfg, profile.normalisation, tuple(banks), bank_file) if m.site_normalised else None
+    return ReferenceScorer(
+        base, banks, m.reference_weight, m.reference_window, info.reference_ids, stats=stats
+    )
+
+
+def _site_stats(
+    cfg: CohortConfig, data: dict[str, Any] | None, axes: tuple[str, ...], where: Path
+) -> dict[str, NormalStats]:
+    """The profile's statistics of maps in site units, one per axis of its bank.
+
+    Raises:
+        ConfigError: The profile has none, or not for every axis, or they are malformed.
+    """
+    fix = "rebuild the profile with this medzsad, or set model.site_normalised: false"
+    if data is None or any(axis not in data for axis in axes):
+        raise ConfigError(
+            f"{cfg.source_file}: profile {where.parent} has no statistics for maps in site units for axes "
+            f"{list(axes)} (model.site_normalised: true); {fix}"
+        )
+    try:
+        return {axis: NormalStats.from_dict(data[axis]) for axis in axes}
+    except ModelError as e:
+        raise ConfigError(f"{cfg.source_file}: profile {where.parent}: {e}; {fix}") from e

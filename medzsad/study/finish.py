@@ -19,6 +19,7 @@ import shutil
 import time
 from dataclasses import dataclass
 
+from medzsad.analysis.lesions import voxel_volume_ml
 from medzsad.config import CohortConfig
 from medzsad.errors import InputError
 from medzsad.study.calibrate import calibrate_study
@@ -97,15 +98,17 @@ def _compute(
         scores = slice_scores(scored.image_scores, scored.maps, n_layers)
         prepared.timings_s["score"] = scored.seconds
         stage = "assemble"
-        heat = assemble_heatmap(prepared, scores)
-        score = study_score(scores, heat, cfg.output.study_score)
+        heat = assemble_heatmap(prepared, scores, cfg.pipeline.fusion)
+        region = scored_region(prepared)
+        voxel_ml = voxel_volume_ml(prepared.volume.affine_ras)
+        score = study_score(scores, heat, cfg.output.study_score, region, voxel_ml)
         stage = "calibrate"
         t = time.perf_counter()
         calib = calibrate_study(cfg, prepared, heat, score)
         prepared.timings_s["calibrate"] = time.perf_counter() - t
         stage = "postprocess"
         t = time.perf_counter()
-        lesions = postprocess(heat, prepared.volume, calib.threshold.rule, scored_region(prepared))
+        lesions = postprocess(heat, prepared.volume, calib.threshold.rule, region)
         prepared.timings_s["postprocess"] = time.perf_counter() - t
     except Exception as e:  # recorded per study; the cohort goes on
         raise _StageError(stage, e) from e

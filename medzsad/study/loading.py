@@ -27,9 +27,9 @@ from medzsad.config import CohortConfig
 from medzsad.errors import PacsError
 from medzsad.references.positions import body_coordinates
 from medzsad.study.reading import StudyRead, read_study
-from medzsad.study.types import PreparedStudy, StudyInput
+from medzsad.study.types import AxisSlices, PreparedStudy, StudyInput
 from medzsad.transforms.inverse import to_source_geometry
-from medzsad.transforms.pipeline import prepare_slices
+from medzsad.transforms.pipeline import prepare_axes
 
 __all__ = ["ModelInputSpec", "InputSpec", "Allocate", "StudyLoader", "default_loader", "prepare_study_slices"]
 
@@ -106,31 +106,57 @@ def default_loader(
 def prepare_study_slices(
     study: StudyInput, read: StudyRead, spec: ModelInputSpec, allocate: Allocate | None = None
 ) -> PreparedStudy:
-    """Cut, normalise, orient and resize the slices of the read volume for the model.
+    """Cut, normalise, orient and resize the slices of the read volume for the model, on every axis.
+
+    The preset's axis comes first (every non-empty slice), then ``read.extra_axes`` (every
+    ``read.axis_stride``-th); each axis's slices carry their body coordinate along that axis.
 
     Args:
         study: The study's input.
-        read: The volume, its series summary and its preset.
+        read: The volume, its series summary, its preset and the axes to score.
         spec: The model's input side and normalisation.
         allocate: Where the model input is allocated (default: an ordinary tensor).
     """
     volume, preset = read.volume, read.preset
-    prepared = prepare_slices(
-        volume, preset, spec.image_size, tuple(spec.mean), tuple(spec.std), allocate=allocate
+    prepared = prepare_axes(
+        volume,
+        preset,
+        spec.image_size,
+        tuple(spec.mean),
+        tuple(spec.std),
+        extra_axes=read.extra_axes,
+        stride=read.axis_stride,
+        allocate=allocate,
     )
-    log.debug("preset %s, %d of %d slices scored", preset.name, len(prepared.slice_index), prepared.n_slices)
-    slice_index = np.asarray(prepared.slice_index)
+    axes: list[AxisSlices] = []
+    positions: list[np.ndarray] = []
+    start = 0
+    for cut in prepared.axes:
+        slice_index = np.asarray(cut.slice_index)
+        log.debug(
+            "preset %s, %s: %d of %d slices scored", preset.name, cut.axis, len(slice_index), cut.n_slices
+        )
+        axes.append(
+            AxisSlices(
+                axis=cut.axis,
+                slice_axis=cut.source_axis,
+                slice_index=slice_index,
+                n_slices=cut.n_slices,
+                skipped=np.asarray(cut.skipped),
+                covered=cut.covered,
+                # a partial, not the bound method: it pickles without the images (worker -> main)
+                to_source=functools.partial(to_source_geometry, info=cut.inverse),
+                start=start,
+            )
+        )
+        positions.append(body_coordinates(volume.affine_ras, cut.source_axis, slice_index))
+        start += len(slice_index)
     return PreparedStudy(
         study=study,
         volume=volume,
         images=prepared.images,
-        positions=body_coordinates(volume.affine_ras, prepared.source_axis, slice_index),
-        slice_index=slice_index,
-        n_slices=prepared.n_slices,
-        skipped=np.asarray(prepared.skipped),
-        slice_axis=prepared.source_axis,
-        # a partial, not the bound method: it pickles without the images (worker -> main process)
-        to_source=functools.partial(to_source_geometry, info=prepared.inverse),
-        window=prepared.window,
-        series=read.series.with_axis(prepared.axis),
+        positions=np.concatenate(positions).astype(np.float32, copy=False),
+        axes=tuple(axes),
+        window=prepared.axes[0].window,
+        series=read.series.with_axis("+".join(a.axis for a in axes)),
     )

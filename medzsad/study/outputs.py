@@ -30,7 +30,7 @@ from medzsad.report.lesions import lesions_table
 from medzsad.report.nifti_writer import write_heatmap, write_mask
 from medzsad.report.optional import OutputFailure, attempt
 from medzsad.report.overlay import HEAT_FLOOR as OVERLAY_HEAT_FLOOR
-from medzsad.report.overlay import OverlaySpec, render_overlay
+from medzsad.report.overlay import ORTHO_LESIONS, OverlaySpec, ortho_points, render_overlay, slice_level
 from medzsad.report.review_outputs import REVIEW_FORMATS, not_applicable, write_review_outputs
 from medzsad.report.sr_writer import SR_FILE, SrEvidence, write_dicom_sr
 from medzsad.study.postprocess import SliceScores, slice_positions_mm
@@ -40,6 +40,7 @@ __all__ = [
     "StudyResult",
     "StudyFiles",
     "slices_table",
+    "overlay_slices",
     "write_study_files",
     "publish",
     "partial_dir",
@@ -95,22 +96,29 @@ class StudyFiles:
 
 
 def slices_table(result: StudyResult) -> pd.DataFrame:
-    """One row per source slice: index, position (mm), score, map max, skipped."""
+    """One row per source slice of every scored axis: axis, index, position (mm), score, map max, skipped."""
     p = result.prepared
-    n = p.n_slices
-    score = np.full(n, np.nan)
-    map_max = np.full(n, np.nan)
-    score[p.slice_index] = result.scores.image_scores
-    map_max[p.slice_index] = result.scores.maps.reshape(len(p.slice_index), -1).max(axis=1)
-    return pd.DataFrame(
-        {
-            "slice_index": np.arange(n),
-            "position_mm": np.round(slice_positions_mm(p.volume, p.slice_axis, n), 4),
-            "score": score.astype(np.float32),
-            "map_max": map_max.astype(np.float32),
-            "skipped": p.skipped.astype(bool),
-        }
-    )
+    parts = []
+    for axis in p.axes:
+        n = axis.n_slices
+        score = np.full(n, np.nan)
+        map_max = np.full(n, np.nan)
+        score[axis.slice_index] = result.scores.image_scores[axis.rows]
+        maps = result.scores.maps[axis.rows]
+        map_max[axis.slice_index] = maps.reshape(len(axis.slice_index), -1).max(axis=1)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "axis": axis.axis,
+                    "slice_index": np.arange(n),
+                    "position_mm": np.round(slice_positions_mm(p.volume, axis.slice_axis, n), 4),
+                    "score": score.astype(np.float32),
+                    "map_max": map_max.astype(np.float32),
+                    "skipped": axis.skipped.astype(bool),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
 
 
 def _truth_mask(result: StudyResult) -> np.ndarray | None:
@@ -126,20 +134,47 @@ def _truth_mask(result: StudyResult) -> np.ndarray | None:
     return data if data.shape[:3] == result.heat.shape else None
 
 
+def overlay_slices(
+    scores: np.ndarray, slice_index: np.ndarray, affine_ras: np.ndarray, axis: int, k: int
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The ``k`` highest-scoring slices and their scores, in slice-position order.
+
+    Slice-position order is the order of the RAS coordinate the panel titles give (inferior to
+    superior for axial slices, posterior to anterior for coronal, right to left for sagittal),
+    whatever the voxel order of the scan.
+
+    Args:
+        scores: ``(n,)`` slice scores of one axis.
+        slice_index: ``(n,)`` their indices along ``axis``.
+        affine_ras: Voxel -> RAS of the scan.
+        axis: Voxel axis of the slices.
+        k: How many.
+    """
+    top = np.argsort(-np.asarray(scores), kind="stable")[:k]
+    level = [slice_level(affine_ras, axis, int(slice_index[i])) for i in top]
+    order = [int(top[i]) for i in np.argsort(level, kind="stable")]
+    return tuple(int(slice_index[i]) for i in order), tuple(float(scores[i]) for i in order)
+
+
 def _overlay(result: StudyResult, k: int) -> bytes:
     p = result.prepared
-    order = np.argsort(-result.scores.image_scores, kind="stable")[:k]
+    primary = p.primary
+    scores = result.scores.image_scores[primary.rows]
+    slices, slice_scores = overlay_slices(
+        scores, primary.slice_index, p.volume.affine_ras, primary.slice_axis, k
+    )
     threshold = float(result.lesions.threshold)
     spec = OverlaySpec(
-        slice_axis=p.slice_axis,
-        slices=tuple(int(p.slice_index[i]) for i in order),
-        slice_scores=tuple(float(result.scores.image_scores[i]) for i in order),
+        slice_axis=primary.slice_axis,
+        slices=slices,
+        slice_scores=slice_scores,
         window=p.window,
         title=f"{result.label}   study score {result.score:.3f}   lesions {len(result.lesions.lesions)}"
         + (f"\n{result.calibration['operating_point']}" if result.calibration.get("operating_point") else ""),
         smoke=result.smoke,
         heat_floor=min(OVERLAY_HEAT_FLOOR, threshold) if np.isfinite(threshold) else OVERLAY_HEAT_FLOOR,
         threshold=threshold if np.isfinite(threshold) else None,
+        ortho=ortho_points(result.heat, result.lesions.labels, result.lesions.lesions, ORTHO_LESIONS),
     )
     scan = np.asarray(p.volume.data, dtype=np.float32)
     affine = p.volume.affine_ras

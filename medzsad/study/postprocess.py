@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medzsad.analysis.lesions import LesionResult, find_lesions, threshold_value
+from medzsad.analysis.lesions import LesionResult, find_lesions, threshold_value, top_volume_mean
 from medzsad.config import StudyScoreRule, ThresholdRule
 from medzsad.errors import GeometryError
 from medzsad.io.volume import Volume
-from medzsad.study.types import PreparedStudy
+from medzsad.study.types import AxisSlices, PreparedStudy
 
 __all__ = [
     "SliceScores",
@@ -23,6 +23,7 @@ __all__ = [
     "assemble_heatmap",
     "scored_region",
     "study_score",
+    "GEOMETRIC_FLOOR",
     "postprocess",
     "slice_positions_mm",
 ]
@@ -54,35 +55,105 @@ def slice_scores(image_scores: np.ndarray, maps: np.ndarray, n_layers: int) -> S
     return SliceScores(np.asarray(image_scores).astype(np.float32), m)
 
 
-def assemble_heatmap(prepared: PreparedStudy, scores: SliceScores) -> np.ndarray:
-    """The heat map ``(I, J, K)`` float32 in [0, 1] in the source grid.
+#: Heat floor of the geometric fusion (a log needs a positive value; 0 in one axis stays ~0).
+GEOMETRIC_FLOOR = 1e-6
 
-    Raises:
-        GeometryError: The inverse transform returned a different shape than the source.
-    """
-    heat = np.array(prepared.to_source(scores.maps), dtype=np.float32)  # our own copy: edited in place
+
+def _axis_heat(prepared: PreparedStudy, axis: AxisSlices, maps: np.ndarray) -> np.ndarray:
+    """One axis's heat ``(I, J, K)`` float32 in [0, 1] on the source grid (our own array)."""
+    heat = np.array(axis.to_source(maps[axis.rows]), dtype=np.float32)  # our own copy: edited in place
     if heat.shape != prepared.volume.shape_ijk:
         raise GeometryError(
-            f"study {prepared.study.study_id}: heat map shape {heat.shape} != "
+            f"study {prepared.study.study_id}: {axis.axis} heat map shape {heat.shape} != "
             f"source {prepared.volume.shape_ijk}"
         )
     np.nan_to_num(heat, copy=False, nan=0.0)
     return np.clip(heat, np.float32(0.0), np.float32(1.0), out=heat)
 
 
+def assemble_heatmap(prepared: PreparedStudy, scores: SliceScores, fusion: str = "mean") -> np.ndarray:
+    """The heat map ``(I, J, K)`` float32 in [0, 1] in the source grid, the axes' maps fused.
+
+    Each axis's maps are put back on the source grid (:attr:`AxisSlices.to_source`), then fused
+    voxel by voxel in the order of :attr:`PreparedStudy.axes`: ``mean``, ``geometric`` (the mean of
+    logs, heat floored at :data:`GEOMETRIC_FLOOR`: a voxel is hot only where every axis agrees) or
+    ``max``. At most two volumes are held at once.
+
+    Raises:
+        GeometryError: The inverse transform returned a different shape than the source.
+        ValueError: An unknown fusion.
+    """
+    if fusion not in ("mean", "geometric", "max"):
+        raise ValueError(f"unknown fusion {fusion!r}; use mean, geometric or max")
+    acc: np.ndarray | None = None
+    for axis in prepared.axes:
+        heat = _axis_heat(prepared, axis, scores.maps)
+        if len(prepared.axes) == 1:
+            return heat
+        if fusion == "geometric":
+            np.log(np.maximum(heat, np.float32(GEOMETRIC_FLOOR), out=heat), out=heat)
+        if acc is None:
+            acc = heat
+        elif fusion == "max":
+            np.maximum(acc, heat, out=acc)
+        else:
+            acc += heat
+        del heat
+    assert acc is not None  # noqa: S101 - a study has at least one axis
+    if fusion == "max":
+        return acc
+    acc /= np.float32(len(prepared.axes))
+    if fusion == "geometric":
+        np.exp(acc, out=acc)
+    return np.clip(acc, np.float32(0.0), np.float32(1.0), out=acc)
+
+
 def scored_region(prepared: PreparedStudy) -> np.ndarray:
-    """``(I, J, K)`` bool: voxels of the slices that were scored (the body for percentile thresholds)."""
-    keep = np.zeros(prepared.n_slices, dtype=bool)
-    keep[prepared.slice_index] = True
-    shape = [1, 1, 1]
-    shape[prepared.slice_axis] = prepared.n_slices
-    return np.broadcast_to(keep.reshape(shape), prepared.volume.shape_ijk)
+    """``(I, J, K)`` bool: voxels with heat on every axis (the body for percentile thresholds).
+
+    One axis: the voxels of its scored slices. Several: the voxels inside the covered slab of every
+    axis (scored or interpolated slices), i.e. the body's bounding box.
+    """
+    region: np.ndarray | None = None
+    for axis in prepared.axes:
+        shape = [1, 1, 1]
+        shape[axis.slice_axis] = axis.n_slices
+        covered = np.asarray(axis.covered, dtype=bool).reshape(shape)
+        slab = np.broadcast_to(covered, prepared.volume.shape_ijk)
+        region = slab if region is None else region & slab
+    assert region is not None  # noqa: S101 - a study has at least one axis
+    return region
 
 
-def study_score(scores: SliceScores, heat: np.ndarray, rule: StudyScoreRule) -> float:
-    """The study score: max slice score, mean of the top-k slice scores, or max of the heat map."""
+def study_score(
+    scores: SliceScores,
+    heat: np.ndarray,
+    rule: StudyScoreRule,
+    region: np.ndarray | None = None,
+    voxel_ml: float | None = None,
+) -> float:
+    """The study score of ``rule`` from the slice scores or the heat map.
+
+    ``max_slice``: the highest slice score; ``topk_mean``: the mean of the ``k`` highest;
+    ``max_map``: the heat map's maximum; ``top_volume``: the mean heat of the hottest
+    ``rule.volume_ml`` of ``region``.
+
+    Args:
+        scores: The slice scores of every axis.
+        heat: ``(I, J, K)`` heat map.
+        rule: The cohort's ``output.study_score``.
+        region: ``(I, J, K)`` bool, the scored region (``top_volume``; default the whole grid).
+        voxel_ml: Volume of one voxel in mL (``top_volume``).
+
+    Raises:
+        ValueError: ``top_volume`` without ``voxel_ml``.
+    """
     if rule.method == "max_map":
         return float(heat.max()) if heat.size else 0.0
+    if rule.method == "top_volume":
+        if voxel_ml is None:
+            raise ValueError("study score top_volume needs the voxel volume")
+        return top_volume_mean(heat, region, voxel_ml, rule.volume_ml)
     s = np.sort(scores.image_scores)[::-1]
     if rule.method == "topk_mean":
         return float(s[: rule.k].mean())

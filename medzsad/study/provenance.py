@@ -77,7 +77,7 @@ def study_summary(result: StudyResult, files: StudyFiles, failed: list[OutputFai
     return {
         "score": result.score,
         "slices": int(p.n_slices),
-        "scored_slices": int(len(p.slice_index)),
+        "scored_slices": int(sum(len(a.slice_index) for a in p.axes)),
         "lesion_count": len(result.lesions.lesions),
         "lesion_volume_ml": round(float(sum(les.volume_ml for les in result.lesions.lesions)), 6),
         "threshold": result.lesions.threshold,

@@ -45,12 +45,17 @@ class StudyRead:
     Attributes:
         volume: The loaded series.
         series: What was chosen and why.
-        preset: The preset (cohort overrides applied) that selected the series and prepares it.
+        preset: The preset (cohort overrides applied) that selected the series and prepares it;
+            its axis is the study's primary axis.
+        extra_axes: Further axes to score (``pipeline.axes`` after the first).
+        axis_stride: Slice stride of the extra axes (``pipeline.axis_stride``).
     """
 
     volume: Volume
     series: SeriesSummary
     preset: Preset
+    extra_axes: tuple[str, ...] = ()
+    axis_stride: int = 1
 
 
 def choose_preset(
@@ -72,7 +77,7 @@ def choose_preset(
         name = auto_preset_name(modality, body_part, description)
     return load_preset(name).updated(
         window=pipeline.window,
-        axis=pipeline.axis,
+        axis=pipeline.axes[0] if pipeline.axes else None,
         series=pipeline.series,
         skip_empty_slices=pipeline.skip_empty_slices,
     )
@@ -125,4 +130,5 @@ def read_study(study: StudyInput, pipeline: PipelineConfig) -> StudyRead:
         candidates=read.candidates,
         fallback=read.fallback,
     )
-    return StudyRead(v, summary, read.preset)
+    extra = tuple(a for a in (pipeline.axes or ())[1:])
+    return StudyRead(v, summary, read.preset, extra, pipeline.axis_stride)

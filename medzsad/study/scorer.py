@@ -1,26 +1,32 @@
 """The model behind one small protocol: slices and their body positions in, scores and maps out.
 
 :class:`SliceScorer` is what every scoring path needs (:mod:`medzsad.study.scoring`). Its
-``score`` always takes the slices' body coordinates: the zero-shot :class:`ModelScorer` ignores
-them, the :class:`ReferenceScorer` compares each slice with reference patches from its own body
-level. A scorer describes the model that was built (:class:`ScorerInfo`), which provenance, the
-review page and the SR state. Building a scorer from a cohort's ``model`` section is
-:mod:`medzsad.study.build`.
+``score`` always takes the slices' positions (body coordinate and axis code): the zero-shot
+:class:`ModelScorer` ignores them, the :class:`ReferenceScorer` compares each slice with reference
+patches of its own axis and body level. A scorer describes the model that was built
+(:class:`ScorerInfo`), which provenance, the review page and the SR state. Building a scorer from a
+cohort's ``model`` section is :mod:`medzsad.study.build`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 
+from medzsad.errors import ModelError
 from medzsad.model.config import AnomalyCLIPConfig
 from medzsad.model.inference import DetectionResult, Detector
-from medzsad.model.reference_scoring import ReferenceDetector
+from medzsad.model.reference_scoring import ReferenceDetector, SiteUnitsDetector
 from medzsad.model.references import PatchBank, SearchOptions
+from medzsad.model.site_units import NormalStats
+from medzsad.study.types import AXES
 
 __all__ = ["SliceScorer", "ScorerInfo", "ModelScorer", "ReferenceScorer", "describe_model"]
+
+_ANY = "*"  # a single bank given for every axis
 
 
 class SliceScorer(Protocol):
@@ -43,7 +49,8 @@ class SliceScorer(Protocol):
 
         Args:
             x: ``(B, 3, S, S)`` float32, CLIP-normalised.
-            positions: ``(B,)`` float32 body coordinates in [0, 1] of the slices.
+            positions: ``(B, 2)`` float32 slice positions: body coordinate in [0, 1] along the
+                slice's axis and its axis code (:func:`medzsad.study.scoring.slice_positions`).
 
         Returns:
             Scores ``(B,)`` in [0, 1] and maps ``(B, S, S)`` in [0, n_layers].
@@ -110,26 +117,35 @@ class ModelScorer:
 
 
 class ReferenceScorer(ModelScorer):
-    """A :class:`ModelScorer` that blends in the distance to few-shot normal references.
+    """A :class:`ModelScorer` that compares each slice with few-shot normal references.
+
+    Each slice is compared with the bank of its own axis (its axis code, column 1 of the slice
+    positions) within its body-level window. Without statistics the map is the raw blend of
+    issue 10, ``(1 - w) zero-shot + w distance``; with the site's statistics (``stats``) both terms
+    are first expressed in units of the site's normal anatomy
+    (:class:`~medzsad.model.reference_scoring.SiteUnitsDetector`).
 
     Args:
         base: The zero-shot scorer (its detector encodes the slices).
-        bank: Reference bank built with the same model.
+        bank: Reference bank built with the same model: one per axis name, or one for every axis.
         weight: ``w`` of the blend in [0, 1].
         window: Half-width of the body-coordinate window.
         reference_ids: Safe ids of the reference studies (provenance).
+        stats: The site's statistics per axis name (maps in site units), or ``None``.
     """
 
     def __init__(
         self,
         base: ModelScorer,
-        bank: PatchBank,
+        bank: PatchBank | Mapping[str, PatchBank],
         weight: float,
         window: float,
         reference_ids: tuple[str, ...] = (),
+        stats: Mapping[str, NormalStats] | None = None,
     ) -> None:
+        units = ", maps in site units" if stats is not None else ""
         info = ScorerInfo(
-            f"{base.info.description} + {len(reference_ids)} normal references (w={weight:g})",
+            f"{base.info.description} + {len(reference_ids)} normal references (w={weight:g}){units}",
             base.info.model_hash,
             {**base.info.weights, "references": list(reference_ids)},
             base.info.smoke,
@@ -137,9 +153,47 @@ class ReferenceScorer(ModelScorer):
         )
         super().__init__(base.detector, base.n_layers, info)
         self.base = base
-        self.reference = ReferenceDetector(base.detector, bank, weight, SearchOptions(window=window))
         self.reference_ids = reference_ids
+        banks = {_ANY: bank} if isinstance(bank, PatchBank) else dict(bank)
+        options = SearchOptions(window=window)
+        self.by_axis: dict[str, ReferenceDetector | SiteUnitsDetector] = {}
+        for axis, b in banks.items():
+            if stats is None:
+                self.by_axis[axis] = ReferenceDetector(base.detector, b, weight, options)
+            elif axis not in stats:
+                raise ModelError(f"no site statistics for the {axis} references: rebuild the profile")
+            else:
+                self.by_axis[axis] = SiteUnitsDetector(base.detector, b, stats[axis], weight, options)
+
+    def _detector(self, code: int) -> ReferenceDetector | SiteUnitsDetector:
+        axis = AXES[code] if 0 <= code < len(AXES) else str(code)
+        found = self.by_axis.get(axis, self.by_axis.get(_ANY))
+        if found is None:
+            raise ModelError(
+                f"the references hold banks for {sorted(self.by_axis)}, not for {axis} slices: rebuild "
+                "the profile with this cohort's pipeline.axes"
+            )
+        return found
 
     def score(self, x: torch.Tensor, positions: torch.Tensor) -> DetectionResult:
-        """Blended scores and maps, each slice compared with references of its own body level."""
-        return self.reference.score(x, positions)
+        """Scores and maps, each slice compared with references of its own axis and body level.
+
+        Args:
+            x: ``(B, 3, S, S)`` float32, CLIP-normalised.
+            positions: ``(B, 2)`` slice positions (body coordinate, axis code); ``(B,)`` body
+                coordinates are read as axial slices (axis code 0).
+        """
+        coords = positions[:, 0] if positions.ndim == 2 else positions
+        codes = (
+            positions[:, 1].long() if positions.ndim == 2 else torch.zeros(len(positions), dtype=torch.long)
+        )
+        present = sorted(set(codes.tolist()))
+        if len(present) == 1:
+            return self._detector(present[0]).score(x, coords)
+        scores = torch.empty(x.shape[0], dtype=torch.float32)
+        maps = torch.empty((x.shape[0], self.image_size, self.image_size), dtype=torch.float32)
+        for code in present:
+            rows = torch.nonzero(codes == code).flatten()
+            res = self._detector(code).score(x[rows], coords[rows])
+            scores[rows], maps[rows] = res.image_scores, res.maps
+        return DetectionResult(scores, maps, None)

@@ -4,8 +4,8 @@ Every path that runs the model on a study's slices goes through here: :func:`sco
 call on one batch (the local executor's model thread calls it on batches that mix studies),
 :func:`score_study` runs one study batch by batch (the Ray actor, the profile builder), and
 :func:`encode_study` turns a reference study into bank entries with the same batching. A batch
-always carries its slices' body coordinates, so zero-shot and reference scoring cannot drift apart
-between executors.
+always carries its slices' positions (body coordinate and axis code, :func:`slice_positions`), so
+zero-shot, reference and multi-axis scoring cannot drift apart between executors.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import torch
 
 from medzsad.errors import InputError
 from medzsad.model.reference_scoring import bank_from_images
-from medzsad.model.references import PatchBank
+from medzsad.model.references import PatchBank, merge_banks
 from medzsad.study.scorer import ModelScorer, SliceScorer
 from medzsad.study.types import PreparedStudy, Scored
 
-__all__ = ["batches", "score_batch", "score_study", "encode_study", "device_of"]
+__all__ = ["slice_positions", "batches", "score_batch", "score_study", "encode_study", "device_of"]
 
 
 def device_of(scorer: object) -> torch.device | None:
@@ -31,10 +31,29 @@ def device_of(scorer: object) -> torch.device | None:
     return torch.device(device) if device is not None else None
 
 
-def batches(prepared: PreparedStudy, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """A study's ``(B, 3, S, S)`` slices with their ``(B,)`` body coordinates, ``batch_size`` at a time."""
-    images = prepared.images
-    positions = torch.from_numpy(np.asarray(prepared.positions, dtype=np.float32))
+def slice_positions(prepared: PreparedStudy) -> torch.Tensor:
+    """``(N, 2)`` float32: each slice's body coordinate along its axis and its axis code.
+
+    Column 0 is :attr:`PreparedStudy.positions`, column 1 the index of the slice's plane in
+    :data:`~medzsad.study.types.AXES`. This is what every batch carries to the model.
+    """
+    coords = np.asarray(prepared.positions, dtype=np.float32)
+    return torch.from_numpy(np.stack([coords, prepared.axis_codes.astype(np.float32)], axis=1))
+
+
+def batches(
+    prepared: PreparedStudy, batch_size: int, rows: slice | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """A study's ``(B, 3, S, S)`` slices with their ``(B, 2)`` slice positions, ``batch_size`` at a time.
+
+    Args:
+        prepared: The study.
+        batch_size: Slices per batch.
+        rows: Only these rows (e.g. one axis's), default all.
+    """
+    images, positions = prepared.images, slice_positions(prepared)
+    if rows is not None:
+        images, positions = images[rows], positions[rows]
     for start in range(0, int(images.shape[0]), max(1, batch_size)):
         yield images[start : start + batch_size], positions[start : start + batch_size]
 
@@ -47,7 +66,7 @@ def score_batch(
     Args:
         scorer: The model.
         images: ``(B, 3, S, S)`` float32 CLIP-normalised slices (of one or several studies).
-        positions: ``(B,)`` float32 body coordinates of the same slices.
+        positions: ``(B, 2)`` float32 slice positions of the same slices (:func:`slice_positions`).
         device: The scorer's device; on CUDA the batch is pinned and copied without blocking.
     """
     if device is not None and device.type == "cuda":
@@ -74,14 +93,22 @@ def score_study(prepared: PreparedStudy, scorer: SliceScorer, batch_size: int) -
     return Scored(scores, maps, time.perf_counter() - t)
 
 
-def encode_study(prepared: PreparedStudy, scorer: ModelScorer, batch_size: int) -> list[PatchBank]:
-    """Bank entries of a (normal reference) study's kept slices, each patch with its body coordinate.
+def encode_study(prepared: PreparedStudy, scorer: ModelScorer, batch_size: int) -> dict[str, PatchBank]:
+    """The bank of a (normal reference) study per scored axis, each patch with its body coordinate.
 
     Raises:
-        InputError: The study has no slice to encode (every slice empty).
+        InputError: The study has no slice to encode on one of its axes (every slice empty).
     """
-    if int(prepared.images.shape[0]) == 0:
-        raise InputError(
-            f"study {prepared.study.study_id}: every slice was skipped as empty; nothing to encode"
-        )
-    return [bank_from_images(scorer.detector, x, pos) for x, pos in batches(prepared, batch_size)]
+    out: dict[str, PatchBank] = {}
+    for axis in prepared.axes:
+        if len(axis.slice_index) == 0:
+            raise InputError(
+                f"study {prepared.study.study_id}: every {axis.axis} slice was skipped as empty; "
+                "nothing to encode"
+            )
+        parts = [
+            bank_from_images(scorer.detector, x, pos[:, 0])
+            for x, pos in batches(prepared, batch_size, axis.rows)
+        ]
+        out[axis.axis] = merge_banks(parts)
+    return out

@@ -18,9 +18,11 @@ import torch
 from medzsad.io.volume import Volume
 
 __all__ = [
+    "AXES",
     "StudyInput",
     "StudyJob",
     "SeriesSummary",
+    "AxisSlices",
     "PreparedStudy",
     "Scored",
     "Loaded",
@@ -32,6 +34,9 @@ __all__ = [
 
 P_co = TypeVar("P_co", covariant=True)
 P = TypeVar("P")
+
+#: Plane names by axis code: the code is column 1 of the slice positions every batch carries.
+AXES = ("axial", "coronal", "sagittal")
 
 
 @dataclass(frozen=True)
@@ -116,22 +121,56 @@ class SeriesSummary:
 
 
 @dataclass(frozen=True)
+class AxisSlices:
+    """The scored slices of a study along one axis.
+
+    Attributes:
+        axis: Plane name (``axial``, ``coronal``, ``sagittal``).
+        slice_axis: Voxel axis (0, 1, 2) the slices are cut along.
+        slice_index: ``(n,)`` int, index along ``slice_axis`` of each scored slice.
+        n_slices: Number of slices along ``slice_axis`` in the source.
+        skipped: ``(n_slices,)`` bool, True for slices not scored (empty, or left out by the stride).
+        covered: ``(n_slices,)`` bool, True for slices with heat (scored, or interpolated between
+            scored slices of a strided axis).
+        to_source: Maps this axis's ``(n, S, S)`` model-space maps (float32) to an ``(I, J, K)``
+            float32 array in the source grid (uncovered slices 0).
+        start: Row of this axis's first slice in the study's ``images``.
+    """
+
+    axis: str
+    slice_axis: int
+    slice_index: np.ndarray
+    n_slices: int
+    skipped: np.ndarray
+    covered: np.ndarray
+    to_source: Callable[[np.ndarray], np.ndarray]
+    start: int = 0
+
+    @property
+    def rows(self) -> slice:
+        """This axis's rows in the study's images, positions, scores and maps."""
+        return slice(self.start, self.start + len(self.slice_index))
+
+    @property
+    def code(self) -> int:
+        """The axis code (index in :data:`AXES`)."""
+        return AXES.index(self.axis)
+
+
+@dataclass(frozen=True)
 class PreparedStudy:
     """A loaded and preprocessed study, ready for the model.
 
     Attributes:
         study: The input it came from.
         volume: The source scan (geometry of every output).
-        images: ``(N, 3, S, S)`` float32, CLIP-normalised model inputs of the kept slices.
-        positions: ``(N,)`` float32 in [0, 1], the body coordinate of each kept slice
-            (:func:`medzsad.references.positions.body_coordinates`); every scoring path passes it
-            to the model (the reference comparison uses it, the zero-shot head ignores it).
-        slice_index: ``(N,)`` int, index along ``slice_axis`` of each image.
-        n_slices: Number of slices along ``slice_axis`` in the source.
-        skipped: ``(n_slices,)`` bool, True for slices not scored (empty/background).
-        slice_axis: Voxel axis (0, 1, 2) the slices are cut along.
-        to_source: Maps ``(N, S, S)`` model-space maps (float32) to an ``(I, J, K)`` float32 array
-            in the source grid (skipped slices 0).
+        images: ``(N, 3, S, S)`` float32, CLIP-normalised model inputs of the scored slices of every
+            axis, axis after axis (``axes[k].rows``).
+        positions: ``(N,)`` float32 in [0, 1], the body coordinate of each slice along its own axis
+            (:func:`medzsad.references.positions.body_coordinates`); every scoring path passes it,
+            with the slice's axis code, to the model (the reference comparison uses them, the
+            zero-shot head ignores them).
+        axes: The scored axes, the primary (the preset's) first.
         window: Display window ``(low, high)`` in scan units for the overlay.
         series: Chosen series (uid, description, modality, body part, preset, why chosen), or None
             for a study built without reading (tests).
@@ -142,14 +181,43 @@ class PreparedStudy:
     volume: Volume
     images: torch.Tensor
     positions: np.ndarray
-    slice_index: np.ndarray
-    n_slices: int
-    skipped: np.ndarray
-    slice_axis: int
-    to_source: Callable[[np.ndarray], np.ndarray]
+    axes: tuple[AxisSlices, ...]
     window: tuple[float, float]
     series: SeriesSummary | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> AxisSlices:
+        """The first (the preset's) axis."""
+        return self.axes[0]
+
+    @property
+    def slice_index(self) -> np.ndarray:
+        """``(n,)`` scored slice indices of the primary axis."""
+        return self.primary.slice_index
+
+    @property
+    def n_slices(self) -> int:
+        """Slices along the primary axis."""
+        return self.primary.n_slices
+
+    @property
+    def skipped(self) -> np.ndarray:
+        """``(n_slices,)`` bool: primary-axis slices not scored."""
+        return self.primary.skipped
+
+    @property
+    def slice_axis(self) -> int:
+        """Voxel axis of the primary axis."""
+        return self.primary.slice_axis
+
+    @property
+    def axis_codes(self) -> np.ndarray:
+        """``(N,)`` int64 axis code (index in :data:`AXES`) of every image."""
+        return np.concatenate(
+            [np.full(len(a.slice_index), a.code, dtype=np.int64) for a in self.axes]
+            or [np.zeros(0, dtype=np.int64)]
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         # sent from a worker process as a numpy array: a plain pickled buffer, not torch's

@@ -28,11 +28,14 @@ class InverseInfo:
         geometry: Slicing geometry (reorientation, axis, display shape).
         letterbox: Padding and model size.
         canonical_index: ``(N,)`` canonical slice index of each map.
+        between: Canonical indices of slices not scored but inside the body (strided axes): their
+            heat is interpolated from the scored slices on either side.
     """
 
     geometry: SliceGeometry
     letterbox: Letterbox
     canonical_index: np.ndarray
+    between: np.ndarray | None = None
 
     @property
     def source_shape(self) -> tuple[int, int, int]:
@@ -74,7 +77,8 @@ def to_source_geometry(maps: ArrayLike, info: InverseInfo, *, fill: float = 0.0)
         GeometryError: ``maps`` does not match ``info``.
     """
     slices = _to_display_size(maps, info, "bilinear").astype(np.float32)
-    return info.geometry.from_display(slices, info.canonical_index, fill).astype(np.float32, copy=False)
+    geo = info.geometry
+    return geo.from_display(slices, info.canonical_index, fill, info.between).astype(np.float32, copy=False)
 
 
 def masks_to_source(masks: ArrayLike, info: InverseInfo) -> np.ndarray:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -35,6 +36,9 @@ __all__ = [
     "PreparedSlices",
     "cut_slices",
     "prepare_slices",
+    "prepare_axes",
+    "PreparedAxes",
+    "strided",
     "masks_to_model",
     "intensity_range",
 ]
@@ -76,6 +80,27 @@ class PreparedSlices:
         """``(N, S, S)`` label masks -> ``(I, J, K)`` uint8 on the source grid (nearest neighbour)."""
         return masks_to_source(masks, self.inverse)
 
+    @property
+    def covered(self) -> np.ndarray:
+        """``(n_slices,)`` bool by source index: slices with heat (scored, or interpolated between)."""
+        out = ~self.skipped
+        between = self.inverse.between
+        if between is not None and len(between):
+            out[self.inverse.geometry.source_index(between)] = True
+        return out
+
+
+class PreparedAxes(NamedTuple):
+    """Model input of several axes of one volume.
+
+    Attributes:
+        images: ``(N_total, 3, S, S)`` float32: every axis's slices, axis after axis.
+        axes: Each axis's :class:`PreparedSlices` (their ``images`` are views of ``images``).
+    """
+
+    images: torch.Tensor
+    axes: tuple[PreparedSlices, ...]
+
 
 def intensity_range(volume: Volume, preset: Preset) -> tuple[float, float]:
     """``(low, high)`` in scanner units that the preset maps to ``[0, 1]`` for this volume."""
@@ -101,6 +126,7 @@ class CutSlices:
         kept: ``(N,)`` int64 canonical index of each kept slice.
         keep: ``(n_slices,)`` bool by canonical index: True for kept slices.
         window: ``(low, high)`` scanner values mapped to 0 and 1.
+        between: Canonical indices of non-empty slices left out by a stride (ascending).
     """
 
     display: np.ndarray
@@ -108,6 +134,7 @@ class CutSlices:
     kept: np.ndarray
     keep: np.ndarray
     window: tuple[float, float]
+    between: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def source_index(self) -> np.ndarray:
@@ -121,14 +148,33 @@ class CutSlices:
         return ToClipInput(image_size, mean, std, self.geometry.pixel_spacing_mm, preset.letterbox)
 
 
-def cut_slices(volume: Volume, preset: Preset) -> CutSlices:
+def strided(kept: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``stride``-th of the ascending canonical indices ``kept``, and always the last one.
+
+    Returns:
+        ``(scored, between)``: the indices kept for scoring and the others (both ascending).
+    """
+    if stride <= 1 or kept.size <= 2:
+        return kept, np.zeros(0, dtype=np.int64)
+    pick = np.zeros(kept.size, dtype=bool)
+    pick[::stride] = True
+    pick[-1] = True  # the last non-empty slice: heat is interpolated, never extrapolated
+    return kept[pick], kept[~pick]
+
+
+def cut_slices(
+    volume: Volume, preset: Preset, *, stride: int = 1, window: tuple[float, float] | None = None
+) -> CutSlices:
     """Window/normalise, reorient to closest RAS, cut along the preset's axis, drop empty slices.
 
     Args:
         volume: The scan.
         preset: Intensity, axis and empty-slice settings.
+        stride: Keep every ``stride``-th non-empty slice (canonical order) and the last one; the
+            others are listed in :attr:`CutSlices.between`.
+        window: ``(low, high)`` when already computed for this volume and preset (several axes).
     """
-    low, high = intensity_range(volume, preset)
+    low, high = window if window is not None else intensity_range(volume, preset)
     geo = SliceExtractor(preset.axis).geometry(volume.affine_ras, volume.shape_ijk)
     # the display slices as a view of the scan (reorientation and slicing only permute and flip
     # axes); normalisation is voxel-wise, so only the kept slices are normalised and copied, once
@@ -142,13 +188,16 @@ def cut_slices(volume: Volume, preset: Preset) -> CutSlices:
         keep = np.asarray(ForegroundSlices(fg.threshold, fg.min_fraction, axis=0)(basis))
     else:
         keep = np.ones(geo.n_slices, dtype=bool)
-    kept = np.flatnonzero(keep)
+    kept, between = strided(np.flatnonzero(keep), stride)
+    if between.size:
+        keep = np.zeros(geo.n_slices, dtype=bool)
+        keep[kept] = True
     if normalized is not None:
         display = np.ascontiguousarray(normalized[kept], dtype=np.float32)
     else:
         subset = raw if kept.size == geo.n_slices else raw[kept]
         display = np.ascontiguousarray(scale_range(subset, low, high), dtype=np.float32)
-    return CutSlices(display, geo, kept, keep, (low, high))
+    return CutSlices(display, geo, kept, keep, (low, high), between)
 
 
 def masks_to_model(mask_ijk: np.ndarray, cut: CutSlices, layout: Letterbox) -> torch.Tensor:
@@ -180,7 +229,7 @@ def prepare_slices(
     std: Sequence[float],
     allocate: Callable[[tuple[int, ...]], torch.Tensor | None] | None = None,
 ) -> PreparedSlices:
-    """Preprocess a volume into model input.
+    """Preprocess a volume into model input along the preset's axis.
 
     Args:
         volume: The scan.
@@ -194,19 +243,73 @@ def prepare_slices(
     Returns:
         :class:`PreparedSlices` (``images`` may have ``N = 0`` when every slice is empty).
     """
-    cut = cut_slices(volume, preset)
+    return prepare_axes(volume, preset, image_size, mean, std, allocate=allocate).axes[0]
+
+
+def prepare_axes(
+    volume: Volume,
+    preset: Preset,
+    image_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    extra_axes: Sequence[str] = (),
+    stride: int = 1,
+    allocate: Callable[[tuple[int, ...]], torch.Tensor | None] | None = None,
+) -> PreparedAxes:
+    """Preprocess a volume along the preset's axis and each of ``extra_axes``, into ONE model input.
+
+    The preset's axis keeps every non-empty slice; an extra axis every ``stride``-th (see
+    :func:`strided`). Every axis is cut in the same canonical (closest RAS) orientation with the
+    same window, letterbox and model-size transform. The model inputs of all axes are written into
+    one ``(N_total, 3, S, S)`` tensor (one allocation, e.g. one shared-memory segment): the
+    ``images`` of each axis's :class:`PreparedSlices` are consecutive views of it, preset's axis
+    first.
+
+    Args:
+        volume: The scan.
+        preset: Intensity, axis, empty-slice and letterbox settings.
+        image_size: Model input size ``S``.
+        mean: CLIP normalisation mean (3 values).
+        std: CLIP normalisation std (3 values).
+        extra_axes: Further plane names (``coronal``, ...), each different from the preset's.
+        stride: Slice stride of the extra axes.
+        allocate: See :func:`prepare_slices` (called once, with the total shape).
+    """
+    window = intensity_range(volume, preset)
+    presets = [preset] + [preset.updated(axis=a) for a in extra_axes]
+    cuts = [
+        cut_slices(volume, p, stride=1 if i == 0 else stride, window=window) for i, p in enumerate(presets)
+    ]
+    total = sum(int(c.kept.size) for c in cuts)
+    shape = (total, 3, image_size, image_size)
+    out = allocate(shape) if allocate is not None and total else None
+    if out is None:
+        out = torch.empty(shape, dtype=torch.float32)
+    prepared: list[PreparedSlices] = []
+    start = 0
+    for p in presets:
+        cut = cuts.pop(0)  # each axis's display slices are freed once converted
+        n = int(cut.kept.size)
+        prepared.append(_prepared(cut, p, out[start : start + n], (image_size, mean, std)))
+        start += n
+    return PreparedAxes(out, tuple(prepared))
+
+
+def _prepared(
+    cut: CutSlices,
+    preset: Preset,
+    out: torch.Tensor,
+    model: tuple[int, Sequence[float], Sequence[float]],
+) -> PreparedSlices:
+    """One axis's :class:`PreparedSlices`, its model input written into ``out``."""
     geo, kept, keep = cut.geometry, cut.kept, cut.keep
     n = geo.n_slices
-    to_clip = cut.to_clip(image_size, mean, std, preset)
-    out = allocate((int(kept.size), 3, image_size, image_size)) if allocate is not None else None
-    images = (
-        to_clip(cut.display, out)
-        if kept.size
-        else torch.zeros((0, 3, image_size, image_size), dtype=torch.float32)
-    )
+    to_clip = cut.to_clip(*model, preset)
+    images = to_clip(cut.display, out) if kept.size else out
     skipped = np.ones(n, dtype=bool)
     skipped[geo.source_index(np.arange(n))[keep]] = False
-    info = InverseInfo(geo, to_clip.layout(geo.display_shape), kept)
+    info = InverseInfo(geo, to_clip.layout(geo.display_shape), kept, cut.between)
     log.debug("prepared %d of %d %s slices (preset %s)", kept.size, n, preset.axis, preset.name)
     return PreparedSlices(
         images, cut.source_index, geo.source_axis, n, skipped, cut.window, preset.axis, preset.name, info

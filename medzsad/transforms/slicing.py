@@ -148,10 +148,25 @@ class SliceGeometry:
         """:meth:`to_display` as a strided numpy view (nothing copied)."""
         return np.moveaxis(canonical, self.canonical_axis, 0).transpose(0, 2, 1)[:, ::-1, ::-1]
 
-    def from_display(self, slices: np.ndarray, canonical_index: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    def from_display(
+        self,
+        slices: np.ndarray,
+        canonical_index: np.ndarray,
+        fill: float = 0.0,
+        between: np.ndarray | None = None,
+    ) -> np.ndarray:
         """``(N, H, W)`` display slices at ``canonical_index`` -> a source-grid ``(I, J, K)`` array.
 
-        Slices not given are ``fill``. The dtype of ``slices`` is kept.
+        Slices not given are ``fill``, except those at ``between``: they are interpolated linearly
+        along the axis from the nearest given slices on either side (strided scoring). Everything
+        happens in the canonical grid, so the result does not depend on the source's voxel order.
+        The dtype of ``slices`` is kept.
+
+        Args:
+            slices: ``(N, H, W)`` display slices.
+            canonical_index: ``(N,)`` ascending canonical index of each slice.
+            fill: Value of the slices neither given nor interpolated.
+            between: Canonical indices inside ``[min, max]`` of ``canonical_index`` to interpolate.
 
         Raises:
             GeometryError: Slice shape or index out of range for this geometry.
@@ -169,8 +184,27 @@ class SliceGeometry:
         c = self.canonical_axis
         canon_moved = np.full((self.n_slices, *planes.shape[1:]), fill, dtype=s.dtype)
         canon_moved[idx] = planes
+        if between is not None and len(between) and idx.size:
+            _interpolate_between(canon_moved, idx, np.asarray(between, dtype=np.int64))
         canonical = np.moveaxis(canon_moved, 0, c)
         return np.ascontiguousarray(self.reorientation.invert(canonical))
+
+
+def _interpolate_between(stack: np.ndarray, given: np.ndarray, between: np.ndarray) -> None:
+    """Fill ``stack[t]`` for ``t`` in ``between`` linearly from the nearest ``given`` slices (in place).
+
+    ``given`` is ascending; a ``t`` outside its range takes the nearest end slice. One slice at a
+    time, so no temporary is larger than a slice.
+    """
+    upper = np.clip(np.searchsorted(given, between), 0, given.size - 1)
+    lower = np.clip(upper - 1, 0, given.size - 1)
+    for t, lo, hi in zip(between.tolist(), given[lower].tolist(), given[upper].tolist()):
+        if t <= lo or t >= hi:
+            stack[t] = stack[lo if t <= lo else hi]
+            continue
+        w = np.float32((t - lo) / (hi - lo))
+        np.multiply(stack[hi], w, out=stack[t])
+        stack[t] += np.float32(1.0 - w) * stack[lo]
 
 
 @dataclass(frozen=True)

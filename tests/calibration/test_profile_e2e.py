@@ -55,7 +55,9 @@ def test_profile_folder_contents(site: dict[str, Any]) -> None:
     assert res.folder == res.run.out_dir / "profile"
     assert (res.folder / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     d = _profile_json(site)
-    assert d["schema_version"] == 1 and d["name"] == "site-normals" and d["n_studies"] == N_NORMALS
+    # schema 2 since issue 21 (statistics of maps in site units); a profile without references has none
+    assert d["schema_version"] == 2 and d["name"] == "site-normals" and d["n_studies"] == N_NORMALS
+    assert "references" not in d
     assert len(d["model_hash"]) == 64 and len(d["pipeline_hash"]) == 64 and d["medzsad_version"]
     studies = d["strata"]["all"]["studies"]
     assert sorted(s["id"] for s in studies) == [f"normal-{i:03d}" for i in range(N_NORMALS)]
@@ -197,7 +199,7 @@ def test_newer_schema_is_refused(site: dict[str, Any], tmp_path: Path) -> None:
     copy = tmp_path / "newer"
     shutil.copytree(site["profile"].folder, copy)
     d = json.loads((copy / "profile.json").read_text())
-    d["schema_version"] = 2
+    d["schema_version"] = 3  # one above the schema this medzsad writes (2)
     (copy / "profile.json").write_text(json.dumps(d))
     with pytest.raises(ConfigError, match="newer medzsad"):
         mz.load_profile(copy)

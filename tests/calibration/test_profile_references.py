@@ -118,3 +118,33 @@ def test_references_that_are_also_calibration_studies_are_refused(
     (bad / "profile.json").write_text(json.dumps(d))
     with pytest.raises(ConfigError, match="both references and calibration"):
         run_cohort(_review_yaml(site, "rev-bad", bad, True), OFF)
+
+
+def test_profile_holds_site_statistics_and_one_without_them_is_refused_in_one_line(
+    site: dict[str, Any], tmp_path: Path
+) -> None:
+    d = _json(site)
+    refs = d["references"]
+    assert d["schema_version"] == 2 and refs["site_normalised"] is True and refs["axes"] == ["axial"]
+    stats = refs["normalisation"]["axial"]
+    assert stats["bins"] == len(stats["distance"]["scale"]) and min(stats["distance"]["scale"]) > 0
+    assert stats["n_patches"] > 0
+    old = tmp_path / "no-stats"
+    shutil.copytree(site["profile"].folder, old)
+    d["references"].pop("normalisation")
+    (old / "profile.json").write_text(json.dumps(d))
+    with pytest.raises(ConfigError, match="no statistics for maps in site units") as e:
+        run_cohort(_review_yaml(site, "rev-old", old, True), OFF)
+    assert "\n" not in str(e.value) and "site_normalised: false" in str(e.value)
+
+
+def test_site_units_need_two_references_refused_before_scoring(
+    tmp_path: Path, calib_helpers: dict[str, Any]
+) -> None:
+    normals = calib_helpers["write_studies"](tmp_path / "n", [(f"n{i}", 100 + i) for i in range(10)])
+    one = PROFILE.replace(f"references: {K}", "references: 1")
+    path = calib_helpers["cohort_yaml"](tmp_path / "one.yaml", normals, tmp_path / "run", "one", "", one)
+    with pytest.raises(ConfigError, match="references >= 2 or model.site_normalised: false") as e:
+        mz.build_profile(path, options=OFF)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "run" / "studies").exists()  # nothing was scored

@@ -176,3 +176,37 @@ def test_executor_kinds_parse_with_their_own_keys() -> None:
     ray_cfg = parse_cohort(base + "executor: {kind: ray, actors: 4, study_timeout_s: 60}\n").executor
     assert isinstance(ray_cfg, RayExecutorConfig) and (ray_cfg.actors, ray_cfg.study_timeout_s) == (4, 60)
     assert isinstance(parse_cohort(base + "executor: ray\n").executor, RayExecutorConfig)
+
+
+def test_axis_is_the_one_element_spelling_of_axes_and_hashes_the_same() -> None:
+    base = "name: x\ninputs: {paths: [a.nii]}\n"
+    one = parse_cohort(base + "pipeline: {axis: coronal}\n", "c.yaml")
+    listed = parse_cohort(base + "pipeline: {axes: [coronal]}\n", "c.yaml")
+    assert one.pipeline.axes == listed.pipeline.axes == ("coronal",) and one.pipeline.axis is None
+    assert study_config_hash(one) == study_config_hash(listed)
+    assert (
+        parse_cohort(base + "pipeline: {axis: coronal, axes: [coronal]}\n", "c.yaml").pipeline == one.pipeline
+    )
+    # nothing given: the preset's axis; three axes differ from one
+    assert parse_cohort(base, "c.yaml").pipeline.axes is None
+    three = parse_cohort(base + "pipeline: {axes: [axial, coronal, sagittal]}\n", "c.yaml")
+    assert study_config_hash(three) != study_config_hash(
+        parse_cohort(base + "pipeline: {axes: [axial]}\n", "c.yaml")
+    )
+    assert (three.pipeline.axis_stride, three.pipeline.fusion) == (2, "mean")
+    assert "not both" in _err(base + "pipeline: {axis: axial, axes: [axial, coronal]}\n")
+    assert "distinct axes" in _err(base + "pipeline: {axes: [axial, axial]}\n")
+    assert "distinct axes" in _err(base + "pipeline: {axes: []}\n")
+    assert "pipeline.axes" in _err(base + "pipeline: {axes: [oblique]}\n")
+    assert "pipeline.fusion" in _err(base + "pipeline: {fusion: median}\n")
+    assert "pipeline.axis_stride" in _err(base + "pipeline: {axis_stride: 0}\n")
+
+
+def test_top_volume_study_score_and_site_units_switch() -> None:
+    base = "name: x\ninputs: {paths: [a.nii]}\n"
+    cfg = parse_cohort(base + "output: {study_score: {method: top_volume, volume_ml: 2.5}}\n", "c.yaml")
+    assert cfg.output.study_score.method == "top_volume" and cfg.output.study_score.volume_ml == 2.5
+    assert "volume_ml" in _err(base + "output: {study_score: {method: top_volume, volume_ml: 0}}\n")
+    assert parse_cohort(base, "c.yaml").model.site_normalised is True  # the default: maps in site units
+    off = parse_cohort(base + "model: {site_normalised: false}\n", "c.yaml")
+    assert study_config_hash(off) != study_config_hash(parse_cohort(base, "c.yaml"))

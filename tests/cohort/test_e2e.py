@@ -68,7 +68,10 @@ def test_cli_run_outputs_geometry_errors_and_rerun(cohort, capsys):
     h = np.asarray(heat.dataobj)
     assert h.min() >= 0.0 and h.max() <= 1.0 and h.max() > 0
     slices = pd.read_csv(out / "studies" / "nifti-0" / "slices.csv")
-    assert list(slices.columns) == ["slice_index", "position_mm", "score", "map_max", "skipped", "smoke_run"]
+    # slices.csv gained the axis (issue 21): one block of rows per scored axis, here axial only
+    columns = ["axis", "slice_index", "position_mm", "score", "map_max", "skipped", "smoke_run"]
+    assert list(slices.columns) == columns
+    assert set(slices["axis"]) == {"axial"}
     assert len(slices) == src.shape[2] and slices["position_mm"].diff().dropna().round(6).eq(2.5).all()
     prov = json.loads((out / "studies" / "nifti-0" / "provenance.json").read_text())
     assert prov["smoke_run"] is True and len(prov["hashes"]["config_hash"]) == 64

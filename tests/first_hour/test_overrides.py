@@ -35,9 +35,7 @@ def test_formats_and_the_equal_outputs_give_the_same_study_hash(tmp_path: Path) 
 
     base = "name: c\ninputs: {paths: [a.nii]}\n"
     short = parse_cohort(base + "output: {formats: [nifti, png]}\n")
-    long = parse_cohort(
-        base + "output: {outputs: [slices, lesions, provenance, heatmap, mask, overlay]}\n"
-    )
+    long = parse_cohort(base + "output: {outputs: [slices, lesions, provenance, heatmap, mask, overlay]}\n")
     assert short.output == long.output
     assert study_config_hash(short) == study_config_hash(long)
     other = parse_cohort(base + "output: {formats: [nifti]}\n")

@@ -1,7 +1,8 @@
 """One parity matrix: every executor gives the same outputs for every feature, on the demo data.
 
 {local ``workers: 0``, local ``workers: 2``, Ray with 2 actors} x {zero-shot, references (a profile
-with K = 2), calibrated flag + mask, every output format}: heat maps and masks voxel-identical,
+with K = 2; three axes, maps in site units: the defaults with references), calibrated flag + mask,
+every output format}: heat maps and masks voxel-identical,
 scores and p-values within 1e-6, the same tables and the same files. Parity comes by construction
 (every executor runs :mod:`medzsad.study`); this test is the proof. Before the study pipeline was
 one, Ray scored references without body positions and its heat maps differed.
@@ -45,6 +46,15 @@ FEATURES = {
     ),
 }
 PIPELINE = "pipeline: {preset: auto, axis: axial, skip_empty_slices: true}\n"
+# three axes (every 4th coronal and sagittal slice: cheap) with references in site units: every
+# batch then mixes axes and studies, and each slice must meet its own axis's bank in every executor
+THREE_AXES = (
+    "pipeline: {preset: auto, axes: [axial, coronal, sagittal], axis_stride: 4, skip_empty_slices: true}\n"
+)
+
+
+def _pipeline(feature: str) -> str:
+    return THREE_AXES if feature == "references" else PIPELINE
 
 
 def _model(feature: str) -> str:
@@ -56,9 +66,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo data (4 mm, 5 normals) and two profiles: plain, and with K = 2 references."""
     root = tmp_path_factory.mktemp("parity")
     assert main(["demo-data", str(root / "demo-data"), "--resolution", "4", "--normals", "5"]) == 0
-    for name, profile in (("plain", "{alpha: 0.25}"), ("refs", "{alpha: 0.25, references: 2}")):
+    for name, profile, feature in (
+        ("plain", "{alpha: 0.25}", "calibrated"),
+        ("refs", "{alpha: 0.25, references: 2}", "references"),
+    ):
         text = (
-            f"name: normals-{name}\ninputs: {{manifest: demo-data/normals.csv}}\n{PIPELINE}{TINY_MODEL}"
+            f"name: normals-{name}\ninputs: {{manifest: demo-data/normals.csv}}\n"
+            f"{_pipeline(feature)}{TINY_MODEL}"
             "output: {outputs: [provenance], threshold: {method: fixed, value: 0.5, min_lesion_ml: 0.0}}\n"
             f"profile: {profile}\nexecutor: {{workers: 0}}\n"
         )
@@ -77,7 +91,7 @@ def ray_cluster():
 def _run(site: Path, feature: str, executor: str) -> Path:
     out = site / "out" / feature / executor
     text = (
-        f"name: parity\ninputs: {{manifest: demo-data/manifest.csv}}\n{PIPELINE}{_model(feature)}"
+        f"name: parity\ninputs: {{manifest: demo-data/manifest.csv}}\n{_pipeline(feature)}{_model(feature)}"
         f"{FEATURES[feature]}{EXECUTORS[executor]}"
     )
     cfg = parse_cohort(text, base_dir=site).with_overrides(**{"output.dir": str(out)})
@@ -134,6 +148,9 @@ def test_every_executor_gives_the_same_outputs(site: Path, ray_cluster: None, fe
     if feature == "references":
         prov = json.loads((reference / "studies" / studies["safe_id"][0] / "provenance.json").read_text())
         assert "normal references" in prov["model"]["description"]
+        assert "maps in site units" in prov["model"]["description"]
+        slices = pd.read_csv(reference / "studies" / studies["safe_id"][0] / "slices.csv")
+        assert list(slices["axis"].unique()) == ["axial", "coronal", "sagittal"]
     if feature == "all-outputs":
         dicom = reference / "studies" / "ct-phantom-cyst" / "dicom"
         assert {p.name for p in dicom.iterdir()} >= {"anomaly_seg.dcm", "heatmap_pmap.dcm", "anomaly_sr.dcm"}

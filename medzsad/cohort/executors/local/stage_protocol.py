@@ -42,7 +42,7 @@ class Stages(Protocol[J_contra, P, R_co]):
         ...
 
     def positions(self, loaded: P) -> torch.Tensor:
-        """``(N,)`` float32 body coordinates of the same slices."""
+        """``(N, ...)`` float32 positions of the same slices (the study's: body coordinate, axis code)."""
         ...
 
     def score(self, batch: torch.Tensor, positions: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from medzsad.study.finish import ModelFacts, finish_study, load
 from medzsad.study.loading import InputSpec
 from medzsad.study.outputs import partial_dir
 from medzsad.study.scorer import ScorerInfo, SliceScorer
-from medzsad.study.scoring import device_of, score_batch
+from medzsad.study.scoring import device_of, score_batch, slice_positions
 from medzsad.study.types import FinishPlace, Loaded, PreparedStudy, Scored, StudyFinish, StudyJob
 
 __all__ = ["LocalExecutor", "StudyStages", "load_in_worker"]
@@ -70,8 +70,8 @@ class StudyStages:
         return loaded.images
 
     def positions(self, loaded: PreparedStudy) -> torch.Tensor:
-        """The study's ``(N,)`` body coordinates (every batch carries them)."""
-        return torch.from_numpy(np.asarray(loaded.positions, dtype=np.float32))
+        """The study's ``(N, 2)`` slice positions (every batch carries them)."""
+        return slice_positions(loaded)
 
     def score(self, batch: torch.Tensor, positions: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """:func:`~medzsad.study.scoring.score_batch` on one batch."""
