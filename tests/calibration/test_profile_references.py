@@ -10,7 +10,6 @@ overlap its calibration set is refused.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conformal_check import assert_valid_over_splits
 
 import medzsad.api as mz
 from medzsad.cohort.launch import run_cohort
@@ -64,22 +64,7 @@ def test_references_are_seeded_disjoint_and_recorded(site: dict[str, Any]) -> No
 def test_validity_holds_with_references(site: dict[str, Any], alpha: float) -> None:
     """The issue-9 validity check on the reference-mode calibration numbers (1000 random splits)."""
     studies = _json(site)["strata"]["all"]["studies"]
-    scores = np.array([s["score"] for s in studies])
-    stats = np.array([s["lesion_statistic"] for s in studies])
-    n = len(scores)
-    assert len(np.unique(scores)) >= n - 2 and len(np.unique(stats)) >= n - 2
-    rng = np.random.default_rng(int(alpha * 1000))
-    n_cal = 30
-    flagged, lesion = [], []
-    for _ in range(1000):
-        perm = rng.permutation(n)
-        cal, test = perm[:n_cal], perm[n_cal:]
-        p = (1 + (scores[cal][None, :] >= scores[test][:, None]).sum(1)) / (n_cal + 1)
-        flagged.append(np.mean(p <= alpha))
-        tau = np.sort(stats[cal])[math.ceil((n_cal + 1) * (1 - alpha) - 1e-9) - 1]
-        lesion.append(np.mean(stats[test] >= tau))
-    assert np.mean(flagged) <= alpha + 0.02 and np.mean(lesion) <= alpha + 0.02
-    assert np.mean(flagged) >= alpha - 0.05 and np.mean(lesion) >= alpha - 0.05
+    assert_valid_over_splits(studies, n_cal=30, alpha=alpha, seed=int(alpha * 1000))
 
 
 def _review_yaml(site: dict[str, Any], name: str, prof: Path, references: bool) -> Path:
