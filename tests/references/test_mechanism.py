@@ -33,16 +33,26 @@ def _prepare(data: np.ndarray, aff: np.ndarray, det: Detector) -> tuple[Prepared
     return p, torch.from_numpy(body_coordinates(aff, p.source_axis, p.slice_index))
 
 
-def test_reference_map_finds_lesions_random_zero_shot_does_not() -> None:
+def _slab() -> tuple[np.ndarray, np.ndarray]:
+    """12 axial slices of the MNI152 template (4 mm) through the lesions, with their affine."""
     mni, aff = mni_template(4)
-    mni = mni[:, :, 20:32]  # 12 axial slices through the lesions
     aff = aff.copy()
     aff[:3, 3] += aff[:3, 2] * 20
+    return mni[:, :, 20:32], aff
+
+
+def _normal(mni: np.ndarray, seed: int) -> np.ndarray:
+    """A normal study: the template with intensity jitter and noise (i.i.d. over seeds)."""
+    rng = np.random.default_rng(seed)
+    return np.clip(mni * rng.uniform(0.9, 1.1) + rng.normal(0, 15, mni.shape), 0, None).astype(np.float32)
+
+
+def test_reference_map_finds_lesions_random_zero_shot_does_not() -> None:
+    mni, aff = _slab()
     det = Detector(tiny_anomalyclip(112, seed=0))
 
     def normal(seed: int) -> np.ndarray:
-        rng = np.random.default_rng(seed)
-        return np.clip(mni * rng.uniform(0.9, 1.1) + rng.normal(0, 15, mni.shape), 0, None).astype(np.float32)
+        return _normal(mni, seed)
 
     ref, ref_pos = _prepare(normal(1), aff, det)
     bank = bank_from_images(det, ref.images, ref_pos)
@@ -63,15 +73,11 @@ def test_reference_map_finds_lesions_random_zero_shot_does_not() -> None:
 
 def test_default_blend_in_site_units_finds_the_lesions_the_raw_blend_misses() -> None:
     """w = 0.5 means what it says once both terms are in units of the site's normal anatomy."""
-    mni, aff = mni_template(4)
-    mni = mni[:, :, 20:32]
-    aff = aff.copy()
-    aff[:3, 3] += aff[:3, 2] * 20
+    mni, aff = _slab()
     det = Detector(tiny_anomalyclip(112, seed=0))
 
     def normal(seed: int) -> np.ndarray:
-        rng = np.random.default_rng(seed)
-        return np.clip(mni * rng.uniform(0.9, 1.1) + rng.normal(0, 15, mni.shape), 0, None).astype(np.float32)
+        return _normal(mni, seed)
 
     banks = []
     for seed in (1, 3):  # K = 2 references: each is compared with the other for the statistics
