@@ -89,17 +89,22 @@ def blend_with_references(
     return AnomalyOutput(scores, gaussian_smooth(raw, sigma), layers, raw)
 
 
-class ReferenceDetector:
-    """A :class:`Detector` that scores against a bank of normal references.
+def _positions(x: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+    """``(B,)`` float body coordinates of images ``x``: ``positions``, or 0.5 for 2D images."""
+    return torch.full((x.shape[0],), 0.5) if positions is None else positions.float()
 
-    Same interface as :class:`Detector` (``image_size``, ``mean``, ``std``, ``score``), plus the
-    images' body coordinates.
+
+class _BankDetector:
+    """What both reference detectors hold: the zero-shot detector, its bank, ``w`` and the search options.
 
     Args:
         detector: The zero-shot detector.
         bank: Reference bank built with the same model (moved to the detector's device).
         weight: ``w`` of the blend in [0, 1].
         options: Window, chunk budget and backend of the search.
+
+    Raises:
+        ModelError: ``weight`` outside [0, 1].
     """
 
     def __init__(
@@ -119,6 +124,20 @@ class ReferenceDetector:
         self.mean = detector.mean
         self.std = detector.std
 
+
+class ReferenceDetector(_BankDetector):
+    """A :class:`Detector` that scores against a bank of normal references.
+
+    Same interface as :class:`Detector` (``image_size``, ``mean``, ``std``, ``score``), plus the
+    images' body coordinates.
+
+    Args:
+        detector: The zero-shot detector.
+        bank: Reference bank built with the same model (moved to the detector's device).
+        weight: ``w`` of the blend in [0, 1].
+        options: Window, chunk budget and backend of the search.
+    """
+
     def score(
         self, x: torch.Tensor, positions: torch.Tensor | None = None, *, return_layer_maps: bool = False
     ) -> DetectionResult:
@@ -134,7 +153,7 @@ class ReferenceDetector:
         """
         det = self.detector
         feats = det.encode(x)
-        pos = torch.full((x.shape[0],), 0.5) if positions is None else positions.float()
+        pos = _positions(x, positions)
         with torch.inference_mode():
             zero = det.model.score(feats, det.text_features())
             dist = reference_distance(feats.patch_tokens, pos, self.bank, self.options)
@@ -155,13 +174,13 @@ def bank_from_images(detector: Detector, x: torch.Tensor, positions: torch.Tenso
         positions: ``(B,)`` body coordinates (default 0.5).
     """
     feats = detector.encode(x)
-    pos = torch.full((x.shape[0],), 0.5) if positions is None else positions.float()
+    pos = _positions(x, positions)
     with torch.inference_mode():
         anomaly = detector.model.patch_anomaly(feats, detector.text_features())
     return bank_from_tokens(feats.patch_tokens, pos, anomaly).to("cpu")
 
 
-class SiteUnitsDetector:
+class SiteUnitsDetector(_BankDetector):
     """A :class:`Detector` whose maps are in units of the site's normal anatomy (:mod:`.site_units`).
 
     Same interface as :class:`ReferenceDetector`. Per patch, the zero-shot residual against the
@@ -187,18 +206,10 @@ class SiteUnitsDetector:
         weight: float = DEFAULT_WEIGHT,
         options: SearchOptions | None = None,
     ) -> None:
-        if not 0.0 <= weight <= 1.0:
-            raise ModelError(f"reference weight must be in [0, 1], got {weight}")
+        super().__init__(detector, bank, weight, options)
         if bank.anomaly is None:
             raise ModelError("maps in site units need a bank with zero-shot values: rebuild the profile")
-        self.detector = detector
-        self.bank = bank.to(detector.device)
         self.stats = stats
-        self.weight = weight
-        self.options = options or SearchOptions()
-        self.image_size = detector.image_size
-        self.mean = detector.mean
-        self.std = detector.std
 
     def score(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> DetectionResult:
         """Score images in site units.
@@ -212,7 +223,7 @@ class SiteUnitsDetector:
         """
         det = self.detector
         feats = det.encode(x)
-        pos = torch.full((x.shape[0],), 0.5) if positions is None else positions.float()
+        pos = _positions(x, positions)
         with torch.inference_mode():
             anomaly = det.model.patch_anomaly(feats, det.text_features())
             terms = reference_terms(feats.patch_tokens, pos, self.bank, self.options, anomaly)
