@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset
 
 from medzsad.errors import DicomError
 from medzsad.io.dicom_common import read_dataset, tag_str
-from medzsad.io.dicom_objects import ObjectRole, classify_object, is_lossy
+from medzsad.io.dicom_objects import CANDIDATE_ROLES, ObjectRole, classify_object
 from medzsad.io.geometry import Plane, iop_vectors, is_oblique, plane_of_normal
 from medzsad.io.series_ref import SeriesRef
 
@@ -42,7 +42,6 @@ class HeaderSummary:
     transfer_syntax: str
     role: ObjectRole = ObjectRole.IMAGE
     not_candidate: str = ""
-    lossy: bool = False
 
 
 def _floats(value: object) -> tuple[float, ...] | None:
@@ -126,11 +125,8 @@ def _summary_of(ds: Dataset, path: str) -> HeaderSummary:
         transfer_syntax=str(ts),
         role=kind.role,
         not_candidate=kind.reason,
-        lossy=is_lossy(str(ts), str(ds.get("LossyImageCompression", "") or "")),
     )
 
-
-_CANDIDATE_ROLES = (ObjectRole.IMAGE, ObjectRole.SECONDARY)
 
 
 def _plane(headers: list[HeaderSummary]) -> tuple[str, bool]:
@@ -159,7 +155,7 @@ def series_from_headers(headers: list[HeaderSummary]) -> tuple[SeriesRef, ...]:
     out = []
     for uid, every in by_series.items():
         # a stray derived object filed under an image series' UID does not spoil the series
-        hs = [h for h in every if h.role in _CANDIDATE_ROLES] or every
+        hs = [h for h in every if h.role in CANDIDATE_ROLES] or every
         first = hs[0]
         plane, oblique = _plane(hs)
         size = Counter((h.rows, h.cols) for h in hs).most_common(1)[0][0]
@@ -185,7 +181,7 @@ def series_from_headers(headers: list[HeaderSummary]) -> tuple[SeriesRef, ...]:
                 is_image=any(h.is_image for h in hs),
                 body_part=first.body_part,
                 transfer_syntaxes=tuple(sorted({h.transfer_syntax for h in hs})),
-                not_candidate=first.not_candidate if first.role not in _CANDIDATE_ROLES else "",
+                not_candidate=first.not_candidate,  # empty for a candidate role
                 secondary=first.role is ObjectRole.SECONDARY,
             )
         )

@@ -23,6 +23,7 @@ from medzsad.io.dicom_common import tag_str
 __all__ = [
     "ObjectRole",
     "ObjectClass",
+    "CANDIDATE_ROLES",
     "classify_object",
     "is_lossy",
     "sop_name",
@@ -32,7 +33,7 @@ __all__ = [
 
 #: Manufacturer (0008,0070) medzsad writes into its SEG, Parametric Map and SR (report.seg_writer).
 MEDZSAD_MANUFACTURER = "medzsad"
-#: Starts of the NIfTI ``descrip`` medzsad writes into its heat maps and masks (cohort.study_writer).
+#: Starts of the NIfTI ``descrip`` medzsad writes into its heat maps and masks (study.outputs).
 MEDZSAD_NIFTI_DESCRIP = ("medzsad anomaly heat map", "medzsad SMOKE RUN")
 
 _SOP = "1.2.840.10008.5.1.4.1.1."
@@ -114,6 +115,10 @@ class ObjectRole(str, Enum):
     NOT_IMAGE = "not_image"  #: anything else without pixels
 
 
+#: Roles of the objects that can be chosen for scoring.
+CANDIDATE_ROLES = frozenset({ObjectRole.IMAGE, ObjectRole.SECONDARY})
+
+
 @dataclass(frozen=True)
 class ObjectClass:
     """The role of an object and, for a non-candidate, why it is never scored."""
@@ -124,7 +129,7 @@ class ObjectClass:
     @property
     def candidate(self) -> bool:
         """True when the object can be chosen for scoring."""
-        return self.role in (ObjectRole.IMAGE, ObjectRole.SECONDARY)
+        return self.role in CANDIDATE_ROLES
 
 
 def sop_name(sop_class_uid: str) -> str:

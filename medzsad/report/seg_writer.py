@@ -35,6 +35,7 @@ from pydicom.uid import generate_uid
 import medzsad
 from medzsad.errors import OutputError
 from medzsad.fileio import atomic_path
+from medzsad.io.dicom_objects import MEDZSAD_MANUFACTURER
 from medzsad.io.volume import Volume
 from medzsad.report.seg_writer_geometry import SourceImages, gather_frames, load_source_images
 
@@ -57,7 +58,7 @@ ALGORITHM_NAME = "medzsad AnomalyCLIP"
 HEAT_SCALE = 1000
 SEG_SERIES_NUMBER = 9901
 PMAP_SERIES_NUMBER = 9902
-_MANUFACTURER = "medzsad"
+_MANUFACTURER = MEDZSAD_MANUFACTURER  # what input discovery recognises as our own output
 
 #: Type 2 attributes (PS3.3 C.7.1.1 Patient, C.7.2.1 General Study, C.7.4.1 Frame of Reference)
 #: that highdicom copies from the source into the derived object. Anonymisers often drop them;

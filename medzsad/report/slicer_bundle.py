@@ -45,6 +45,8 @@ __all__ = [
     "write_slicer_bundle",
     "read_bundle",
     "bundle_relative",
+    "BUNDLE_FILES",
+    "relative_files",
 ]
 
 logger = logging.getLogger(__name__)
@@ -229,6 +231,15 @@ def bundle_relative(path: Path, folder: Path) -> str:
     return str(target)
 
 
+#: The bundle's files (SlicerBundle fields), as the manifest and the loader script name them.
+BUNDLE_FILES = ("scan", "heatmap", "heatmap_colors", "segmentation", "mask_labelmap", "mask_colors")
+
+
+def relative_files(b: SlicerBundle) -> dict[str, str]:
+    """Every bundle file by name, as :func:`bundle_relative` spells it (the folder can move)."""
+    return {k: bundle_relative(getattr(b, k), b.folder) for k in BUNDLE_FILES}
+
+
 def write_slicer_bundle(
     study_dir: str | Path,
     volume: Volume,
@@ -290,13 +301,9 @@ def write_slicer_bundle(
 
 
 def _write_manifest(b: SlicerBundle) -> None:
-    files = {
-        k: bundle_relative(getattr(b, k), b.folder)
-        for k in ("scan", "heatmap", "heatmap_colors", "segmentation", "mask_labelmap", "mask_colors")
-    }
     doc = {
         "format": "medzsad-slicer-bundle/1",
-        "files": files,
+        "files": relative_files(b),
         "heatmap_window": list(b.window),
         "focus_ras": None if b.focus_ras is None else list(b.focus_ras),
         "focus_score": b.focus_score,

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from medzsad.fileio import write_text
-from medzsad.report.slicer_bundle import SlicerBundle, bundle_relative, read_bundle
+from medzsad.report.slicer_bundle import SlicerBundle, read_bundle, relative_files
 
 __all__ = ["slicer_script", "write_slicer_script", "SCRIPT_NAME"]
 
@@ -84,17 +84,8 @@ if FOCUS_RAS is not None:
 
 
 def _script_from_bundle(bundle: SlicerBundle, home: Path | None = None) -> str:
-    paths = {
-        "scan": bundle.scan,
-        "heatmap": bundle.heatmap,
-        "heatmap_colors": bundle.heatmap_colors,
-        "segmentation": bundle.segmentation,
-        "mask_labelmap": bundle.mask_labelmap,
-        "mask_colors": bundle.mask_colors,
-    }
     # files of the study folder relative to the bundle (the folder can move), others absolute
-    files = {k: bundle_relative(p, bundle.folder) for k, p in paths.items()}
-    body = json.dumps(files, indent=4)
+    body = json.dumps(relative_files(bundle), indent=4)
     focus = "None" if bundle.focus_ras is None else repr([round(v, 4) for v in bundle.focus_ras])
     lo, hi = bundle.window
     prefix = "SMOKE RUN " if bundle.smoke else ""

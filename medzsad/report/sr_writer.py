@@ -33,6 +33,7 @@ import medzsad
 from medzsad.analysis.lesions import Lesion
 from medzsad.errors import OutputError
 from medzsad.fileio import atomic_path
+from medzsad.io.dicom_objects import MEDZSAD_MANUFACTURER
 from medzsad.io.volume import Volume
 from medzsad.report.seg_writer import SMOKE_PREFIX
 
@@ -185,7 +186,7 @@ def _measurement_report(groups: list[Any], device_uid: str) -> hd.sr.Measurement
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=device_uid, name="medzsad", manufacturer_name="medzsad", model_name="AnomalyCLIP"
+            uid=device_uid, name="medzsad", manufacturer_name=MEDZSAD_MANUFACTURER, model_name="AnomalyCLIP"
         ),
     )
     return hd.sr.MeasurementReport(
@@ -240,7 +241,7 @@ def write_dicom_sr(
             series_number=SR_SERIES_NUMBER,
             sop_instance_uid=uid("sr-instance", digest),
             instance_number=1,
-            manufacturer="medzsad",
+            manufacturer=MEDZSAD_MANUFACTURER,
             is_complete=True,
             series_description=f"{SMOKE_PREFIX if evidence.smoke else ''}medzsad anomaly report",
         )

@@ -26,6 +26,7 @@ from medzsad.analysis.lesions import LesionResult
 from medzsad.config import OutputConfig, OutputKind
 from medzsad.errors import OutputError
 from medzsad.fileio import fsync_dir, write_bytes, write_csv, write_json
+from medzsad.io.dicom_objects import MEDZSAD_NIFTI_DESCRIP
 from medzsad.report.lesions import lesions_table
 from medzsad.report.nifti_writer import write_heatmap, write_mask
 from medzsad.report.optional import OutputFailure, attempt
@@ -298,7 +299,8 @@ def _write_core(folder: Path, result: StudyResult, output: OutputConfig) -> dict
     """Heat map, mask and the two tables; any failure raises (the study fails)."""
     outputs = output.outputs
     affine = result.prepared.volume.affine_ras
-    desc = "medzsad SMOKE RUN random weights" if result.smoke else "medzsad anomaly heat map"
+    heat_desc, smoke_desc = MEDZSAD_NIFTI_DESCRIP  # input discovery recognises them as our own output
+    desc = f"{smoke_desc} random weights" if result.smoke else heat_desc
     written: dict[str, str] = {}
     if OutputKind.HEATMAP in outputs:
         heat_path = write_heatmap(
