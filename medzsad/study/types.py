@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
-import torch
 
 from medzsad.io.volume import Volume
+
+if TYPE_CHECKING:  # torch is imported where a study is loaded, not when a run starts (launch)
+    import torch
 
 __all__ = [
     "AXES",
@@ -227,6 +229,8 @@ class PreparedStudy:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        import torch  # noqa: PLC0415 - only where a loaded study arrives (types.py stays torch-free)
+
         state = {**state, "images": torch.from_numpy(state["images"])}
         for k, v in state.items():
             object.__setattr__(self, k, v)

@@ -45,6 +45,21 @@ def test_an_output_path_that_is_a_file(scan: Path, tmp_path: Path) -> None:
     assert code == EXIT_OUTPUT and "a parent of the output folder" in err
 
 
+def test_an_output_error_is_reported_before_torch_is_imported(scan: Path, tmp_path: Path) -> None:
+    """launch and preflight import no model code: the run's types (study.types) stay torch-free."""
+    target = tmp_path / "results.txt"
+    target.write_text("my notes")
+    probe = PROBE.replace("'open_clip' in sys.modules", "'torch' in sys.modules")
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, "run", "-i", str(scan), "-o", str(target), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
+    assert line.split()[1:3] == [str(EXIT_OUTPUT), "False"], proc.stderr
+
+
 def test_cuda_without_a_gpu_stops_before_anything_is_written(scan: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     env = {"CUDA_VISIBLE_DEVICES": ""}  # no GPU visible, also on a machine that has one
