@@ -140,6 +140,7 @@ def leave_one_out_stats(
     bins: int = DEFAULT_BINS,
     coreset: float = 1.0,
     seed: int = 0,
+    device: str | torch.device = "cpu",
 ) -> NormalStats:
     """The statistics of the two terms on the references' own patches, each against the others.
 
@@ -149,6 +150,8 @@ def leave_one_out_stats(
         bins: Body-level bins.
         coreset: Kept fraction of the other references' patches (as the scoring bank keeps).
         seed: Coreset seed.
+        device: Where the search runs (the model's device, as in scoring); the statistics are
+            returned on the CPU.
 
     Raises:
         ModelError: Fewer than two references, or a bank without zero-shot values.
@@ -165,6 +168,7 @@ def leave_one_out_stats(
             others = coreset_bank(others, coreset, seed=seed)
         if own.anomaly is None:
             raise ModelError("a reference bank without zero-shot values cannot give site statistics")
+        own, others = own.to(device), others.to(device)
         queries = [layer.float() for layer in own.features]
         terms = patch_terms(queries, own.positions, others, options, own.anomaly)
         assert terms.residual is not None  # noqa: S101 - asked for with own.anomaly

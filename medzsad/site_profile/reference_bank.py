@@ -96,9 +96,9 @@ def build_reference_bank(
     kept = {axis: coreset_bank(b, coreset, seed=seed) if coreset < 1.0 else b for axis, b in full.items()}
     stats = None
     if site_stats:
-        options = SearchOptions(window=cfg.model.reference_window)
+        options, device = SearchOptions(window=cfg.model.reference_window), scorer.detector.device
         stats = {
-            axis: leave_one_out_stats(banks, options, coreset=coreset, seed=seed)
+            axis: leave_one_out_stats(banks, options, coreset=coreset, seed=seed, device=device)
             for axis, banks in per_study.items()
         }
     built = BuiltBank(kept, sum(b.n_patches for b in full.values()), n_slices, stats)
