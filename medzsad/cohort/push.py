@@ -9,7 +9,6 @@ ledger and in ``errors.csv`` (stage ``push``); its local files are never touched
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from medzsad.cohort.tables import replace_push_errors
 from medzsad.config import CohortConfig
 from medzsad.config.pacs import PushConfig
 from medzsad.errors import ConfigError, OutputError, PacsError, PacsRefusedError, PacsSendError
+from medzsad.fileio import sha256_file
 from medzsad.pacs.client import PacsClient, for_log, with_retries
 from medzsad.pacs.connect import open_client
 from medzsad.report.review_outputs import PMAP_FILE, SEG_FILE
@@ -67,10 +67,6 @@ class PushReport:
     def ok(self) -> bool:
         """Every study's objects are in the PACS."""
         return not self.failures
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class Pusher:
@@ -126,7 +122,7 @@ class Pusher:
                     path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]
                 ).SOPInstanceUID
             )
-            digest = _sha256(path)
+            digest = sha256_file(path)
             if self.records.was_sent(sop, self.endpoint, digest):
                 self.n_already += 1
             else:

@@ -139,7 +139,7 @@ class AnomalyCLIP(nn.Module):
         out = []
         for tokens in feats.patch_tokens:
             sim = token_similarity(F.normalize(tokens.float(), dim=-1), text, t)[:, 1:, :]
-            out.append((sim[..., 1] + 1 - sim[..., 0]) / 2.0)
+            out.append(anomaly_map_from_similarity(sim.transpose(1, 2)))  # (B, 2, G*G) -> (B, G*G)
         return torch.stack(out)
 
     def forward(self, x: torch.Tensor) -> AnomalyOutput:
