@@ -39,6 +39,7 @@ from medzsad.references.sampling import check_disjoint
 from medzsad.site_profile.references import ProfileReferences, prepare_profile_references, with_reference_mode
 from medzsad.study.loading import StudyLoader
 from medzsad.study.scorer import SliceScorer
+from medzsad.study.types import StudyInput
 
 __all__ = ["ProfileResult", "CalibrationRecord", "build_profile"]
 
@@ -164,8 +165,8 @@ def _check_counts(strata: dict[str, Stratum], alpha: float, source: str) -> None
         )
 
 
-def _check_enough_studies(cfg: CohortConfig, settings: ProfileConfig) -> None:
-    """Refuse a normals cohort too small for ``profile.alpha`` before scoring it.
+def _check_enough_studies(cfg: CohortConfig, settings: ProfileConfig) -> list[StudyInput]:
+    """The normals cohort's studies; a cohort too small for ``profile.alpha`` is refused before scoring.
 
     Each stratum needs ``ceil(1/alpha) - 1`` normals (plus the references, which are not used for
     calibration); with strata the count per stratum is known only after reading, so this checks
@@ -175,7 +176,8 @@ def _check_enough_studies(cfg: CohortConfig, settings: ProfileConfig) -> None:
         ConfigError: Fewer studies than one stratum needs.
     """
     need = min_normals(settings.alpha) + settings.references
-    have = len(collect_studies(cfg))
+    studies = collect_studies(cfg)
+    have = len(studies)
     if have < need:
         refs = f" + {settings.references} references" if settings.references else ""
         raise ConfigError(
@@ -183,6 +185,7 @@ def _check_enough_studies(cfg: CohortConfig, settings: ProfileConfig) -> None:
             f"least {need} (ceil(1/alpha) - 1 = {min_normals(settings.alpha)} for calibration{refs}); "
             f"add {need - have} normal studies or raise profile.alpha (nothing was scored)"
         )
+    return studies
 
 
 def _assemble(
@@ -246,11 +249,11 @@ def build_profile(
     if options.dry_run:
         raise ConfigError("medzsad profile has no dry run; use medzsad run --dry-run on the normals cohort")
     cfg = apply_options(cfg, options)  # the model hash is that of the model that scores (--smoke)
-    _check_enough_studies(cfg, settings)  # refused before anything is scored
+    studies = _check_enough_studies(cfg, settings)  # refused before anything is scored
     folder = Path(out_dir) if out_dir is not None else cfg.out_dir / "profile"
     refs: ProfileReferences | None = None
     if settings.references:  # draw the references and build their bank before scoring the rest
-        refs = prepare_profile_references(cfg, folder, scorer=scorer, loader=loader)
+        refs = prepare_profile_references(cfg, folder, scorer=scorer, loader=loader, studies=studies)
         scorer = refs.scorer
     summary = run_cohort(cfg, options, scorer=scorer, loader=loader, on_study=on_study)
     t_score = time.perf_counter() - t0

@@ -12,6 +12,7 @@ cohort loads the bank.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from medzsad.site_profile.reference_bank import BuiltBank, build_reference_bank
 from medzsad.study.build import build_model_scorer
 from medzsad.study.loading import StudyLoader, default_loader
 from medzsad.study.scorer import ModelScorer, ReferenceScorer, SliceScorer
+from medzsad.study.types import StudyInput
 
 __all__ = ["ProfileReferences", "with_reference_mode", "prepare_profile_references"]
 
@@ -92,6 +94,7 @@ def prepare_profile_references(
     *,
     scorer: SliceScorer | None = None,
     loader: StudyLoader | None = None,
+    studies: Sequence[StudyInput] | None = None,
 ) -> ProfileReferences:
     """Draw the references, build and write their bank, and return the calibration scorer.
 
@@ -100,6 +103,8 @@ def prepare_profile_references(
         folder: The profile folder (created).
         scorer: Zero-shot model to use instead of building one (must be a ``ModelScorer``).
         loader: Study loader.
+        studies: The cohort's studies when already listed (else listed here; a PACS input is
+            queried again).
 
     Raises:
         ConfigError: Too few normals left for calibration at ``profile.alpha``, or an injected
@@ -108,7 +113,7 @@ def prepare_profile_references(
     settings = cfg.profile
     if settings is None or settings.references < 1:
         raise ConfigError(f"{cfg.source_file}: profile.references must be >= 1 to build references")
-    studies = collect_studies(cfg)
+    studies = collect_studies(cfg) if studies is None else studies
     safe = unique_safe_ids([s.study_id for s in studies])
     split = split_references(
         list(safe.values()),
