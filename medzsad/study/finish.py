@@ -21,14 +21,13 @@ from dataclasses import dataclass
 
 from medzsad.analysis.lesions import voxel_volume_ml
 from medzsad.config import CohortConfig
-from medzsad.errors import InputError
 from medzsad.study.calibrate import calibrate_study
 from medzsad.study.loading import Allocate, InputSpec, ModelInputSpec, StudyLoader
 from medzsad.study.outputs import StudyResult, publish, write_study_files
 from medzsad.study.postprocess import assemble_heatmap, postprocess, scored_region, slice_scores, study_score
 from medzsad.study.provenance import study_provenance, study_summary
 from medzsad.study.scorer import ScorerInfo, SliceScorer
-from medzsad.study.scoring import score_study
+from medzsad.study.scoring import nothing_to_score, score_study
 from medzsad.study.types import (
     Failed,
     FinishPlace,
@@ -92,9 +91,7 @@ def _compute(
         prepared = loaded.result()
         stage = "score"
         if scored is None:
-            raise InputError(
-                f"study {job.study.study_id}: every slice was skipped as empty; nothing to score"
-            )
+            raise nothing_to_score(job.study.study_id)
         scores = slice_scores(scored.image_scores, scored.maps, n_layers)
         prepared.timings_s["score"] = scored.seconds
         stage = "assemble"

@@ -22,7 +22,20 @@ from medzsad.model.references import PatchBank, merge_banks
 from medzsad.study.scorer import ModelScorer, SliceScorer
 from medzsad.study.types import PreparedStudy, Scored
 
-__all__ = ["slice_positions", "batches", "score_batch", "score_study", "encode_study", "device_of"]
+__all__ = [
+    "slice_positions",
+    "batches",
+    "score_batch",
+    "score_study",
+    "encode_study",
+    "device_of",
+    "nothing_to_score",
+]
+
+
+def nothing_to_score(study_id: str) -> InputError:
+    """The error of a study whose every slice was skipped as empty (the same words on every path)."""
+    return InputError(f"study {study_id}: every slice was skipped as empty; nothing to score")
 
 
 def device_of(scorer: object) -> torch.device | None:
@@ -82,9 +95,7 @@ def score_study(prepared: PreparedStudy, scorer: SliceScorer, batch_size: int) -
         InputError: The study has no slice to score (every slice empty).
     """
     if int(prepared.images.shape[0]) == 0:
-        raise InputError(
-            f"study {prepared.study.study_id}: every slice was skipped as empty; nothing to score"
-        )
+        raise nothing_to_score(prepared.study.study_id)
     t = time.perf_counter()
     device = device_of(scorer)
     parts = [score_batch(scorer, x, pos, device) for x, pos in batches(prepared, batch_size)]

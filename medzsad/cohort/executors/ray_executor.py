@@ -212,9 +212,10 @@ class RayExecutor:
             return
         now = time.monotonic()
         for ref, (i, a, t0) in list(state.inflight.items()):
-            if now - t0 <= limit or ref not in state.inflight:
+            if now - t0 <= limit:
                 continue
             del state.inflight[ref]
+            state.spared.discard(ref)  # overdue itself: failed here, never collected
             state.load[a] -= 1
             state.spared |= {r for r, (_, b, _) in state.inflight.items() if b == a}
             _remove_partials(self._out / "studies", jobs[i].safe_id, {self.actor_pids[a]})
