@@ -120,6 +120,21 @@ def _check_uid(uid: str, what: str, endpoint: str, study_uid: str) -> str:
     return uid
 
 
+def _present(folder: Path) -> set[str]:
+    """SOP Instance UIDs of the instances already in a study folder (none if it does not exist)."""
+    return {p.name[: -len(".dcm")] for p in folder.glob("*.dcm")}
+
+
+def _list_instances(client: PacsClient, study_uid: str, retries: int) -> list[InstanceRef]:
+    """The study's instances on the PACS, retried on transient failures."""
+    return with_retries(
+        lambda: client.list_instances(study_uid),
+        retries=retries,
+        backoff_s=1.0,
+        what=f"listing a study on {client.endpoint}",
+    )
+
+
 class _StudyPull:
     """Fetch the missing instances of one study into its folder."""
 
@@ -131,7 +146,7 @@ class _StudyPull:
         self.fetched = 0
 
     def present(self) -> set[str]:
-        return {p.name[: -len(".dcm")] for p in self.folder.glob("*.dcm")}
+        return _present(self.folder)
 
     def sink(self, ds: pydicom.Dataset) -> None:
         study, sop = str(ds.get("StudyInstanceUID", "")), str(ds.get("SOPInstanceUID", ""))
@@ -169,19 +184,13 @@ def _pull_one(
 ) -> PulledStudy:
     folder = dest / study_uid
     if (folder / COMPLETE_MARK).is_file():
-        n = sum(1 for _ in folder.glob("*.dcm"))
-        return PulledStudy(study_uid, folder, n, 0)
+        return PulledStudy(study_uid, folder, len(_present(folder)), 0)
     job = _StudyPull(client, study_uid, folder, on_instance)
     n_present = 0
     try:
         _check_uid(study_uid, "StudyInstanceUID", client.endpoint, study_uid)
         folder.mkdir(parents=True, exist_ok=True)
-        refs = with_retries(
-            lambda: client.list_instances(study_uid),
-            retries=retries,
-            backoff_s=1.0,
-            what=f"listing a study on {client.endpoint}",
-        )
+        refs = _list_instances(client, study_uid, retries)
         if not refs:
             raise PacsError(
                 f"{client.endpoint}: study {study_uid} has no instances there",
@@ -227,17 +236,12 @@ def _pull_one(
 def _plan_one(client: PacsClient, study_uid: str, dest: Path, retries: int) -> PulledStudy:
     """What a pull of one study would fetch (a dry run): its instance list against the folder."""
     folder = dest / study_uid
-    present = {p.name[: -len(".dcm")] for p in folder.glob("*.dcm")} if folder.is_dir() else set()
+    present = _present(folder)
     if (folder / COMPLETE_MARK).is_file():
         return PulledStudy(study_uid, folder, len(present), 0, n_present=len(present))
     try:
         _check_uid(study_uid, "StudyInstanceUID", client.endpoint, study_uid)
-        refs = with_retries(
-            lambda: client.list_instances(study_uid),
-            retries=retries,
-            backoff_s=1.0,
-            what=f"listing a study on {client.endpoint}",
-        )
+        refs = _list_instances(client, study_uid, retries)
     except PacsRefusedError:
         raise
     except PacsError as e:
@@ -305,9 +309,7 @@ def pulled_before(dest: str | Path, endpoint: str) -> tuple[PulledStudy, ...]:
             and info.get("endpoint") == endpoint
             and info.get("study_uid") == mark.parent.name
         ):
-            found.append(
-                PulledStudy(mark.parent.name, mark.parent, sum(1 for _ in mark.parent.glob("*.dcm")), 0)
-            )
+            found.append(PulledStudy(mark.parent.name, mark.parent, len(_present(mark.parent)), 0))
     return tuple(found)
 
 
