@@ -7,6 +7,7 @@ Every message says what went wrong, where (file path, SeriesInstanceUID, tag key
 from __future__ import annotations
 
 __all__ = [
+    "one_line",
     "MedzsadError",
     "ConfigError",
     "InputError",
@@ -158,3 +159,8 @@ class PacsUnreachableError(PacsError):
     Unlike a slow or failing server, a closed port or a wrong host does not recover in seconds;
     the pull reports it at once for every study instead of waiting through retries.
     """
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (multi-line messages joined with ' | '; "" when empty)."""
+    return " | ".join(part.strip() for part in str(error).strip().splitlines() if part.strip())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medzsad.errors import MedzsadError
+from medzsad.errors import MedzsadError, one_line
 from medzsad.io.dicom_common import LoadPolicy
 from medzsad.io.discovery import Discovery, StudyRef, discover
 from medzsad.io.geometry import orientation_code
@@ -199,11 +199,6 @@ def _study_report(study: StudyRef, sel: Selection, load: bool, policy: LoadPolic
     return StudyReport(
         study, chosen.series_uid, sel.reason, rejected, summarize_volume(volume), fallback=sel.fallback
     )
-
-
-def one_line(error: BaseException) -> str:
-    """The error's message on one line (``inspect`` and ``run`` show one line per refusal)."""
-    return " | ".join(part.strip() for part in str(error).strip().splitlines() if part.strip())
 
 
 def inspect_path(
