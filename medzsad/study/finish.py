@@ -152,7 +152,7 @@ def finish_study(
         log.debug("traceback of study %s", job.log_id, exc_info=cause if cfg.output.show_ids else None)
         return StudyFinish.failure(cause, stage)
     seconds = float(sum(result.prepared.timings_s.values()))
-    summary = study_summary(result, files, list(files.failed))
+    summary = study_summary(result, files)
     return StudyFinish("done", score=result.score, summary=summary, seconds=seconds)
 
 

@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 
 from medzsad.config import CohortConfig
-from medzsad.report.optional import OutputFailure
 from medzsad.report.provenance import build_provenance
 from medzsad.study.outputs import StudyFiles, StudyResult
 from medzsad.study.scorer import ScorerInfo
@@ -71,7 +70,7 @@ def study_provenance(
     return record
 
 
-def study_summary(result: StudyResult, files: StudyFiles, failed: list[OutputFailure]) -> dict[str, Any]:
+def study_summary(result: StudyResult, files: StudyFiles) -> dict[str, Any]:
     """The ledger's record of a done study (the cohort tables are built from it)."""
     p = result.prepared
     return {
@@ -85,7 +84,7 @@ def study_summary(result: StudyResult, files: StudyFiles, failed: list[OutputFai
         "series_description": p.volume.source.series_description,
         "modality": p.series.modality if p.series is not None else p.volume.modality,
         "files": files.written,
-        "output_failures": [f.to_dict() for f in failed],
+        "output_failures": [f.to_dict() for f in files.failed],
         "warnings": study_warnings(result),
         "notes": list(files.skipped),
         **result.calibration,

@@ -204,16 +204,6 @@ class PreparedStudy:
         return self.primary.n_slices
 
     @property
-    def skipped(self) -> np.ndarray:
-        """``(n_slices,)`` bool: primary-axis slices not scored."""
-        return self.primary.skipped
-
-    @property
-    def slice_axis(self) -> int:
-        """Voxel axis of the primary axis."""
-        return self.primary.slice_axis
-
-    @property
     def axis_codes(self) -> np.ndarray:
         """``(N,)`` int64 axis code (index in :data:`AXES`) of every image."""
         return np.concatenate(
