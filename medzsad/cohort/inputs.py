@@ -13,7 +13,6 @@ import hashlib
 import logging
 import os
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -150,8 +149,7 @@ def _from_pacs(source: DicomWebInput | DimseInput, config: CohortConfig) -> list
         uid = pulled.study_uid
         sid = pseudonym_study_id(kind, uid)  # the cache folder is named by the UID: never the id
         if pulled.ok and not report.dry_run:
-            found = _discover_folder(pulled.folder)
-            studies += [replace(s, study_id=sid) if s.study_id == uid else s for s in found]
+            studies += _studies_in(pulled.folder, sid)  # named by the pseudonym, never the folder's UID
         else:
             studies.append(StudyInput(sid, str(pulled.folder), study_uid=uid, error=pulled.error))
     return studies
