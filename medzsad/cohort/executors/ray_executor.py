@@ -22,9 +22,11 @@ Output folder:
 Faults: an actor process that dies mid-study (``kill -9``, out of memory, segfault) is restarted by
 Ray (it gets its model again) and the study is handed out again, to whichever actor is free; its
 partial folder is removed first. A study that kills its actor more than ``max_retries`` times is
-recorded as failed with that reason. A study still running ``study_timeout_s`` after it was handed
-out fails with that reason: its actor is restarted (Ray cannot stop one call) and the other study
-it held is handed out again, without counting against that study. A killed driver leaves
+recorded as failed with that reason. A study still running ``study_timeout_s`` after it started on
+its actor fails with that reason: its actor is restarted (Ray cannot stop one call) and the other
+study it held is handed out again, without counting against that study. An actor runs its calls one
+after the other, so the clock of a study queued behind another at the same actor starts when that
+one ends (the driver sees the end), not when it was handed out. A killed driver leaves
 ``running`` rows: the next run redoes them, as with the local executor.
 """
 
@@ -72,7 +74,8 @@ class _Dispatch:
     n_jobs: int
     n_actors: int
     todo: deque[int] = field(init=False)
-    inflight: dict[Any, tuple[int, int, float]] = field(default_factory=dict)  # ref -> (job, actor, t0)
+    # ref -> (job, actor, start): start is None while the call waits behind another at its actor
+    inflight: dict[Any, tuple[int, int, float | None]] = field(default_factory=dict)
     load: list[int] = field(init=False)
     restarting: dict[int, Any] = field(default_factory=dict)
     deaths: dict[int, int] = field(default_factory=dict)
@@ -83,6 +86,13 @@ class _Dispatch:
     def __post_init__(self) -> None:
         self.todo = deque(range(self.n_jobs))
         self.load = [0] * self.n_actors
+
+    def start_next(self, actor: int, now: float) -> None:
+        """A call at ``actor`` ended: the one queued behind it there starts now (calls run in order)."""
+        for ref, (i, a, start) in self.inflight.items():
+            if a == actor and start is None:
+                self.inflight[ref] = (i, a, now)
+                return
 
 
 class RayExecutor:
@@ -185,7 +195,8 @@ class RayExecutor:
             partial = self._out / "studies" / f"{jobs[i].safe_id}{PARTIAL_MARK}{self.actor_pids[a]}"
             where = hooks.begin(jobs[i], partial)
             state.places[i] = where
-            state.inflight[actors[a].process.remote(jobs[i], where)] = (i, a, time.monotonic())
+            start = time.monotonic() if state.load[a] == 0 else None  # else queued behind another
+            state.inflight[actors[a].process.remote(jobs[i], where)] = (i, a, start)
             state.load[a] += 1
         if stop.is_set():
             while state.todo:
@@ -211,11 +222,10 @@ class RayExecutor:
         if limit is None:
             return
         now = time.monotonic()
-        for ref, (i, a, t0) in list(state.inflight.items()):
-            if now - t0 <= limit:
-                continue
+        for ref, (i, a, start) in list(state.inflight.items()):
+            if start is None or now - start <= limit or ref in state.spared:
+                continue  # queued, in time, or lost with an actor just restarted (handed out again)
             del state.inflight[ref]
-            state.spared.discard(ref)  # overdue itself: failed here, never collected
             state.load[a] -= 1
             state.spared |= {r for r, (_, b, _) in state.inflight.items() if b == a}
             _remove_partials(self._out / "studies", jobs[i].safe_id, {self.actor_pids[a]})
@@ -235,8 +245,9 @@ class RayExecutor:
     ) -> None:
         from ray.exceptions import RayActorError, WorkerCrashedError
 
-        i, a, _t0 = state.inflight.pop(ref)
+        i, a, _start = state.inflight.pop(ref)
         state.load[a] -= 1
+        state.start_next(a, time.monotonic())
         try:
             finish, payload = ray.get(ref)
         except (RayActorError, WorkerCrashedError) as e:

@@ -152,3 +152,97 @@ def test_a_study_past_study_timeout_s_fails_and_the_others_finish(tmp_path, ray_
     assert "study_timeout_s (30 s)" in errors["message"][0]
     names = [p.name for p in (tmp_path / "h" / "out" / "studies").iterdir()]
     assert len(names) == 3 and "nifti-1" not in names and not [n for n in names if ".partial-" in n]
+
+
+class _Clock:
+    """``time.monotonic`` of the executor module, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Call:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def remote(self, *args):
+        return f"{self.name}:{args[0].safe_id if args else 'pid'}"
+
+
+class _Actor:
+    def __init__(self) -> None:
+        self.process = _Call("process")
+        self.pid = _Call("pid")
+
+
+class _FakeRay:
+    def __init__(self) -> None:
+        self.killed = 0
+
+    def kill(self, actor, no_restart=False):
+        self.killed += 1
+
+    def get(self, ref):
+        from medzsad.study.types import StudyFinish
+
+        return StudyFinish("done"), None
+
+
+def _book_keeping(tmp_path, monkeypatch, n_jobs: int):
+    """An executor with one actor and two studies dispatched to it, and the clock of its module."""
+    import threading
+
+    import medzsad.cohort.executors.ray_executor as rx
+    from medzsad.config import RayExecutorConfig
+    from medzsad.study.types import StudyJob
+
+    clock = _Clock()
+    monkeypatch.setattr(rx.time, "monotonic", clock)
+    ex = rx.RayExecutor(RayExecutorConfig(kind="ray", actors=1, study_timeout_s=30))
+    ex._out = tmp_path
+    (tmp_path / "studies").mkdir()
+    ex.actor_pids = [4242]
+    jobs = [
+        StudyJob(study=None, safe_id=f"s{i}", input_hash="i", config_hash="c", log_id=f"s-{i}")  # type: ignore[arg-type]
+        for i in range(n_jobs)
+    ]
+    hooks = type("Hooks", (), {"begin": staticmethod(lambda job, partial: partial)})()
+    state = rx._Dispatch(n_jobs, 1)
+    actors = [_Actor()]
+    ex._dispatch(actors, jobs, hooks, threading.Event(), state)  # type: ignore[arg-type]
+    return ex, jobs, state, actors, clock
+
+
+def test_a_study_queued_behind_an_overdue_one_is_handed_out_again_not_failed(tmp_path, monkeypatch):
+    """Two studies at one actor run one after the other: when the first hangs past study_timeout_s,
+    the second never ran; it is handed out again (not counted), not failed as a timeout."""
+    ex, jobs, state, actors, clock = _book_keeping(tmp_path, monkeypatch, 2)
+    assert len(state.inflight) == 2 and state.load == [2]
+    clock.now += 31
+    ray_ = _FakeRay()
+    ex._time_out(ray_, actors, jobs, state)
+    assert ray_.killed == 1
+    assert state.finished[0].error_type == "StudyTimeout" and 1 not in state.finished
+    assert [i for i, _, _ in state.inflight.values()] == [1] and set(state.inflight) == state.spared
+    clock.now += 60  # the actor is restarting; the lost call is still not failed
+    ex._time_out(ray_, actors, jobs, state)
+    assert 1 not in state.finished and ray_.killed == 1
+
+
+def test_a_queued_study_s_clock_starts_when_the_study_before_it_ends(tmp_path, monkeypatch):
+    """The second study at an actor gets its full study_timeout_s from when the first one ended."""
+    ex, jobs, state, actors, clock = _book_keeping(tmp_path, monkeypatch, 2)
+    first = next(r for r, (i, _, _) in state.inflight.items() if i == 0)
+    clock.now += 25  # the first study takes 25 s of the 30
+    ex._collect(_FakeRay(), first, actors, jobs, state)
+    assert state.finished[0].status == "done"
+    clock.now += 20  # 45 s after the second was handed out, 20 s after it started
+    ray_ = _FakeRay()
+    ex._time_out(ray_, actors, jobs, state)
+    assert 1 not in state.finished and ray_.killed == 0
+    clock.now += 11  # 31 s after it started
+    ex._time_out(ray_, actors, jobs, state)
+    assert state.finished[1].error_type == "StudyTimeout" and ray_.killed == 1
