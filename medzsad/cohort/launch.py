@@ -23,6 +23,7 @@ from medzsad.pacs.pull import query_only
 if TYPE_CHECKING:
     from medzsad.study.loading import StudyLoader
     from medzsad.study.scorer import SliceScorer
+    from medzsad.study.types import StudyInput
 
 __all__ = ["run_cohort"]
 
@@ -34,6 +35,7 @@ def run_cohort(
     scorer: SliceScorer | None = None,
     loader: StudyLoader | None = None,
     on_study: OnStudy | None = None,
+    studies: list[StudyInput] | None = None,
 ) -> RunSummary:
     """Run a cohort.
 
@@ -43,6 +45,8 @@ def run_cohort(
         scorer: Model to use instead of building one from ``config.model`` (tests, notebooks).
         loader: Study loader instead of :func:`medzsad.study.loading.default_loader`.
         on_study: Called after every study with ``(outcome, index, total)`` (CLI progress lines).
+        studies: The cohort's studies when the caller has listed them already with this cohort and
+            these options (the profile builder: a PACS input is queried once); else listed here.
 
     Returns:
         :class:`RunSummary`; failed studies are in it, not raised.
@@ -59,8 +63,9 @@ def run_cohort(
     check_cohort(cfg)  # a profile that does not fit (hashes, alpha) is refused before any scoring
     if not options.dry_run:
         check_output_folder(cfg.out_dir)  # the cheapest check first
-    with query_only(options.dry_run):  # a dry run asks a PACS what it would pull; it pulls nothing
-        studies = collect_studies(cfg)  # no study: an input error, whatever the model
+    if studies is None:
+        with query_only(options.dry_run):  # a dry run asks a PACS what it would pull; it pulls nothing
+            studies = collect_studies(cfg)  # no study: an input error, whatever the model
     if not options.dry_run and scorer is None:  # a dry run needs no model; a given one is the caller's
         check_model(cfg)
     from medzsad.cohort.runner import execute  # torch, open_clip and MONAI: only for a run that starts

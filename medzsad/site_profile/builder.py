@@ -255,7 +255,7 @@ def build_profile(
     if settings.references:  # draw the references and build their bank before scoring the rest
         refs = prepare_profile_references(cfg, folder, scorer=scorer, loader=loader, studies=studies)
         scorer = refs.scorer
-    summary = run_cohort(cfg, options, scorer=scorer, loader=loader, on_study=on_study)
+    summary = run_cohort(cfg, options, scorer=scorer, loader=loader, on_study=on_study, studies=studies)
     t_score = time.perf_counter() - t0
     if summary.n_failed:
         log.warning(

@@ -133,3 +133,28 @@ def test_site_units_need_two_references_refused_before_scoring(
         mz.build_profile(path, options=OFF)
     assert "\n" not in str(e.value)
     assert not (tmp_path / "run" / "studies").exists()  # nothing was scored
+
+
+def test_a_profile_build_lists_the_normals_once(
+    tmp_path: Path, calib_helpers: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Size check, reference draw and scoring share one listing (a PACS input is queried once)."""
+    import medzsad.cohort.inputs as inputs
+    import medzsad.cohort.launch as launch
+    import medzsad.site_profile.builder as builder
+    import medzsad.site_profile.references as references
+
+    calls: list[str] = []
+
+    def counted(cfg: Any) -> Any:
+        calls.append(cfg.name)
+        return inputs.collect_studies(cfg)
+
+    for module in (launch, builder, references):
+        monkeypatch.setattr(module, "collect_studies", counted)
+    normals = calib_helpers["write_studies"](tmp_path / "n", [(f"n{i}", 200 + i) for i in range(8)])
+    small = "profile:\n  references: 2\n  reference_seed: 1\n  alpha: 0.2\n"
+    path = calib_helpers["cohort_yaml"](tmp_path / "small.yaml", normals, tmp_path / "run", "small", "", small)
+    result = mz.build_profile(path, options=OFF)
+    assert calls == ["small"]
+    assert result.run.n_done == 8 and result.profile.n_studies == 6
