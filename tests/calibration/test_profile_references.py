@@ -154,7 +154,8 @@ def test_a_profile_build_lists_the_normals_once(
         monkeypatch.setattr(module, "collect_studies", counted)
     normals = calib_helpers["write_studies"](tmp_path / "n", [(f"n{i}", 200 + i) for i in range(8)])
     small = "profile:\n  references: 2\n  reference_seed: 1\n  alpha: 0.2\n"
-    path = calib_helpers["cohort_yaml"](tmp_path / "small.yaml", normals, tmp_path / "run", "small", "", small)
+    write_yaml = calib_helpers["cohort_yaml"]
+    path = write_yaml(tmp_path / "small.yaml", normals, tmp_path / "run", "small", "", small)
     result = mz.build_profile(path, options=OFF)
     assert calls == ["small"]
     assert result.run.n_done == 8 and result.profile.n_studies == 6
