@@ -7,7 +7,7 @@ maps back on the source grid travels with the study (:attr:`PreparedStudy.to_sou
 
 A loader may run in another process or machine, so it is picklable (a module-level function) and
 sees only the model's input spec (:class:`InputSpec`), never the model or the ledger. Where the
-``(N, 3, S, S)`` model input is allocated is the executor's business: it passes ``allocate``
+``(N, 1, S, S)`` model-size slices are allocated is the executor's business: it passes ``allocate``
 (e.g. shared memory), the study code only calls it.
 """
 
@@ -35,7 +35,7 @@ __all__ = ["ModelInputSpec", "InputSpec", "Allocate", "StudyLoader", "default_lo
 
 log = logging.getLogger(__name__)
 
-#: ``shape -> (N, 3, S, S) float32 tensor`` to fill, or ``None`` for an ordinary allocation.
+#: ``shape -> (N, 1, S, S) float32 tensor`` to fill, or ``None`` for an ordinary allocation.
 Allocate = Callable[[tuple[int, ...]], "torch.Tensor | None"]
 
 
@@ -127,6 +127,7 @@ def prepare_study_slices(
         extra_axes=read.extra_axes,
         stride=read.axis_stride,
         allocate=allocate,
+        channels=1,  # a third of the memory; a batch becomes model input when it is scored
     )
     axes: list[AxisSlices] = []
     positions: list[np.ndarray] = []

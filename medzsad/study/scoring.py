@@ -5,7 +5,9 @@ call on one batch (the local executor's model thread calls it on batches that mi
 :func:`score_study` runs one study batch by batch (the Ray actor, the profile builder), and
 :func:`encode_study` turns a reference study into bank entries with the same batching. A batch
 always carries its slices' positions (body coordinate and axis code, :func:`slice_positions`), so
-zero-shot, reference and multi-axis scoring cannot drift apart between executors.
+zero-shot, reference and multi-axis scoring cannot drift apart between executors. A study holds
+its slices at model size in one channel; the batch becomes the CLIP-normalised model input here
+(:func:`~medzsad.transforms.clip_input.clip_normalise`), after its copy to the model's device.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from medzsad.model.reference_scoring import bank_from_images
 from medzsad.model.references import PatchBank, merge_banks
 from medzsad.study.scorer import ModelScorer, SliceScorer
 from medzsad.study.types import PreparedStudy, Scored
+from medzsad.transforms.clip_input import clip_normalise
 
 __all__ = [
     "slice_positions",
@@ -57,7 +60,7 @@ def slice_positions(prepared: PreparedStudy) -> torch.Tensor:
 def batches(
     prepared: PreparedStudy, batch_size: int, rows: slice | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """A study's ``(B, 3, S, S)`` slices with their ``(B, 2)`` slice positions, ``batch_size`` at a time.
+    """A study's ``(B, 1, S, S)`` slices with their ``(B, 2)`` slice positions, ``batch_size`` at a time.
 
     Args:
         prepared: The study.
@@ -78,13 +81,14 @@ def score_batch(
 
     Args:
         scorer: The model.
-        images: ``(B, 3, S, S)`` float32 CLIP-normalised slices (of one or several studies).
+        images: ``(B, 1, S, S)`` float32 model-size slices in ``[0, 1]`` (of one or several studies).
         positions: ``(B, 2)`` float32 slice positions of the same slices (:func:`slice_positions`).
-        device: The scorer's device; on CUDA the batch is pinned and copied without blocking.
+        device: The scorer's device; on CUDA the batch is pinned and copied without blocking (a
+            third of the bytes of the model input), then normalised there.
     """
     if device is not None and device.type == "cuda":
         images = images.pin_memory().to(device, non_blocking=True)
-    res = scorer.score(images, positions)
+    res = scorer.score(clip_normalise(images, scorer.mean, scorer.std), positions)
     return res.image_scores.detach().float().cpu().numpy(), res.maps.detach().float().cpu().numpy()
 
 
@@ -118,7 +122,7 @@ def encode_study(prepared: PreparedStudy, scorer: ModelScorer, batch_size: int) 
                 "nothing to encode"
             )
         parts = [
-            bank_from_images(scorer.detector, x, pos[:, 0])
+            bank_from_images(scorer.detector, clip_normalise(x, scorer.mean, scorer.std), pos[:, 0])
             for x, pos in batches(prepared, batch_size, axis.rows)
         ]
         out[axis.axis] = merge_banks(parts)

@@ -166,8 +166,10 @@ class PreparedStudy:
     Attributes:
         study: The input it came from.
         volume: The source scan (geometry of every output).
-        images: ``(N, 3, S, S)`` float32, CLIP-normalised model inputs of the scored slices of every
-            axis, axis after axis (``axes[k].rows``).
+        images: ``(N, 1, S, S)`` float32 model-size slices in ``[0, 1]`` of the scored slices of
+            every axis, axis after axis (``axes[k].rows``); :mod:`medzsad.study.scoring` makes each
+            batch's CLIP-normalised ``(B, 3, S, S)`` model input from them (a third of the memory
+            of holding the model input).
         positions: ``(N,)`` float32 in [0, 1], the body coordinate of each slice along its own axis
             (:func:`medzsad.references.positions.body_coordinates`); every scoring path passes it,
             with the slice's axis code, to the model (the reference comparison uses them, the
@@ -226,7 +228,7 @@ class PreparedStudy:
             object.__setattr__(self, k, v)
 
     def without_images(self) -> PreparedStudy:
-        """The study without its ``(N, 3, S, S)`` model inputs (~1 GB for 300 slices at 518 px)."""
+        """The study without its ``(N, 1, S, S)`` slices (~320 MB for 300 slices at 518 px)."""
         return replace(self, images=self.images[:0])
 
 

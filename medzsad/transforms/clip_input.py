@@ -4,6 +4,10 @@ With ``letterbox`` the slice is first padded (value 0, centred) to a square *phy
 that anisotropic pixels (e.g. a coronal cut of 5 mm axial slices) are not distorted; then it is
 resized to ``S x S`` (bilinear, antialiased when shrinking), repeated to 3 channels and normalised
 with the model's ``mean``/``std``.
+
+With ``channels=1`` the transform stops before the last step: ``(N, 1, S, S)`` model-size slices in
+``[0, 1]``, a third of the memory of the model input. :func:`clip_normalise` makes the model input
+of a batch of them, with the same float32 operations (so the same numbers) as the 3-channel output.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from monai.transforms import MapTransform, Transform
 from medzsad.errors import ConfigError
 from medzsad.transforms._backend import ArrayLike
 
-__all__ = ["Letterbox", "letterbox_of", "resize_stack", "ToClipInput", "ToClipInputd"]
+__all__ = ["Letterbox", "letterbox_of", "resize_stack", "clip_normalise", "ToClipInput", "ToClipInputd"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,36 @@ def resize_stack(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear")
 _CHUNK = 16
 
 
+def _channel_stats(mean: Sequence[float], std: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(1, 3, 1, 1)`` float32 mean and std tensors."""
+    m = torch.tensor([float(v) for v in mean], dtype=torch.float32).view(1, 3, 1, 1)
+    return m, torch.tensor([float(v) for v in std], dtype=torch.float32).view(1, 3, 1, 1)
+
+
+def _normalise_into(grey: torch.Tensor, out: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """``out[:, c] = (grey - mean_c) / std_c`` for ``(N, S, S)`` grey and ``(N, 3, S, S)`` out.
+
+    Channel by channel: the same float32 operations as broadcasting.
+    """
+    mean, std = mean.to(grey.device), std.to(grey.device)
+    for c in range(3):
+        torch.sub(grey, mean[0, c], out=out[:, c])
+        out[:, c].div_(std[0, c])
+
+
+def clip_normalise(grey: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """The model input ``(B, 3, S, S)`` float32 of ``(B, 1, S, S)`` model-size slices in ``[0, 1]``.
+
+    The numbers equal :class:`ToClipInput`'s 3-channel output of the same slices, bit for bit, on
+    the device ``grey`` is on.
+    """
+    if grey.ndim != 4 or grey.shape[1] != 1:
+        raise ValueError(f"expected (B, 1, S, S) slices, got {tuple(grey.shape)}")
+    out = torch.empty((grey.shape[0], 3, *grey.shape[-2:]), dtype=torch.float32, device=grey.device)
+    _normalise_into(grey[:, 0].to(torch.float32), out, *_channel_stats(mean, std))
+    return out
+
+
 class ToClipInput(Transform):
     """``(N, H, W)`` slices in ``[0, 1]`` -> ``(N, 3, S, S)`` float32 torch, CLIP-normalised.
 
@@ -83,6 +117,8 @@ class ToClipInput(Transform):
         std: Per-channel std (3 values).
         pixel_spacing_mm: ``(row, column)`` spacing of the slices (for the letterbox).
         letterbox: Pad to a square physical extent before resizing.
+        channels: 3 (the model input) or 1 (the model-size slices in ``[0, 1]``, not normalised;
+            :func:`clip_normalise` finishes them).
     """
 
     def __init__(
@@ -92,26 +128,28 @@ class ToClipInput(Transform):
         std: Sequence[float],
         pixel_spacing_mm: tuple[float, float] = (1.0, 1.0),
         letterbox: bool = True,
+        channels: int = 3,
     ) -> None:
-        if image_size < 1 or len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        if image_size < 1 or len(mean) != 3 or len(std) != 3 or min(std) <= 0 or channels not in (1, 3):
             raise ConfigError(
-                f"need image_size >= 1, 3 means and 3 positive stds (got {image_size}, {mean}, {std})"
+                f"need image_size >= 1, 3 means, 3 positive stds and 1 or 3 channels (got {image_size}, "
+                f"{mean}, {std}, {channels})"
             )
         self.image_size = int(image_size)
-        self.mean = torch.tensor([float(m) for m in mean], dtype=torch.float32).view(1, 3, 1, 1)
-        self.std = torch.tensor([float(s) for s in std], dtype=torch.float32).view(1, 3, 1, 1)
+        self.mean, self.std = _channel_stats(mean, std)
         self.pixel_spacing_mm = pixel_spacing_mm
         self.letterbox = letterbox
+        self.channels = int(channels)
 
     def layout(self, size: tuple[int, int]) -> Letterbox:
         """The letterbox for slices of ``size``."""
         return letterbox_of(size, self.pixel_spacing_mm, self.image_size, self.letterbox)
 
     def __call__(self, slices: ArrayLike, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Convert a stack of slices (into ``out``, ``(N, 3, S, S)`` float32, when given)."""
+        """Convert a stack of slices (into ``out``, ``(N, channels, S, S)`` float32, when given)."""
         x = slices if isinstance(slices, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(slices))
         n = int(x.shape[0])
-        size = (n, 3, self.image_size, self.image_size)
+        size = (n, self.channels, self.image_size, self.image_size)
         if out is None:
             out = torch.empty(size, dtype=torch.float32, device=x.device)
         elif tuple(out.shape) != size or out.dtype != torch.float32:
@@ -132,11 +170,10 @@ class ToClipInput(Transform):
             x = padded
         x = resize_stack(x, (self.image_size, self.image_size))
         x = x.clamp(0.0, 1.0) if x.data_ptr() == slices.data_ptr() else x.clamp_(0.0, 1.0)
-        # (x - mean_c) / std_c channel by channel: the same float32 operations as broadcasting
-        mean, std = self.mean.to(x.device), self.std.to(x.device)
-        for c in range(3):
-            torch.sub(x, mean[0, c], out=out[:, c])
-            out[:, c].div_(std[0, c])
+        if self.channels == 1:
+            out[:, 0] = x
+        else:
+            _normalise_into(x, out, self.mean, self.std)
 
 
 class ToClipInputd(MapTransform):

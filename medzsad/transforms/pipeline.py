@@ -51,7 +51,8 @@ class PreparedSlices:
     """Model input for one volume and the way back.
 
     Attributes:
-        images: ``(N, 3, S, S)`` float32 torch, CLIP-normalised, one per kept slice.
+        images: ``(N, 3, S, S)`` float32 torch, CLIP-normalised, one per kept slice (``(N, 1, S, S)``
+            model-size slices in ``[0, 1]`` when prepared with ``channels=1``).
         slice_index: ``(N,)`` int64, index along :attr:`source_axis` of the source volume.
         source_axis: Source voxel axis (0, 1, 2) the slices are cut along.
         n_slices: Slices along that axis.
@@ -94,7 +95,8 @@ class PreparedAxes(NamedTuple):
     """Model input of several axes of one volume.
 
     Attributes:
-        images: ``(N_total, 3, S, S)`` float32: every axis's slices, axis after axis.
+        images: ``(N_total, C, S, S)`` float32 (``C`` 3, or 1 with ``channels=1``): every axis's
+            slices, axis after axis.
         axes: Each axis's :class:`PreparedSlices` (their ``images`` are views of ``images``).
     """
 
@@ -142,10 +144,10 @@ class CutSlices:
         return self.geometry.source_index(self.kept)
 
     def to_clip(
-        self, image_size: int, mean: Sequence[float], std: Sequence[float], preset: Preset
+        self, image_size: int, mean: Sequence[float], std: Sequence[float], preset: Preset, channels: int = 3
     ) -> ToClipInput:
         """The display -> model input transform of these slices (letterbox from the preset)."""
-        return ToClipInput(image_size, mean, std, self.geometry.pixel_spacing_mm, preset.letterbox)
+        return ToClipInput(image_size, mean, std, self.geometry.pixel_spacing_mm, preset.letterbox, channels)
 
 
 def strided(kept: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -256,13 +258,14 @@ def prepare_axes(
     extra_axes: Sequence[str] = (),
     stride: int = 1,
     allocate: Callable[[tuple[int, ...]], torch.Tensor | None] | None = None,
+    channels: int = 3,
 ) -> PreparedAxes:
     """Preprocess a volume along the preset's axis and each of ``extra_axes``, into ONE model input.
 
     The preset's axis keeps every non-empty slice; an extra axis every ``stride``-th (see
     :func:`strided`). Every axis is cut in the same canonical (closest RAS) orientation with the
     same window, letterbox and model-size transform. The model inputs of all axes are written into
-    one ``(N_total, 3, S, S)`` tensor (one allocation, e.g. one shared-memory segment): the
+    one ``(N_total, channels, S, S)`` tensor (one allocation, e.g. one shared-memory segment): the
     ``images`` of each axis's :class:`PreparedSlices` are consecutive views of it, preset's axis
     first.
 
@@ -275,6 +278,8 @@ def prepare_axes(
         extra_axes: Further plane names (``coronal``, ...), each different from the preset's.
         stride: Slice stride of the extra axes.
         allocate: See :func:`prepare_slices` (called once, with the total shape).
+        channels: 3: the model input; 1: the model-size slices in ``[0, 1]``, a third of the memory
+            (:func:`~medzsad.transforms.clip_input.clip_normalise` makes a batch's model input).
     """
     window = intensity_range(volume, preset)
     presets = [preset] + [preset.updated(axis=a) for a in extra_axes]
@@ -282,7 +287,7 @@ def prepare_axes(
         cut_slices(volume, p, stride=1 if i == 0 else stride, window=window) for i, p in enumerate(presets)
     ]
     total = sum(int(c.kept.size) for c in cuts)
-    shape = (total, 3, image_size, image_size)
+    shape = (total, channels, image_size, image_size)
     out = allocate(shape) if allocate is not None and total else None
     if out is None:
         out = torch.empty(shape, dtype=torch.float32)
@@ -291,7 +296,7 @@ def prepare_axes(
     for p in presets:
         cut = cuts.pop(0)  # each axis's display slices are freed once converted
         n = int(cut.kept.size)
-        prepared.append(_prepared(cut, p, out[start : start + n], (image_size, mean, std)))
+        prepared.append(_prepared(cut, p, out[start : start + n], (image_size, mean, std, channels)))
         start += n
     return PreparedAxes(out, tuple(prepared))
 
@@ -300,12 +305,13 @@ def _prepared(
     cut: CutSlices,
     preset: Preset,
     out: torch.Tensor,
-    model: tuple[int, Sequence[float], Sequence[float]],
+    model: tuple[int, Sequence[float], Sequence[float], int],
 ) -> PreparedSlices:
     """One axis's :class:`PreparedSlices`, its model input written into ``out``."""
     geo, kept, keep = cut.geometry, cut.kept, cut.keep
     n = geo.n_slices
-    to_clip = cut.to_clip(*model, preset)
+    image_size, mean, std, channels = model
+    to_clip = cut.to_clip(image_size, mean, std, preset, channels)
     images = to_clip(cut.display, out) if kept.size else out
     skipped = np.ones(n, dtype=bool)
     skipped[geo.source_index(np.arange(n))[keep]] = False

@@ -9,6 +9,7 @@ import torch
 
 from medzsad.datasets import VolumeSliceDataset, open_labelled, read_volume_cases
 from medzsad.errors import ConfigError, InputError
+from medzsad.transforms.clip_input import clip_normalise
 
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
@@ -119,8 +120,9 @@ def test_training_slices_equal_run_model_inputs(tmp_path: Path) -> None:
         n = len(run.slice_index)
         mine = ds.samples[start : start + n]
         assert [s.slice_index for s in mine] == run.slice_index.tolist()
+        model_input = clip_normalise(run.images, mean, std)  # what run feeds the model
         for i in range(n):
-            assert torch.equal(ds[start + i]["image"], run.images[i]), (name, i)
+            assert torch.equal(ds[start + i]["image"], model_input[i]), (name, i)
         start += n
     assert start == len(ds)
     assert len(ds.samples) < 6 + 7  # the MR's empty slices are skipped, as run skips them

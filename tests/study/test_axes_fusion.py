@@ -60,6 +60,7 @@ def test_three_axes_are_cut_into_one_input_with_their_positions() -> None:
     p = _study()
     assert [a.axis for a in p.axes] == ["axial", "coronal", "sagittal"]
     assert p.images.shape[0] == sum(len(a.slice_index) for a in p.axes)
+    assert p.images.shape[1] == 1  # model-size slices, one channel: a batch is normalised when scored
     primary, coronal = p.axes[0], p.axes[1]
     assert primary.covered.tolist() == (~primary.skipped).tolist()  # the first axis: every slice
     assert coronal.covered.sum() > len(coronal.slice_index)  # strided: heat between scored slices

@@ -16,6 +16,7 @@ from medzsad.study.build import build_scorer
 from medzsad.study.loading import InputSpec, default_loader
 from medzsad.study.scorer import ReferenceScorer
 from medzsad.study.scoring import score_study
+from medzsad.transforms.clip_input import clip_normalise
 
 
 def test_slices_are_compared_at_their_own_level(tmp_path: Path) -> None:
@@ -31,8 +32,9 @@ def test_slices_are_compared_at_their_own_level(tmp_path: Path) -> None:
     prepared = default_loader(collect_studies(cfg)[0], cfg, InputSpec.of(base))
     pos = torch.from_numpy(prepared.positions)  # loading gives every slice its body coordinate
     assert len(pos) >= 6 and float(pos.min()) == 0.0 and float(pos.max()) == 1.0
-    right = bank_from_images(base.detector, prepared.images, pos)
-    wrong = bank_from_images(base.detector, prepared.images, 1.0 - pos)  # levels mirrored
+    x = clip_normalise(prepared.images, base.mean, base.std)  # a study holds model-size slices
+    right = bank_from_images(base.detector, x, pos)
+    wrong = bank_from_images(base.detector, x, 1.0 - pos)  # levels mirrored
     # the one batch loop every executor uses carries the positions (batches of 4)
     own = score_study(prepared, ReferenceScorer(base, right, 1.0, 0.05, ("n0",)), 4)
     other = score_study(prepared, ReferenceScorer(base, wrong, 1.0, 0.05, ("n0",)), 4)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from medzsad.errors import ConfigError
-from medzsad.transforms.clip_input import ToClipInput, ToClipInputd, letterbox_of
+from medzsad.transforms.clip_input import ToClipInput, ToClipInputd, clip_normalise, letterbox_of
 from medzsad.transforms.foreground import ForegroundSlices, ForegroundSlicesd
 from medzsad.transforms.normalize import NormalizeMR, NormalizeMRd
 from medzsad.transforms.preset import Preset, auto_preset_name, list_presets, load_preset
@@ -132,6 +132,22 @@ def test_to_clip_input(lib) -> None:
     np.testing.assert_allclose(out[:, 2].numpy(), 0.5, atol=1e-6)
     d = ToClipInputd("img", 16, (0.5,) * 3, (0.5,) * 3)({"img": x})
     assert d["img"].shape == (2, 3, 16, 16)
+
+
+def test_one_channel_slices_normalised_per_batch_equal_the_model_input_bit_for_bit() -> None:
+    """A study holds (N, 1, S, S) model-size slices; clip_normalise makes exactly the model input."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.2, 1.2, (20, 37, 23)).astype(np.float32)  # > one chunk, letterboxed, clamped
+    mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)  # CLIP's
+    three = ToClipInput(28, mean, std, (0.7, 1.3))(x)
+    one = ToClipInput(28, mean, std, (0.7, 1.3), channels=1)(x)
+    assert one.shape == (20, 1, 28, 28) and float(one.min()) >= 0.0 and float(one.max()) <= 1.0
+    assert torch.equal(clip_normalise(one, mean, std), three)
+    assert torch.equal(clip_normalise(one[3:7], mean, std), three[3:7])  # any batch of them
+    with pytest.raises(ValueError, match="expected"):
+        clip_normalise(three, mean, std)
+    with pytest.raises(ConfigError):
+        ToClipInput(28, mean, std, channels=2)
 
 
 def test_letterbox_keeps_physical_aspect() -> None:

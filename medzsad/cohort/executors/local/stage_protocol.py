@@ -2,7 +2,7 @@
 
 1. **load** (CPU, may crash): ``load_task(job)`` returns a *picklable* function with its arguments,
    run in a worker process.
-2. **score** (device): ``score(batch, positions)`` runs the model on ``(B, 3, S, S)`` slices that may
+2. **score** (device): ``score(batch, positions)`` runs the model on ``(B, 1, S, S)`` slices that may
    come from several jobs; ``images(loaded)`` and ``positions(loaded)`` give a loaded job's slices.
 3. **finish** (CPU, may crash): ``finish_task(job, loaded, scored)`` returns a *picklable* call run in
    a writer process; it returns the job's outcome.
@@ -38,7 +38,7 @@ class Stages(Protocol[J_contra, P, R_co]):
         ...
 
     def images(self, loaded: P) -> torch.Tensor:
-        """``(N, 3, S, S)`` float32 slices of a loaded job (``N`` may be 0)."""
+        """``(N, 1, S, S)`` float32 slices of a loaded job (``N`` may be 0)."""
         ...
 
     def positions(self, loaded: P) -> torch.Tensor:
@@ -46,7 +46,7 @@ class Stages(Protocol[J_contra, P, R_co]):
         ...
 
     def score(self, batch: torch.Tensor, positions: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Model outputs for ``(B, 3, S, S)`` slices: ``(B,)`` scores and ``(B, S, S)`` maps."""
+        """Model outputs for ``(B, 1, S, S)`` slices: ``(B,)`` scores and ``(B, S, S)`` maps."""
         ...
 
     def progress(self, job: J_contra, done: int, total: int) -> None:

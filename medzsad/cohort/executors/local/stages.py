@@ -66,7 +66,7 @@ class StudyStages:
         return load_in_worker, (self.work, job, self.spec), f"reading {job.study.path}"
 
     def images(self, loaded: PreparedStudy) -> torch.Tensor:
-        """The study's ``(N, 3, S, S)`` model inputs."""
+        """The study's ``(N, 1, S, S)`` model-size slices."""
         return loaded.images
 
     def positions(self, loaded: PreparedStudy) -> torch.Tensor:
