@@ -29,6 +29,11 @@ __all__ = [
 _SCREEN_LPS = {2: ((1, 0, 0), (0, 1, 0)), 1: ((1, 0, 0), (0, 0, -1)), 0: ((0, 1, 0), (0, 0, -1))}
 
 
+def _lps_directions(affine_ras: np.ndarray) -> np.ndarray:
+    """``(3, 3)``: column ``a`` is the LPS direction (times the spacing) of voxel axis ``a``."""
+    return LPS_TO_RAS[:3, :3] @ np.asarray(affine_ras)[:3, :3]
+
+
 class DisplayOrientation(NamedTuple):
     """How a slice (remaining voxel axes in order) becomes a screen image: transpose, then flips."""
 
@@ -44,11 +49,9 @@ def display_orientation(affine_ras: np.ndarray, axis: int) -> DisplayOrientation
         affine_ras: ``(4, 4)`` voxel -> RAS.
         axis: Slice axis (0, 1, 2).
     """
-    m = LPS_TO_RAS[:3, :3] @ np.asarray(affine_ras)[:3, :3]
     in_plane = [a for a in range(3) if a != axis]
-    lps = m[:, in_plane]  # (3, 2) direction of each in-plane voxel axis
-    normal = int(np.argmax(np.abs(m[:, axis])))
-    want_col, want_row = (np.array(v, dtype=float) for v in _SCREEN_LPS[normal])
+    lps = _lps_directions(affine_ras)[:, in_plane]  # (3, 2) direction of each in-plane voxel axis
+    want_col, want_row = (np.array(v, dtype=float) for v in _SCREEN_LPS[slice_normal(affine_ras, axis)])
     col_ax = int(np.argmax(np.abs(want_col @ lps)))
     row_ax = 1 - col_ax
     return DisplayOrientation(
@@ -95,8 +98,7 @@ def display_slice(volume: np.ndarray, affine_ras: np.ndarray, axis: int, index: 
 
 def slice_normal(affine_ras: np.ndarray, axis: int) -> int:
     """LPS axis (0 sagittal, 1 coronal, 2 axial) closest to the normal of slices along ``axis``."""
-    m = LPS_TO_RAS[:3, :3] @ np.asarray(affine_ras)[:3, :3]
-    return int(np.argmax(np.abs(m[:, axis])))
+    return int(np.argmax(np.abs(_lps_directions(affine_ras)[:, axis])))
 
 
 def display_point(
@@ -131,5 +133,4 @@ def pixel_aspect(affine_ras: np.ndarray, axis: int, o: DisplayOrientation) -> fl
 
 def plane_axis(affine_ras: np.ndarray, lps_normal: int) -> int:
     """The voxel axis whose slices are closest to the plane with normal ``lps_normal`` (0 L, 1 P, 2 S)."""
-    m = LPS_TO_RAS[:3, :3] @ np.asarray(affine_ras)[:3, :3]
-    return int(np.argmax(np.abs(m[lps_normal, :])))
+    return int(np.argmax(np.abs(_lps_directions(affine_ras)[lps_normal, :])))
