@@ -18,6 +18,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, build_role, evt
 from pynetdicom.association import Association
+from pynetdicom.pdu import A_ASSOCIATE_RJ
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
@@ -101,9 +102,11 @@ class DimseClient:
 
             handlers.append((evt.EVT_C_STORE, handle))
         tls = (dimse_ssl_context(cfg.tls), cfg.host) if cfg.tls is not None else None
-        answers: list[Any] = []
+        # The A-ASSOCIATE-RJ PDU is kept as it arrives: when the peer closes the connection right
+        # after it (Orthanc does), pynetdicom may report the association aborted, not rejected.
+        rejections: list[A_ASSOCIATE_RJ] = []
         opened: list[bool] = []
-        handlers.append((evt.EVT_ACSE_RECV, lambda event: answers.append(event.primitive)))
+        handlers.append((evt.EVT_PDU_RECV, lambda event: _keep_rejection(event.pdu, rejections)))
         handlers.append((evt.EVT_CONN_OPEN, lambda event: opened.append(True)))
         with quiet_library_log("pynetdicom"):
             assoc = ae.associate(
@@ -114,8 +117,8 @@ class DimseClient:
                 tls_args=tls,
                 evt_handlers=handlers,
             )
-        if assoc.is_rejected:
-            raise self._refusal(answers, study_uid, send)
+        if rejections or assoc.is_rejected:
+            raise self._refusal(rejections, study_uid, send)
         if not assoc.is_established:
             why = f"cannot be reached (down, wrong host/port, or no answer within {cfg.timeout_s:g} s)"
             if not opened and not send:  # no TCP connection at all: nothing listens there
@@ -129,11 +132,11 @@ class DimseClient:
             raise self._error(why, study_uid, send)
         return assoc
 
-    def _refusal(self, answers: list[Any], study_uid: str, send: bool) -> PacsRefusedError:
+    def _refusal(self, rejections: list[A_ASSOCIATE_RJ], study_uid: str, send: bool) -> PacsRefusedError:
         """The error for a rejected association, naming the side the peer refused (PS3.8 9.3.4)."""
         cfg = self._cfg
-        rj = next((a for a in answers if getattr(a, "result", None) in (1, 2)), None)
-        source, reason = getattr(rj, "result_source", None), getattr(rj, "diagnostic", None)
+        rj = rejections[0] if rejections else None
+        source, reason = (rj.source, rj.reason_diagnostic) if rj is not None else (None, None)
         if (source, reason) == (1, 3):
             side, why = "calling AE", f"it does not know our AE title {cfg.calling_ae!r} (the calling AE)"
             hint = f"ask its administrators to add {cfg.calling_ae} at this host, or set calling_ae"
@@ -334,6 +337,11 @@ class DimseClient:
                     )
         finally:
             assoc.release()
+
+
+def _keep_rejection(pdu: object, rejections: list[A_ASSOCIATE_RJ]) -> None:
+    if isinstance(pdu, A_ASSOCIATE_RJ):
+        rejections.append(pdu)
 
 
 def _quietly(answers: Iterable[Any]) -> Iterator[Any]:

@@ -303,3 +303,48 @@ def test_command_line_endpoints_become_the_cohort_configs() -> None:
         push_destination(EndpointArgs(dicomweb="https://pacs/dicom-web"), ("seg", "nifti"))
     with pytest.raises(ConfigError, match="exactly one"):
         pull_source(EndpointArgs(), (STUDY,))
+
+
+class _RejectedThenClosed:
+    """An ``AE`` whose peer sends A-ASSOCIATE-RJ and closes at once, and pynetdicom loses the race.
+
+    Seen against Orthanc about once in 100 associations: the RJ PDU arrives (``EVT_PDU_RECV``), the
+    connection closes before the association reads the reject, and it ends aborted, not rejected.
+    """
+
+    def __init__(self, source: int, diagnostic: int) -> None:
+        self.source, self.diagnostic = source, diagnostic
+
+    def __call__(self, ae_title: str = "") -> _RejectedThenClosed:
+        return self
+
+    def add_requested_context(self, *args: object, **kw: object) -> None:
+        pass
+
+    def associate(self, host: str, port: int, evt_handlers: list, **kw: object) -> object:
+        from types import SimpleNamespace
+
+        from pynetdicom import evt
+        from pynetdicom.pdu import A_ASSOCIATE_RJ
+
+        rj = A_ASSOCIATE_RJ()
+        rj.result, rj.source, rj.reason_diagnostic = 1, self.source, self.diagnostic
+        events = [(evt.EVT_CONN_OPEN, SimpleNamespace()), (evt.EVT_PDU_RECV, SimpleNamespace(pdu=rj))]
+        for event, payload in events:
+            for handled, handler in evt_handlers:
+                if handled is event:
+                    handler(payload)
+        return SimpleNamespace(is_rejected=False, is_aborted=True, is_established=False)
+
+
+@pytest.mark.parametrize(("source", "diagnostic", "side"), [(1, 3, "calling AE"), (1, 7, "called AE")])
+def test_a_rejection_followed_by_a_closed_connection_is_still_a_refusal(
+    monkeypatch: pytest.MonkeyPatch, source: int, diagnostic: int, side: str
+) -> None:
+    from medzsad.errors import PacsRefusedError
+
+    monkeypatch.setattr("medzsad.pacs.dimse.AE", _RejectedThenClosed(source, diagnostic))
+    cfg = DimseInput(host="127.0.0.1", port=104, ae_title="ORTHANC", studies=("1.2.3",), retries=0)
+    with pytest.raises(PacsRefusedError, match="rejected the association") as refused:
+        DimseClient(cfg).list_instances("1.2.3")
+    assert refused.value.side == side and "1.2.3" in str(refused.value)
