@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -55,7 +56,22 @@ def cohort_yaml(
     return path
 
 
+def normals_profile(root: Path, name: str, first_seed: int, n: int, extra: str) -> Any:
+    """Write ``n`` normal studies under ``root`` and build their profile (``extra``: cohort sections)."""
+    import medzsad.api as mz
+    from medzsad.cohort.options import RunOptions
+
+    normals = write_studies(root / "normals", [(f"normal-{i:03d}", first_seed + i) for i in range(n)])
+    normals_yaml = cohort_yaml(root / "normals.yaml", normals, root / "normals-run", name, "", extra)
+    return mz.build_profile(normals_yaml, options=RunOptions(progress="off"))
+
+
 @pytest.fixture(scope="session")
 def calib_helpers() -> dict[str, Callable[..., object]]:
     """The helpers above, for test modules (conftest modules are not importable under importlib)."""
-    return {"write_studies": write_studies, "cohort_yaml": cohort_yaml, "synthetic_study": synthetic_study}
+    return {
+        "write_studies": write_studies,
+        "cohort_yaml": cohort_yaml,
+        "synthetic_study": synthetic_study,
+        "normals_profile": normals_profile,
+    }

@@ -36,9 +36,7 @@ PROFILE = f"profile:\n  references: {K}\n  reference_seed: 3\n  alpha: 0.1\n"
 def site(tmp_path_factory: pytest.TempPathFactory, calib_helpers: dict[str, Any]) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("refsite")
     write, yaml_ = calib_helpers["write_studies"], calib_helpers["cohort_yaml"]
-    normals = write(root / "normals", [(f"normal-{i:03d}", 1000 + i) for i in range(N_NORMALS)])
-    normals_yaml = yaml_(root / "normals.yaml", normals, root / "normals-run", "ref-normals", "", PROFILE)
-    result = mz.build_profile(normals_yaml, options=OFF)
+    result = calib_helpers["normals_profile"](root, "ref-normals", 1000, N_NORMALS, PROFILE)
     review = write(root / "review", [(f"new-{i:02d}", 5000 + i) for i in range(3)])
     return {"root": root, "profile": result, "review": review, "yaml": yaml_}
 

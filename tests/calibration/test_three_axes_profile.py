@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 from conformal_check import assert_valid_over_splits
 
-import medzsad.api as mz
 from medzsad.cohort.launch import run_cohort
 from medzsad.cohort.options import RunOptions
 from medzsad.references.bank_io import BANK_FILE, load_banks
@@ -33,9 +32,7 @@ PROFILE = f"profile:\n  references: {K}\n  reference_seed: 1\n  alpha: 0.1\n"
 def site(tmp_path_factory: pytest.TempPathFactory, calib_helpers: dict[str, Any]) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("three-axes")
     write, yaml_ = calib_helpers["write_studies"], calib_helpers["cohort_yaml"]
-    normals = write(root / "normals", [(f"normal-{i:03d}", 3000 + i) for i in range(N_NORMALS)])
-    normals_yaml = yaml_(root / "normals.yaml", normals, root / "normals-run", "n3", "", AXES + PROFILE)
-    result = mz.build_profile(normals_yaml, options=OFF)
+    result = calib_helpers["normals_profile"](root, "n3", 3000, N_NORMALS, AXES + PROFILE)
     review = write(root / "review", [("new-0", 6000), ("new-1", 6001)])
     sick = write(root / "sick", [("sick-0", 7000)], lesion=True)
     rows = review.read_text() + f"sick-0,{sick.parent / 'sick-0.nii.gz'}\n"
