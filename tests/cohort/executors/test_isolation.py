@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from medzsad.cli import EXIT_FAILED_STUDIES, main
-from medzsad.cohort.executors.local.worker_pool import FAULT_ENV
+from medzsad.cohort.executors.local.worker_pool import FAULT_ENV, WorkerPool
+from medzsad.errors import StudyWorkerError
 
 from ..conftest import make_cohort, write_cohort_yaml
 
@@ -109,3 +110,33 @@ def test_outputs_do_not_depend_on_workers_or_batch_composition(tmp_path):
     np.testing.assert_allclose(tables[0]["score"], tables[1]["score"], rtol=0, atol=1e-6)
     errors = [pd.read_csv(tmp_path / name / "errors.csv") for name in runs]
     pd.testing.assert_frame_equal(errors[0], errors[1])
+
+
+def _fill_memory_in_small_pieces() -> None:
+    """A task that runs out of memory the way a decoder building many small objects does."""
+    hog = []
+    while True:
+        hog.append(np.empty(4096, np.uint8))
+
+
+def _worker_pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_a_task_that_fills_the_limit_in_small_pieces_is_reported_out_of_memory() -> None:
+    """The report was sent while the task's frames still held the memory: the worker died instead."""
+    with WorkerPool(1, 120, MEMORY_GB) as pool:
+        outcomes = []
+        for key, task in enumerate((_worker_pid, _fill_memory_in_small_pieces, _worker_pid)):
+            pool.submit(key, task, (), f"task {key}")
+            got: list = []
+            while not got:  # a dead worker's outcome may take a second call
+                got = pool.wait(120)
+            outcomes.extend(got)
+    first, filled, after = outcomes
+    assert isinstance(filled.error, StudyWorkerError) and filled.error.reason == "memory", filled.error
+    limit = f"(executor.worker_memory_gb: {MEMORY_GB:g})"
+    assert str(filled.error) == f"worker ran out of memory {limit} while task 1"
+    assert after.error is None and after.value == first.value  # the same worker goes on

@@ -99,9 +99,11 @@ def _apply_fault(faults: str, what: str) -> None:
         elif kind == "stuck":
             ctypes.PyDLL(None).pause()  # never returns; the GIL stays held (no Python code runs)
         elif kind == "bomb":
-            hog = []
+            import numpy as np
+
+            hog = []  # address space, not touched: the limit is reached without using the machine's memory
             while True:
-                hog.append(bytearray(256 * 1024 * 1024))
+                hog.append(np.empty(256 * 1024 * 1024, np.uint8))
         elif kind == "panic":
             raise BaseException(f"test panic while {what}")  # noqa: TRY002 - a stand-in for PanicException
 
@@ -148,14 +150,18 @@ def _send(conn: Connection, obj: object) -> None:
 def _run_one(
     conn: Connection, task: tuple[Callable[..., Any], tuple[Any, ...], str], faults: str, limit: str
 ) -> None:
+    # Running out of memory is reported after its ``except`` block: inside it, the traceback keeps
+    # the task's frames and all they allocated alive, so that sending the report ran out of memory
+    # too and the worker died ("crashed (exit code 1)") when the task had filled the limit in
+    # small pieces.
     fn, args, what = task
+    out_of_memory = ""
     try:
         if faults:
             _apply_fault(faults, what)
         value = fn(*args)
     except MemoryError:
-        _send(conn, ("err", StudyWorkerError(f"worker ran out of memory{limit} while {what}", "memory")))
-        return
+        out_of_memory = f"while {what}"
     except Exception as e:
         _send(conn, ("err", _portable(e, what)))
         return
@@ -165,18 +171,17 @@ def _run_one(
         message = f"a library panicked while {what}: {type(e).__name__}: {e}"
         _send(conn, ("err", StudyWorkerError(message, "panic")))
         return
-    try:
-        _send(conn, ("ok", value))
-    except (pickle.PicklingError, TypeError, AttributeError) as e:
-        _send(conn, ("err", InputError(f"the result of {what} cannot be sent to the main process: {e}")))
-    except MemoryError:
-        _send(
-            conn,
-            (
-                "err",
-                StudyWorkerError(f"worker ran out of memory{limit} sending the result ({what})", "memory"),
-            ),
-        )
+    if not out_of_memory:
+        try:
+            _send(conn, ("ok", value))
+            return
+        except (pickle.PicklingError, TypeError, AttributeError) as e:
+            _send(conn, ("err", InputError(f"the result of {what} cannot be sent to the main process: {e}")))
+            return
+        except MemoryError:
+            out_of_memory = f"sending the result ({what})"
+        del value
+    _send(conn, ("err", StudyWorkerError(f"worker ran out of memory{limit} {out_of_memory}", "memory")))
 
 
 def _worker_main(
