@@ -5,20 +5,23 @@ from __future__ import annotations
 import gzip
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
+import pytest
 
 from medzsad.cli import EXIT_FAILED_STUDIES, main
 from medzsad.cohort.executors.local.worker_pool import FAULT_ENV, WorkerPool
-from medzsad.errors import StudyWorkerError
+from medzsad.errors import ResourceLimitError, StudyWorkerError
 
 from ..conftest import make_cohort, write_cohort_yaml
 
 # the workers import torch (~4 GiB of address space): the limit leaves ~2 GiB for a study
 MEMORY_GB = 6.0
+LIMIT = f"(executor.worker_memory_gb: {MEMORY_GB:g})"
 
 
 def _ndims_minus_3_mha(path: Path) -> None:
@@ -119,24 +122,42 @@ def _fill_memory_in_small_pieces() -> None:
         hog.append(np.empty(4096, np.uint8))
 
 
+def _fill_memory_inside_a_reader() -> None:
+    from medzsad.io.guard import foreign_errors
+
+    with foreign_errors("scan.nii", "read the voxels"):  # MemoryError -> ResourceLimitError, chained
+        _fill_memory_in_small_pieces()
+
+
 def _worker_pid() -> int:
     import os
 
     return os.getpid()
 
 
-def test_a_task_that_fills_the_limit_in_small_pieces_is_reported_out_of_memory() -> None:
+@pytest.mark.parametrize(
+    ("task", "reason", "message"),
+    [
+        (_fill_memory_in_small_pieces, "memory", f"worker ran out of memory {LIMIT} while task 1"),
+        (_fill_memory_inside_a_reader, "", "scan.nii: ran out of memory trying to read the voxels"),
+    ],
+)
+def test_a_task_that_fills_the_limit_in_small_pieces_is_reported_out_of_memory(
+    task: Callable[[], None], reason: str, message: str
+) -> None:
     """The report was sent while the task's frames still held the memory: the worker died instead."""
     with WorkerPool(1, 120, MEMORY_GB) as pool:
         outcomes = []
-        for key, task in enumerate((_worker_pid, _fill_memory_in_small_pieces, _worker_pid)):
-            pool.submit(key, task, (), f"task {key}")
+        for key, fn in enumerate((_worker_pid, task, _worker_pid)):
+            pool.submit(key, fn, (), f"task {key}")
             got: list = []
             while not got:  # a dead worker's outcome may take a second call
                 got = pool.wait(120)
             outcomes.extend(got)
     first, filled, after = outcomes
-    assert isinstance(filled.error, StudyWorkerError) and filled.error.reason == "memory", filled.error
-    limit = f"(executor.worker_memory_gb: {MEMORY_GB:g})"
-    assert str(filled.error) == f"worker ran out of memory {limit} while task 1"
+    assert str(filled.error).startswith(message), filled.error
+    if reason:
+        assert isinstance(filled.error, StudyWorkerError) and filled.error.reason == reason
+    else:
+        assert isinstance(filled.error, ResourceLimitError)
     assert after.error is None and after.value == first.value  # the same worker goes on

@@ -150,38 +150,47 @@ def _send(conn: Connection, obj: object) -> None:
 def _run_one(
     conn: Connection, task: tuple[Callable[..., Any], tuple[Any, ...], str], faults: str, limit: str
 ) -> None:
-    # Running out of memory is reported after its ``except`` block: inside it, the traceback keeps
-    # the task's frames and all they allocated alive, so that sending the report ran out of memory
-    # too and the worker died ("crashed (exit code 1)") when the task had filled the limit in
-    # small pieces.
+    # Every outcome is sent after the ``except`` blocks, from an error whose tracebacks are dropped:
+    # a traceback keeps the task's frames, and all they allocated, alive, so that reporting a task
+    # that had filled the memory limit in small pieces ran out of memory too and the worker died
+    # ("crashed (exit code 1)"), also when a reader had turned the MemoryError into a typed error.
     fn, args, what = task
-    out_of_memory = ""
+    error: BaseException | None = None
     try:
         if faults:
             _apply_fault(faults, what)
         value = fn(*args)
-    except MemoryError:
-        out_of_memory = f"while {what}"
-    except Exception as e:
-        _send(conn, ("err", _portable(e, what)))
-        return
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # a library panic (pyo3 PanicException) must not take the worker down
-        message = f"a library panicked while {what}: {type(e).__name__}: {e}"
-        _send(conn, ("err", StudyWorkerError(message, "panic")))
-        return
-    if not out_of_memory:
+        error = e
+    if error is None:
         try:
             _send(conn, ("ok", value))
             return
         except (pickle.PicklingError, TypeError, AttributeError) as e:
-            _send(conn, ("err", InputError(f"the result of {what} cannot be sent to the main process: {e}")))
-            return
+            error = InputError(f"the result of {what} cannot be sent to the main process: {e}")
         except MemoryError:
-            out_of_memory = f"sending the result ({what})"
+            error = StudyWorkerError(f"worker ran out of memory{limit} sending the result ({what})", "memory")
         del value
-    _send(conn, ("err", StudyWorkerError(f"worker ran out of memory{limit} {out_of_memory}", "memory")))
+    _send(conn, ("err", _reported(error, what, limit)))
+
+
+def _reported(error: BaseException, what: str, limit: str) -> BaseException:
+    """What the main process is told of a task's exception, once its frames are released."""
+    chain: list[BaseException | None] = [error]
+    seen: set[int] = set()
+    while chain:
+        e = chain.pop()
+        if e is not None and id(e) not in seen:
+            seen.add(id(e))
+            e.__traceback__ = None
+            chain += [e.__cause__, e.__context__]
+    if isinstance(error, MemoryError):
+        return StudyWorkerError(f"worker ran out of memory{limit} while {what}", "memory")
+    if isinstance(error, Exception):
+        return _portable(error, what)
+    return StudyWorkerError(f"a library panicked while {what}: {type(error).__name__}: {error}", "panic")
 
 
 def _worker_main(
