@@ -8,7 +8,6 @@ from __future__ import annotations
 
 __all__ = [
     "one_line",
-    "drop_tracebacks",
     "MedzsadError",
     "ConfigError",
     "InputError",
@@ -165,21 +164,3 @@ class PacsUnreachableError(PacsError):
 def one_line(error: BaseException) -> str:
     """The error's message on one line (multi-line messages joined with ' | '; "" when empty)."""
     return " | ".join(part.strip() for part in str(error).strip().splitlines() if part.strip())
-
-
-def drop_tracebacks(error: BaseException) -> BaseException:
-    """``error`` with the tracebacks of it and of its causes and contexts removed; returns it.
-
-    A traceback keeps every frame it passes through alive, and with them all they allocated: after
-    running out of memory, that memory is not freed while the error is kept (say, to be sent to
-    another process, where the traceback would not arrive anyway).
-    """
-    chain: list[BaseException | None] = [error]
-    seen: set[int] = set()
-    while chain:
-        e = chain.pop()
-        if e is not None and id(e) not in seen:
-            seen.add(id(e))
-            e.__traceback__ = None
-            chain += [e.__cause__, e.__context__]
-    return error

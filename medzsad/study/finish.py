@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from medzsad.analysis.lesions import voxel_volume_ml
 from medzsad.config import CohortConfig
-from medzsad.errors import ResourceLimitError, drop_tracebacks
 from medzsad.study.calibrate import calibrate_study
 from medzsad.study.loading import Allocate, InputSpec, ModelInputSpec, StudyLoader
 from medzsad.study.outputs import StudyResult, publish, write_study_files
@@ -81,10 +80,6 @@ def load(
     try:
         return Ready(loader(job.study, cfg, spec, allocate))
     except Exception as e:  # recorded by finish_study as the study's failure at "load"
-        if isinstance(e, (MemoryError, ResourceLimitError)):
-            # free what the loader had allocated now, not when the failure is recorded: a worker
-            # process sends this failure to the main process, and pickling it needs memory
-            drop_tracebacks(e)
         return Failed(e)
 
 

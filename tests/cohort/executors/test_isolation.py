@@ -129,16 +129,17 @@ def _fill_memory_inside_a_reader() -> None:
         _fill_memory_in_small_pieces()
 
 
-def _load_that_fills_memory() -> object:
-    """The study's own load step with a reader that runs out of memory: its failure is a value."""
+def _study_load_that_fills_memory() -> None:
+    """The local executor's worker entry (load_in_worker) with a reader that runs out of memory."""
     from types import SimpleNamespace
 
-    from medzsad.study.finish import load
+    from medzsad.cohort.executors.local.stages import load_in_worker
 
     def reader(*_: object) -> None:
         _fill_memory_inside_a_reader()
 
-    return load(reader, SimpleNamespace(study=None), None, None)  # type: ignore[arg-type]
+    work = SimpleNamespace(loader=reader, cfg=None)
+    load_in_worker(work, SimpleNamespace(study=None), None)  # type: ignore[arg-type]
 
 
 def _worker_pid() -> int:
@@ -152,6 +153,7 @@ def _worker_pid() -> int:
     [
         (_fill_memory_in_small_pieces, "memory", f"worker ran out of memory {LIMIT} while task 1"),
         (_fill_memory_inside_a_reader, "", "scan.nii: ran out of memory trying to read the voxels"),
+        (_study_load_that_fills_memory, "", "scan.nii: ran out of memory trying to read the voxels"),
     ],
 )
 def test_a_task_that_fills_the_limit_in_small_pieces_is_reported_out_of_memory(
@@ -174,15 +176,3 @@ def test_a_task_that_fills_the_limit_in_small_pieces_is_reported_out_of_memory(
         assert isinstance(filled.error, ResourceLimitError)
     assert after.error is None and after.value == first.value  # the same worker goes on
 
-
-def test_a_study_load_that_runs_out_of_memory_reports_the_reader_error() -> None:
-    """load() keeps the failure; its traceback held the memory, so it could not be sent back."""
-    with WorkerPool(1, 120, MEMORY_GB) as pool:
-        pool.submit(0, _load_that_fills_memory, (), "reading scan.nii")
-        got: list = []
-        while not got:
-            got = pool.wait(120)
-    (outcome,) = got
-    assert outcome.error is None, outcome.error
-    assert isinstance(outcome.value.error, ResourceLimitError)
-    assert str(outcome.value.error).startswith("scan.nii: ran out of memory trying to read the voxels")

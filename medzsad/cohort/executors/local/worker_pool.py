@@ -45,7 +45,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from medzsad.cohort.executors.local import transport
-from medzsad.errors import InputError, StudyWorkerError, drop_tracebacks
+from medzsad.errors import InputError, StudyWorkerError
 
 __all__ = ["WorkerPool", "TaskOutcome", "FAULT_ENV", "wait_any"]
 
@@ -178,7 +178,14 @@ def _run_one(
 
 def _reported(error: BaseException, what: str, limit: str) -> BaseException:
     """What the main process is told of a task's exception, once its frames are released."""
-    drop_tracebacks(error)
+    chain: list[BaseException | None] = [error]
+    seen: set[int] = set()
+    while chain:
+        e = chain.pop()
+        if e is not None and id(e) not in seen:
+            seen.add(id(e))
+            e.__traceback__ = None
+            chain += [e.__cause__, e.__context__]
     if isinstance(error, MemoryError):
         return StudyWorkerError(f"worker ran out of memory{limit} while {what}", "memory")
     if isinstance(error, Exception):
