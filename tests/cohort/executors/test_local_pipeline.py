@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import tracemalloc
 
 import numpy as np
 import pytest
 import torch
 
+from medzsad.cohort.executors.local import transport
 from medzsad.cohort.executors.local.pipeline import StagePipeline
 from medzsad.study.types import Loaded, Scored
 
@@ -147,3 +149,66 @@ def test_a_model_failure_fails_the_studies_of_its_batch_only(workers):
         assert isinstance(results[j], str) and "illegal memory access" in results[j]
     for j in (2, 3):
         assert results[j] == [float(j)] * sizes[j]  # the studies after it are scored as usual
+
+
+def slice_load(i: int, n_slices: int, size: int) -> np.ndarray:
+    """Worker side: slice ``k`` of study ``i`` is filled with ``i``, its pixel (1, 1) holds ``k``."""
+    x = np.full((n_slices, 3, size, size), float(i), dtype=np.float32)
+    x[:, 0, 1, 1] = np.arange(n_slices, dtype=np.float32)
+    return x
+
+
+def maps_finish(job: int, loaded: Loaded[np.ndarray], scored: Scored | None):
+    """Writer side: what each slice's map says (study, slice index) in the order received."""
+    assert scored is not None
+    return job, scored.maps[:, 0, 0].tolist(), scored.maps[:, 1, 1].tolist()
+
+
+class MapStages(FakeStages):
+    size = 300  # a 300 x 300 map is 352 KiB: a study of 3 slices or more goes through shared memory
+
+    def __init__(self, sizes: list[int]) -> None:
+        super().__init__(sizes)
+        self.shared: dict[int, bool] = {}
+
+    def load_task(self, job: int):
+        return slice_load, (job, self.sizes[job], self.size), f"study-{job}"
+
+    def finish_task(self, job: int, loaded: Loaded[np.ndarray], scored: Scored | None):
+        assert scored is not None
+        self.shared[job] = scored.maps.ctypes.data in transport._forwardable  # sent on uncopied
+        return maps_finish, (job, loaded, scored), f"writing study {job}"
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_each_study_gets_its_own_maps_in_slice_order(workers):
+    sizes = [3, 5, 2, 7]
+    stages = MapStages(sizes)
+    ex = StagePipeline(workers=workers, prefetch=1, writers=1, write_queue=1, batch_size=4)
+    results = list(ex.run(list(range(len(sizes))), stages))
+    assert any(len(b) > 1 for b in stages.batches)  # batches mixed studies
+    for job, studies, slices in results:
+        assert studies == [float(job)] * sizes[job]
+        assert slices == [float(k) for k in range(sizes[job])]
+    # with a writer process, a study's maps are one shared segment the writer receives uncopied
+    assert stages.shared == {j: workers > 0 and sizes[j] >= 3 for j in range(len(sizes))}
+
+
+def test_a_study_s_maps_are_held_once_not_per_batch_and_again_joined():
+    """The main process writes each batch's maps into the study's shared array as it comes back.
+
+    Gathering the batches and joining them at the end held every batch's maps (the study's size
+    in private memory) besides the joined copy; now at most the batches in the model stage are.
+    """
+    n, size = 40, 300
+    stages = MapStages([n])
+    ex = StagePipeline(workers=1, prefetch=0, writers=1, write_queue=1, batch_size=4)
+    tracemalloc.start()
+    try:
+        [(_job, _studies, slices)] = list(ex.run([0], stages))
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert slices == [float(k) for k in range(n)]
+    study_maps = n * size * size * 4  # 14 MB; a batch's maps are a tenth of it
+    assert peak < study_maps / 2, f"traced peak {peak / 1e6:.1f} MB, maps {study_maps / 1e6:.1f} MB"

@@ -13,8 +13,9 @@ loaded studies, building the next batch, passing scored studies on, the ledger) 
 instead of adding to it. Post-processing and writing run in processes, not threads: they cost ~8
 CPU s per 512x512x300 CT with the default outputs, mostly holding the GIL (bench/RESULTS.md).
 Studies travel between processes through shared memory (:mod:`.transport`): a volume received
-from a loader goes on to a writer by a hard link to the same segment, and a study's maps are
-concatenated straight into a segment, so the main process copies neither.
+from a loader goes on to a writer by a hard link to the same segment, and each batch's maps are
+written straight into the study's segment as the batch comes back, so the main process holds a
+study's maps once and copies neither on.
 
 Memory is bounded by the queue sizes, never by the number of studies: a study is loaded only when
 fewer than ``workers + prefetch`` are loading or waiting, a loaded study enters scoring only when the
@@ -82,7 +83,7 @@ class _InScoring(Generic[J, P]):
     outstanding: int = 0  # batches with slices of this study still in the model stage
     failed: bool = False
     scores: list[np.ndarray] = field(default_factory=list)
-    maps: list[np.ndarray] = field(default_factory=list)
+    maps: np.ndarray | None = None  # (N, S, S), made on the first result; batches are written into it
     seconds: float = 0.0
 
     @property
@@ -302,23 +303,30 @@ class _Run(Generic[J, P, R]):
             for s, a, b in pieces:
                 if not s.failed:
                     s.scores.append(scores[offset : offset + b - a])
-                    s.maps.append(maps[offset : offset + b - a])
+                    self._maps_of(s, maps)[a:b] = maps[offset : offset + b - a]
                     s.seconds += r.seconds * (b - a) / n
                     s.done += b - a
                     self.stages.progress(s.job, s.done, int(s.images.shape[0]))
                 offset += b - a
         for s in [s for s in self.scoring if s.remaining == 0 and s.outstanding == 0]:
             self.scoring.remove(s)
-            scored = Scored(np.concatenate(s.scores), self._concat_maps(s.maps), s.seconds)
+            assert s.maps is not None  # noqa: S101 - a study in scoring has at least one slice
+            scored = Scored(np.concatenate(s.scores), s.maps, s.seconds)
             self._submit(s.index, Ready(self.stages.release(s.loaded.result())), scored)
         return bool(results)
 
-    def _concat_maps(self, parts: list[np.ndarray]) -> np.ndarray:
-        """A study's maps in one array, in shared memory when a writer process will receive it."""
-        shape = (sum(int(p.shape[0]) for p in parts), *parts[0].shape[1:])
-        prefix = self.writer.prefix if self.writer is not None else None
-        out = transport.shared_empty(shape, np.result_type(*parts), prefix)
-        return np.concatenate(parts) if out is None else np.concatenate(parts, out=out)
+    def _maps_of(self, s: _InScoring[J, P], batch_maps: np.ndarray) -> np.ndarray:
+        """The study's maps array, made when its first batch comes back; each batch is written into it.
+
+        In shared memory when a writer process will receive it, so the study's maps exist once in
+        this process (not once per batch and again concatenated) and go on to the writer uncopied.
+        """
+        if s.maps is None:
+            shape = (int(s.images.shape[0]), *batch_maps.shape[1:])
+            prefix = self.writer.prefix if self.writer is not None else None
+            out = transport.shared_empty(shape, batch_maps.dtype, prefix)
+            s.maps = np.empty(shape, batch_maps.dtype) if out is None else out
+        return s.maps
 
     # -- finish -------------------------------------------------------------------------------
     def _submit(self, i: int, loaded: Loaded[P], scored: Scored | None) -> None:
