@@ -159,7 +159,7 @@ def prepare(data: np.ndarray, a: Anatomy, spec: SimpleNamespace, axes: tuple[str
 def heat_and_scores(prepared: PreparedStudy, scorer: SliceScorer) -> tuple[np.ndarray, float, float]:
     """Heat map on the source grid (fused), the default study score and the top-1-mL score."""
     scored = score_study(prepared, scorer, 16)
-    scores = slice_scores(scored.image_scores, scored.maps, scorer.n_layers)
+    scores = slice_scores(scored.image_scores, scored.maps)
     heat = assemble_heatmap(prepared, scores, PipelineConfig().fusion)
     region, vox = scored_region(prepared), voxel_volume_ml(prepared.volume.affine_ras)
     default = study_score(scores, heat, StudyScoreRule(), region, vox)

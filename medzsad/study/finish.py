@@ -49,17 +49,15 @@ class ModelFacts:
     """What finishing a study needs to know of the model (picklable, sent to writer processes).
 
     Attributes:
-        n_layers: Feature layers summed in the raw maps.
         info: The built model's description, hash and weights (``None`` for an injected scorer).
     """
 
-    n_layers: int
     info: ScorerInfo | None
 
     @classmethod
     def of(cls, model: SliceScorer) -> ModelFacts:
         """The facts of ``model``."""
-        return cls(int(model.n_layers), getattr(model, "info", None))
+        return cls(getattr(model, "info", None))
 
 
 class _StageError(Exception):
@@ -84,7 +82,7 @@ def load(
 
 
 def _compute(
-    job: StudyJob, loaded: Loaded[PreparedStudy], scored: Scored | None, cfg: CohortConfig, n_layers: int
+    job: StudyJob, loaded: Loaded[PreparedStudy], scored: Scored | None, cfg: CohortConfig
 ) -> StudyResult:
     stage = loaded.stage if isinstance(loaded, Failed) else "load"
     try:
@@ -92,7 +90,7 @@ def _compute(
         stage = "score"
         if scored is None:
             raise nothing_to_score(job.study.study_id)
-        scores = slice_scores(scored.image_scores, scored.maps, n_layers)
+        scores = slice_scores(scored.image_scores, scored.maps)
         prepared.timings_s["score"] = scored.seconds
         stage = "assemble"
         heat = assemble_heatmap(prepared, scores, cfg.pipeline.fusion)
@@ -132,13 +130,13 @@ def finish_study(
         loaded: Its load (``Failed`` when loading raised).
         scored: Its model outputs (``None`` when loading failed or no slice was scored).
         cfg: The cohort.
-        model: The model's layer count and description.
+        model: The model's description.
         where: The partial folder to write and whether the published folder may be replaced.
     """
     final = cfg.out_dir / "studies" / job.safe_id
     stage = "load"
     try:
-        result = _compute(job, loaded, scored, cfg, model.n_layers)
+        result = _compute(job, loaded, scored, cfg)
         stage = "write"
         t = time.perf_counter()
         record = study_provenance(job, result, cfg, model.info)

@@ -26,6 +26,7 @@ from medzsad.study.types import PreparedStudy, Scored
 from medzsad.transforms.clip_input import clip_normalise
 
 __all__ = [
+    "layer_mean",
     "slice_positions",
     "batches",
     "score_batch",
@@ -74,10 +75,19 @@ def batches(
         yield images[start : start + batch_size], positions[start : start + batch_size]
 
 
+def layer_mean(maps: np.ndarray, n_layers: int) -> np.ndarray:
+    """Maps summed over ``n_layers`` feature layers -> their mean, clipped to [0, 1] (a new float32 array)."""
+    m = np.divide(np.asarray(maps, dtype=np.float32), np.float32(max(n_layers, 1)), dtype=np.float32)
+    return np.clip(m, np.float32(0.0), np.float32(1.0), out=m)
+
+
 def score_batch(
     scorer: SliceScorer, images: torch.Tensor, positions: torch.Tensor, device: torch.device | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run the model on one batch: ``(B,)`` scores and ``(B, S, S)`` raw maps, float32 numpy.
+    """Run the model on one batch: ``(B,)`` scores and ``(B, S, S)`` maps in [0, 1], float32 numpy.
+
+    The model's maps (summed over its ``n_layers`` feature layers) become their mean here, batch by
+    batch (:func:`layer_mean`), so every later stage uses a study's maps as they are, without a copy.
 
     Args:
         scorer: The model.
@@ -89,7 +99,8 @@ def score_batch(
     if device is not None and device.type == "cuda":
         images = images.pin_memory().to(device, non_blocking=True)
     res = scorer.score(clip_normalise(images, scorer.mean, scorer.std), positions)
-    return res.image_scores.detach().float().cpu().numpy(), res.maps.detach().float().cpu().numpy()
+    scores = res.image_scores.detach().float().cpu().numpy()
+    return scores, layer_mean(res.maps.detach().float().cpu().numpy(), scorer.n_layers)
 
 
 def score_study(prepared: PreparedStudy, scorer: SliceScorer, batch_size: int) -> Scored:

@@ -234,11 +234,12 @@ class PreparedStudy:
 
 @dataclass(frozen=True)
 class Scored:
-    """Raw model outputs of one study's slices, in slice order.
+    """Model outputs of one study's slices, in slice order (from :func:`~medzsad.study.scoring.score_batch`).
 
     Attributes:
         image_scores: ``(N,)`` float32 in [0, 1].
-        maps: ``(N, S, S)`` float32 in [0, n_layers] (as the model returns them).
+        maps: ``(N, S, S)`` float32 in [0, 1]: the model's maps, the mean over its feature layers.
+            Read only: it may be a segment shared with another process.
         seconds: Model time attributed to this study (its share of each batch).
     """
 

@@ -76,7 +76,7 @@ def heat_map(data: np.ndarray, affine: np.ndarray, scorer: ModelScorer, axes: tu
     read = StudyRead(volume, summary, load_preset("mr-brain"), axes[1:], pipeline.axis_stride)
     prepared = prepare_study_slices(StudyInput("s", "s"), read, scorer)
     scored = score_study(prepared, scorer, 16)
-    heat = assemble_heatmap(prepared, slice_scores(scored.image_scores, scored.maps, 2), pipeline.fusion)
+    heat = assemble_heatmap(prepared, slice_scores(scored.image_scores, scored.maps), pipeline.fusion)
     return heat, prepared
 
 
