@@ -100,7 +100,11 @@ def heat_to_uint16(heat: np.ndarray) -> np.ndarray:
     Args:
         heat: Any shape, float heat in [0, 1].
     """
-    scaled = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32), nan=0.0), 0.0, 1.0)
+    # one float32 copy, edited in place (NaN -> 0, +-inf clipped like any value: nan_to_num's result,
+    # without its three whole-volume masks)
+    scaled = np.array(heat, dtype=np.float32)
+    np.copyto(scaled, np.float32(0.0), where=np.isnan(scaled))
+    np.clip(scaled, np.float32(0.0), np.float32(1.0), out=scaled)
     scaled *= np.float32(HEAT_SCALE)
     return np.rint(scaled, out=scaled).astype(np.uint16)
 

@@ -1,0 +1,66 @@
+"""The writer's whole-volume steps hold as few volume-sized copies as they need, and change nothing.
+
+A 512x512x300 CT's heat map is 0.3 GB as float32; a writer process holds the scan, the study's
+maps, the heat map and the lesion labels, so each extra copy in a step is a step's peak. Sizes
+here are small (1 M voxels); tracemalloc counts NumPy's allocations.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from medzsad.analysis.lesions import find_lesions, threshold_value
+from medzsad.report.nifti_writer import heat_to_uint16
+
+SHAPE = (100, 100, 100)  # 1 M voxels: 4 MB as float32
+
+
+def traced_peak(fn: Callable[[], Any]) -> tuple[Any, int]:
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_large_lesion_is_measured_without_six_coordinate_arrays() -> None:
+    heat = np.ones(SHAPE, np.float32)  # one lesion of every voxel
+    heat[:, :, :10] = 0.0
+    result, peak = traced_peak(lambda: find_lesions(heat, np.diag([0.5, 0.5, 2.0, 1.0]), 0.5, 0.0))
+    [lesion] = result.lesions
+    where = np.argwhere(result.labels == 1)  # the (n, 3) coordinates the measurement used to build
+    assert lesion.voxels == len(where) == 900_000
+    assert lesion.bbox_min_ijk == (0, 0, 10) and lesion.bbox_max_ijk == (99, 99, 99)
+    ras = (np.diag([0.5, 0.5, 2.0, 1.0]) @ np.append(where.mean(axis=0), 1.0))[:3]
+    assert lesion.centroid_ras_mm == tuple(float(v) for v in ras)  # bit for bit
+    # 90 MB before (six int64 arrays of the lesion's voxels in the measurement), 58 MB now
+    assert peak < 75e6, f"traced peak {peak / 1e6:.0f} MB for a 1 M-voxel lesion"
+
+
+def test_the_percentile_threshold_reorders_only_its_own_copy() -> None:
+    rng = np.random.default_rng(0)
+    heat = rng.random(SHAPE, dtype=np.float32)
+    body = np.zeros(SHAPE, bool)
+    body[10:90] = True
+    kept = heat.copy()
+    with_body, peak = traced_peak(lambda: threshold_value(heat, "percentile", 99.0, body))
+    assert with_body == float(np.percentile(kept[body], 99.0))
+    assert peak < 1.5 * 3.2e6, f"traced peak {peak / 1e6:.1f} MB"  # the body's 3.2 MB once, not twice
+    assert threshold_value(heat, "percentile", 99.0) == float(np.percentile(kept, 99.0))  # a view: copied
+    np.testing.assert_array_equal(heat, kept)  # the heat map itself is never reordered
+
+
+def test_the_uint16_heat_map_holds_one_float_copy() -> None:
+    rng = np.random.default_rng(1)
+    heat = rng.random(SHAPE, dtype=np.float32) * 1.2 - 0.1
+    heat[0, 0, :4] = [np.nan, np.inf, -np.inf, np.nan]
+    out, peak = traced_peak(lambda: heat_to_uint16(heat))
+    want = np.rint(np.clip(np.nan_to_num(heat, nan=0.0), 0.0, 1.0) * np.float32(65535)).astype(np.uint16)
+    np.testing.assert_array_equal(out, want)
+    # one float32 copy (4 MB), a NaN mask (1 MB), the uint16 result (2 MB); nan_to_num took 9 MB
+    assert peak < 7.5e6, f"traced peak {peak / 1e6:.1f} MB"
