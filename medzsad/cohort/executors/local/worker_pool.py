@@ -44,6 +44,8 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+import numpy as np
+
 from medzsad.cohort.executors.local import transport
 from medzsad.errors import InputError, StudyWorkerError
 
@@ -99,8 +101,6 @@ def _apply_fault(faults: str, what: str) -> None:
         elif kind == "stuck":
             ctypes.PyDLL(None).pause()  # never returns; the GIL stays held (no Python code runs)
         elif kind == "bomb":
-            import numpy as np
-
             hog = []  # address space, not touched: the limit is reached without using the machine's memory
             while True:
                 hog.append(np.empty(256 * 1024 * 1024, np.uint8))
