@@ -13,14 +13,11 @@ import pytest
 import torch
 
 from medzsad.config import PipelineConfig, StudyScoreRule
-from medzsad.datasets.demo_data import mni_template
 from medzsad.io.volume import SourceInfo, Volume
-from medzsad.model.inference import Detector
-from medzsad.model.tiny import tiny_anomalyclip
 from medzsad.study.loading import prepare_study_slices
 from medzsad.study.postprocess import assemble_heatmap, scored_region, slice_scores, study_score
 from medzsad.study.reading import StudyRead
-from medzsad.study.scorer import ModelScorer, ScorerInfo
+from medzsad.study.scorer import ModelScorer
 from medzsad.study.scoring import batches, score_batch, score_study
 from medzsad.study.types import SeriesSummary, StudyInput
 from medzsad.transforms.clip_input import clip_normalise
@@ -30,17 +27,9 @@ THREE = ("axial", "coronal", "sagittal")
 
 
 @pytest.fixture(scope="module")
-def scorer() -> ModelScorer:
-    det = Detector(tiny_anomalyclip(56, seed=0, feature_layers=(2, 4), dpam_layers=2))
-    return ModelScorer(det, 2, ScorerInfo("tiny", "test"))
-
-
-@pytest.fixture(scope="module")
-def prepared(scorer: ModelScorer):
-    """An MNI152 crop (4 mm) cut on three axes at the default stride, as a run cuts it."""
-    mni, aff = mni_template(4)
-    crop = np.ascontiguousarray(mni[14:30, 16:36, 16:28])
-    volume = Volume(crop, aff, "MR", SourceInfo(paths=(), kind="nifti"))
+def prepared(anatomy: tuple[np.ndarray, np.ndarray], scorer: ModelScorer):
+    """The MNI152 crop (4 mm) cut on three axes at the default stride, as a run cuts it."""
+    volume = Volume(*anatomy, "MR", SourceInfo(paths=(), kind="nifti"))
     summary = SeriesSummary("uid", "", "MR", "", 1, "mr-brain")
     read = StudyRead(volume, summary, load_preset("mr-brain"), THREE[1:], PipelineConfig().axis_stride)
     return prepare_study_slices(StudyInput("s", "s"), read, scorer)

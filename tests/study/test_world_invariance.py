@@ -16,14 +16,11 @@ import numpy as np
 import pytest
 
 from medzsad.config import PipelineConfig
-from medzsad.datasets.demo_data import mni_template
 from medzsad.io.volume import SourceInfo, Volume
-from medzsad.model.inference import Detector
-from medzsad.model.tiny import tiny_anomalyclip
 from medzsad.study.loading import prepare_study_slices
 from medzsad.study.postprocess import assemble_heatmap, slice_scores
 from medzsad.study.reading import StudyRead
-from medzsad.study.scorer import ModelScorer, ScorerInfo
+from medzsad.study.scorer import ModelScorer
 from medzsad.study.scoring import score_study
 from medzsad.study.types import SeriesSummary, StudyInput
 from medzsad.transforms.preset import load_preset
@@ -31,23 +28,6 @@ from medzsad.transforms.preset import load_preset
 FLIPS = list(itertools.product((False, True), repeat=3))
 ORDERS = [(p, f) for p in itertools.permutations(range(3)) for f in FLIPS]
 THREE = ("axial", "coronal", "sagittal")
-
-
-@pytest.fixture(scope="module")
-def anatomy() -> tuple[np.ndarray, np.ndarray]:
-    """A 16 x 20 x 12 crop of the MNI152 template at 4 mm (brain and skull), its RAS affine."""
-    mni, aff = mni_template(4)
-    lo = np.array([14, 16, 16])
-    crop = np.ascontiguousarray(mni[14:30, 16:36, 16:28])
-    shifted = aff.copy()
-    shifted[:3, 3] += aff[:3, :3] @ lo
-    return crop, shifted
-
-
-@pytest.fixture(scope="module")
-def scorer() -> ModelScorer:
-    det = Detector(tiny_anomalyclip(56, seed=0, feature_layers=(2, 4), dpam_layers=2))
-    return ModelScorer(det, 2, ScorerInfo("tiny", "test"))
 
 
 def reorder(data: np.ndarray, affine: np.ndarray, perm: tuple[int, ...], flips: tuple[bool, ...]):
