@@ -61,14 +61,15 @@ GEOMETRIC_FLOOR = 1e-6
 
 def _axis_heat(prepared: PreparedStudy, axis: AxisSlices, maps: np.ndarray) -> np.ndarray:
     """One axis's heat ``(I, J, K)`` float32 in [0, 1] on the source grid (our own array)."""
-    heat = np.array(axis.to_source(maps[axis.rows]), dtype=np.float32)  # our own copy: edited in place
+    heat = np.asarray(axis.to_source(maps[axis.rows]), dtype=np.float32)  # a new array: edited in place
     if heat.shape != prepared.volume.shape_ijk:
         raise GeometryError(
             f"study {prepared.study.study_id}: {axis.axis} heat map shape {heat.shape} != "
             f"source {prepared.volume.shape_ijk}"
         )
-    np.nan_to_num(heat, copy=False, nan=0.0)
-    return np.clip(heat, np.float32(0.0), np.float32(1.0), out=heat)
+    # NaN and anything below 0 -> 0 (fmax ignores NaN), +inf -> 1: in place, without masks
+    np.fmax(heat, np.float32(0.0), out=heat)
+    return np.minimum(heat, np.float32(1.0), out=heat)
 
 
 def assemble_heatmap(prepared: PreparedStudy, scores: SliceScores, fusion: str = "mean") -> np.ndarray:

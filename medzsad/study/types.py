@@ -135,7 +135,7 @@ class AxisSlices:
         covered: ``(n_slices,)`` bool, True for slices with heat (scored, or interpolated between
             scored slices of a strided axis).
         to_source: Maps this axis's ``(n, S, S)`` model-space maps (float32) to an ``(I, J, K)``
-            float32 array in the source grid (uncovered slices 0).
+            float32 array in the source grid (uncovered slices 0): a new array the caller owns.
         start: Row of this axis's first slice in the study's ``images``.
     """
 

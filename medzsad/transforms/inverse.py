@@ -7,9 +7,11 @@ inverted, so the result has exactly the source's shape and is indexed like its a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from medzsad.errors import GeometryError
@@ -48,18 +50,41 @@ class InverseInfo:
         return self.geometry.reorientation.source_affine
 
 
-def _to_display_size(maps: ArrayLike, info: InverseInfo, mode: str) -> np.ndarray:
+#: Maps resized and put back at a time: the only temporaries are one chunk at padded size.
+_CHUNK = 16
+
+
+def _to_source(
+    maps: ArrayLike,
+    info: InverseInfo,
+    mode: str,
+    dtype: npt.DTypeLike,
+    fill: float,
+    convert: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resize ``_CHUNK`` maps at a time to the letterboxed size, crop, and write them into the source grid.
+
+    The result is the same as resizing the whole stack at once (every map is resized on its own),
+    without a stack of maps at padded size and a reoriented copy of the volume.
+
+    Returns:
+        The ``(I, J, K)`` array and its canonical-slice view (:meth:`SliceGeometry.source_canvas`).
+    """
     x = maps if isinstance(maps, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(maps))
-    x = x.detach().to("cpu", torch.float32)
+    x = x.detach()
     s = info.letterbox.image_size
-    if x.ndim != 3 or tuple(x.shape[1:]) != (s, s) or x.shape[0] != len(info.canonical_index):
+    idx = np.asarray(info.canonical_index, dtype=np.int64)
+    if x.ndim != 3 or tuple(x.shape[1:]) != (s, s) or x.shape[0] != len(idx):
         raise GeometryError(
-            f"maps of shape {tuple(x.shape)} do not match {len(info.canonical_index)} slices "
-            f"at model size {s}"
+            f"maps of shape {tuple(x.shape)} do not match {len(idx)} slices at model size {s}"
         )
-    x = resize_stack(x, info.letterbox.padded, mode)
     (top, left), (h, w) = info.letterbox.offset, info.letterbox.size
-    return x[:, top : top + h, left : left + w].numpy()
+    geo = info.geometry
+    out, stack = geo.source_canvas(dtype, fill)
+    for a in range(0, len(idx), _CHUNK):
+        chunk = resize_stack(x[a : a + _CHUNK].to("cpu", torch.float32), info.letterbox.padded, mode)
+        geo.put_display(stack, convert(chunk[:, top : top + h, left : left + w].numpy()), idx[a : a + _CHUNK])
+    return out, stack
 
 
 def to_source_geometry(maps: ArrayLike, info: InverseInfo, *, fill: float = 0.0) -> np.ndarray:
@@ -71,17 +96,16 @@ def to_source_geometry(maps: ArrayLike, info: InverseInfo, *, fill: float = 0.0)
         fill: Value of slices that were not scored.
 
     Returns:
-        ``(I, J, K)`` float32 in the source grid (same shape as the source volume).
+        ``(I, J, K)`` float32 in the source grid (same shape as the source volume): a new array.
 
     Raises:
         GeometryError: ``maps`` does not match ``info``.
     """
-    slices = _to_display_size(maps, info, "bilinear").astype(np.float32)
-    geo = info.geometry
-    return geo.from_display(slices, info.canonical_index, fill, info.between).astype(np.float32, copy=False)
+    out, stack = _to_source(maps, info, "bilinear", np.float32, fill, lambda c: c)
+    info.geometry.interpolate_between(stack, info.canonical_index, info.between)
+    return out
 
 
 def masks_to_source(masks: ArrayLike, info: InverseInfo) -> np.ndarray:
     """Nearest-neighbour inverse for label masks: ``(N, S, S)`` -> ``(I, J, K)`` uint8 (0 elsewhere)."""
-    slices = np.rint(_to_display_size(masks, info, "nearest")).astype(np.uint8)
-    return info.geometry.from_display(slices, info.canonical_index, 0)
+    return _to_source(masks, info, "nearest", np.uint8, 0, lambda c: np.rint(c).astype(np.uint8))[0]

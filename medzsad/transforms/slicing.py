@@ -16,6 +16,7 @@ from typing import Literal
 
 import nibabel.orientations as nio
 import numpy as np
+import numpy.typing as npt
 import torch
 from monai.transforms import Transform
 
@@ -172,22 +173,48 @@ class SliceGeometry:
             GeometryError: Slice shape or index out of range for this geometry.
         """
         s = np.asarray(slices)
+        out, stack = self.source_canvas(s.dtype, fill)
+        self.put_display(stack, s, canonical_index)
+        self.interpolate_between(stack, canonical_index, between)
+        return out
+
+    def source_canvas(self, dtype: npt.DTypeLike, fill: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """A new source-grid ``(I, J, K)`` array of ``fill``, and its canonical slices as a view.
+
+        The view is ``(n_slices, A, B)``: canonical slice ``t`` along this axis is ``view[t]``, so
+        whatever :meth:`put_display` or an interpolation writes into it lands in the source-grid
+        array, in the source's voxel order, with no reorientation copy afterwards.
+        """
+        out = np.full(self.reorientation.source_shape, fill, dtype=dtype)
+        return out, np.moveaxis(self.reorientation.view(out), self.canonical_axis, 0)
+
+    def put_display(self, stack: np.ndarray, slices: np.ndarray, canonical_index: np.ndarray) -> None:
+        """Write ``(N, H, W)`` display slices into ``stack[canonical_index]`` (a :meth:`source_canvas` view).
+
+        Raises:
+            GeometryError: Slice shape or index out of range for this geometry.
+        """
         idx = np.asarray(canonical_index, dtype=np.int64)
-        if s.ndim != 3 or s.shape[1:] != self.display_shape or s.shape[0] != idx.size:
+        if slices.ndim != 3 or slices.shape[1:] != self.display_shape or slices.shape[0] != idx.size:
             raise GeometryError(
-                f"slices of shape {s.shape} do not fit {idx.size} slices of {self.display_shape} "
+                f"slices of shape {slices.shape} do not fit {idx.size} slices of {self.display_shape} "
                 "of this volume"
             )
         if idx.size and (idx.min() < 0 or idx.max() >= self.n_slices):
             raise GeometryError(f"slice index out of range 0..{self.n_slices - 1}")
-        planes = s[:, ::-1, ::-1].transpose(0, 2, 1)  # (N, A, B) canonical order
-        c = self.canonical_axis
-        canon_moved = np.full((self.n_slices, *planes.shape[1:]), fill, dtype=s.dtype)
-        canon_moved[idx] = planes
+        stack[idx] = slices[:, ::-1, ::-1].transpose(0, 2, 1)  # (N, A, B) canonical order
+
+    @staticmethod
+    def interpolate_between(
+        stack: np.ndarray, canonical_index: np.ndarray, between: np.ndarray | None
+    ) -> None:
+        """Fill the slices ``between`` of a :meth:`source_canvas` view from the given ones (in place).
+
+        ``canonical_index`` are the slices already written (ascending); see :func:`_interpolate_between`.
+        """
+        idx = np.asarray(canonical_index, dtype=np.int64)
         if between is not None and len(between) and idx.size:
-            _interpolate_between(canon_moved, idx, np.asarray(between, dtype=np.int64))
-        canonical = np.moveaxis(canon_moved, 0, c)
-        return np.ascontiguousarray(self.reorientation.invert(canonical))
+            _interpolate_between(stack, idx, np.asarray(between, dtype=np.int64))
 
 
 def _interpolate_between(stack: np.ndarray, given: np.ndarray, between: np.ndarray) -> None:

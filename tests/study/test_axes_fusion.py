@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from types import SimpleNamespace
 
 import numpy as np
@@ -121,3 +122,29 @@ def test_top_volume_is_the_mean_of_the_hottest_millilitres() -> None:
     assert study_score(scores, heat, rule, region, 0.002) == pytest.approx(0.6)
     with pytest.raises(ValueError, match="voxel volume"):
         study_score(scores, heat, rule)
+
+
+@pytest.mark.parametrize(("extra", "volumes"), [((), 1), (("coronal", "sagittal"), 2)])
+def test_the_heat_map_holds_one_volume_per_axis_at_most_two(extra: tuple[str, ...], volumes: int) -> None:
+    """Each axis's heat is the new array its way back made (not copied again); fusion adds one more."""
+    data = np.full((64, 56, 48), -1000.0, np.float32)
+    data[8:56, 6:50, 4:44] = 40.0
+    volume = Volume(data, np.diag([-0.8, -0.8, 1.5, 1.0]), "CT", SourceInfo(paths=(), kind="nifti"))
+    summary = SeriesSummary("uid", "", "CT", "", 1, "ct-abdomen")
+    read = StudyRead(volume, summary, load_preset("ct-abdomen"), extra, 2)
+    p = prepare_study_slices(StudyInput("s", "s"), read, SPEC)  # type: ignore[arg-type]
+    maps = np.random.default_rng(0).random((p.images.shape[0], 28, 28), dtype=np.float32)
+    maps[:, :3] = [[np.nan], [np.inf], [-np.inf]]  # rows of the first slices' maps
+    scores = SliceScores(np.zeros(p.images.shape[0], np.float32), maps)
+    want = np.nan_to_num(p.axes[0].to_source(maps[p.axes[0].rows]), nan=0.0).clip(0.0, 1.0)
+    tracemalloc.start()
+    try:
+        heat = assemble_heatmap(p, scores, "mean")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 0.0 < float(heat.mean()) < 1.0 and np.isfinite(heat).all()
+    if not extra:  # one axis: its heat, NaN as 0 and clipped to [0, 1]
+        np.testing.assert_array_equal(heat, want)
+    # before: an axis's way back held three volumes, and its result was copied once more
+    assert peak < (volumes + 0.25) * heat.nbytes, f"traced peak {peak / heat.nbytes:.2f} volumes"
