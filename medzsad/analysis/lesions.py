@@ -130,13 +130,14 @@ def find_lesions(
     foreground = heat >= threshold
     comp, n = ndimage.label(foreground, structure=_STRUCTURE_26)
     vox_ml = voxel_volume_ml(affine_ras)
-    labels = np.zeros(heat.shape, dtype=np.uint8)
     if not n:
-        return LesionResult(labels, (), float(threshold), 0)
+        return LesionResult(np.zeros(heat.shape, dtype=np.uint8), (), float(threshold), 0)
     # every statistic is taken on the foreground voxels only, grouped by component: the cost
     # follows the lesions' size, not the scan's (scipy's labelled maximum sorts the whole volume)
     flat = np.flatnonzero(foreground)  # scan order; heat and comp are C-contiguous: reshape is a view
+    del foreground
     comp_fg = comp.reshape(-1)[flat]
+    del comp  # the whole volume's int32 labels: only the foreground's are used from here on
     heat_fg = heat.reshape(-1)[flat]
     order = np.argsort(comp_fg, kind="stable")  # stable: each component's voxels stay in scan order
     counts = np.bincount(comp_fg, minlength=n + 1)
@@ -153,6 +154,8 @@ def find_lesions(
         members = order[ends[c] - counts[c] : ends[c]]
         lesions.append(_measure(heat_fg[members], flat[members], heat.shape, new_label, affine_ras, vox_ml))
         relabel[c] = new_label
+    del order, heat_fg
+    labels = np.zeros(heat.shape, dtype=np.uint8)
     labels.reshape(-1)[flat] = relabel[comp_fg]
     return LesionResult(labels, tuple(lesions), float(threshold), dropped)
 
@@ -189,6 +192,7 @@ def _measure(
 
 
 def _axis_stats(flat_index: np.ndarray, stride: int, size: int) -> tuple[float, int, int]:
-    """Mean, min and max of one axis's voxel coordinate (its array is freed on return)."""
-    c = (flat_index // stride) % size
+    """Mean, min and max of one axis's voxel coordinate (its one array is freed on return)."""
+    c = np.floor_divide(flat_index, stride)
+    np.remainder(c, size, out=c)
     return float(c.mean()), int(c.min()), int(c.max())
