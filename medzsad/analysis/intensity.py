@@ -72,15 +72,21 @@ class _LabelGroups:
     """
 
     def __init__(self, labels: np.ndarray, values: np.ndarray, n_labels: int) -> None:
-        self.values = values[np.argsort(labels, kind="stable")]
+        """``values`` (float64, one per lesion voxel) become this object's: they may be kept as they are."""
         counts = np.bincount(labels, minlength=n_labels + 1)[: n_labels + 1]
         self.ends = np.cumsum(counts)
         self.counts = counts
         sums = np.bincount(labels, weights=values, minlength=n_labels + 1)[: n_labels + 1]
         with np.errstate(invalid="ignore", divide="ignore"):
             self.means = sums / counts
-            centred = (values - self.means[labels]) ** 2
+            centred = self.means[labels]  # then (value - mean) ** 2 in the same array
+            np.subtract(values, centred, out=centred)
+            np.square(centred, out=centred)
             self.vars = np.bincount(labels, weights=centred, minlength=n_labels + 1)[: n_labels + 1] / counts
+        del centred
+        # voxels already in label order (one lesion, or lesions one after another): no sort, no copy
+        in_order = bool(np.all(labels[1:] >= labels[:-1]))
+        self.values = values if in_order else values[np.argsort(labels, kind="stable")]
 
     def stats(self, label: int) -> LesionIntensity:
         n = int(self.counts[label])
@@ -94,5 +100,5 @@ class _LabelGroups:
             float(np.sqrt(self.vars[label])),
             float(run.min()),
             float(run.max()),
-            float(np.median(run)),
+            float(np.median(run, overwrite_input=True)),  # reorders only this lesion's run, in place
         )

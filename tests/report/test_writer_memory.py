@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 
+from medzsad.analysis.intensity import lesion_intensities
 from medzsad.analysis.lesions import find_lesions, threshold_value
 from medzsad.report.nifti_writer import heat_to_uint16
 
@@ -65,3 +67,18 @@ def test_the_uint16_heat_map_holds_one_float_copy() -> None:
     np.testing.assert_array_equal(out, want)
     # one float32 copy (4 MB), a NaN mask (1 MB), the uint16 result (2 MB); nan_to_num took 9 MB
     assert peak < 7.5e6, f"traced peak {peak / 1e6:.1f} MB"
+
+
+def test_a_large_lesion_s_intensities_need_two_float64_copies_of_its_voxels() -> None:
+    rng = np.random.default_rng(2)
+    data = rng.normal(40.0, 30.0, SHAPE).astype(np.float32)
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[:, :, 10:] = 1  # 0.9 M voxels: 7.2 MB as float64
+    [stats], peak = traced_peak(lambda: lesion_intensities(labels, data, 1))
+    inside = data[:, :, 10:].astype(np.float64)
+    assert (stats.min, stats.max, stats.median) == (inside.min(), inside.max(), float(np.median(inside)))
+    assert stats.mean == pytest.approx(inside.mean(), rel=1e-12)
+    assert stats.std == pytest.approx(inside.std(), rel=1e-9)
+    # the values and their squared deviations (2 x 7.2 MB) and the masks; 30.7 MB with a sorted
+    # copy, its int64 order, two temporaries of the deviations and a copy for the median
+    assert peak < 25e6, f"traced peak {peak / 1e6:.1f} MB"
