@@ -17,7 +17,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -25,6 +25,7 @@ import torch
 
 from medzsad.config import CohortConfig
 from medzsad.errors import PacsError
+from medzsad.io.volume import Volume
 from medzsad.references.positions import body_coordinates
 from medzsad.study.reading import StudyRead, read_study
 from medzsad.study.types import AxisSlices, PreparedStudy, StudyInput
@@ -35,7 +36,8 @@ __all__ = ["ModelInputSpec", "InputSpec", "Allocate", "StudyLoader", "default_lo
 
 log = logging.getLogger(__name__)
 
-#: ``shape -> (N, 1, S, S) float32 tensor`` to fill, or ``None`` for an ordinary allocation.
+#: ``shape -> float32 tensor`` of that shape to fill (the model input ``(N, 1, S, S)`` and the
+#: scan), or ``None`` for an ordinary allocation. A worker process allocates in shared memory.
 Allocate = Callable[[tuple[int, ...]], "torch.Tensor | None"]
 
 
@@ -96,11 +98,31 @@ def default_loader(
         raise PacsError(study.error, study_uid=study.study_uid)
     t0 = time.perf_counter()
     read = read_study(study, config.pipeline)
+    read = replace(read, volume=_allocated(read.volume, allocate))
     t1 = time.perf_counter()
     prepared = prepare_study_slices(study, read, spec, allocate)
     t2 = time.perf_counter()
     prepared.timings_s.update(read=t1 - t0, preprocess=t2 - t1)
     return prepared
+
+
+def _allocated(volume: Volume, allocate: Allocate | None) -> Volume:
+    """The scan copied into ``allocate``'s memory, in the same memory order (same strides).
+
+    The scan goes on with the study (to the main process, then the writer). Copied into a
+    worker's shared memory now, before the slices are cut, it is later sent by name; copied
+    when the study is sent, the copy would sit on top of the loader's peak.
+    """
+    data = volume.data
+    fortran = data.flags.f_contiguous and not data.flags.c_contiguous  # e.g. a DICOM stack (K, J, I).T
+    if allocate is None or data.dtype != np.float32 or not (data.flags.c_contiguous or fortran):
+        return volume
+    made = allocate(data.shape[::-1] if fortran else data.shape)
+    if made is None:
+        return volume
+    out = made.numpy().T if fortran else made.numpy()
+    np.copyto(out, data)
+    return replace(volume, data=out)
 
 
 def prepare_study_slices(
