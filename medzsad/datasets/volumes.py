@@ -205,7 +205,7 @@ class VolumeSliceDataset(Dataset):
         v, n = self._where[index]
         prepared = self._volumes[v]
         s = self.samples[index]
-        image = prepared.to_clip(prepared.cut.display[n : n + 1])[0]
+        image = prepared.to_clip(prepared.cut.display_slices(n, n + 1))[0]
         if prepared.masks is not None:
             m = prepared.masks[n]
         else:

@@ -118,12 +118,20 @@ def intensity_range(volume: Volume, preset: Preset) -> tuple[float, float]:
     return percentile_range(volume.data, lo, hi, it.nonzero)
 
 
+#: Slices normalised (and tested for foreground) at a time while cutting.
+_CUT_CHUNK = 16
+
+
 @dataclass(frozen=True)
 class CutSlices:
-    """A volume normalised and cut into display slices, before the model-size transform.
+    """A volume cut into display slices, before normalisation and the model-size transform.
+
+    Nothing is copied when cutting: :attr:`raw` is a view of the scan, and the kept slices are
+    normalised a few at a time when they are converted (:meth:`display_slices`), so no stack of
+    display slices exists beside the scan and the model input.
 
     Attributes:
-        display: ``(N, H, W)`` float32 in [0, 1], the kept slices in display orientation.
+        raw: ``(n_slices, H, W)`` the scan's values in display orientation (a view of the scan).
         geometry: Slicing geometry (reorientation, axis, display shape, pixel spacing).
         kept: ``(N,)`` int64 canonical index of each kept slice.
         keep: ``(n_slices,)`` bool by canonical index: True for kept slices.
@@ -131,12 +139,22 @@ class CutSlices:
         between: Canonical indices of non-empty slices left out by a stride (ascending).
     """
 
-    display: np.ndarray
+    raw: np.ndarray
     geometry: SliceGeometry
     kept: np.ndarray
     keep: np.ndarray
     window: tuple[float, float]
     between: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def display_slices(self, a: int = 0, b: int | None = None) -> np.ndarray:
+        """Kept slices ``a:b`` normalised: ``(b - a, H, W)`` float32 in [0, 1], a new C-contiguous array."""
+        low, high = self.window
+        return np.ascontiguousarray(scale_range(self.raw[self.kept[a:b]], low, high), dtype=np.float32)
+
+    @property
+    def display(self) -> np.ndarray:
+        """Every kept slice normalised, ``(N, H, W)`` (one new array: prefer :meth:`display_slices`)."""
+        return self.display_slices()
 
     @property
     def source_index(self) -> np.ndarray:
@@ -179,27 +197,26 @@ def cut_slices(
     low, high = window if window is not None else intensity_range(volume, preset)
     geo = SliceExtractor(preset.axis).geometry(volume.affine_ras, volume.shape_ijk)
     # the display slices as a view of the scan (reorientation and slicing only permute and flip
-    # axes); normalisation is voxel-wise, so only the kept slices are normalised and copied, once
+    # axes); normalisation is voxel-wise, so it is done a few slices at a time, when needed
     raw = geo.display_view(geo.reorientation.view(np.asarray(volume.data)))
-    normalized: np.ndarray | None = None
-    if preset.skip_empty_slices:
-        fg = preset.foreground
-        if fg.space != "raw":
-            normalized = np.asarray(scale_range(raw, low, high), dtype=np.float32)
-        basis = raw if normalized is None else normalized
-        keep = np.asarray(ForegroundSlices(fg.threshold, fg.min_fraction, axis=0)(basis))
-    else:
-        keep = np.ones(geo.n_slices, dtype=bool)
+    keep = _foreground(raw, preset, low, high) if preset.skip_empty_slices else np.ones(geo.n_slices, bool)
     kept, between = strided(np.flatnonzero(keep), stride)
     if between.size:
         keep = np.zeros(geo.n_slices, dtype=bool)
         keep[kept] = True
-    if normalized is not None:
-        display = np.ascontiguousarray(normalized[kept], dtype=np.float32)
-    else:
-        subset = raw if kept.size == geo.n_slices else raw[kept]
-        display = np.ascontiguousarray(scale_range(subset, low, high), dtype=np.float32)
-    return CutSlices(display, geo, kept, keep, (low, high), between)
+    return CutSlices(raw, geo, kept, keep, (low, high), between)
+
+
+def _foreground(raw: np.ndarray, preset: Preset, low: float, high: float) -> np.ndarray:
+    """``(n_slices,)`` bool: the slices of ``raw`` with foreground, tested a few slices at a time."""
+    fg = preset.foreground
+    test = ForegroundSlices(fg.threshold, fg.min_fraction, axis=0)
+    parts = [np.zeros(0, dtype=bool)]
+    for a in range(0, raw.shape[0], _CUT_CHUNK):
+        chunk = raw[a : a + _CUT_CHUNK]
+        basis = chunk if fg.space == "raw" else np.asarray(scale_range(chunk, low, high), dtype=np.float32)
+        parts.append(np.asarray(test(basis), dtype=bool))
+    return np.concatenate(parts)
 
 
 def masks_to_model(mask_ijk: np.ndarray, cut: CutSlices, layout: Letterbox) -> torch.Tensor:
@@ -293,8 +310,7 @@ def prepare_axes(
         out = torch.empty(shape, dtype=torch.float32)
     prepared: list[PreparedSlices] = []
     start = 0
-    for p in presets:
-        cut = cuts.pop(0)  # each axis's display slices are freed once converted
+    for p, cut in zip(presets, cuts):  # a cut is a view of the scan: nothing to free between axes
         n = int(cut.kept.size)
         prepared.append(_prepared(cut, p, out[start : start + n], (image_size, mean, std, channels)))
         start += n
@@ -312,11 +328,12 @@ def _prepared(
     n = geo.n_slices
     image_size, mean, std, channels = model
     to_clip = cut.to_clip(image_size, mean, std, preset, channels)
-    images = to_clip(cut.display, out) if kept.size else out
+    for a in range(0, int(kept.size), _CUT_CHUNK):  # each slice is converted on its own: same result
+        to_clip(cut.display_slices(a, a + _CUT_CHUNK), out[a : a + _CUT_CHUNK])
     skipped = np.ones(n, dtype=bool)
     skipped[geo.source_index(np.arange(n))[keep]] = False
     info = InverseInfo(geo, to_clip.layout(geo.display_shape), kept, cut.between)
     log.debug("prepared %d of %d %s slices (preset %s)", kept.size, n, preset.axis, preset.name)
     return PreparedSlices(
-        images, cut.source_index, geo.source_axis, n, skipped, cut.window, preset.axis, preset.name, info
+        out, cut.source_index, geo.source_axis, n, skipped, cut.window, preset.axis, preset.name, info
     )

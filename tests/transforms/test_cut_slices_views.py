@@ -5,6 +5,7 @@ bit for bit, for every orientation, axis, foreground space and memory layout of 
 from __future__ import annotations
 
 import itertools
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from medzsad.io.volume import SourceInfo, Volume
 from medzsad.transforms.clip_input import ToClipInput, resize_stack
 from medzsad.transforms.foreground import ForegroundSlices
 from medzsad.transforms.normalize import scale_range
-from medzsad.transforms.pipeline import cut_slices, intensity_range
+from medzsad.transforms.pipeline import cut_slices, intensity_range, prepare_axes
 from medzsad.transforms.preset import Preset, load_preset
 from medzsad.transforms.slicing import SliceExtractor
 
@@ -121,3 +122,43 @@ def test_from_display_equals_the_canonical_formulation(axis: str) -> None:
         assert got.shape == shape and got.dtype == np.float32
         assert np.array_equal(got, expected), (perm, signs)
         assert got.flags.c_contiguous
+
+
+@pytest.mark.parametrize("preset_name", ["ct-head", "mr-brain"])
+def test_a_cut_of_many_slices_is_tested_and_normalised_chunk_by_chunk_with_the_same_result(
+    preset_name: str,
+) -> None:
+    """More slices than a chunk on every axis: chunk boundaries change nothing."""
+    rng = np.random.default_rng(3)
+    data = rng.normal(-600.0, 500.0, (40, 35, 37)).astype(np.float32)
+    data[:, :, 20:23] = -1000.0  # empty slices inside, across a chunk boundary of the axial cut
+    if preset_name == "mr-brain":
+        data = np.abs(data + 1000.0)
+    for axis in ("axial", "coronal", "sagittal"):
+        preset = load_preset(preset_name).updated(axis=axis, skip_empty_slices=True)
+        volume = Volume(data, _affine((2, 0, 1), (-1, 1, -1)), "CT", SourceInfo(("x.nii.gz",), "nifti"))
+        cut = cut_slices(volume, preset)
+        display, kept = _whole_volume_cut(volume, preset)
+        assert np.array_equal(cut.kept, kept) and kept.size > 16
+        assert np.array_equal(cut.display, display)
+        assert np.array_equal(cut.display_slices(5, 21), display[5:21])
+
+
+def test_cutting_and_converting_three_axes_holds_no_stack_of_display_slices() -> None:
+    """The model input is the only whole stack: the slices are normalised a chunk at a time."""
+    rng = np.random.default_rng(4)
+    data = rng.normal(0.0, 300.0, (96, 96, 96)).astype(np.float32)
+    volume = Volume(data, np.diag([-0.8, -0.8, 1.5, 1.0]), "CT", SourceInfo(("x.nii.gz",), "nifti"))
+    preset = load_preset("ct-abdomen")
+    tracemalloc.start()
+    try:
+        prepared = prepare_axes(
+            volume, preset, 32, (0.5,) * 3, (0.25,) * 3, extra_axes=("coronal", "sagittal")
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sum(len(a.slice_index) for a in prepared.axes) == 3 * 96
+    # before: every axis's display slices (each the size of the scan) were alive at once (4 scans);
+    # now two chunks of 16 slices at a time (a third of a scan)
+    assert peak < 0.5 * data.nbytes, f"traced peak {peak / data.nbytes:.2f} scans"
