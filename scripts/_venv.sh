@@ -11,6 +11,10 @@ _pip() {  # pip quietly, its log kept; on a failure the log's end and the comman
   if ! "$VENV/bin/python" -m pip "$@" >>"$VENV/pip.log" 2>&1; then
     tail -n 25 "$VENV/pip.log" >&2
     echo "error: pip $* failed; the whole log is $VENV/pip.log" >&2
+    if grep -q "No space left on device" "$VENV/pip.log"; then  # say so in one line, with the figure
+      echo "error: the disk is full ($(df -Ph "$VENV" | awk 'NR == 2 {print $4 " free on " $6}')); the" \
+        "virtual environment needs about 7 GB (torch's CUDA build): free some space and run again" >&2
+    fi
     exit 1
   fi
 }

@@ -129,3 +129,28 @@ def test_demo_sh_offline_runs_the_demo_with_smoke_and_ends_with_the_weights_mess
     assert "SMOKE RUN" in (out / "report.html").read_text()
     studies = pd.read_csv(out / "studies.csv")
     assert len(studies) == 6 and (studies["status"] == "done").all()
+
+
+def test_a_full_disk_during_the_install_is_named_with_the_free_space(tmp_path: Path) -> None:
+    """pip's OSError 28 ends the set-up with one line that says the disk is full and how much is free."""
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").write_text(
+        "#!/bin/sh\n"
+        "echo 'ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device'\n"
+        "exit 1\n"
+    )
+    (venv / "python").chmod(0o755)
+    env = {**os.environ, "MEDZSAD_VENV": str(tmp_path / "venv")}
+    proc = subprocess.run(
+        ["bash", "-c", ". scripts/_venv.sh"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the disk is full (") and " free on /" in last, proc.stderr
+    assert "needs about 7 GB" in last
