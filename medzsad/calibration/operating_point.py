@@ -38,6 +38,7 @@ __all__ = [
     "flag_columns",
     "run_operating_point",
     "refuse_uncalibrated",
+    "site_statistics",
 ]
 
 log = logging.getLogger(__name__)
@@ -108,17 +109,8 @@ def _check_profile(cfg: CohortConfig, profile: Profile, alpha: float, where: str
         f"or use the settings the {where} profile was built with"
     )
     m = cfg.model
-    if (
-        m.references
-        and m.site_normalised
-        and profile.references is not None
-        and profile.normalisation is None
-    ):
-        raise ConfigError(
-            f"{cfg.source_file}: {where} profile {profile.path} has no statistics for maps in site units "
-            "(model.site_normalised: true); rebuild it with this medzsad and model.site_normalised: true, "
-            "or set model.site_normalised: false"
-        )
+    if m.references and m.site_normalised and profile.references is not None:
+        site_statistics(cfg, profile, tuple(profile.references.get("axes") or ("axial",)), f"{where} ")
     if profile.model_hash != model_hash(cfg):
         raise ConfigError(
             f"{cfg.source_file}: {where} profile {profile.path}: model hash {profile.model_hash[:12]} "
@@ -155,6 +147,35 @@ def check_cohort(cfg: CohortConfig) -> None:
         _warn_ties(prof, rule.alpha)
     if cfg.output.flag is not None:
         _check_profile(cfg, profile_of(cfg, cfg.output.flag.profile), cfg.output.flag.alpha, "output.flag")
+
+
+def site_statistics(
+    cfg: CohortConfig, profile: Profile, axes: tuple[str, ...], where: str = ""
+) -> dict[str, Any]:
+    """The profile's statistics of maps in site units for each of ``axes`` (as stored).
+
+    The one check of a cohort that asks for maps in site units (``model.site_normalised``): the
+    review's own references profile when its scorer is built, and a calibration profile that
+    holds references before anything is scored.
+
+    Args:
+        cfg: The cohort (named in the message).
+        profile: The profile.
+        axes: The axes whose statistics are needed.
+        where: Which profile, as the message names it (``"output.threshold "`` or empty).
+
+    Raises:
+        ConfigError: The profile has none, or not for every axis (one line).
+    """
+    data = profile.normalisation or {}
+    missing = [axis for axis in axes if axis not in data]
+    if missing:
+        raise ConfigError(
+            f"{cfg.source_file}: {where}profile {profile.path} has no statistics for maps in site units "
+            f"for axes {missing} (model.site_normalised: true); rebuild it with this medzsad and "
+            "model.site_normalised: true, or set model.site_normalised: false"
+        )
+    return {axis: data[axis] for axis in axes}
 
 
 def _warn_ties(prof: Profile, alpha: float) -> None:

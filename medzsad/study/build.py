@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from medzsad.calibration.hashes import model_hash
-from medzsad.calibration.operating_point import profile_of
+from medzsad.calibration.operating_point import profile_of, site_statistics
+from medzsad.calibration.profile_io import Profile
 from medzsad.config import CohortConfig
 from medzsad.errors import ConfigError, ModelError
 from medzsad.model.anomalyclip import AnomalyCLIP
@@ -136,27 +136,23 @@ def load_review_references(cfg: CohortConfig, base: ModelScorer) -> ReferenceSco
     calibration = [c.study_id for s in profile.strata.values() for c in s.studies]
     check_disjoint(info.reference_ids, calibration)
     m = cfg.model
-    stats = _site_stats(cfg, profile.normalisation, tuple(banks), bank_file) if m.site_normalised else None
+    stats = _site_stats(cfg, profile, tuple(banks)) if m.site_normalised else None
     return ReferenceScorer(
         base, banks, m.reference_weight, m.reference_window, info.reference_ids, stats=stats
     )
 
 
-def _site_stats(
-    cfg: CohortConfig, data: dict[str, Any] | None, axes: tuple[str, ...], where: Path
-) -> dict[str, NormalStats]:
+def _site_stats(cfg: CohortConfig, profile: Profile, axes: tuple[str, ...]) -> dict[str, NormalStats]:
     """The profile's statistics of maps in site units, one per axis of its bank.
 
     Raises:
         ConfigError: The profile has none, or not for every axis, or they are malformed.
     """
-    fix = "rebuild the profile with this medzsad, or set model.site_normalised: false"
-    if data is None or any(axis not in data for axis in axes):
-        raise ConfigError(
-            f"{cfg.source_file}: profile {where.parent} has no statistics for maps in site units for axes "
-            f"{list(axes)} (model.site_normalised: true); {fix}"
-        )
+    data = site_statistics(cfg, profile, axes)
     try:
-        return {axis: NormalStats.from_dict(data[axis]) for axis in axes}
+        return {axis: NormalStats.from_dict(stats) for axis, stats in data.items()}
     except ModelError as e:
-        raise ConfigError(f"{cfg.source_file}: profile {where.parent}: {e}; {fix}") from e
+        raise ConfigError(
+            f"{cfg.source_file}: profile {profile.path}: {e}; rebuild the profile with this medzsad, "
+            "or set model.site_normalised: false"
+        ) from e

@@ -10,6 +10,8 @@ scores every axis against its own bank.
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,7 @@ from conformal_check import assert_valid_over_splits
 
 from medzsad.cohort.launch import run_cohort
 from medzsad.cohort.options import RunOptions
+from medzsad.errors import ConfigError
 from medzsad.references.bank_io import BANK_FILE, load_banks
 
 N_NORMALS = 40
@@ -82,3 +85,29 @@ def test_review_scores_every_axis_against_its_own_bank(site: dict[str, Any]) -> 
     prov = json.loads((summary.out_dir / "studies" / "new-0" / "provenance.json").read_text())
     assert "maps in site units" in prov["model"]["description"]
     assert prov["study"]["series"]["axis"] == "axial+coronal+sagittal"
+
+
+def test_a_profile_without_one_axis_s_site_statistics_is_refused_naming_it(
+    site: dict[str, Any], tmp_path: Path
+) -> None:
+    """Checked once for every profile a cohort uses: here the flag's, before anything is scored."""
+    partial = tmp_path / "partial-profile"
+    shutil.copytree(site["profile"].folder, partial)
+    d = _json(site)
+    d["references"]["normalisation"].pop("coronal")
+    (partial / "profile.json").write_text(json.dumps(d))
+    path = site["yaml"](
+        tmp_path / "review.yaml",
+        site["review"],
+        tmp_path / "run",
+        "partial",
+        f"  flag: {{profile: {partial}}}\n",
+        AXES,
+    )
+    path.write_text(path.read_text().replace("  batch_size: 8\n", "  batch_size: 8\n  references: true\n"))
+    with pytest.raises(
+        ConfigError, match=r"output.flag profile .* no statistics for maps in site units"
+    ) as e:
+        run_cohort(path, OFF)
+    assert "for axes ['coronal']" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "run" / "studies").exists()  # refused before scoring
