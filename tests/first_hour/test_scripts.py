@@ -12,6 +12,28 @@ import pandas as pd
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def _stub_venv(folder: Path, **programs: str) -> Path:
+    """A stand-in virtual environment: ``bin/<name>`` shell scripts with the given bodies."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(parents=True)
+    for name, body in programs.items():
+        (bin_dir / name).write_text("#!/bin/sh\n" + body)
+        (bin_dir / name).chmod(0o755)
+    return folder
+
+
+def _source(script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``. scripts/<script>; echo reached`` in bash from the repository root."""
+    return subprocess.run(
+        [shutil.which("bash") or "/bin/bash", "-c", f". scripts/{script}; echo reached"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_system_check_names_every_missing_package_and_the_command(tmp_path: Path) -> None:
     # A PATH with none of the tools and a non-root `id`: the script must stop and say what to install.
     bin_dir = tmp_path / "bin"
@@ -22,14 +44,7 @@ def test_system_check_names_every_missing_package_and_the_command(tmp_path: Path
     assert ls is not None
     (bin_dir / "ls").symlink_to(ls)
     env = {**os.environ, "PATH": str(bin_dir)}
-    proc = subprocess.run(
-        [shutil.which("bash") or "/bin/bash", "-c", ". scripts/_system.sh; echo reached"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = _source("_system.sh", env)
     assert proc.returncode == 2
     assert "reached" not in proc.stdout
     for package in ("dicom3tools", "orthanc", "chromium"):
@@ -38,13 +53,7 @@ def test_system_check_names_every_missing_package_and_the_command(tmp_path: Path
 
 
 def test_system_check_is_silent_when_everything_is_present() -> None:
-    proc = subprocess.run(
-        ["bash", "-c", ". scripts/_system.sh; echo reached"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = _source("_system.sh")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "reached"
     assert proc.stderr == ""
@@ -81,17 +90,13 @@ def test_demo_sh_offline_runs_the_demo_with_smoke_and_ends_with_the_weights_mess
     root = tmp_path / "checkout"
     shutil.copytree(REPO_ROOT / "scripts", root / "scripts")
     shutil.copytree(REPO_ROOT / "cohorts", root / "cohorts")
-    venv = tmp_path / "venv" / "bin"
-    venv.mkdir(parents=True)
-    (venv / "python").write_text(
-        "#!/bin/sh\n"
-        'if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then i=0; while [ $i -lt 200 ]; do '
+    _stub_venv(
+        tmp_path / "venv",
+        python='if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then i=0; while [ $i -lt 200 ]; do '
         'echo "WARNING: pip-says-$i"; i=$((i+1)); done; exit 0; fi\n'
-        f'exec {sys.executable} "$@"\n'
+        f'exec {sys.executable} "$@"\n',
+        medzsad=f'exec {sys.executable} -m medzsad "$@"\n',
     )
-    (venv / "medzsad").write_text(f'#!/bin/sh\nexec {sys.executable} -m medzsad "$@"\n')
-    for f in venv.iterdir():
-        f.chmod(0o755)
     data = [sys.executable, "-m", "medzsad", "demo-data", str(root / "demo-data"), "--resolution", "4"]
     assert subprocess.run([*data, "--normals", "0"], capture_output=True).returncode == 0
     closed = "http://127.0.0.1:9"
@@ -133,24 +138,10 @@ def test_demo_sh_offline_runs_the_demo_with_smoke_and_ends_with_the_weights_mess
 
 def test_a_full_disk_during_the_install_is_named_with_the_free_space(tmp_path: Path) -> None:
     """pip's OSError 28 ends the set-up with one line that says the disk is full and how much is free."""
-    venv = tmp_path / "venv" / "bin"
-    venv.mkdir(parents=True)
-    (venv / "python").write_text(
-        "#!/bin/sh\n"
-        "echo 'ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device'\n"
-        "exit 1\n"
-    )
-    (venv / "python").chmod(0o755)
-    env = {**os.environ, "MEDZSAD_VENV": str(tmp_path / "venv")}
-    proc = subprocess.run(
-        ["bash", "-c", ". scripts/_venv.sh"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 1
+    full = "echo 'ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device'\n"
+    _stub_venv(tmp_path / "venv", python=full + "exit 1\n")
+    proc = _source("_venv.sh", {**os.environ, "MEDZSAD_VENV": str(tmp_path / "venv")})
+    assert proc.returncode == 1 and "reached" not in proc.stdout
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: the disk is full (") and " free on /" in last, proc.stderr
     assert "needs about 7 GB" in last
