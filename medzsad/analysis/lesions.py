@@ -13,6 +13,7 @@ from scipy import ndimage
 from medzsad.io.volume import LPS_TO_RAS
 
 __all__ = [
+    "clamp_heat",
     "top_volume_mean",
     "Lesion",
     "LesionResult",
@@ -20,6 +21,16 @@ __all__ = [
     "threshold_value",
     "find_lesions",
 ]
+
+
+def clamp_heat(heat: np.ndarray) -> np.ndarray:
+    """``heat`` (float, edited in place) brought into [0, 1]: NaN and values below 0 -> 0, above 1 -> 1.
+
+    ``nan_to_num`` then ``clip``, without ``nan_to_num``'s whole-volume masks (``fmax`` ignores NaN).
+    """
+    np.fmax(heat, heat.dtype.type(0.0), out=heat)
+    return np.minimum(heat, heat.dtype.type(1.0), out=heat)
+
 
 #: 26-connectivity: voxels touching by a face, an edge or a corner belong to one lesion.
 _STRUCTURE_26 = np.ones((3, 3, 3), dtype=bool)

@@ -25,6 +25,7 @@ from typing import Literal, cast
 import nibabel as nib
 import numpy as np
 
+from medzsad.analysis.lesions import clamp_heat
 from medzsad.errors import GeometryError, OutputError
 from medzsad.fileio import Compression, gzip_file, write_bytes
 
@@ -100,11 +101,7 @@ def heat_to_uint16(heat: np.ndarray) -> np.ndarray:
     Args:
         heat: Any shape, float heat in [0, 1].
     """
-    # one float32 copy, edited in place (NaN -> 0, +-inf clipped like any value: nan_to_num's result,
-    # without its three whole-volume masks)
-    scaled = np.array(heat, dtype=np.float32)
-    np.copyto(scaled, np.float32(0.0), where=np.isnan(scaled))
-    np.clip(scaled, np.float32(0.0), np.float32(1.0), out=scaled)
+    scaled = clamp_heat(np.array(heat, dtype=np.float32))  # one float32 copy, edited in place
     scaled *= np.float32(HEAT_SCALE)
     return np.rint(scaled, out=scaled).astype(np.uint16)
 

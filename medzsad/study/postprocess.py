@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medzsad.analysis.lesions import LesionResult, find_lesions, threshold_value, top_volume_mean
+from medzsad.analysis.lesions import LesionResult, clamp_heat, find_lesions, threshold_value, top_volume_mean
 from medzsad.config import StudyScoreRule, ThresholdRule
 from medzsad.errors import GeometryError
 from medzsad.io.volume import Volume
@@ -67,9 +67,7 @@ def _axis_heat(prepared: PreparedStudy, axis: AxisSlices, maps: np.ndarray) -> n
             f"study {prepared.study.study_id}: {axis.axis} heat map shape {heat.shape} != "
             f"source {prepared.volume.shape_ijk}"
         )
-    # NaN and anything below 0 -> 0 (fmax ignores NaN), +inf -> 1: in place, without masks
-    np.fmax(heat, np.float32(0.0), out=heat)
-    return np.minimum(heat, np.float32(1.0), out=heat)
+    return clamp_heat(heat)
 
 
 def assemble_heatmap(prepared: PreparedStudy, scores: SliceScores, fusion: str = "mean") -> np.ndarray:
