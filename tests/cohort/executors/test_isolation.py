@@ -175,4 +175,3 @@ def test_a_task_that_fills_the_limit_in_small_pieces_is_reported_out_of_memory(
     else:
         assert isinstance(filled.error, ResourceLimitError)
     assert after.error is None and after.value == first.value  # the same worker goes on
-
