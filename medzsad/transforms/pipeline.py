@@ -152,11 +152,6 @@ class CutSlices:
         return np.ascontiguousarray(scale_range(self.raw[self.kept[a:b]], low, high), dtype=np.float32)
 
     @property
-    def display(self) -> np.ndarray:
-        """Every kept slice normalised, ``(N, H, W)`` (one new array: prefer :meth:`display_slices`)."""
-        return self.display_slices()
-
-    @property
     def source_index(self) -> np.ndarray:
         """``(N,)`` index of each kept slice along the source axis."""
         return self.geometry.source_index(self.kept)
