@@ -160,7 +160,7 @@ def heat_and_scores(prepared: PreparedStudy, scorer: SliceScorer) -> tuple[np.nd
     """Heat map on the source grid (fused), the default study score and the top-1-mL score."""
     scored = score_study(prepared, scorer, 16)
     scores = slice_scores(scored.image_scores, scored.maps)
-    heat = assemble_heatmap(prepared, scores, PipelineConfig().fusion)
+    heat = assemble_heatmap(prepared, scored.maps, PipelineConfig().fusion)
     region, vox = scored_region(prepared), voxel_volume_ml(prepared.volume.affine_ras)
     default = study_score(scores, heat, StudyScoreRule(), region, vox)
     top = study_score(scores, heat, StudyScoreRule(method="top_volume", volume_ml=1.0), region, vox)

@@ -90,10 +90,14 @@ def _compute(
         stage = "score"
         if scored is None:
             raise nothing_to_score(job.study.study_id)
-        scores = slice_scores(scored.image_scores, scored.maps)
+        # the maps leave ``scored`` here and are freed once in the heat map: ``scored`` itself stays
+        # alive to the end (a writer process's task arguments), and they are the study's largest array
+        maps = scored.take_maps()
+        scores = slice_scores(scored.image_scores, maps)
         prepared.timings_s["score"] = scored.seconds
         stage = "assemble"
-        heat = assemble_heatmap(prepared, scores, cfg.pipeline.fusion)
+        heat = assemble_heatmap(prepared, maps, cfg.pipeline.fusion)
+        del maps
         region = scored_region(prepared)
         voxel_ml = voxel_volume_ml(prepared.volume.affine_ras)
         score = study_score(scores, heat, cfg.output.study_score, region, voxel_ml)

@@ -105,8 +105,7 @@ def slices_table(result: StudyResult) -> pd.DataFrame:
         score = np.full(n, np.nan)
         map_max = np.full(n, np.nan)
         score[axis.slice_index] = result.scores.image_scores[axis.rows]
-        maps = result.scores.maps[axis.rows]
-        map_max[axis.slice_index] = maps.reshape(len(axis.slice_index), -1).max(axis=1)
+        map_max[axis.slice_index] = result.scores.map_max[axis.rows]
         parts.append(
             pd.DataFrame(
                 {

@@ -1,8 +1,9 @@
 """A study after scoring: slice scores, the heat map on the source grid, lesions, the study score.
 
-:func:`slice_scores` turns a study's raw model outputs (:class:`~medzsad.study.types.Scored`) into
-:class:`SliceScores`; the heat map is put back into the source geometry, thresholded into lesions,
-and the slice scores are reduced to the study score. Pure computation on a loaded study.
+:func:`slice_scores` reduces a study's raw model outputs (:class:`~medzsad.study.types.Scored`) to
+:class:`SliceScores`; :func:`assemble_heatmap` puts the maps back into the source geometry as the
+heat map, which is thresholded into lesions; the study score comes from the slice scores or the
+heat map. Pure computation on a loaded study.
 """
 
 from __future__ import annotations
@@ -31,28 +32,28 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SliceScores:
-    """Model outputs for one study.
+    """Model outputs for one study, one value per scored slice.
 
     Attributes:
-        image_scores: ``(N,)`` float32 in [0, 1], one per scored slice.
-        maps: ``(N, S, S)`` float32 in [0, 1]: smoothed maps, the mean over the feature layers
-            (read only: it may be a segment shared with another process).
+        image_scores: ``(N,)`` float32 in [0, 1].
+        map_max: ``(N,)`` float32: each slice's map maximum (slices.csv). The maps themselves go
+            into the heat map (:func:`assemble_heatmap`) and are not kept with the scores.
     """
 
     image_scores: np.ndarray
-    maps: np.ndarray
+    map_max: np.ndarray
 
 
 def slice_scores(image_scores: np.ndarray, maps: np.ndarray) -> SliceScores:
     """A study's model outputs (:class:`~medzsad.study.types.Scored`) -> :class:`SliceScores`.
 
-    The maps are used as they are (no copy: a 512x512x300 CT's are 0.7 GB at 518 px with three axes).
-
     Args:
         image_scores: ``(N,)`` scores in [0, 1].
-        maps: ``(N, S, S)`` float32 maps in [0, 1], the mean over the feature layers.
+        maps: ``(N, S, S)`` float32 maps in [0, 1], the mean over the feature layers (only read).
     """
-    return SliceScores(np.asarray(image_scores).astype(np.float32), np.asarray(maps, dtype=np.float32))
+    maps = np.asarray(maps, dtype=np.float32)
+    map_max = maps.reshape(maps.shape[0], -1).max(axis=1) if maps.size else np.zeros(len(maps), np.float32)
+    return SliceScores(np.asarray(image_scores).astype(np.float32), map_max)
 
 
 #: Heat floor of the geometric fusion (a log needs a positive value; 0 in one axis stays ~0).
@@ -70,13 +71,19 @@ def _axis_heat(prepared: PreparedStudy, axis: AxisSlices, maps: np.ndarray) -> n
     return clamp_heat(heat)
 
 
-def assemble_heatmap(prepared: PreparedStudy, scores: SliceScores, fusion: str = "mean") -> np.ndarray:
+def assemble_heatmap(prepared: PreparedStudy, maps: np.ndarray, fusion: str = "mean") -> np.ndarray:
     """The heat map ``(I, J, K)`` float32 in [0, 1] in the source grid, the axes' maps fused.
 
     Each axis's maps are put back on the source grid (:attr:`AxisSlices.to_source`), then fused
     voxel by voxel in the order of :attr:`PreparedStudy.axes`: ``mean``, ``geometric`` (the mean of
     logs, heat floored at :data:`GEOMETRIC_FLOOR`: a voxel is hot only where every axis agrees) or
     ``max``. At most two volumes are held at once.
+
+    Args:
+        prepared: The study.
+        maps: ``(N, S, S)`` float32 in [0, 1], every axis's maps in the rows of
+            :attr:`AxisSlices.rows` (:attr:`~medzsad.study.types.Scored.maps`; only read).
+        fusion: ``mean``, ``geometric`` or ``max``.
 
     Raises:
         GeometryError: The inverse transform returned a different shape than the source.
@@ -86,7 +93,7 @@ def assemble_heatmap(prepared: PreparedStudy, scores: SliceScores, fusion: str =
         raise ValueError(f"unknown fusion {fusion!r}; use mean, geometric or max")
     acc: np.ndarray | None = None
     for axis in prepared.axes:
-        heat = _axis_heat(prepared, axis, scores.maps)
+        heat = _axis_heat(prepared, axis, maps)
         if len(prepared.axes) == 1:
             return heat
         if fusion == "geometric":

@@ -232,20 +232,42 @@ class PreparedStudy:
         return replace(self, images=self.images[:0])
 
 
-@dataclass(frozen=True)
 class Scored:
     """Model outputs of one study's slices, in slice order (from :func:`~medzsad.study.scoring.score_batch`).
 
+    The maps are handed on once: :meth:`take_maps` gives them to whoever builds the heat map, and
+    this value no longer holds them. So they are freed when the heat map is built (0.3 GB for a
+    512x512x300 CT at 518 px, 0.7 GB with three axes), not when the whole study is written: the
+    value itself stays referenced until then (a writer process's task arguments).
+
     Attributes:
         image_scores: ``(N,)`` float32 in [0, 1].
-        maps: ``(N, S, S)`` float32 in [0, 1]: the model's maps, the mean over its feature layers.
-            Read only: it may be a segment shared with another process.
         seconds: Model time attributed to this study (its share of each batch).
     """
 
-    image_scores: np.ndarray
-    maps: np.ndarray
-    seconds: float
+    def __init__(self, image_scores: np.ndarray, maps: np.ndarray, seconds: float) -> None:
+        self.image_scores = image_scores
+        self.seconds = seconds
+        self._maps: np.ndarray | None = maps
+
+    @property
+    def maps(self) -> np.ndarray:
+        """``(N, S, S)`` float32 in [0, 1]: the model's maps, the mean over its feature layers.
+
+        Read only: it may be a segment shared with another process.
+
+        Raises:
+            RuntimeError: They were taken (:meth:`take_maps`).
+        """
+        if self._maps is None:
+            raise RuntimeError("the maps of this study were handed on (Scored.take_maps)")
+        return self._maps
+
+    def take_maps(self) -> np.ndarray:
+        """The maps (see :attr:`maps`), handed on: this value no longer holds them."""
+        maps = self.maps
+        self._maps = None
+        return maps
 
 
 class Loaded(Protocol[P_co]):

@@ -47,7 +47,7 @@ def test_aupro_regions_3d_region_counts_once():
 
 
 def test_study_score_rules():
-    s = SliceScores(np.array([0.1, 0.9, 0.5, 0.7], dtype=np.float32), np.zeros((4, 2, 2), np.float32))
+    s = SliceScores(np.array([0.1, 0.9, 0.5, 0.7], dtype=np.float32), np.zeros(4, np.float32))
     heat = np.full((2, 2, 4), 0.3, dtype=np.float32)
     assert study_score(s, heat, StudyScoreRule()) == pytest.approx(0.9)
     assert study_score(s, heat, StudyScoreRule(method="topk_mean", k=2)) == pytest.approx(0.8)

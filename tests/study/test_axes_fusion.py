@@ -75,11 +75,11 @@ def test_three_axes_are_cut_into_one_input_with_their_positions() -> None:
     assert torch.cat(rows).eq(1.0).all() and sum(len(r) for r in rows) == len(coronal.slice_index)
 
 
-def _constant_maps(p, values: dict[str, float]) -> SliceScores:
+def _constant_maps(p, values: dict[str, float]) -> np.ndarray:
     maps = np.zeros((p.images.shape[0], 28, 28), np.float32)
     for a in p.axes:
         maps[a.rows] = values[a.axis]
-    return SliceScores(np.zeros(p.images.shape[0], np.float32), maps)
+    return maps
 
 
 @pytest.mark.parametrize(
@@ -88,8 +88,8 @@ def _constant_maps(p, values: dict[str, float]) -> SliceScores:
 )
 def test_axes_are_fused_voxel_by_voxel(fusion: str, expected: float) -> None:
     p = _study()
-    scores = _constant_maps(p, {"axial": 0.2, "coronal": 0.4, "sagittal": 0.9})
-    heat = assemble_heatmap(p, scores, fusion)
+    maps = _constant_maps(p, {"axial": 0.2, "coronal": 0.4, "sagittal": 0.9})
+    heat = assemble_heatmap(p, maps, fusion)
     region = scored_region(p)
     assert heat.shape == p.volume.shape_ijk and heat.dtype == np.float32
     assert 0 < region.sum() < region.size
@@ -103,16 +103,16 @@ def test_axes_are_fused_voxel_by_voxel(fusion: str, expected: float) -> None:
 
 def test_one_axis_is_the_axis_heat_itself() -> None:
     p = _study(extra=())
-    scores = _constant_maps(p, {"axial": 0.3})
+    maps = _constant_maps(p, {"axial": 0.3})
     for fusion in ("mean", "max", "geometric"):
-        heat = assemble_heatmap(p, scores, fusion)
+        heat = assemble_heatmap(p, maps, fusion)
         np.testing.assert_allclose(heat[scored_region(p)], 0.3, rtol=1e-6)
 
 
 def test_top_volume_is_the_mean_of_the_hottest_millilitres() -> None:
     heat = np.zeros((10, 10, 10), np.float32)
     heat[0, 0, :4] = [1.0, 0.8, 0.6, 0.4]
-    scores = SliceScores(np.array([0.1, 0.2], np.float32), np.zeros((2, 4, 4), np.float32))
+    scores = SliceScores(np.array([0.1, 0.2], np.float32), np.zeros(2, np.float32))
     rule = StudyScoreRule(method="top_volume", volume_ml=0.006)  # 3 voxels of 2 mm^3
     assert study_score(scores, heat, rule, None, 0.002) == pytest.approx(0.8)
     # independent of the slice thickness: the same tissue volume in thicker voxels is fewer voxels
@@ -135,11 +135,10 @@ def test_the_heat_map_holds_one_volume_per_axis_at_most_two(extra: tuple[str, ..
     p = prepare_study_slices(StudyInput("s", "s"), read, SPEC)  # type: ignore[arg-type]
     maps = np.random.default_rng(0).random((p.images.shape[0], 28, 28), dtype=np.float32)
     maps[:, :3] = [[np.nan], [np.inf], [-np.inf]]  # rows of the first slices' maps
-    scores = SliceScores(np.zeros(p.images.shape[0], np.float32), maps)
     want = np.nan_to_num(p.axes[0].to_source(maps[p.axes[0].rows]), nan=0.0).clip(0.0, 1.0)
     tracemalloc.start()
     try:
-        heat = assemble_heatmap(p, scores, "mean")
+        heat = assemble_heatmap(p, maps, "mean")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -18,7 +18,7 @@ import pytest
 from medzsad.config import PipelineConfig
 from medzsad.io.volume import SourceInfo, Volume
 from medzsad.study.loading import prepare_study_slices
-from medzsad.study.postprocess import assemble_heatmap, slice_scores
+from medzsad.study.postprocess import assemble_heatmap
 from medzsad.study.reading import StudyRead
 from medzsad.study.scorer import ModelScorer
 from medzsad.study.scoring import score_study
@@ -56,7 +56,7 @@ def heat_map(data: np.ndarray, affine: np.ndarray, scorer: ModelScorer, axes: tu
     read = StudyRead(volume, summary, load_preset("mr-brain"), axes[1:], pipeline.axis_stride)
     prepared = prepare_study_slices(StudyInput("s", "s"), read, scorer)
     scored = score_study(prepared, scorer, 16)
-    heat = assemble_heatmap(prepared, slice_scores(scored.image_scores, scored.maps), pipeline.fusion)
+    heat = assemble_heatmap(prepared, scored.maps, pipeline.fusion)
     return heat, prepared
 
 
