@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mmap
+import os
 import threading
 import tracemalloc
 
@@ -212,3 +214,33 @@ def test_a_study_s_maps_are_held_once_not_per_batch_and_again_joined():
     assert slices == [float(k) for k in range(n)]
     study_maps = n * size * size * 4  # 14 MB; a batch's maps are a tenth of it
     assert peak < study_maps / 2, f"traced peak {peak / 1e6:.1f} MB, maps {study_maps / 1e6:.1f} MB"
+
+
+class InputStages(MapStages):
+    """Records, when a study is complete, how much of its model input's segment is still held."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        super().__init__(sizes)
+        self.held: list[tuple[int, int]] = []  # in the order the studies complete: job order here
+
+    def release(self, loaded: np.ndarray) -> np.ndarray:
+        path, nbytes, _seg = transport._forwardable[loaded.ctypes.data]  # received from the worker
+        self.held.append((os.stat(path).st_blocks * 512, nbytes))
+        return super().release(loaded)
+
+
+def test_a_study_s_model_input_is_freed_as_its_batches_come_back():
+    """By the time a study is scored, its input segment holds at most its last partial page.
+
+    It used to be held whole until the study went to the writer, beside the study's maps.
+    """
+    sizes = [9, 6]
+    stages = InputStages(sizes)
+    ex = StagePipeline(workers=1, prefetch=1, writers=1, write_queue=1, batch_size=4)
+    results = list(ex.run([0, 1], stages))
+    for job, studies, slices in results:  # the maps are those of the input before it was freed
+        assert studies == [float(job)] * sizes[job]
+        assert slices == [float(k) for k in range(sizes[job])]
+    assert [nbytes for _held, nbytes in stages.held] == [n * 3 * 300 * 300 * 4 for n in sizes]
+    for held, nbytes in stages.held:
+        assert held <= mmap.PAGESIZE, f"{held} of {nbytes} bytes held"

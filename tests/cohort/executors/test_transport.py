@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import mmap
 import multiprocessing as mp
 import os
 import threading
@@ -161,3 +162,29 @@ def test_a_received_array_is_passed_on_by_a_hard_link_not_a_copy(monkeypatch) ->
 def test_shared_empty_is_none_without_a_prefix_or_for_small_arrays() -> None:
     assert transport.shared_empty((10,), np.float32, transport.new_prefix()) is None
     assert transport.shared_empty((1 << 20,), np.float32, None) is None
+
+
+def test_discard_frees_the_whole_pages_of_a_segment_part_and_nothing_else() -> None:
+    """The pages wholly inside the part are freed in /dev/shm; the bytes around them are kept."""
+    prefix = transport.new_prefix()
+    rows = transport.shared_empty((300, 1000), np.float32, prefix)  # 4,000 bytes a row, 1.2 MB
+    assert rows is not None
+    rows[:] = 1.0
+    [path] = _segments(prefix)
+    before = os.stat(path).st_blocks * 512
+    assert before >= rows.nbytes
+    freed = transport.discard(rows[:40])
+    page = mmap.PAGESIZE
+    assert freed == 40 * 4000 // page * page
+    assert os.stat(path).st_blocks * 512 == before - freed
+    flat = rows.reshape(-1).view(np.uint8)
+    assert not flat[:freed].any()  # read back as zeros: for data never read again
+    np.testing.assert_array_equal(rows.reshape(-1)[freed // 4 :], 1.0)  # the rest is unchanged
+    # a private array, a strided view and less than a page are left as they are
+    private = np.ones((300, 1000), np.float32)
+    assert transport.discard(private) == 0 and private.all()
+    assert transport.discard(rows[41:, ::2]) == 0 and rows[41:].all()
+    assert transport.discard(rows[41:42]) == 0 and rows[41].all()
+    del rows, flat
+    gc.collect()
+    assert _segments(prefix) == []

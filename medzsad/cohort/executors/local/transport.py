@@ -15,6 +15,8 @@ unchanged. It receives with ``keep_names=True``: the segment's name stays while 
 and sending an array that is exactly such a segment (or one made by :func:`shared_empty`, as the
 study's maps are) gives the receiver a new hard link to the same file instead of a copy. The rule
 of every zero-copy channel applies: an array must not be modified after it was sent.
+:func:`discard` frees part of such a segment once it will not be read again (a study's model
+input, batch by batch as it is scored).
 
 Segment names start with the sending pool's prefix ``medzsad-shm-<owner pid>-<token>``: a pool
 removes what is left of its own segments when it closes (a worker that crashed mid-send), and
@@ -46,6 +48,7 @@ __all__ = [
     "process_prefix",
     "remove_segments",
     "sweep_stale",
+    "discard",
 ]
 
 #: Buffers at least this large go through shared memory.
@@ -59,8 +62,8 @@ class _Segment(mmap.mmap):
     """A mapped segment whose name is kept while it is mapped (so that it can be forwarded)."""
 
 
-#: Segments of this process that can be forwarded: start address -> (path, bytes).
-_forwardable: dict[int, tuple[str, int]] = {}
+#: Segments of this process that can be forwarded: start address -> (path, bytes, the mapping).
+_forwardable: dict[int, tuple[str, int, weakref.ref[_Segment]]] = {}
 
 
 def _address(buf: Any) -> int:
@@ -75,7 +78,7 @@ def _forget(address: int, path: str) -> None:
 
 def _keep(seg: _Segment, path: str, nbytes: int) -> None:
     address = _address(seg)
-    _forwardable[address] = (path, nbytes)
+    _forwardable[address] = (path, nbytes, weakref.ref(seg))
     weakref.finalize(seg, _forget, address, path)
 
 
@@ -176,6 +179,38 @@ def shared_empty(shape: tuple[int, ...], dtype: Any, prefix: str | None) -> np.n
     path, seg = made
     _keep(seg, path, nbytes)
     return np.frombuffer(seg, dtype=dtype).reshape(shape)
+
+
+def discard(arr: np.ndarray) -> int:
+    """Free the whole memory pages inside ``arr``, a part of a shared segment of this process.
+
+    The segment is one received with ``keep_names`` or made by :func:`shared_empty`; its pages are
+    freed for every process that maps it. For data that is never read again (a study's model
+    input once scored): those bytes read as zeros afterwards. Anything else (a private array, a
+    strided view, less than a page) is left as it is.
+
+    Returns:
+        The bytes freed.
+    """
+    remove = getattr(mmap, "MADV_REMOVE", None)  # Linux
+    if remove is None or arr.nbytes == 0 or not arr.flags.c_contiguous:
+        return 0
+    start = int(arr.ctypes.data)
+    end = start + arr.nbytes
+    for address, (_path, nbytes, ref) in list(_forwardable.items()):  # a finalizer may pop one
+        seg = ref()
+        if seg is None or not address <= start < end <= address + nbytes:
+            continue
+        lo = -(-(start - address) // mmap.PAGESIZE) * mmap.PAGESIZE
+        hi = (end - address) // mmap.PAGESIZE * mmap.PAGESIZE
+        if hi <= lo:
+            return 0
+        try:
+            seg.madvise(remove, lo, hi - lo)  # punches a hole in the /dev/shm file: the memory is freed
+        except OSError:
+            return 0
+        return hi - lo
+    return 0
 
 
 def send(conn: Connection, obj: object, prefix: str | None) -> None:
