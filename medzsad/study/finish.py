@@ -90,8 +90,8 @@ def _compute(
         stage = "score"
         if scored is None:
             raise nothing_to_score(job.study.study_id)
-        # the maps leave ``scored`` here and are freed once in the heat map: ``scored`` itself stays
-        # alive to the end (a writer process's task arguments), and they are the study's largest array
+        # the maps leave ``scored`` here, so that they are freed once the heat map is built: they are
+        # the study's largest array, and ``scored`` stays alive to the end (a writer task's argument)
         maps = scored.take_maps()
         scores = slice_scores(scored.image_scores, maps)
         prepared.timings_s["score"] = scored.seconds

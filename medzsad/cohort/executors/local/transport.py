@@ -62,7 +62,8 @@ class _Segment(mmap.mmap):
     """A mapped segment whose name is kept while it is mapped (so that it can be forwarded)."""
 
 
-#: Segments of this process that can be forwarded: start address -> (path, bytes, the mapping).
+#: Segments of this process that can be forwarded (or freed in parts, :func:`discard`):
+#: start address -> (path, bytes, the mapping).
 _forwardable: dict[int, tuple[str, int, weakref.ref[_Segment]]] = {}
 
 
