@@ -7,27 +7,15 @@ here are small (1 M voxels); tracemalloc counts NumPy's allocations.
 
 from __future__ import annotations
 
-import tracemalloc
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 import pytest
+from traced import traced_peak
 
 from medzsad.analysis.intensity import lesion_intensities
 from medzsad.analysis.lesions import find_lesions, threshold_value
 from medzsad.report.nifti_writer import heat_to_uint16
 
 SHAPE = (100, 100, 100)  # 1 M voxels: 4 MB as float32
-
-
-def traced_peak(fn: Callable[[], Any]) -> tuple[Any, int]:
-    tracemalloc.start()
-    try:
-        out = fn()
-        return out, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def test_a_large_lesion_is_measured_without_six_coordinate_arrays() -> None:

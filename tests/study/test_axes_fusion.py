@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import tracemalloc
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from traced import traced_peak
 
 from medzsad.config import StudyScoreRule
 from medzsad.io.volume import SourceInfo, Volume
@@ -136,12 +136,7 @@ def test_the_heat_map_holds_one_volume_per_axis_at_most_two(extra: tuple[str, ..
     maps = np.random.default_rng(0).random((p.images.shape[0], 28, 28), dtype=np.float32)
     maps[:, :3] = [[np.nan], [np.inf], [-np.inf]]  # rows of the first slices' maps
     want = np.nan_to_num(p.axes[0].to_source(maps[p.axes[0].rows]), nan=0.0).clip(0.0, 1.0)
-    tracemalloc.start()
-    try:
-        heat = assemble_heatmap(p, maps, "mean")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    heat, peak = traced_peak(lambda: assemble_heatmap(p, maps, "mean"))
     assert 0.0 < float(heat.mean()) < 1.0 and np.isfinite(heat).all()
     if not extra:  # one axis: its heat, NaN as 0 and clipped to [0, 1]
         np.testing.assert_array_equal(heat, want)

@@ -5,11 +5,11 @@ bit for bit, for every orientation, axis, foreground space and memory layout of 
 from __future__ import annotations
 
 import itertools
-import tracemalloc
 
 import numpy as np
 import pytest
 import torch
+from traced import traced_peak
 
 from medzsad.io.volume import SourceInfo, Volume
 from medzsad.transforms.clip_input import ToClipInput, resize_stack
@@ -151,14 +151,9 @@ def test_cutting_and_converting_three_axes_holds_no_stack_of_display_slices() ->
     data = rng.normal(0.0, 300.0, (96, 96, 96)).astype(np.float32)
     volume = Volume(data, np.diag([-0.8, -0.8, 1.5, 1.0]), "CT", SourceInfo(("x.nii.gz",), "nifti"))
     preset = load_preset("ct-abdomen")
-    tracemalloc.start()
-    try:
-        prepared = prepare_axes(
-            volume, preset, 32, (0.5,) * 3, (0.25,) * 3, extra_axes=("coronal", "sagittal")
-        )
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    prepared, peak = traced_peak(
+        lambda: prepare_axes(volume, preset, 32, (0.5,) * 3, (0.25,) * 3, extra_axes=("coronal", "sagittal"))
+    )
     assert sum(len(a.slice_index) for a in prepared.axes) == 3 * 96
     # before: every axis's display slices (each the size of the scan) were alive at once (4 scans);
     # now two chunks of 16 slices at a time (a third of a scan)

@@ -8,11 +8,10 @@ source's voxel order and each chunk of maps is written into it through a canonic
 
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 import pytest
 import torch
+from traced import traced_peak
 
 from medzsad.io.volume import SourceInfo, Volume
 from medzsad.transforms import inverse
@@ -76,12 +75,7 @@ def test_chunks_give_the_whole_stack_s_result_bit_for_bit(orientation: str, monk
 def test_the_result_is_the_only_volume_sized_allocation() -> None:
     [axial, *_] = _cuts(AFFINES["lps"], (60, 60, 48))
     maps = np.random.default_rng(2).random((len(axial.slice_index), SIZE, SIZE), dtype=np.float32)
-    tracemalloc.start()
-    try:
-        heat = to_source_geometry(maps, axial.inverse)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    heat, peak = traced_peak(lambda: to_source_geometry(maps, axial.inverse))
     np.testing.assert_array_equal(heat, _whole_stack(maps, axial.inverse, 0.0))
     # before: the cropped maps copied (one volume), the canonical stack, its reoriented copy: 3x
     assert peak < 1.25 * heat.nbytes, f"traced peak {peak / heat.nbytes:.2f} volumes"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import mmap
 import os
 import threading
-import tracemalloc
 
 import numpy as np
 import pytest
 import torch
+from traced import traced_peak
 
 from medzsad.cohort.executors.local import transport
 from medzsad.cohort.executors.local.pipeline import StagePipeline
@@ -205,12 +205,7 @@ def test_a_study_s_maps_are_held_once_not_per_batch_and_again_joined():
     n, size = 40, 300
     stages = MapStages([n])
     ex = StagePipeline(workers=1, prefetch=0, writers=1, write_queue=1, batch_size=4)
-    tracemalloc.start()
-    try:
-        [(_job, _studies, slices)] = list(ex.run([0], stages))
-        _now, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    [(_job, _studies, slices)], peak = traced_peak(lambda: list(ex.run([0], stages)))
     assert slices == [float(k) for k in range(n)]
     study_maps = n * size * size * 4  # 14 MB; a batch's maps are a tenth of it
     assert peak < study_maps / 2, f"traced peak {peak / 1e6:.1f} MB, maps {study_maps / 1e6:.1f} MB"
