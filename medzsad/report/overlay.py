@@ -3,7 +3,9 @@
 The main rows show the highest-scoring slices of the primary axis in slice-position order (inferior
 to superior for axial slices). Below them, one row per top lesion (or, without lesions, through
 the hottest voxel): axial, coronal and sagittal planes through its peak with a crosshair on it,
-the way a radiologist checks a finding in three planes.
+the way a radiologist checks a finding in three planes. A volume one voxel thick along an axis (a
+radiograph, a single-frame DICOM, a 2D NIfTI) has no orthogonal view: the planes across that axis
+would be lines, so its figure is the in-plane slices alone, with heat and outlines as for a volume.
 
 Drawn by radiology conventions: slices in radiological orientation (patient left on the right of
 the screen, anterior or superior at the top), derived from the affine, so any source orientation
@@ -117,7 +119,7 @@ class OverlaySpec:
         slices: Indices along ``slice_axis`` to show, in display order (slice position).
         slice_scores: Score shown under each panel (same length as ``slices``).
         window: ``(low, high)`` scan intensities mapped to black and white.
-        title: Study label (hashed id unless ids are shown) and the study score.
+        title: Study label (its output folder name) and the study score.
         smoke: Label the figure "SMOKE RUN - random weights".
         heat_floor: Heat below this is not drawn (transparent); the colour bar starts here.
         threshold: Mask threshold, named on the colour bar when given.
@@ -169,7 +171,11 @@ def _edge_letters(ax: Axes, normal: int) -> None:
 
 
 def _outline(ax: Axes, mask: np.ndarray, colour: str, style: str) -> bool:
-    if not mask.any():
+    """Outline ``mask`` on ``ax``; returns whether anything was drawn.
+
+    A slice one voxel wide has no outline to draw (and ``contour`` needs at least 2x2 samples).
+    """
+    if min(mask.shape) < 2 or not mask.any():
         return False
     ax.contour(mask.astype(np.float32), levels=[0.5], colors=[colour], linewidths=1.2, linestyles=style)
     return True
@@ -249,14 +255,17 @@ def render_overlay(
         scan: ``(I, J, K)`` scan intensities (any float range; ``spec.window`` maps it to grey).
         heat: ``(I, J, K)`` heat map in [0, 1], same grid.
         affine_ras: ``(4, 4)`` voxel -> RAS mm of the grid.
-        spec: Slices, orthogonal points and labels.
+        spec: Slices, orthogonal points and labels; the points are not shown when an axis of the
+            grid has a single voxel (a plane across it would be a line).
         lesions: ``(I, J, K)`` lesion mask or label map (outlined in :data:`LESION_COLOUR`).
         truth: ``(I, J, K)`` ground-truth mask (outlined dashed in :data:`TRUTH_COLOUR`).
     """
+    # each plane of an orthogonal view is at least 2x2 exactly when every axis has two voxels
+    ortho = spec.ortho if min(scan.shape[:3]) >= 2 else ()
     n = max(1, len(spec.slices))
-    cols = 3 if spec.ortho else min(n, 3)
+    cols = 3 if ortho else min(n, 3)
     main_rows = (n + cols - 1) // cols
-    rows = main_rows + len(spec.ortho)
+    rows = main_rows + len(ortho)
     fig = Figure(figsize=(4.2 * cols + 1.2, 4.2 * rows + 0.9), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     grid = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
@@ -269,7 +278,7 @@ def render_overlay(
         im = _panel(ax, v, spec.slice_axis, idx, spec, drawn)
         where = slice_position_text(affine_ras, spec.slice_axis, idx, scan.shape)
         ax.set_title(f"slice {idx} ({where})  score {score:.3f}", fontsize=10)
-    for r, point in enumerate(spec.ortho):
+    for r, point in enumerate(ortho):
         im = _ortho_row(grid[main_rows + r], v, point, spec, drawn) or im
     title = spec.title + ("\nSMOKE RUN - random weights" if spec.smoke else "")
     fig.suptitle(title, fontsize=12, color="red" if spec.smoke else "black")
