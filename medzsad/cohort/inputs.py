@@ -176,8 +176,11 @@ def collect_studies(config: CohortConfig) -> list[StudyInput]:
     """
     inputs = config.inputs
     studies: list[StudyInput] = []
+    manifest, listed = None, []
     if inputs.manifest:
-        studies += _read_manifest(config.resolve(inputs.manifest))
+        manifest = config.resolve(inputs.manifest)
+        listed = _read_manifest(manifest)
+        studies += listed
     for p in inputs.paths:
         studies += _from_path(config.resolve(p).resolve())
     for source in (inputs.dicomweb, inputs.dimse):
@@ -201,7 +204,35 @@ def collect_studies(config: CohortConfig) -> list[StudyInput]:
         raise InputError(
             f"{config.source_file}: the inputs section found no study; check paths, globs and manifest"
         )
+    if manifest is not None:
+        _check_manifest_paths(manifest, listed, len(seen))
     return list(seen.values())
+
+
+def _check_manifest_paths(manifest: Path, listed: list[StudyInput], n_studies: int) -> None:
+    """Manifest rows whose input does not exist: each fails as a study, said before any model loads.
+
+    A manifest is data (hundreds of rows from a PACS export list): one missing file is a failed
+    study, not a stopped run. A cohort none of whose ``n_studies`` inputs exist cannot start.
+
+    Raises:
+        InputError: The manifest lists every study of the cohort and none of their inputs exists.
+    """
+    missing = [s for s in listed if not Path(s.path).exists()]
+    if not missing:
+        return
+    if len(missing) == n_studies:
+        raise InputError(
+            f"{manifest}: none of the {n_studies} input(s) listed exists (the first: {missing[0].path}); "
+            "paths in a manifest are relative to its folder"
+        )
+    log.warning(
+        "%d of %d studies have no input file (listed in %s); each is recorded as failed in errors.csv "
+        "and the others run",
+        len(missing),
+        n_studies,
+        manifest,
+    )
 
 
 def input_hash(study: StudyInput) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from medzsad.calibration.operating_point import check_cohort
 from medzsad.cohort.inputs import collect_studies
 from medzsad.cohort.options import OnStudy, RunOptions, RunSummary, apply_options
-from medzsad.cohort.preflight import check_model, check_output_folder
+from medzsad.cohort.preflight import check_model, check_output_folder, check_output_outside_inputs
 from medzsad.config import CohortConfig, load_cohort
 from medzsad.pacs.pull import query_only
 
@@ -61,6 +61,7 @@ def run_cohort(
     cfg = load_cohort(config) if isinstance(config, str | Path) else config
     cfg = apply_options(cfg, options)
     check_cohort(cfg)  # a profile that does not fit (hashes, alpha) is refused before any scoring
+    check_output_outside_inputs(cfg)  # before discovery, which would read the outputs as studies
     if not options.dry_run:
         check_output_folder(cfg.out_dir)  # the cheapest check first
     if studies is None:

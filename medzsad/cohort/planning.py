@@ -10,6 +10,7 @@ from pathlib import Path
 from medzsad.cohort.inputs import input_hash
 from medzsad.cohort.ledger import Ledger, StudyState
 from medzsad.cohort.options import RunOptions, RunSummary, StudyOutcome
+from medzsad.cohort.preflight import LEDGER_FILE, TABLE_FILES
 from medzsad.config import CohortConfig
 from medzsad.errors import OutputError
 from medzsad.fileio import TEMP_MARK
@@ -40,9 +41,6 @@ def check_writable(out: Path) -> None:
                 f"{folder}: the output folder is not writable ({e.strerror or e}); choose a writable "
                 "--out (or output.dir), or fix its permissions"
             ) from e
-
-
-TABLE_FILES = ("studies.csv", "errors.csv", "metrics.json", "report.html")
 
 
 def clean_partials(out: Path, ledger: Ledger) -> None:
@@ -103,7 +101,7 @@ def plan(
 
 def dry_run(cfg: CohortConfig, studies: list[StudyInput], options: RunOptions) -> RunSummary:
     """What a run would do, from the ledger if there is one; nothing is written."""
-    db = cfg.out_dir / "ledger.sqlite"
+    db = cfg.out_dir / LEDGER_FILE
     ledger = Ledger(db) if db.exists() else None
     try:
         planned = plan(cfg, studies, ledger, options.force)

@@ -1,8 +1,10 @@
 """What can stop a run, checked before any model is loaded and before anything is written.
 
 A run that cannot start should say so in seconds and leave no trace: an output path that is a
-file or an output folder that cannot be created (:func:`check_output_folder`), weights that are not
-in the cache or a device that is not there (:func:`check_model`). The run's entry point
+file or an output folder that cannot be created, or an existing folder whose files medzsad would
+replace although it did not write them (:func:`check_output_folder`), an output folder that is an
+input folder or lies inside one (:func:`check_output_outside_inputs`), weights that are not in the
+cache or a device that is not there (:func:`check_model`). The run's entry point
 (:func:`medzsad.cohort.launch.run_cohort`) checks the output folder, then finds the studies (an
 input that does not exist or holds no study is an input error), then the model; only the device
 check imports torch.
@@ -15,18 +17,35 @@ import os
 from pathlib import Path
 
 from medzsad.config import CohortConfig
-from medzsad.errors import OutputError
+from medzsad.errors import ConfigError, OutputError
 from medzsad.weights.resolution import resolve_model_weights
 
-__all__ = ["check_output_folder", "check_model"]
+__all__ = [
+    "check_output_folder",
+    "check_output_outside_inputs",
+    "check_model",
+    "LEDGER_FILE",
+    "TABLE_FILES",
+]
+
+#: The run ledger in the output folder: its presence marks a folder as one of medzsad's runs.
+LEDGER_FILE = "ledger.sqlite"
+#: The cohort files a run writes (and replaces) at the top of its output folder.
+TABLE_FILES = ("studies.csv", "errors.csv", "metrics.json", "report.html")
 
 
 def check_output_folder(out: Path) -> None:
     """The output folder exists as a folder, or can be created: nothing is created here.
 
+    A run replaces ``studies.csv``, ``errors.csv``, ``metrics.json`` and ``report.html`` at the top
+    of its folder. In an existing folder with no run ledger, files of those names are the user's
+    own (a table of the cohort is often named ``studies.csv``), so the run is refused, naming them,
+    instead of overwriting them. (A study folder medzsad did not create is kept and only that
+    study fails: :mod:`medzsad.study.outputs`.)
+
     Raises:
-        OutputError: The path (or one of its parents) is a file, or the nearest existing parent
-            cannot be written.
+        OutputError: The path (or one of its parents) is a file, the nearest existing parent
+            cannot be written, or the folder holds table files that medzsad did not write.
     """
     probe = out
     while not probe.exists():
@@ -45,6 +64,42 @@ def check_output_folder(out: Path) -> None:
             f"{probe}: cannot create or write the output folder there (permission denied); choose a "
             "writable --out (or output.dir), or fix the folder's permissions"
         )
+    if probe == out:
+        _check_not_foreign(out)
+
+
+def _check_not_foreign(out: Path) -> None:
+    """Refuse an existing folder without a run ledger that holds a file a run would replace."""
+    if (out / LEDGER_FILE).exists():
+        return  # one of medzsad's run folders: its tables and study folders are medzsad's
+    clashes = [name for name in TABLE_FILES if (out / name).exists() or (out / name).is_symlink()]
+    if clashes:
+        raise OutputError(
+            f"{out}: the output folder holds {', '.join(clashes)}, which a run would replace, and it is "
+            f"not a medzsad run folder (no {LEDGER_FILE}): choose another --out (or output.dir), or "
+            "move those files away"
+        )
+
+
+def check_output_outside_inputs(cfg: CohortConfig) -> None:
+    """The output folder is not an input folder and does not lie inside one.
+
+    A run writes scans (heat maps, masks, DICOM SEG) into its output folder; inside an input
+    folder the next run would read them back as studies and rename the real ones.
+
+    Raises:
+        ConfigError: The output folder is, or is inside, a folder named in ``inputs.paths``.
+    """
+    out = cfg.out_dir.resolve()
+    for p in cfg.inputs.paths:
+        folder = cfg.resolve(p).resolve()
+        if folder.is_dir() and (out == folder or folder in out.parents):
+            where = "is the input folder" if out == folder else f"lies inside the input folder {folder}"
+            beside = folder.parent / f"{folder.name}-medzsad"
+            raise ConfigError(
+                f"{cfg.out_dir}: the output folder {where}; its results would be read as studies by "
+                f"the next run. Choose an --out (or output.dir) outside it, e.g. {beside}"
+            )
 
 
 def check_model(cfg: CohortConfig) -> None:

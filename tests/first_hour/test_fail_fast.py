@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from medzsad.cli import EXIT_CONFIG, EXIT_MODEL, EXIT_OUTPUT
+from medzsad.cli import EXIT_CONFIG, EXIT_FAILED_STUDIES, EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT
+
+from .conftest import write_nifti
 
 PROBE = (
     "import sys; from medzsad.cli import main; code = main(sys.argv[1:]); "
@@ -89,3 +91,58 @@ def test_a_misspelt_preset_in_a_cohort_file_is_a_configuration_error(
     code, clip, runner, err = _run("run", str(cohort), "--smoke")
     assert code == EXIT_CONFIG and f"{cohort}:4" in err and "did you mean" in err
     assert not clip and not runner
+
+
+def test_a_folder_with_a_users_own_tables_is_refused_before_the_model(scan: Path, tmp_path: Path) -> None:
+    """A run replaces studies.csv and report.html: in a folder that is not a run's, they are the user's."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "studies.csv").write_text("my precious table\n")
+    (out / "report.html").write_text("mine")
+    code, clip, runner, err = _run("run", "-i", str(scan), "-o", str(out), "--smoke")
+    assert code == EXIT_OUTPUT and "studies.csv, report.html" in err and "not a medzsad run folder" in err
+    assert not clip and not runner
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "studies.csv"]
+    assert (out / "studies.csv").read_text() == "my precious table\n"
+    # a medzsad run folder (it has the run's ledger) reruns over its own tables
+    run = tmp_path / "run"
+    assert _run("run", "-i", str(scan), "-o", str(run), "--smoke")[0] == 0
+    assert (run / "studies.csv").is_file() and (run / "ledger.sqlite").is_file()
+    assert _run("run", "-i", str(scan), "-o", str(run), "--smoke")[0] == 0
+
+
+def test_an_output_folder_in_the_input_folder_is_refused(tmp_path: Path) -> None:
+    """Outputs written inside an input folder would be read back as studies by the next run."""
+    folder = tmp_path / "export"
+    write_nifti(folder / "head.nii.gz")
+    for out in (folder, folder / "results"):
+        code, clip, runner, err = _run("run", "-i", str(folder), "-o", str(out), "--smoke")
+        assert code == EXIT_CONFIG and "the output folder" in err and "export-medzsad" in err, err
+        assert not clip and not runner
+    assert sorted(p.name for p in folder.iterdir()) == ["head.nii.gz"]
+    # beside the input folder, or holding it, is fine
+    assert _run("run", "-i", str(folder), "-o", str(tmp_path / "export-medzsad"), "--smoke")[0] == 0
+
+
+def test_a_manifest_whose_inputs_are_all_missing_stops_before_the_model(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("study_id,path\na,nothere.nii.gz\nb,gone/\n")
+    cohort = tmp_path / "c.yaml"
+    cohort.write_text(f"name: c\ninputs: {{manifest: {manifest}}}\n")
+    code, clip, runner, err = _run("run", str(cohort), "--smoke", "-o", str(tmp_path / "out"))
+    assert code == EXIT_INPUT and "none of the 2 input(s) listed exists" in err and str(manifest) in err
+    assert not clip and not runner and not (tmp_path / "out").exists()
+
+
+def test_a_missing_manifest_input_is_said_before_the_model_and_fails_as_a_study(
+    scan: Path, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"study_id,path\nok,{scan}\ngone,nothere.nii.gz\n")
+    cohort = tmp_path / "c.yaml"
+    cohort.write_text(f"name: c\ninputs: {{manifest: {manifest}}}\n")
+    code, _clip, _runner, err = _run("run", str(cohort), "--smoke", "-o", str(tmp_path / "out"))
+    assert code == EXIT_FAILED_STUDIES
+    said = err.index("1 of 2 studies have no input file")
+    assert said < err.index("model")  # before the model is described (loaded)
+    assert "does not exist" in (tmp_path / "out" / "errors.csv").read_text()
