@@ -23,6 +23,7 @@ from medzsad.cohort.ledger import Ledger, LedgerRow
 from medzsad.cohort.metrics import cohort_metrics, write_metrics
 from medzsad.cohort.options import OnStudy, RunOptions, RunSummary, StudyOutcome
 from medzsad.cohort.planning import check_writable, clean_partials, dry_run, plan
+from medzsad.cohort.preflight import LEDGER_FILE
 from medzsad.cohort.push import Pusher, push_remaining, pushing_as_done
 from medzsad.cohort.recording import StudyRecorder, shown_error
 from medzsad.cohort.run_lock import run_lock
@@ -75,7 +76,7 @@ def execute(
     check_writable(out)
     model: ModelSource = GivenModel(scorer) if scorer is not None else BuildModel(cfg)
     work = StudyWork(cfg, loader or default_loader, model)
-    with run_lock(out), Ledger(out / "ledger.sqlite") as ledger:
+    with run_lock(out), Ledger(out / LEDGER_FILE) as ledger:
         clean_partials(out, ledger)
         ledger.set_meta("cohort", cfg.name)
         planned = plan(cfg, studies, ledger, options.force)
@@ -89,11 +90,30 @@ def execute(
         log.info("cohort %s: %d studies, %d to run, %d done", cfg.name, len(planned), len(todo), n_done)
         pusher: Pusher | None = None
         if todo:
-            with pushing_as_done(cfg, todo, on_study) as (notify, pusher):
-                outcomes.update(_execute(work, todo, ledger, options, notify))
+            try:
+                with pushing_as_done(cfg, todo, on_study) as (notify, pusher):
+                    outcomes.update(_execute(work, todo, ledger, options, notify))
+            except KeyboardInterrupt:
+                _tables_when_interrupted(cfg, studies, ledger)
+                raise
         rows = {r.study_id: r for r in ledger.rows()}
         built = ledger.get_meta(MODEL_META)
     return _finish(cfg, studies, rows, outcomes, pusher, json.loads(built) if built else None)
+
+
+def _tables_when_interrupted(cfg: CohortConfig, studies: list[StudyInput], ledger: Ledger) -> None:
+    """``studies.csv`` and ``errors.csv`` of what finished before a Ctrl-C (the rest ``pending``).
+
+    Written atomically like at the end of a run, so a second Ctrl-C leaves the previous tables
+    or the new ones, never half a file; the next run rewrites them with everything. A failure here
+    is logged: the interruption is what the user is told.
+    """
+    try:
+        rows = {r.study_id: r for r in ledger.rows()}
+        write_cohort_tables(cfg.out_dir, studies, rows, cfg.model.is_smoke, cfg)
+        log.info("interrupted: studies.csv and errors.csv list the studies finished so far")
+    except Exception as e:  # noqa: BLE001 - the interruption must still propagate
+        log.warning("interrupted: the cohort tables could not be written (%s: %s)", type(e).__name__, e)
 
 
 def _finish(

@@ -79,7 +79,7 @@ def studies_table(
     smoke: bool = False,
     config: CohortConfig | None = None,
 ) -> pd.DataFrame:
-    """One row per study of the cohort (ledger state; ``pending`` when not reached yet).
+    """One row per study of the cohort (ledger state; ``pending`` when not reached or not finished).
 
     ``warnings`` of a done study: the series fallback and the loader's geometry warnings (missing
     slices, irregular spacing, duplicates, ...); ``notes``: asked outputs that do not apply to its
@@ -91,7 +91,11 @@ def studies_table(
     for s in studies:
         r = rows.get(s.study_id)
         out = r.outputs if r is not None else {}
-        state = r.state.value if r is not None else StudyState.PENDING.value
+        # tables are written when no study runs: a row left ``running`` (a Ctrl-C, a run stopped
+        # after a failure) did not finish, and the next run picks it up
+        state = StudyState.PENDING.value
+        if r is not None and r.state is not StudyState.RUNNING:
+            state = r.state.value
         done = state == StudyState.DONE.value
         records.append(
             {

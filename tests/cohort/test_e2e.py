@@ -165,6 +165,40 @@ def test_sigkill_midway_then_resume_equals_uninterrupted_run(tmp_path):
     assert sum(a == 1 for a in attempts) >= killed_at  # finished studies were not recomputed
 
 
+def test_ctrl_c_midway_leaves_tables_of_what_finished(tmp_path):
+    """Ctrl-C: exit 130, and studies.csv / errors.csv list what finished; a rerun completes."""
+    info = make_cohort(tmp_path / "data", n_nifti=5, shape=(40, 36, 24))
+    cfg = write_cohort_yaml(tmp_path / "c.yaml", info["manifest"], tmp_path / "out")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "medzsad", "run", str(cfg), "--quiet"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    db = tmp_path / "out" / "ledger.sqlite"
+    deadline = time.monotonic() + 120
+    while _done_count(db) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "finished before the Ctrl-C: " + proc.stderr.read().decode()[-500:]
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    with sqlite3.connect(db) as con:
+        states = dict(con.execute("SELECT study_id, state FROM studies").fetchall())
+    table = pd.read_csv(tmp_path / "out" / "studies.csv").set_index("study_id")
+    assert len(table) == 7  # every study of the cohort, finished or not
+    finished = {sid for sid, st in states.items() if st in ("done", "failed")}
+    assert 1 <= len(finished) < 7
+    for sid, row in table.iterrows():
+        assert row["status"] == (states[sid] if sid in finished else "pending"), (sid, row["status"])
+    assert set(table.index[table["status"] == "done"]) == {s for s in finished if states[s] == "done"}
+    assert (tmp_path / "out" / "errors.csv").is_file()
+    assert not list((tmp_path / "out").rglob("*.tmp-*"))
+    assert main(["run", str(cfg), "--quiet"]) == EXIT_FAILED_STUDIES  # the broken study
+    table = pd.read_csv(tmp_path / "out" / "studies.csv")
+    assert sorted(table["status"]) == ["done"] * 6 + ["failed"]
+
+
 def test_show_ids_puts_real_ids_in_progress_lines(tmp_path, capsys):
     from medzsad.ids import hashed_id
 
