@@ -103,3 +103,18 @@ def test_switching_show_ids_recomputes_nothing(cohort: dict[str, Path]) -> None:
         again = run_cohort(cohort["yaml"], RunOptions(progress="off", show_ids=show))
         assert (again.n_done, again.n_skipped) == (0, done)
     assert (cohort["out"] / "studies" / "nifti-0" / "overlay.png").read_bytes() == overlay
+
+
+def test_a_dicomdir_studys_folder_is_hidden_in_shown_errors(tmp_path: Path) -> None:
+    """A DICOMDIR's files lie in the folder it sits in, which may be named after the patient."""
+    from medzsad.cohort.recording import shown_error
+    from medzsad.config import load_cohort
+    from medzsad.study.types import StudyFinish, StudyInput, StudyJob
+
+    folder = tmp_path / "DOE_JOHN"
+    dicomdir = folder / "DICOMDIR"
+    cfg = load_cohort(write_cohort_yaml(tmp_path / "c.yaml", tmp_path / "m.csv", tmp_path / "out"))
+    job = StudyJob(StudyInput("DOE_JOHN", str(dicomdir)), "DOE_JOHN", "h", "c", "s-0123456789")
+    error = f"{folder}/PT000000/ST000000/SE000000/IM000000 +49 files: cannot decode"
+    shown = shown_error(cfg, job, StudyFinish("failed", error=error, error_type="DicomError"))
+    assert "DOE_JOHN" not in shown and shown.startswith("DicomError at load: <s-0123456789>/PT000000/")
