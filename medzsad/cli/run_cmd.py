@@ -21,7 +21,8 @@ examples:
   medzsad run -i head.nii.gz -o out/ --smoke     offline: the tiny random model, outputs marked SMOKE
 
 one study (-i): PATH is a NIfTI/NRRD/MHA file, a DICOM folder, a .zip archive or a DICOMDIR; it is
-  run as a cohort of one (same code path, same outputs). --fast uses the backbone's native input size
+  run as a cohort of that study, or of every study PATH holds (medzsad inspect PATH lists them; same
+  code path, same outputs). --fast uses the backbone's native input size
   (336 px instead of 518; 56 px for --smoke) and skips slices with no body: faster, coarser maps.
 
 outputs (in --out/-o, default reports/<name>/):

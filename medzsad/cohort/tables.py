@@ -101,7 +101,7 @@ def studies_table(
             {
                 "study_id": s.study_id,
                 "safe_id": r.safe_id if r is not None else "",
-                "source": s.path,
+                "source": s.source,
                 "series_uid": out.get("series_uid", ""),
                 "series_description": out.get("series_description", ""),
                 "modality": out.get("modality", ""),
@@ -146,7 +146,7 @@ def errors_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.Da
             records.append(
                 {
                     "study_id": s.study_id,
-                    "source": s.path,
+                    "source": s.source,
                     "stage": r.outputs.get("stage", ""),
                     "output": "",
                     "error_type": r.outputs.get("error_type", ""),
@@ -157,7 +157,7 @@ def errors_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.Da
             records.append(
                 {
                     "study_id": s.study_id,
-                    "source": s.path,
+                    "source": s.source,
                     "stage": OUTPUT_STAGE,
                     "output": f.get("output", ""),
                     "error_type": f.get("error_type", ""),

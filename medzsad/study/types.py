@@ -7,6 +7,7 @@ processes and machines, so every type here pickles.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -62,6 +63,17 @@ class StudyInput:
     mask: str | None = None
     study_uid: str = ""
     error: str = ""
+
+    @property
+    def source(self) -> str:
+        """Where the study's own files are, as the cohort tables name it.
+
+        ``path``; for a study found among others in a folder (its ``files`` listed), the deepest
+        folder that holds all of them, so each study of ``run -i export/`` names its own folder.
+        """
+        if not self.files or not Path(self.path).is_dir():
+            return self.path
+        return os.path.commonpath([os.path.dirname(f) for f in self.files])
 
 
 @dataclass(frozen=True)
