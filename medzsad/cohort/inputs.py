@@ -50,6 +50,12 @@ def _parse_label(value: object, where: str) -> int | None:
 
 
 def _read_manifest(path: Path) -> list[StudyInput]:
+    if not path.is_file():
+        demo = f"; the demo's data is written by 'medzsad demo-data {path.parent}'"
+        raise ConfigError(
+            f"{path}: the manifest (inputs.manifest) does not exist; a relative path is relative to "
+            f"the cohort file's folder{demo if path.parent.name == 'demo-data' else ''}"
+        )
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
@@ -158,7 +164,7 @@ def _from_pacs(source: DicomWebInput | DimseInput, config: CohortConfig) -> list
 def _no_study_message(folder: Path, reasons: list[str]) -> str:
     """One line: the folder, how many files were skipped and the commonest reasons, what to run."""
     if not reasons:
-        return f"{folder}: no study found: it holds no files; check inputs.paths"
+        return f"{folder}: no study found: it holds no files; check the input path (-i, or inputs.paths)"
     common = Counter(r.split(" (")[0] for r in reasons).most_common(3)
     why = "; ".join(f"{n} x {reason}" for reason, n in common)
     return (
@@ -178,7 +184,7 @@ def collect_studies(config: CohortConfig) -> list[StudyInput]:
     studies: list[StudyInput] = []
     manifest, listed = None, []
     if inputs.manifest:
-        manifest = config.resolve(inputs.manifest)
+        manifest = Path(os.path.normpath(config.resolve(inputs.manifest)))
         listed = _read_manifest(manifest)
         studies += listed
     for p in inputs.paths:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -156,7 +157,9 @@ class OutputConfig(_Section):
             raise ValueError(f"output.formats must be a list, e.g. [nifti, png] (got {formats!r})")
         unknown = [f for f in formats if f not in FORMAT_OUTPUTS]
         if unknown:
-            raise ValueError(f"unknown output format(s) {unknown}; known: {sorted(FORMAT_OUTPUTS)}")
+            close = [difflib.get_close_matches(str(f), list(FORMAT_OUTPUTS), n=1) for f in unknown]
+            hint = "".join(f"; did you mean {c[0]!r} for {f!r}?" for f, c in zip(unknown, close) if c)
+            raise ValueError(f"unknown output format(s) {unknown}; known: {sorted(FORMAT_OUTPUTS)}{hint}")
         kinds = list(_ALWAYS_WITH_FORMATS)
         for f in formats:
             kinds += [k for k in FORMAT_OUTPUTS[f] if k not in kinds]

@@ -329,9 +329,11 @@ def read_bundle(study_dir: str | Path) -> SlicerBundle:
     """Read ``<study_dir>/slicer/bundle.json`` (or ``study_dir`` itself if it is the bundle folder).
 
     Raises:
-        OutputError: No manifest, an unreadable one, or a referenced file is missing.
+        OutputError: No such folder, no manifest, an unreadable one, or a referenced file is missing.
     """
     root = Path(study_dir)
+    if not root.is_dir():
+        raise OutputError(f"{root}: no such study output folder; give a folder under <run>/studies/")
     folder = root if (root / MANIFEST).is_file() else root / BUNDLE_DIR
     manifest = folder / MANIFEST
     if not manifest.is_file() and (root / "studies").is_dir():

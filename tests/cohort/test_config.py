@@ -143,6 +143,8 @@ def test_output_formats_short_form_maps_to_files():
     assert cfg.output.keep_empty_frames is True
     with pytest.raises(ConfigError, match="f.yaml:3: output: unknown output format"):
         parse_cohort("name: f\ninputs: {paths: [a.nii]}\noutput:\n  formats: [nifti, jpeg]\n", "f.yaml")
+    with pytest.raises(ConfigError, match="did you mean 'png' for 'pngg'"):
+        parse_cohort("name: f\ninputs: {paths: [a.nii]}\noutput:\n  formats: [nifti, pngg]\n", "f.yaml")
     with pytest.raises(ConfigError, match="not both"):
         parse_cohort(
             "name: f\ninputs: {paths: [a.nii]}\noutput: {formats: [png], outputs: [overlay]}\n", "f.yaml"
