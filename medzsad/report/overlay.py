@@ -285,7 +285,8 @@ def render_overlay(
     _legend(fig, drawn)
     if im is not None:
         floor = float(np.clip(spec.heat_floor, 0.0, 0.99))
-        label = f"anomaly heat (0 normal .. 1 anomalous); shown >= {floor:g}"
+        # two lines: one row's colour bar (a 2D study's figure) is shorter than the text in one
+        label = f"anomaly heat (0 normal .. 1 anomalous)\nshown >= {floor:g}"
         if spec.threshold is not None:
             label += f", lesions >= {spec.threshold:.3g}"
         fig.colorbar(im, ax=list(grid.ravel()), shrink=0.8, label=label)
