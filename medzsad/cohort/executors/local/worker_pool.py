@@ -21,6 +21,13 @@ worker), and closes its copy of the fork server's "alive" pipe, so that the fork
 waits for every holder of that pipe, exits as soon as the main process is gone, even by SIGKILL.
 The resource tracker then sees its pipe close and exits too.
 
+Ctrl-C is the main process's alone: it stops the run and closes the pools. A terminal's Ctrl-C
+signals the whole process group, so the fork server is started with SIGINT blocked (a blocked signal
+mask is inherited through fork and exec): otherwise a Ctrl-C while it imports its preload modules
+(torch, monai: seconds), before it sets SIGINT to ``SIG_IGN`` itself, printed a ``KeyboardInterrupt``
+traceback from it after ``medzsad: interrupted``. The workers it forks inherit the mask, and ignore
+SIGINT from their first line. None of them needs SIGINT to exit (see above).
+
 Test hook (tests only): ``MEDZSAD_TEST_WORKER_FAULT="segv:MARK,hang:MARK,stuck:MARK,bomb:MARK,panic:MARK"``
 makes a worker kill itself with SIGSEGV, sleep forever, block forever in a C call that holds the GIL
 (as a hanging decoder does), allocate without bound, or raise a bare ``BaseException`` when the
@@ -34,11 +41,12 @@ import ctypes
 import logging
 import multiprocessing as mp
 import multiprocessing.forkserver as mp_forkserver
+import multiprocessing.resource_tracker as mp_resource_tracker
 import os
 import pickle
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -121,6 +129,34 @@ def _die_with_the_run() -> None:
         server._forkserver_alive_fd = None  # type: ignore[union-attr]
 
 
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread: a process started meanwhile inherits the blocked mask.
+
+    A Ctrl-C meanwhile is not lost: another thread of this process takes it, or this one when the
+    mask is restored (``KeyboardInterrupt`` is raised then).
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _ensure_forkserver() -> None:
+    """Start the fork server if it is not running, deaf to Ctrl-C (see the module docstring).
+
+    Only the start is covered: the first worker's start then waits (seconds) for the server's
+    preload imports, and a Ctrl-C must interrupt that wait.
+    """
+    mp_resource_tracker.ensure_running()  # first: its own start unblocks SIGINT in this thread
+    with _sigint_blocked():
+        mp_forkserver.ensure_running()
+
+
 def _limit_memory(memory_gb: float | None) -> None:
     if memory_gb is None:
         return
@@ -197,11 +233,11 @@ def _worker_main(
     conn: Connection, memory_gb: float | None, faults: str, env: dict[str, str], prefix: str
 ) -> None:
     """Entry of a worker process: run tasks until the pool closes the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     _die_with_the_run()
     # the fork server's environment is the one it started with: use the pool owner's, as spawn would
     os.environ.clear()
     os.environ.update(env)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     # the main process reports every outcome; without this, library warnings would reach stderr
     # through logging's last-resort handler, bypassing the CLI's --quiet and format
     logging.getLogger().addHandler(logging.NullHandler())
@@ -246,7 +282,13 @@ class WorkerPool:
         self._ctx = mp.get_context(context)
         if context == "forkserver":
             self._ctx.set_forkserver_preload(_PRELOAD)  # type: ignore[attr-defined]
-        self._slots = [self._start() for _ in range(max(1, n))]
+        self._slots: list[_Slot] = []
+        try:
+            for _ in range(max(1, n)):
+                self._slots.append(self._start())
+        except BaseException:  # Ctrl-C while the workers start: stop those started
+            self.close()
+            raise
 
     def _start(self) -> _Slot:
         parent, child = self._ctx.Pipe(duplex=True)
@@ -256,7 +298,12 @@ class WorkerPool:
             name="medzsad-worker",
             daemon=True,
         )
-        process.start()
+        if self._ctx.get_start_method() == "forkserver":
+            _ensure_forkserver()  # (re)started deaf to Ctrl-C; the wait for its preload is not
+            process.start()
+        else:
+            with _sigint_blocked():  # spawn and fork do not wait for the child: a short block
+                process.start()
         child.close()
         return _Slot(process, parent)
 
