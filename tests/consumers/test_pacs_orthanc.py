@@ -394,3 +394,34 @@ def test_a_finished_pacs_cohort_reruns_offline_while_the_pacs_is_down(loaded, tm
     # 'medzsad pull' is asked to ask the PACS: there a failed query stays exit 4
     assert main(["pull", str(tmp_path / "p"), "--dimse", f"127.0.0.1:{server.dicom_port}:ORTHANC",
                  "--query", "ModalitiesInStudy=CT"]) == 4  # fmt: skip
+
+
+def test_dimse_pulls_a_study_stored_in_jpeg_2000_and_rle(orthanc_pacs, tmp_path: Path) -> None:
+    """A PACS sends a compressed instance as stored when its syntax is offered; Orthanc cannot transcode."""
+    from pydicom.uid import JPEG2000Lossless, RLELossless
+
+    files = _series(tmp_path / "src" / "j2k", "CT", (32, 32, 4), "j2k")
+    for i, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        ds.compress(JPEG2000Lossless if i % 2 == 0 else RLELossless)
+        ds.save_as(f, enforce_file_format=True)
+    orthanc_pacs.upload(files)
+    source = _by_sop(files)
+    study_uid = str(next(iter(source.values())).StudyInstanceUID)
+    for name, retrieve in (("get", "get"), ("move", "move")):
+        src = DimseInput(
+            host="127.0.0.1",
+            port=orthanc_pacs.dicom_port,
+            ae_title="ORTHANC",
+            studies=(study_uid,),
+            retrieve=retrieve,
+            move_port=orthanc_pacs.client_port,
+            move_bind="127.0.0.1",
+        )
+        report = pull_studies(src, tmp_path / name)
+        assert report.failed == (), (name, report.failed)  # 0xC000 before: 'Cannot transcode'
+        pulled = _by_sop(sorted(report.studies[0].folder.glob("*.dcm")))
+        assert pulled.keys() == source.keys()
+        for sop, ds in pulled.items():
+            assert ds.file_meta.TransferSyntaxUID == source[sop].file_meta.TransferSyntaxUID  # as stored
+            assert np.array_equal(ds.pixel_array, source[sop].pixel_array), (name, sop)
