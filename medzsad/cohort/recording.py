@@ -23,19 +23,19 @@ log = logging.getLogger(__name__)
 def shown_error(cfg: CohortConfig, job: StudyJob, result: StudyFinish) -> str:
     """A failure as the terminal shows it: error type, stage and the reason.
 
-    The study's own path in the message (for a DICOMDIR, the folder it sits in) becomes its visible
-    id (``<s-...>``) unless ids are shown (``show_ids``) or the path is the one typed on the command
-    line (``run -i``): input folders can be named after patients, file names below them are the
-    reason a user needs.
+    The study's path and its own folder (:attr:`StudyInput.source`; for a DICOMDIR, also the
+    folder it sits in) become its visible id (``<s-...>``) in the message, unless ids are shown
+    (``show_ids``) or the path is the one typed on the command line (``run -i``): input folders
+    can be named after patients, file names below them are the reason a user needs.
     """
     if not result.error:
         return ""
     message = result.error
     if not (cfg.output.show_ids or cfg.from_command_line):
-        source = Path(job.study.path)
-        paths = {job.study.path, str(source.resolve())}
-        if source.name.upper() == "DICOMDIR":  # its files lie in the folder it sits in
-            paths |= {str(source.parent), str(source.resolve().parent)}
+        given, own = Path(job.study.path), Path(job.study.source)  # own: of a study among others
+        paths = {str(p) for p in (given, given.resolve(), own, own.resolve())}
+        if given.name.upper() == "DICOMDIR":  # its files lie in the folder it sits in
+            paths |= {str(given.parent), str(given.resolve().parent)}
         for path in sorted(paths, key=len, reverse=True):
             message = message.replace(path, f"<{job.log_id}>")
     return f"{result.error_type or 'error'} at {result.stage or 'load'}: {message}"

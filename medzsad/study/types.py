@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from medzsad.io.sources import split_member
 from medzsad.io.volume import Volume
 
 if TYPE_CHECKING:  # torch is imported where a study is loaded, not when a run starts (launch)
@@ -68,12 +69,18 @@ class StudyInput:
     def source(self) -> str:
         """Where the study's own files are, as the cohort tables name it.
 
-        ``path``; for a study found among others in a folder (its ``files`` listed), the deepest
-        folder that holds all of them, so each study of ``run -i export/`` names its own folder.
+        ``path``; for a discovered study (its ``files`` listed), the deepest folder that holds all
+        of them, a ``.zip`` archive counting as a folder: each study of ``run -i export/``, of a
+        DICOMDIR or of an archive names its own place.
         """
-        if not self.files or not Path(self.path).is_dir():
+        places = []
+        for f in self.files:
+            archive, member = split_member(f)
+            places.append(archive if member is not None else os.path.dirname(f))
+        try:
+            return os.path.commonpath(places) if places else self.path
+        except ValueError:  # absolute and relative names mixed: no common folder
             return self.path
-        return os.path.commonpath([os.path.dirname(f) for f in self.files])
 
 
 @dataclass(frozen=True)

@@ -118,3 +118,18 @@ def test_a_dicomdir_studys_folder_is_hidden_in_shown_errors(tmp_path: Path) -> N
     error = f"{folder}/PT000000/ST000000/SE000000/IM000000 +49 files: cannot decode"
     shown = shown_error(cfg, job, StudyFinish("failed", error=error, error_type="DicomError"))
     assert "DOE_JOHN" not in shown and shown.startswith("DicomError at load: <s-0123456789>/PT000000/")
+
+
+def test_a_studys_own_folder_among_others_is_hidden_in_shown_errors(tmp_path: Path) -> None:
+    """run over export/ names each study after its subfolder, which may carry the patient's name."""
+    from medzsad.cohort.recording import shown_error
+    from medzsad.config import load_cohort
+    from medzsad.study.types import StudyFinish, StudyInput, StudyJob
+
+    export = tmp_path / "export"
+    seg = export / "DOE^JOHN_MRN0002" / "liver_seg.dcm"
+    cfg = load_cohort(write_cohort_yaml(tmp_path / "c.yaml", tmp_path / "m.csv", tmp_path / "out"))
+    job = StudyJob(StudyInput("export-1", str(export), (str(seg),)), "export-1", "h", "c", "s-0123456789")
+    error = f"no series can be scored (#1 SEG 'Liver' ({seg}): not an image)"
+    shown = shown_error(cfg, job, StudyFinish("failed", error=error, error_type="InputError"))
+    assert "DOE" not in shown and "(<s-0123456789>/liver_seg.dcm)" in shown
