@@ -95,6 +95,13 @@ def plan(
             and row.config_hash == chash
             and (studies_dir / row.safe_id).is_dir()
         )
+        if not force and row is not None and row.state is StudyState.DONE and row.input_hash != ihash:
+            # also two inputs that share a folder name (every CD's DICOM/) into one --out
+            log.warning(
+                "study %s: its input is not the one its results were made from (other files, sizes or "
+                "times): it runs again and its results are replaced",
+                label,
+            )
         planned.append((job, skip))
     return planned
 

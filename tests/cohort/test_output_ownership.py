@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pandas as pd
+import pytest
 
 from medzsad.cli import EXIT_FAILED_STUDIES, main
 from medzsad.cohort.ledger import Ledger
 
-from .conftest import make_cohort, write_cohort_yaml
+from .conftest import blob_volume, make_cohort, write_cohort_yaml
 
 
 def test_user_files_in_the_output_folder_survive_runs(tmp_path: Path) -> None:
@@ -58,3 +61,20 @@ def test_leftovers_medzsad_created_are_removed(tmp_path: Path) -> None:
     assert owned.get("studies/nifti-0") == "study"
     assert not [p for p, k in owned.items() if k == "partial"]
     assert (out / "studies" / "nifti-0" / "heatmap.nii.gz").is_file()
+
+
+def test_another_input_under_the_same_name_is_said_before_its_results_are_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every CD holds a DICOM/ folder: two patients' inputs can share a name, and so a study id."""
+    for who, seed in (("a", 1), ("b", 2)):
+        data, _ = blob_volume((24, 20, 6), seed, lesion=False)
+        (tmp_path / who).mkdir()
+        nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / who / "scan.nii.gz")
+    out = tmp_path / "out"
+    assert main(["run", "-i", str(tmp_path / "a" / "scan.nii.gz"), "-o", str(out), "--smoke", "-q"]) == 0
+    assert "its input is not the one" not in caplog.text
+    assert main(["run", "-i", str(tmp_path / "b" / "scan.nii.gz"), "-o", str(out), "--smoke", "-q"]) == 0
+    assert "its results are replaced" in caplog.text and "study s-" in caplog.text
+    assert main(["run", "-i", str(tmp_path / "b" / "scan.nii.gz"), "-o", str(out), "--smoke", "-q"]) == 0
+    assert caplog.text.count("its results are replaced") == 1  # the same input again: skipped, no warning
