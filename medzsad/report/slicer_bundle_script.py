@@ -23,16 +23,21 @@ _TEMPLATE = """\
 #   Slicer --python-script {script_name}     (or paste into View > Python Console)
 # Loads the scan, the anomaly heat map as a coloured overlay (window {lo:.3g}..{hi:.3g}), the
 # anomaly segmentation, the lesion label map (lesion ids), and centres the slice views on the
-# highest-scoring lesion. Paths are relative to this script's folder: the study folder can move.
+# highest-scoring lesion. Paths are relative to this script's folder when it lies in the study's
+# slicer/ folder (the study folder can move), else to the folder it was written for.
 import os
 
 import slicer
 
+RELATIVE = {files}
 try:
     HERE = os.path.dirname(os.path.abspath(__file__))
-except NameError:  # pasted into the Python console: the folder the script was written for
+except NameError:  # pasted into the Python console
+    HERE = ""
+if not os.path.isfile(os.path.join(HERE, RELATIVE["heatmap"])):
+    # pasted, or written elsewhere (medzsad slicer STUDY -o FILE): the bundle it was written for
     HERE = {home!r}
-FILES = {{key: os.path.join(HERE, path) for key, path in {files}.items()}}
+FILES = {{key: os.path.join(HERE, path) for key, path in RELATIVE.items()}}
 HEAT_WINDOW = ({lo!r}, {hi!r})
 FOCUS_RAS = {focus}
 NAME_PREFIX = {prefix!r}  # "SMOKE RUN " when the results came from random weights
@@ -98,8 +103,9 @@ def _script_from_bundle(bundle: SlicerBundle, home: Path | None = None) -> str:
 def slicer_script(study_dir: str | Path, output: str | Path | None = None) -> str:
     """Slicer Python script that loads the study's bundle.
 
-    The files are found relative to the script's own folder, so the script works wherever the
-    study folder is moved; pasted into Slicer's console (no ``__file__``), it uses the bundle folder.
+    The files are found relative to the script's own folder when it lies in the bundle, so the
+    script works wherever the study folder is moved; written elsewhere (``output``) or pasted into
+    Slicer's console (no ``__file__``), it uses the bundle folder it was made for.
 
     Args:
         study_dir: A study output folder with a ``slicer/`` bundle, or the bundle folder itself.

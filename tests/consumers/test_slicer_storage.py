@@ -214,3 +214,23 @@ def test_loader_script_opens_a_moved_study_and_loads_the_lesion_label_map(dicom_
     assert lesions.GetDisplayNode().GetColorNodeID() == namespace["mask_colors"].GetID()
     prefix = namespace["NAME_PREFIX"]
     assert namespace["scan"].GetName() == f"{prefix}scan" and lesions.GetName() == f"{prefix}lesion ids"
+
+
+def test_a_loader_script_written_elsewhere_opens_the_study_it_was_made_for(dicom_study, tmp_path) -> None:
+    """medzsad slicer STUDY -o /tmp/load.py: the script is not beside the files, it uses the bundle."""
+    from medzsad.report.slicer_bundle_script import slicer_script
+
+    script = tmp_path / "elsewhere" / "load.py"
+    script.parent.mkdir()
+    text = slicer_script(dicom_study.study_dir, output=script)
+    scene = slicer.vtkMRMLScene()
+    previous = getattr(slicer, "mrmlScene", None)
+    slicer.mrmlScene = scene
+    try:
+        namespace: dict[str, object] = {"__file__": str(script)}
+        exec(compile(text, str(script), "exec"), namespace)  # Slicer --python-script sets __file__
+    finally:
+        slicer.mrmlScene = previous
+    files = namespace["FILES"]
+    assert all(Path(f).is_file() and Path(f).is_relative_to(dicom_study.study_dir) for f in files.values())
+    assert namespace["heat"].GetImageData() is not None
