@@ -31,7 +31,7 @@ from pydicom.uid import generate_uid
 
 import medzsad
 from medzsad.analysis.lesions import Lesion
-from medzsad.errors import OutputError
+from medzsad.errors import MedzsadError, OutputError
 from medzsad.fileio import atomic_path
 from medzsad.io.dicom_objects import MEDZSAD_MANUFACTURER
 from medzsad.io.volume import Volume
@@ -157,9 +157,11 @@ def _lesion_group(lesion: Lesion, seg: pydicom.Dataset, uid: str, ev: SrEvidence
 def _read_sources(volume: Volume, out: Path) -> list[pydicom.Dataset]:
     if volume.source.kind != "dicom" or not volume.source.paths:
         raise OutputError(f"{out}: a DICOM SR needs a DICOM source series (source is {volume.source.kind!r})")
+    from medzsad.io.dicom_common import read_dataset  # reads archive members too (export.zip!/...)
+
     try:
-        return [pydicom.dcmread(p, stop_before_pixels=True) for p in volume.source.paths]
-    except (OSError, pydicom.errors.InvalidDicomError) as e:
+        return [read_dataset(p, header_only=True) for p in volume.source.paths]
+    except (OSError, MedzsadError) as e:
         raise OutputError(f"{out}: cannot re-read the source series for the SR evidence ({e})") from e
 
 
