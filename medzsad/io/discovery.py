@@ -27,7 +27,10 @@ from medzsad.io.nifti import path_id
 from medzsad.io.series_ref import SeriesRef, file_series
 from medzsad.io.sources import check_member, disk_path, member_path
 
-__all__ = ["Discovery", "StudyRef", "SeriesRef", "SkippedFile", "discover", "VOLUME_SUFFIXES"]
+__all__ = ["Discovery", "StudyRef", "SeriesRef", "SkippedFile", "discover", "VOLUME_SUFFIXES", "PULL_RECORD"]
+
+#: The file ``medzsad pull`` writes into each study folder it completed (:mod:`medzsad.pacs.pull`).
+PULL_RECORD = ".medzsad-pull.json"
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +278,8 @@ def _classify(
             dicom += _zip_members(f, skipped)
         elif kind == "dicomdir" and not via_dicomdir:
             skipped.append(SkippedFile(f, "DICOMDIR index (the files it lists are found by the folder walk)"))
+        elif kind == "other" and os.path.basename(f) == PULL_RECORD:
+            skipped.append(SkippedFile(f, "medzsad pull's record of a complete study (not a scan)"))
         elif kind == "other":
             skipped.append(SkippedFile(f, "not a scan file (suffix)"))
         elif kind == "dicom" or via_dicomdir:

@@ -5,7 +5,8 @@
 - several DICOM studies: each in a subfolder of its own (a PACS export's layout) is named by the
   subfolder's path under the input, ``patient-a/ct-2024`` -> ``patient-a-ct-2024``; one that shares
   its folder is ``<folder or input name>-<10 hex digits of sha256(StudyInstanceUID)>``: the UID is
-  an identifier and never a visible id;
+  an identifier and never a visible id, so a folder named after it (``medzsad pull DEST`` writes
+  ``DEST/<StudyInstanceUID>/``) gives ``study-<10 hex digits>`` (or ``<rest of the name>-<hex>``);
 - a volume file (NIfTI, NRRD, ...): its file name without the suffix, as discovery names it.
 """
 
@@ -54,9 +55,20 @@ def study_names(root: Path, name: str, studies: Sequence[StudyRef]) -> list[str]
         if s.kind != "dicom":
             out.append(s.study_id)
         elif len(dicom) == 1:
-            out.append(name if len(studies) == 1 else pseudonym_study_id(name, s.study_uid))
+            out.append(
+                _no_uid(name, s.study_uid) if len(studies) == 1 else pseudonym_study_id(name, s.study_uid)
+            )
         else:
             folder = folders[dicom.index(s)]
             unique = folder and folders.count(folder) == 1
-            out.append(folder if unique else pseudonym_study_id(folder or name, s.study_uid))
+            out.append(
+                _no_uid(folder, s.study_uid) if unique else pseudonym_study_id(folder or name, s.study_uid)
+            )
     return out
+
+
+def _no_uid(name: str, study_uid: str) -> str:
+    """``name``, or a pseudonym when a folder named it after the study's UID (``medzsad pull`` does)."""
+    if not study_uid or study_uid not in name:
+        return name
+    return pseudonym_study_id(name.replace(study_uid, "").strip("-_. ") or "study", study_uid)

@@ -32,6 +32,7 @@ import pydicom
 from medzsad.config.pacs import DicomWebInput, DimseInput
 from medzsad.errors import PacsError, PacsRefusedError, PacsUnreachableError
 from medzsad.fileio import write_bytes, write_json
+from medzsad.io.discovery import PULL_RECORD
 from medzsad.pacs.client import InstanceRef, PacsClient, for_log, with_retries
 from medzsad.pacs.connect import open_client
 
@@ -39,7 +40,7 @@ __all__ = ["PulledStudy", "PullReport", "pull_studies", "pulled_before", "query_
 
 log = logging.getLogger(__name__)
 
-COMPLETE_MARK = ".medzsad-pull.json"
+COMPLETE_MARK = PULL_RECORD
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _QUERY_ONLY: ContextVar[bool] = ContextVar("medzsad_pacs_query_only", default=False)
 
