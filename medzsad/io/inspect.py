@@ -91,6 +91,7 @@ class StudyReport:
         error: The typed error's message when loading failed.
         fallback: The ranking rule the chosen series misses, ``""`` when none.
         run_id: The id ``medzsad run -i PATH`` gives the study (its output folder's name).
+        preset: The preset ``run`` would use and how it was named (``""`` when not known here).
     """
 
     study: StudyRef
@@ -101,6 +102,7 @@ class StudyReport:
     error: str | None = None
     fallback: str = ""
     run_id: str = ""
+    preset: str = ""
 
     @property
     def ok(self) -> bool:
@@ -115,6 +117,7 @@ class StudyReport:
             "kind": self.study.kind,
             "path": self.study.path,
             "description": self.study.description,
+            "preset": self.preset or None,
             "series": [s.to_dict() for s in self.study.series],
             "chosen_series": self.chosen_uid,
             "reason": self.reason,
@@ -159,6 +162,8 @@ class InspectReport:
             uid = f" (StudyInstanceUID {s.study.study_uid})" if s.study.kind == "dicom" else ""
             head = f"study {s.run_id or s.study.study_id}{uid} [{s.study.kind}] {s.study.description}"
             lines.append(head.rstrip())
+            if s.preset:
+                lines.append(f"    preset: {s.preset}")
             for ser in s.study.series:
                 mark = "*" if ser.series_uid == s.chosen_uid else " "
                 never = "  [never scored]" if not ser.candidate else ""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import medzsad.errors
@@ -222,9 +222,18 @@ def inspect_scan(
         ConfigError: Unknown preset.
     """
     choose = preset_chooser(preset)
-    return inspect_path(
-        path,
-        load=load,
-        policy=policy,
-        select=lambda study: plan_study(study, choose, auto=preset == "auto").selection,
-    )
+    plans: dict[tuple[str, str], StudyPlan] = {}
+
+    def select(study: StudyRef) -> Selection:
+        plan = plan_study(study, choose, auto=preset == "auto")
+        plans[study.path, study.study_uid] = plan
+        return plan.selection
+
+    report = inspect_path(path, load=load, policy=policy, select=select)
+    named = []
+    for s in report.studies:
+        chosen = plans[s.study.path, s.study.study_uid].preset
+        how = "given" if preset != "auto" else "from the headers"
+        text = f"{chosen.name} ({how})" if chosen is not None else "auto: chosen from the loaded data"
+        named.append(replace(s, preset=text))
+    return replace(report, studies=tuple(named))

@@ -168,8 +168,9 @@ def test_inspect_and_run_choose_the_same_series_with_the_preset_rules(tmp_path: 
     code, report = _inspect(capsys, tmp_path / "s")
     assert code == 0
     assert report["studies"][0]["chosen_series"] == read.volume.source.series_uid == many.series_uid
+    assert report["studies"][0]["preset"] == f"{read.preset.name} (from the headers)"  # run's preset, shown
     _, fixed = _inspect(capsys, tmp_path / "s", "--preset", "ct-head")  # CT rules: every MR refused
-    assert fixed["studies"][0]["chosen_series"] is None
+    assert fixed["studies"][0]["chosen_series"] is None and fixed["studies"][0]["preset"] == "ct-head (given)"
     with pytest.raises(InputError, match="modality MR not in"):
         _run_read(tmp_path / "s", preset="ct-head")
 
