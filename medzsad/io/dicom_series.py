@@ -103,11 +103,19 @@ def require_int(ds: Dataset, keyword: str, path: str) -> int:
 def _no_geometry_volume(ds: Dataset, path: str, warnings: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """``(data (I, J, K) float32, affine_ras)`` for an image without patient position."""
     frames = decode_frames(ds, path).astype(np.float64)
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        # inverted across the stored range (BitsStored, PixelRepresentation), before the rescale,
+        # as SimpleITK/GDCM do: the same stored value gives the same value in every image
+        bits = tag_int(ds, "BitsStored", path, 16)
+        lo, hi = (
+            (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+            if tag_int(ds, "PixelRepresentation", path, 0)
+            else (0, 2**bits - 1)
+        )
+        frames = lo + hi - frames
+        warnings.append("MONOCHROME1 image inverted so that high values are bright")
     slope = tag_float(ds, "RescaleSlope", path, 1.0) or 1.0
     frames = frames * slope + tag_float(ds, "RescaleIntercept", path, 0.0)
-    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-        frames = frames.max() + frames.min() - frames
-        warnings.append("MONOCHROME1 image inverted so that high values are bright")
     sy, sx = _pixel_spacing(ds, path, warnings, strict=False)
     step = tag_float(ds, "SpacingBetweenSlices", path, 1.0) or 1.0
     if frames.shape[0] > 1:

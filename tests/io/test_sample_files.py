@@ -102,12 +102,20 @@ def test_jpeg_ls_near_lossless_and_12bit_jpeg_extended() -> None:
     assert 0 < v12.data.max() < 4096  # 12-bit
 
 
-def test_2d_radiograph_one_slice_monochrome1_inverted() -> None:
-    path = get_testdata_file("RG1_J2KR.dcm")
+@pytest.mark.parametrize("name", ["RG1_J2KR.dcm", "77654033/CR1/6154"])
+def test_2d_radiograph_one_slice_monochrome1_inverted_as_simpleitk_does(name: str) -> None:
+    """Inverted across the stored range, then rescaled: the same stored value reads the same everywhere."""
+    path = get_testdata_file(name)
     v = load_volume(path)
-    raw = pydicom.dcmread(path).pixel_array.astype(np.float32)
-    assert v.shape_ijk == (1841, 1955, 1)
-    assert np.array_equal(v.data[:, :, 0], (raw.max() + raw.min() - raw).T)
+    ds = pydicom.dcmread(path)
+    assert ds.PhotometricInterpretation == "MONOCHROME1" and v.shape_ijk == (ds.Columns, ds.Rows, 1)
+    itk = sitk.GetArrayFromImage(sitk.ReadImage(path)).astype(np.float64)
+    np.testing.assert_allclose(v.data[:, :, 0], itk.reshape(itk.shape[-2:]).T, rtol=0, atol=1e-3)
+    raw = ds.pixel_array.astype(np.float64)  # and by the definition: bright is dense
+    expected = ((2**ds.BitsStored - 1) - raw) * float(ds.get("RescaleSlope", 1)) + float(
+        ds.get("RescaleIntercept", 0)
+    )
+    np.testing.assert_allclose(v.data[:, :, 0], expected.T, rtol=0, atol=1e-3)
 
 
 def test_dicomdir_sets() -> None:
