@@ -133,19 +133,25 @@ def _done_count(db: Path) -> int:
 
 
 @pytest.mark.slow
+def _run_until_a_study_is_done(cohort: Path, db: Path) -> subprocess.Popen:
+    """``medzsad run COHORT`` in a child process, returned once its ledger ``db`` has a done study."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "medzsad", "run", str(cohort), "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while _done_count(db) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "finished before it could be stopped: " + proc.stderr.read().decode()[-500:]
+    return proc
+
+
 def test_sigkill_midway_then_resume_equals_uninterrupted_run(tmp_path):
     info = make_cohort(tmp_path / "data", n_nifti=5, corrupt=False, shape=(40, 36, 24))
     ref_yaml = write_cohort_yaml(tmp_path / "ref.yaml", info["manifest"], tmp_path / "ref", name="ref")
     kill_yaml = write_cohort_yaml(tmp_path / "kill.yaml", info["manifest"], tmp_path / "kill", name="kill")
     assert main(["run", str(ref_yaml), "--quiet"]) == 0
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "medzsad", "run", str(kill_yaml), "--quiet"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     db = tmp_path / "kill" / "ledger.sqlite"
-    deadline = time.monotonic() + 120
-    while _done_count(db) < 1 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, "finished before the kill: " + proc.stderr.read().decode()[-500:]
+    proc = _run_until_a_study_is_done(kill_yaml, db)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed_at = _done_count(db)
@@ -169,18 +175,8 @@ def test_ctrl_c_midway_leaves_tables_of_what_finished(tmp_path):
     """Ctrl-C: exit 130, and studies.csv / errors.csv list what finished; a rerun completes."""
     info = make_cohort(tmp_path / "data", n_nifti=5, shape=(40, 36, 24))
     cfg = write_cohort_yaml(tmp_path / "c.yaml", info["manifest"], tmp_path / "out")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "medzsad", "run", str(cfg), "--quiet"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     db = tmp_path / "out" / "ledger.sqlite"
-    deadline = time.monotonic() + 120
-    while _done_count(db) < 1 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, "finished before the Ctrl-C: " + proc.stderr.read().decode()[-500:]
+    proc = _run_until_a_study_is_done(cfg, db)
     os.kill(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=120) == 130
     with sqlite3.connect(db) as con:

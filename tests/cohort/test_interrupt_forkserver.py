@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import session_processes
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -54,22 +55,6 @@ if __name__ == "__main__":
         sys.stderr.write("medzsad: interrupted\\n")
         sys.exit(130)
 """
-
-
-def _session(sid: int) -> list[int]:
-    """Live processes of session ``sid`` (zombies left out)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        state, _ppid, _pgrp, session = stat.rsplit(")", 1)[1].split()[:4]
-        if int(session) == sid and state not in ("Z", "X"):
-            found.append(int(entry.name))
-    return found
 
 
 def _deaf_to_sigint(pid: int) -> bool:
@@ -110,7 +95,7 @@ def test_ctrl_c_while_the_fork_server_imports_prints_no_traceback(tmp_path: Path
         assert err == "medzsad: interrupted\n"  # no traceback from the fork server
         assert deaf, "the fork server took SIGINT while it imported its preload"
         deadline = time.monotonic() + 30
-        while (left := _session(run.pid)) and time.monotonic() < deadline:
+        while (left := session_processes(run.pid)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not left, f"processes of the interrupted run still alive: {left}"
     finally:
@@ -118,5 +103,5 @@ def test_ctrl_c_while_the_fork_server_imports_prints_no_traceback(tmp_path: Path
         if run.poll() is None:
             run.kill()
             run.wait(timeout=30)
-        for pid in _session(run.pid):  # only processes this test started (its own session)
+        for pid in session_processes(run.pid):  # only processes this test started (its own session)
             os.kill(pid, signal.SIGKILL)

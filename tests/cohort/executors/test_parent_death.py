@@ -18,26 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import session_processes
 
 from medzsad.cohort.executors.local.worker_pool import FAULT_ENV
 
 from ..conftest import make_cohort, write_cohort_yaml
-
-
-def _session(sid: int) -> dict[int, str]:
-    """``pid -> state`` of the live processes of session ``sid`` (from /proc; zombies left out)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        state, _ppid, _pgrp, session = stat.rsplit(")", 1)[1].split()[:4]
-        if int(session) == sid and state not in ("Z", "X"):
-            found[int(entry.name)] = state
-    return found
 
 
 def _wait(condition, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -70,17 +55,17 @@ def test_killing_the_main_process_leaves_no_worker_or_helper_behind(tmp_path: Pa
         # the two other studies are written: the worker is now stuck on the last one
         _wait(lambda: len(list((out / "studies").glob("*/provenance.json"))) == 2, 240, "two studies done")
         time.sleep(2.0)
-        before = _session(run.pid)
+        before = session_processes(run.pid)
         assert len(before) >= 4, before  # main, fork server, resource tracker, the stuck worker (+ writer)
         os.kill(run.pid, signal.SIGKILL)
         run.wait(timeout=30)
         deadline = time.monotonic() + 60
-        while (left := _session(run.pid)) and time.monotonic() < deadline:
+        while (left := session_processes(run.pid)) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not left, f"processes of the killed run still alive: {left}"
     finally:
         if run.poll() is None:
             run.kill()
             run.wait(timeout=30)
-        for pid in _session(run.pid):  # only processes this test started (its run's session)
+        for pid in session_processes(run.pid):  # only processes this test started (its run's session)
             os.kill(pid, signal.SIGKILL)
