@@ -124,6 +124,10 @@ class OverlaySpec:
         heat_floor: Heat below this is not drawn (transparent); the colour bar starts here.
         threshold: Mask threshold, named on the colour bar when given.
         ortho: Points shown in an orthogonal view each (a row of three planes with a crosshair).
+        patient_geometry: The headers place the image in the patient. Without (a radiograph, a
+            secondary capture, a 2D image file: placed at the origin as SimpleITK reads it) the
+            panels show the image as stored, with no orientation letters and no slice position,
+            which would be invented.
     """
 
     slice_axis: int
@@ -135,6 +139,7 @@ class OverlaySpec:
     heat_floor: float = HEAT_FLOOR
     threshold: float | None = None
     ortho: tuple[OrthoPoint, ...] = ()
+    patient_geometry: bool = True
 
 
 def slice_level(affine_ras: np.ndarray, axis: int, index: int, shape: tuple[int, ...] | None = None) -> float:
@@ -154,6 +159,13 @@ def slice_position_text(affine_ras: np.ndarray, axis: int, index: int, shape: tu
     _, plus, minus = _POSITION[slice_normal(affine_ras, axis)]
     value = slice_level(affine_ras, axis, index, shape)
     return f"{plus if value >= 0 else minus} {abs(value):.1f} mm"
+
+
+def _where(affine_ras: np.ndarray, axis: int, index: int, shape: tuple[int, ...], spec: OverlaySpec) -> str:
+    """A panel's position: ``S 15.0 mm``, or ``as stored`` for an image the headers do not place."""
+    if not spec.patient_geometry:
+        return "as stored, no patient position"
+    return slice_position_text(affine_ras, axis, index, shape)
 
 
 def _edge_letters(ax: Axes, normal: int) -> None:
@@ -220,7 +232,8 @@ def _panel(ax: Axes, v: _Layers, axis: int, idx: int, spec: OverlaySpec, drawn: 
     if v.truth is not None:
         t = display_slice(np.asarray(v.truth), v.affine, axis, idx) > 0
         drawn["truth"] |= _outline(ax, t, TRUTH_COLOUR, "dashed")
-    _edge_letters(ax, slice_normal(v.affine, axis))
+    if spec.patient_geometry:
+        _edge_letters(ax, slice_normal(v.affine, axis))
     return im
 
 
@@ -235,7 +248,7 @@ def _ortho_row(
         row, col = display_point(point.ijk, axis, v.scan.shape, display_orientation(v.affine, axis))
         for line in (ax.axhline(row), ax.axvline(col)):
             line.set(color=_CROSSHAIR, linewidth=0.8, linestyle=(0, (4, 3)))
-        where = slice_position_text(v.affine, axis, point.ijk[axis], v.scan.shape)
+        where = _where(v.affine, axis, point.ijk[axis], v.scan.shape, spec)
         ax.set_title(f"{name} ({where})\n{point.label}", fontsize=9)
     return im
 
@@ -276,7 +289,7 @@ def render_overlay(
     drawn = {"lesion": False, "truth": False}
     for ax, idx, score in zip(grid[:main_rows].ravel(), spec.slices, spec.slice_scores):
         im = _panel(ax, v, spec.slice_axis, idx, spec, drawn)
-        where = slice_position_text(affine_ras, spec.slice_axis, idx, scan.shape)
+        where = _where(affine_ras, spec.slice_axis, idx, scan.shape, spec)
         ax.set_title(f"slice {idx} ({where})  score {score:.3f}", fontsize=10)
     for r, point in enumerate(ortho):
         im = _ortho_row(grid[main_rows + r], v, point, spec, drawn) or im

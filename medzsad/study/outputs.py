@@ -175,6 +175,7 @@ def _overlay(result: StudyResult, k: int) -> bytes:
         heat_floor=min(OVERLAY_HEAT_FLOOR, threshold) if np.isfinite(threshold) else OVERLAY_HEAT_FLOOR,
         threshold=threshold if np.isfinite(threshold) else None,
         ortho=ortho_points(result.heat, result.lesions.labels, result.lesions.lesions, ORTHO_LESIONS),
+        patient_geometry=p.volume.source.patient_geometry,
     )
     scan = np.asarray(p.volume.data, dtype=np.float32)
     affine = p.volume.affine_ras

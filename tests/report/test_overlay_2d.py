@@ -94,3 +94,32 @@ def test_a_2d_nifti_through_the_cli_writes_its_overlay(tmp_path: Path) -> None:
         assert list(csv.DictReader(f)) == []
     [overlay] = (out / "studies").glob("*/overlay.png")
     assert _image(overlay.read_bytes()).size
+
+
+def test_an_image_without_patient_position_gets_no_letters_and_no_slice_position(monkeypatch) -> None:
+    """A radiograph placed at the origin (as SimpleITK reads it): letters and 'S 0.0 mm' would be invented."""
+    from dataclasses import replace
+
+    from matplotlib.axes import Axes
+
+    texts: list[str] = []
+
+    def spy(method: str) -> None:
+        real = getattr(Axes, method)
+
+        def recorded(self: Axes, *args: object, **kwargs: object) -> object:
+            texts.append(str(args[-1]) if args else "")
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Axes, method, recorded)
+
+    spy("text")  # the orientation letters
+    spy("set_title")  # the slice position
+    heat = np.full(SHAPE, 0.6, np.float32)
+    render_overlay(_scan(), heat, AFFINE, _spec())
+    placed = list(texts)
+    texts.clear()
+    render_overlay(_scan(), heat, AFFINE, replace(_spec(), patient_geometry=False))
+    assert {"A", "P", "R", "L"} <= set(placed) and any("mm)" in t for t in placed)  # a placed slice
+    assert not {"A", "P", "R", "L", "S", "I"} & set(texts)
+    assert any("as stored, no patient position" in t for t in texts) and not any("mm)" in t for t in texts)
