@@ -57,9 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("cohort", metavar="COHORT", nargs="?", help="cohort YAML file (see docs/cohort.md)")
-    p.add_argument(
-        "--device", default=None, help="override model.device: auto, cpu, cuda (or gpu), cuda:N"
-    )
+    p.add_argument("--device", default=None, help="override model.device: auto, cpu, cuda (or gpu), cuda:N")
     p.add_argument(
         "--batch-size", type=int, default=None, metavar="N", help="override model.batch_size (slices)"
     )
@@ -170,9 +168,15 @@ def _report(summary: Any, quiet: bool) -> int:
         return EXIT_OK
     if not quiet:
         smoke = "  [SMOKE RUN - random weights]" if summary.smoke else ""
+        n_out = summary.n_output_failures
+        unwritten = f", {n_out} optional output{'s' if n_out > 1 else ''} not written" if n_out else ""
         sys.stdout.write(
-            f"done {summary.n_done}, skipped {summary.n_skipped}, failed {summary.n_failed}"
+            f"done {summary.n_done}, skipped {summary.n_skipped}, failed {summary.n_failed}{unwritten}"
             f" -> {summary.studies_csv}{smoke}\n"
+        )
+    if summary.n_output_failures:  # the studies stand (exit 0 unless one failed): say where to look
+        sys.stderr.write(
+            f"medzsad: {summary.n_output_failures} optional output(s) not written; see {summary.errors_csv}\n"
         )
     if summary.n_failed:
         sys.stderr.write(f"medzsad: {summary.n_failed} studies failed; see {summary.errors_csv}\n")

@@ -76,6 +76,8 @@ class RunSummary:
         outcomes: One outcome per study, in cohort order.
         smoke: The run used random weights.
         dry_run: Nothing was run.
+        n_output_failures: Optional outputs (overlay, DICOM SEG/SR, ...) of done studies that were
+            not written; each is a row of ``errors.csv`` (stage ``output``), the study stands.
     """
 
     out_dir: Path
@@ -89,6 +91,7 @@ class RunSummary:
     smoke: bool = False
     dry_run: bool = False
     failures: tuple[tuple[str, str], ...] = field(default=())
+    n_output_failures: int = 0
 
     @property
     def ok(self) -> bool:

@@ -28,7 +28,7 @@ from medzsad.cohort.push import Pusher, push_remaining, pushing_as_done
 from medzsad.cohort.recording import StudyRecorder, shown_error
 from medzsad.cohort.run_lock import run_lock
 from medzsad.cohort.run_progress import RunProgress
-from medzsad.cohort.tables import write_cohort_tables, write_review_page
+from medzsad.cohort.tables import output_failures, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind
 from medzsad.study.loading import StudyLoader, default_loader
 from medzsad.study.scorer import SliceScorer
@@ -159,6 +159,7 @@ def _finish(
         outcomes=ordered,
         smoke=smoke,
         failures=failed,
+        n_output_failures=sum(len(output_failures(rows.get(s.study_id))) for s in studies),
     )
 
 

@@ -52,7 +52,8 @@ OUTPUT_STAGE = "output"
 PUSH_STAGE = "push"
 
 
-def _output_failures(row: LedgerRow | None) -> list[dict[str, str]]:
+def output_failures(row: LedgerRow | None) -> list[dict[str, str]]:
+    """The optional outputs of a done study that were not written (``OutputFailure.to_dict`` records)."""
     if row is None or row.state is not StudyState.DONE:
         return []
     return [f for f in row.outputs.get("output_failures", []) if isinstance(f, dict)]
@@ -115,7 +116,7 @@ def studies_table(
                 "status": state,
                 "error": r.error if r is not None else "",
                 "output_errors": "; ".join(
-                    f"{f.get('output', '')}: {f.get('error_type', '')}" for f in _output_failures(r)
+                    f"{f.get('output', '')}: {f.get('error_type', '')}" for f in output_failures(r)
                 ),
                 "warnings": _cell(out.get("warnings")) if done else "",
                 "notes": _cell(out.get("notes")) if done else "",
@@ -153,7 +154,7 @@ def errors_table(studies: list[StudyInput], rows: dict[str, LedgerRow]) -> pd.Da
                     "message": r.error,
                 }
             )
-        for f in _output_failures(r):
+        for f in output_failures(r):
             records.append(
                 {
                     "study_id": s.study_id,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from medzsad.cli.run_cmd import _report
 from medzsad.cohort.launch import run_cohort
 from medzsad.errors import OutputError
 from medzsad.report import review_outputs
@@ -18,7 +19,10 @@ CORE = ("heatmap.nii.gz", "mask.nii.gz", "slices.csv", "lesions.csv", "provenanc
 
 
 def test_forced_seg_failure_keeps_the_study_and_records_the_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     def broken_seg(mask: object, volume: object, out_path: Path, **kwargs: object) -> None:
         raise OutputError(f"{out_path}: forced SEG failure for the test")
@@ -29,7 +33,11 @@ def test_forced_seg_failure_keeps_the_study_and_records_the_failure(
     extra += "executor: {workers: 0}\n"  # the patch reaches this process only: write in it
     cfg = write_cohort_yaml(tmp_path / "c.yaml", info["manifest"], tmp_path / "out", extra=extra)
     summary = run_cohort(cfg)
-    assert (summary.n_done, summary.n_failed) == (1, 0)
+    assert (summary.n_done, summary.n_failed, summary.n_output_failures) == (1, 0, 1)
+    assert _report(summary, quiet=False) == 0  # the study stands: exit 0, and the terminal says so
+    said = capsys.readouterr()
+    assert ", 1 optional output not written ->" in said.out
+    assert f"medzsad: 1 optional output(s) not written; see {summary.errors_csv}" in said.err
     out = tmp_path / "out"
     studies = pd.read_csv(out / "studies.csv", keep_default_na=False)
     row = studies.iloc[0]
