@@ -9,7 +9,6 @@ instance, for the missing instances only.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -17,9 +16,7 @@ from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.pixels import get_decoder
-from pydicom.uid import UID
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, build_role, evt
+from pynetdicom import AE, build_role, evt
 from pynetdicom.association import Association
 from pynetdicom.pdu import A_ASSOCIATE_RJ
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
@@ -39,8 +36,9 @@ from medzsad.errors import (
 from medzsad.io.guard import quiet_library_log
 from medzsad.pacs.auth import dimse_endpoint, dimse_ssl_context
 from medzsad.pacs.client import InstanceRef
+from medzsad.pacs.dimse_contexts import NATIVE_SYNTAXES, decodable_syntaxes, propose_contexts
 
-__all__ = ["DimseClient", "decodable_syntaxes", "retrieval_contexts"]
+__all__ = ["DimseClient"]
 
 _PENDING = (0xFF00, 0xFF01)
 #: C-MOVE sends to one storage SCP port: retrievals by C-MOVE take turns.
@@ -57,55 +55,6 @@ _FALLBACK_CLASSES = (
     "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
     "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
 )
-
-
-#: Native transfer syntaxes (one presentation context carries them all: any can be read).
-_NATIVE = tuple(str(uid) for uid in map(UID, ALL_TRANSFER_SYNTAXES) if not uid.is_compressed)
-#: Compressed syntaxes in the order their contexts are offered when fewer fit (commonest in
-#: archives first: JPEG 2000 and JPEG lossless, RLE, then lossy JPEG, JPEG-LS and HTJ2K).
-_COMPRESSED_ORDER = (
-    "1.2.840.10008.1.2.4.90",
-    "1.2.840.10008.1.2.4.70",
-    "1.2.840.10008.1.2.5",
-    "1.2.840.10008.1.2.4.91",
-    "1.2.840.10008.1.2.4.57",
-    "1.2.840.10008.1.2.4.50",
-    "1.2.840.10008.1.2.4.51",
-    "1.2.840.10008.1.2.4.80",
-    "1.2.840.10008.1.2.4.81",
-    "1.2.840.10008.1.2.4.201",
-    "1.2.840.10008.1.2.4.202",
-    "1.2.840.10008.1.2.4.203",
-)
-#: Presentation contexts one association may propose (PS3.8: context ids are odd numbers < 256).
-_MAX_CONTEXTS = 128
-
-
-@functools.cache
-def decodable_syntaxes() -> tuple[str, ...]:
-    """The compressed syntaxes of :data:`_COMPRESSED_ORDER` that pydicom can decode here (pylibjpeg)."""
-    out = []
-    for uid in map(UID, _COMPRESSED_ORDER):
-        try:
-            if get_decoder(uid).is_available:
-                out.append(str(uid))
-        except NotImplementedError:
-            continue
-    return tuple(out)
-
-
-def retrieval_contexts(classes: Sequence[str], reserved: int) -> list[tuple[str, tuple[str, ...]]]:
-    """The storage contexts a C-GET proposes for ``classes``: ``(SOP class, transfer syntaxes)``.
-
-    An acceptor chooses one transfer syntax per presentation context, so a PACS sends a JPEG 2000
-    instance as it is stored only when a context offers that syntax alone; otherwise it must
-    transcode it, which Orthanc and many PACS cannot (the sub-operation fails with 0xC000). So
-    each class gets one context of the native syntaxes and one per decodable compressed syntax,
-    as many as fit beside the ``reserved`` other contexts (the commonest first).
-    """
-    per_class = max(1, (_MAX_CONTEXTS - reserved) // max(1, len(classes)))
-    compressed = decodable_syntaxes()[: per_class - 1]
-    return [(uid, ts) for uid in classes for ts in (_NATIVE, *((c,) for c in compressed))]
 
 
 class DimseClient:
@@ -138,12 +87,7 @@ class DimseClient:
         ae = AE(ae_title=cfg.calling_ae)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = cfg.timeout_s
         ae.connection_timeout = cfg.timeout_s
-        for uid in contexts:
-            ae.add_requested_context(uid)
-        for uid, syntaxes in retrieval_contexts(get_classes, len(contexts) + len(store_classes)):
-            ae.add_requested_context(uid, syntaxes)
-        for uid in store_classes:  # our own files, written uncompressed
-            ae.add_requested_context(uid, _NATIVE)
+        propose_contexts(ae, contexts, get_classes, store_classes)
         roles: list[Any] = [build_role(uid, scp_role=True) for uid in get_classes]
         handlers: list[Any] = []
         if on_store is not None:
@@ -335,7 +279,7 @@ class DimseClient:
         scp = AE(ae_title=cfg.calling_ae)
         scp.acse_timeout = scp.dimse_timeout = scp.network_timeout = cfg.timeout_s
         for uid in classes:
-            scp.add_supported_context(uid, (*_NATIVE, *decodable_syntaxes()))  # the PACS proposes
+            scp.add_supported_context(uid, (*NATIVE_SYNTAXES, *decodable_syntaxes()))  # the PACS proposes
 
         def handle(event: evt.Event) -> int:
             ds = event.dataset

@@ -15,18 +15,8 @@ starts; the pool watches its pipe, its process sentinel and the task's deadline:
 * the task runs past ``timeout_s``: the worker is killed and replaced, :class:`StudyWorkerError`
   ``timeout``.
 
-Workers never outlive the run: each asks the kernel to kill it when its parent (the fork server)
-exits (``prctl(PR_SET_PDEATHSIG, SIGKILL)``, Linux; it works while a library call holds the
-worker), and closes its copy of the fork server's "alive" pipe, so that the fork server, which
-waits for every holder of that pipe, exits as soon as the main process is gone, even by SIGKILL.
-The resource tracker then sees its pipe close and exits too.
-
-Ctrl-C is the main process's alone: it stops the run and closes the pools. A terminal's Ctrl-C
-signals the whole process group, so the fork server is started with SIGINT blocked (a blocked signal
-mask is inherited through fork and exec): otherwise a Ctrl-C while it imports its preload modules
-(torch, monai: seconds), before it sets SIGINT to ``SIG_IGN`` itself, printed a ``KeyboardInterrupt``
-traceback from it after ``medzsad: interrupted``. The workers it forks inherit the mask, and ignore
-SIGINT from their first line. None of them needs SIGINT to exit (see above).
+Workers never outlive the run, and Ctrl-C is the main process's alone
+(:mod:`medzsad.cohort.executors.local.process_life`).
 
 Test hook (tests only): ``MEDZSAD_TEST_WORKER_FAULT="segv:MARK,hang:MARK,stuck:MARK,bomb:MARK,panic:MARK"``
 makes a worker kill itself with SIGSEGV, sleep forever, block forever in a C call that holds the GIL
@@ -40,13 +30,11 @@ import contextlib
 import ctypes
 import logging
 import multiprocessing as mp
-import multiprocessing.forkserver as mp_forkserver
-import multiprocessing.resource_tracker as mp_resource_tracker
 import os
 import pickle
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -55,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from medzsad.cohort.executors.local import transport
+from medzsad.cohort.executors.local.process_life import die_with_the_run, ensure_forkserver, sigint_blocked
 from medzsad.errors import InputError, StudyWorkerError
 
 __all__ = ["WorkerPool", "TaskOutcome", "FAULT_ENV", "wait_any"]
@@ -65,7 +54,6 @@ log = logging.getLogger(__name__)
 FAULT_ENV = "MEDZSAD_TEST_WORKER_FAULT"
 _PRELOAD = ["medzsad.study.loading"]
 _GIB = 1024**3
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -114,47 +102,6 @@ def _apply_fault(faults: str, what: str) -> None:
                 hog.append(np.empty(256 * 1024 * 1024, np.uint8))
         elif kind == "panic":
             raise BaseException(f"test panic while {what}")  # noqa: TRY002 - a stand-in for PanicException
-
-
-def _die_with_the_run() -> None:
-    """In a worker: exit when the run's main process dies (see the module docstring)."""
-    with contextlib.suppress(Exception):  # Linux only; elsewhere the idle worker's pipe closing is the watch
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    server = getattr(mp_forkserver, "_forkserver", None)
-    alive = getattr(server, "_forkserver_alive_fd", None)
-    if isinstance(alive, int):  # a forkserver child: the server must not wait for this worker
-        with contextlib.suppress(OSError):
-            os.close(alive)
-        server._forkserver_alive_fd = None  # type: ignore[union-attr]
-
-
-@contextlib.contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """Block SIGINT in this thread: a process started meanwhile inherits the blocked mask.
-
-    A Ctrl-C meanwhile is not lost: another thread of this process takes it, or this one when the
-    mask is restored (``KeyboardInterrupt`` is raised then).
-    """
-    if not hasattr(signal, "pthread_sigmask"):  # not POSIX
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _ensure_forkserver() -> None:
-    """Start the fork server if it is not running, deaf to Ctrl-C (see the module docstring).
-
-    Only the start is covered: the first worker's start then waits (seconds) for the server's
-    preload imports, and a Ctrl-C must interrupt that wait.
-    """
-    mp_resource_tracker.ensure_running()  # first: its own start unblocks SIGINT in this thread
-    with _sigint_blocked():
-        mp_forkserver.ensure_running()
 
 
 def _limit_memory(memory_gb: float | None) -> None:
@@ -234,7 +181,7 @@ def _worker_main(
 ) -> None:
     """Entry of a worker process: run tasks until the pool closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    _die_with_the_run()
+    die_with_the_run()
     # the fork server's environment is the one it started with: use the pool owner's, as spawn would
     os.environ.clear()
     os.environ.update(env)
@@ -299,10 +246,10 @@ class WorkerPool:
             daemon=True,
         )
         if self._ctx.get_start_method() == "forkserver":
-            _ensure_forkserver()  # (re)started deaf to Ctrl-C; the wait for its preload is not
+            ensure_forkserver()  # (re)started deaf to Ctrl-C; the wait for its preload is not
             process.start()
         else:
-            with _sigint_blocked():  # spawn and fork do not wait for the child: a short block
+            with sigint_blocked():  # spawn and fork do not wait for the child: a short block
                 process.start()
         child.close()
         return _Slot(process, parent)
