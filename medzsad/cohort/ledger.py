@@ -18,7 +18,10 @@ from typing import Any
 
 from medzsad.errors import LedgerError, OutputError
 
-__all__ = ["StudyState", "LedgerRow", "Ledger"]
+__all__ = ["StudyState", "LedgerRow", "Ledger", "LEDGER_FILE"]
+
+#: The run ledger's file in a run folder: its presence marks a folder as one of medzsad's runs.
+LEDGER_FILE = "ledger.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (

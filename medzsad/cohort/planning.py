@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 from medzsad.cohort.inputs import input_hash
-from medzsad.cohort.ledger import Ledger, StudyState
+from medzsad.cohort.ledger import LEDGER_FILE, Ledger, StudyState
 from medzsad.cohort.options import RunOptions, RunSummary, StudyOutcome
-from medzsad.cohort.preflight import LEDGER_FILE, TABLE_FILES
+from medzsad.cohort.preflight import TABLE_FILES
 from medzsad.config import CohortConfig
 from medzsad.errors import OutputError
 from medzsad.fileio import TEMP_MARK

@@ -16,6 +16,7 @@ import errno
 import os
 from pathlib import Path
 
+from medzsad.cohort.ledger import LEDGER_FILE
 from medzsad.config import CohortConfig
 from medzsad.errors import ConfigError, OutputError
 from medzsad.weights.resolution import resolve_model_weights
@@ -24,12 +25,9 @@ __all__ = [
     "check_output_folder",
     "check_output_outside_inputs",
     "check_model",
-    "LEDGER_FILE",
     "TABLE_FILES",
 ]
 
-#: The run ledger in the output folder: its presence marks a folder as one of medzsad's runs.
-LEDGER_FILE = "ledger.sqlite"
 #: The cohort files a run writes (and replaces) at the top of its output folder.
 TABLE_FILES = ("studies.csv", "errors.csv", "metrics.json", "report.html")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pydicom
 
-from medzsad.cohort.ledger import Ledger, StudyState
+from medzsad.cohort.ledger import LEDGER_FILE, Ledger, StudyState
 from medzsad.cohort.push_records import PushFailure, SentRecords
 from medzsad.cohort.tables import replace_push_errors
 from medzsad.config import CohortConfig
@@ -160,7 +160,7 @@ class Pusher:
 @contextlib.contextmanager
 def study_pusher(run_dir: str | Path, destination: PushConfig) -> Iterator[Pusher]:
     """A :class:`Pusher` on the run's records, for sending studies as they finish (``output.push``)."""
-    with SentRecords(Path(run_dir) / "ledger.sqlite") as records:
+    with SentRecords(Path(run_dir) / LEDGER_FILE) as records:
         yield Pusher(destination, records)
 
 
@@ -194,7 +194,7 @@ def push_run(
         ConfigError: An environment variable named by ``auth`` is not set.
     """
     run = Path(run_dir)
-    db = run / "ledger.sqlite"
+    db = run / LEDGER_FILE
     if not db.is_file():
         raise OutputError(f"{run}: no ledger.sqlite here; give the output folder of a 'medzsad run'")
     with Ledger(db) as ledger:

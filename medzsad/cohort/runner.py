@@ -19,11 +19,10 @@ from typing import Any
 from medzsad.calibration.operating_point import refuse_uncalibrated, run_operating_point
 from medzsad.cohort.executors import executor_for
 from medzsad.cohort.executors.base import BuildModel, GivenModel, ModelSource, StudyWork
-from medzsad.cohort.ledger import Ledger, LedgerRow
+from medzsad.cohort.ledger import LEDGER_FILE, Ledger, LedgerRow
 from medzsad.cohort.metrics import cohort_metrics, write_metrics
 from medzsad.cohort.options import OnStudy, RunOptions, RunSummary, StudyOutcome
 from medzsad.cohort.planning import check_writable, clean_partials, dry_run, plan
-from medzsad.cohort.preflight import LEDGER_FILE
 from medzsad.cohort.push import Pusher, push_remaining, pushing_as_done
 from medzsad.cohort.recording import StudyRecorder, shown_error
 from medzsad.cohort.run_lock import run_lock

@@ -31,7 +31,7 @@ from medzsad.calibration.profile_io import CalibrationStudy, Profile, Stratum, w
 from medzsad.calibration.strata import stratum_key
 from medzsad.cohort.inputs import collect_studies
 from medzsad.cohort.launch import run_cohort
-from medzsad.cohort.ledger import Ledger, StudyState
+from medzsad.cohort.ledger import LEDGER_FILE, Ledger, StudyState
 from medzsad.cohort.options import OnStudy, RunOptions, RunSummary, apply_options
 from medzsad.config import CohortConfig, ProfileConfig, load_cohort
 from medzsad.errors import ConfigError, OutputError
@@ -108,7 +108,7 @@ def _statistic_from_heatmap(folder: Path, min_lesion_ml: float) -> float:
 def _records(summary: RunSummary, cfg: CohortConfig) -> list[CalibrationRecord]:
     """The done normals of this cohort, from the ledger the run wrote."""
     out = []
-    with Ledger(summary.out_dir / "ledger.sqlite") as ledger:
+    with Ledger(summary.out_dir / LEDGER_FILE) as ledger:
         for outcome in summary.outcomes:
             row = ledger.get(outcome.study_id)
             if row is None or row.state is not StudyState.DONE:
