@@ -95,7 +95,10 @@ def plan(
             and row.config_hash == chash
             and (studies_dir / row.safe_id).is_dir()
         )
-        if not force and row is not None and row.state is StudyState.DONE and row.input_hash != ihash:
+        replaced = (
+            row is not None and row.state is StudyState.DONE and ihash not in (row.input_hash, "missing")
+        )
+        if replaced and not force:  # a missing input fails (and is said) without replacing anything
             # also two inputs that share a folder name (every CD's DICOM/) into one --out
             log.warning(
                 "study %s: its input is not the one its results were made from (other files, sizes or "

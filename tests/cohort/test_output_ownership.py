@@ -78,3 +78,21 @@ def test_another_input_under_the_same_name_is_said_before_its_results_are_replac
     assert "its results are replaced" in caplog.text and "study s-" in caplog.text
     assert main(["run", "-i", str(tmp_path / "b" / "scan.nii.gz"), "-o", str(out), "--smoke", "-q"]) == 0
     assert caplog.text.count("its results are replaced") == 1  # the same input again: skipped, no warning
+
+
+def test_a_done_study_whose_input_went_missing_is_not_said_to_be_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It fails as a study (said before the model loads); its earlier results are not replaced."""
+    rows = ["study_id,path"]
+    for name, seed in (("a", 1), ("b", 2)):
+        data, _ = blob_volume((24, 20, 6), seed, lesion=False)
+        nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / f"{name}.nii.gz")
+        rows.append(f"{name},{name}.nii.gz")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    cfg = write_cohort_yaml(tmp_path / "c.yaml", tmp_path / "m.csv", tmp_path / "out")
+    assert main(["run", str(cfg), "--smoke", "-q"]) == 0
+    (tmp_path / "b.nii.gz").unlink()
+    assert main(["run", str(cfg), "--smoke", "-q"]) == EXIT_FAILED_STUDIES
+    assert "1 of 2 studies have no input file" in caplog.text
+    assert "its results are replaced" not in caplog.text
