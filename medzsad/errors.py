@@ -6,8 +6,12 @@ Every message says what went wrong, where (file path, SeriesInstanceUID, tag key
 
 from __future__ import annotations
 
+import traceback
+
 __all__ = [
     "one_line",
+    "keep_traceback",
+    "traceback_text",
     "MedzsadError",
     "ConfigError",
     "InputError",
@@ -164,3 +168,33 @@ class PacsUnreachableError(PacsError):
 def one_line(error: BaseException) -> str:
     """The error's message on one line (multi-line messages joined with ' | '; "" when empty)."""
     return " | ".join(part.strip() for part in str(error).strip().splitlines() if part.strip())
+
+
+#: Where a worker process keeps an exception's traceback text before it drops the frames.
+_KEPT_TRACEBACK = "medzsad_traceback"
+
+
+def keep_traceback(error: BaseException, of: BaseException | None = None) -> None:
+    """Store ``error``'s formatted traceback on it (pickled with it), before its frames are dropped.
+
+    A worker process sends its exceptions to the main process without their tracebacks (they would
+    keep the failed task's memory alive); the text is what ``-vv --show-ids`` shows there.
+
+    Args:
+        error: The exception to keep the text on.
+        of: The exception whose traceback it is, when ``error`` stands in for it (default ``error``).
+    """
+    if getattr(error, _KEPT_TRACEBACK, ""):
+        return
+    try:
+        setattr(error, _KEPT_TRACEBACK, traceback_text(of if of is not None else error))
+    except Exception:  # noqa: S110 - a traceback that cannot be formatted is left out, never raised
+        pass
+
+
+def traceback_text(error: BaseException) -> str:
+    """``error``'s traceback as text: the one kept where it was raised, else formatted here."""
+    kept = getattr(error, _KEPT_TRACEBACK, "")
+    if isinstance(kept, str) and kept:
+        return kept
+    return "".join(traceback.format_exception(error))

@@ -107,3 +107,5 @@ class StudyRecorder:
                 sid, result.error, {"stage": result.stage, "error_type": result.error_type}
             )
             log.warning("study %s failed: %s", job.log_id, shown_error(self.cfg, job, result)[:400])
+        if show and result.traceback:  # it names files: with --show-ids only (docs/privacy.md)
+            log.debug("traceback of study %s:\n%s", job.log_id, result.traceback.rstrip())

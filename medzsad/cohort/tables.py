@@ -256,4 +256,6 @@ def write_review_page(
     )
     for f in failed:
         log.warning("review page report.html not written: %s: %s", f.error_type, f.message[:300])
+        if cfg.output.show_ids:  # a traceback names files (docs/privacy.md)
+            log.debug("traceback of the review page:\n%s", f.traceback.rstrip())
     return written

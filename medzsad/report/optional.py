@@ -9,14 +9,13 @@ cost the study its core outputs. :func:`attempt` runs one writer and turns an ex
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
-__all__ = ["OutputFailure", "attempt"]
+from medzsad.errors import traceback_text
 
-logger = logging.getLogger(__name__)
+__all__ = ["OutputFailure", "attempt"]
 
 T = TypeVar("T")
 
@@ -29,11 +28,14 @@ class OutputFailure:
         output: The output's name (an :class:`~medzsad.config.OutputKind` value, e.g. ``dicom-seg``).
         error_type: Exception class name, e.g. ``OutputError``.
         message: One-line error message.
+        traceback: The writer's traceback as text; not in :meth:`to_dict` (it names files: the
+            runner logs it with ``-vv --show-ids`` only, docs/privacy.md).
     """
 
     output: str
     error_type: str
     message: str
+    traceback: str = field(default="", compare=False, repr=False)
 
     def to_dict(self) -> dict[str, str]:
         """JSON-ready form (ledger, provenance)."""
@@ -61,6 +63,5 @@ def attempt(output: str, write: Callable[[], T], failures: list[OutputFailure]) 
         return write()
     except Exception as e:  # an optional output never fails the study; the failure is recorded
         message = " ".join(str(e).split()) or type(e).__name__
-        failures.append(OutputFailure(output, type(e).__name__, message))
-        logger.debug("optional output %s failed", output, exc_info=e)
+        failures.append(OutputFailure(output, type(e).__name__, message, traceback_text(e)))
         return None

@@ -14,13 +14,13 @@ Every exception of a study (bad input, geometry, model, disk) becomes a ``failed
 
 from __future__ import annotations
 
-import logging
 import shutil
 import time
 from dataclasses import dataclass
 
 from medzsad.analysis.lesions import voxel_volume_ml
 from medzsad.config import CohortConfig
+from medzsad.errors import keep_traceback, traceback_text
 from medzsad.study.calibrate import calibrate_study
 from medzsad.study.loading import Allocate, InputSpec, ModelInputSpec, StudyLoader
 from medzsad.study.outputs import StudyResult, publish, write_study_files
@@ -40,8 +40,6 @@ from medzsad.study.types import (
 )
 
 __all__ = ["ModelFacts", "load", "finish_study", "run_study"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,6 +76,7 @@ def load(
     try:
         return Ready(loader(job.study, cfg, spec, allocate))
     except Exception as e:  # recorded by finish_study as the study's failure at "load"
+        keep_traceback(e)  # a worker process sends ``Failed`` without the frames
         return Failed(e)
 
 
@@ -151,11 +150,13 @@ def finish_study(
         cause = e.cause if isinstance(e, _StageError) else e
         stage = e.stage if isinstance(e, _StageError) else stage
         shutil.rmtree(where.partial, ignore_errors=True)
-        log.debug("traceback of study %s", job.log_id, exc_info=cause if cfg.output.show_ids else None)
-        return StudyFinish.failure(cause, stage)
+        # logged by the runner, in the main process (a writer process has no log handler)
+        return StudyFinish.failure(cause, stage, traceback_text(cause) if cfg.output.show_ids else "")
     seconds = float(sum(result.prepared.timings_s.values()))
     summary = study_summary(result, files)
-    return StudyFinish("done", score=result.score, summary=summary, seconds=seconds)
+    shown = files.failed if cfg.output.show_ids else ()
+    traceback = "\n".join(f"optional output {f.output}:\n{f.traceback}" for f in shown)
+    return StudyFinish("done", score=result.score, summary=summary, seconds=seconds, traceback=traceback)
 
 
 def run_study(

@@ -351,6 +351,8 @@ class StudyFinish:
         error_type: Exception class name when failed.
         summary: The ledger's ``outputs`` record when done.
         seconds: CPU stages and model time spent on the study (read, preprocess, score, ...).
+        traceback: Traceback text of the failure, or of the optional outputs that failed; filled
+            with ``output.show_ids`` only (it names files), logged by the runner at debug level.
     """
 
     status: str
@@ -360,9 +362,10 @@ class StudyFinish:
     error_type: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    traceback: str = ""
 
     @classmethod
-    def failure(cls, error: BaseException, stage: str) -> StudyFinish:
-        """A failed outcome: the error's one-line message and class name."""
+    def failure(cls, error: BaseException, stage: str, traceback: str = "") -> StudyFinish:
+        """A failed outcome: the error's one-line message and class name (and ``traceback``)."""
         message = " ".join(str(error).split()) or type(error).__name__
-        return cls("failed", error=message, stage=stage, error_type=type(error).__name__)
+        return cls("failed", error=message, stage=stage, error_type=type(error).__name__, traceback=traceback)

@@ -44,7 +44,7 @@ import numpy as np
 
 from medzsad.cohort.executors.local import transport
 from medzsad.cohort.executors.local.process_life import die_with_the_run, ensure_forkserver, sigint_blocked
-from medzsad.errors import InputError, StudyWorkerError
+from medzsad.errors import InputError, StudyWorkerError, keep_traceback
 
 __all__ = ["WorkerPool", "TaskOutcome", "FAULT_ENV", "wait_any"]
 
@@ -121,7 +121,9 @@ def _portable(error: BaseException, what: str) -> BaseException:
     try:
         pickle.loads(pickle.dumps(error))
     except Exception:
-        return InputError(f"{type(error).__name__}: {error}")
+        plain = InputError(f"{type(error).__name__}: {error}")
+        keep_traceback(plain, of=error)
+        return plain
     return error
 
 
@@ -161,6 +163,7 @@ def _run_one(
 
 def _reported(error: BaseException, what: str, limit: str) -> BaseException:
     """What the main process is told of a task's exception, once its frames are released."""
+    keep_traceback(error)  # the text, for -vv --show-ids in the main process
     chain: list[BaseException | None] = [error]
     seen: set[int] = set()
     while chain:
