@@ -42,6 +42,7 @@ class HeaderSummary:
     transfer_syntax: str
     role: ObjectRole = ObjectRole.IMAGE
     not_candidate: str = ""
+    sop_uid: str = ""
 
 
 def _floats(value: object) -> tuple[float, ...] | None:
@@ -125,6 +126,7 @@ def _summary_of(ds: Dataset, path: str) -> HeaderSummary:
         transfer_syntax=str(ts),
         role=kind.role,
         not_candidate=kind.reason,
+        sop_uid=str(ds.get("SOPInstanceUID", "") or ""),
     )
 
 
@@ -159,6 +161,8 @@ def series_from_headers(headers: list[HeaderSummary]) -> tuple[SeriesRef, ...]:
         first = hs[0]
         plane, oblique = _plane(hs)
         size = Counter((h.rows, h.cols) for h in hs).most_common(1)[0][0]
+        # a copy of an instance (same SOPInstanceUID) is one slice: the reader keeps one of them
+        unique = list({h.sop_uid or h.path: h for h in hs}.values())
         out.append(
             SeriesRef(
                 series_uid=uid,
@@ -169,8 +173,8 @@ def series_from_headers(headers: list[HeaderSummary]) -> tuple[SeriesRef, ...]:
                 description=first.description,
                 series_number=first.series_number,
                 image_type=first.image_type,
-                n_instances=len(hs),
-                n_slices=sum(h.n_frames for h in hs),
+                n_instances=len(unique),
+                n_slices=sum(h.n_frames for h in unique),
                 plane=plane,
                 oblique=oblique,
                 slice_thickness_mm=first.slice_thickness_mm,

@@ -168,9 +168,10 @@ class InspectReport:
                 mark = "*" if ser.series_uid == s.chosen_uid else " "
                 never = "  [never scored]" if not ser.candidate else ""
                 number = ser.series_number if ser.series_number is not None else "-"
+                copies = f" in {len(ser.files)} files" if len(ser.files) > ser.n_instances else ""
                 lines.append(
                     f"  {mark} #{number} {ser.modality or ser.kind} {ser.description!r} "
-                    f"{ser.n_slices} slices, {ser.plane}{never}"
+                    f"{ser.n_slices} slices{copies}, {ser.plane}{never}"
                 )
             lines.append(f"    chosen: {s.chosen_uid or 'none'} ({s.reason})")
             for uid, why in s.rejected:

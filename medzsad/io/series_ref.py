@@ -33,7 +33,7 @@ class SeriesRef:
         description: SeriesDescription.
         series_number: SeriesNumber, or ``None``.
         image_type: ImageType values (e.g. ``ORIGINAL, PRIMARY, LOCALIZER``).
-        n_instances: Number of files.
+        n_instances: Number of instances (distinct SOPInstanceUIDs; ``files`` may hold copies).
         n_slices: Number of 2D slices (frames of multi-frame objects counted; K of a volume file).
         plane: ``axial``, ``coronal``, ``sagittal``, ``unknown`` or ``mixed`` (several orientations).
         oblique: True when the orientation is not aligned with the patient axes.

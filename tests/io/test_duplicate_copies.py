@@ -83,3 +83,22 @@ def test_echoes_at_one_position_are_still_told_apart(tmp_path: Path) -> None:
     assert v.shape_ijk[2] == 5 and any("several echoes, phases or acquisitions" in w for w in v.warnings)
     with pytest.raises(DicomError, match="several echoes"):
         _series(tmp_path / "echoes", policy="error")
+
+
+def test_copies_of_one_series_in_two_folders_count_each_slice_once(tmp_path: Path) -> None:
+    """The same export copied twice (same SOPInstanceUIDs): 5 slices in 10 files, not 10 slices."""
+    from medzsad.io.inspect import inspect_path
+    from medzsad.io.series_selection import SeriesRules, select_series
+
+    for copy in ("a", "b"):
+        for f in ct5n():
+            (tmp_path / copy).mkdir(exist_ok=True)
+            shutil.copy(f, tmp_path / copy / f.name)
+    (study,) = discover(tmp_path).studies
+    (series,) = study.series
+    assert (series.n_slices, series.n_instances, len(series.files)) == (5, 5, 10)
+    assert _series(tmp_path).data.shape[2] == 5  # what the reader keeps, and what inspect says
+    assert "5 slices in 10 files, axial" in inspect_path(tmp_path, load=False).to_text()
+    # a rule on the number of slices counts slices, not copies
+    assert select_series(study, SeriesRules(min_slices=6)).chosen is None
+    assert select_series(study, SeriesRules(min_slices=5)).chosen == series
