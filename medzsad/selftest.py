@@ -151,9 +151,17 @@ def load_reference_fixture(path: str | Path) -> ReferenceFixture:
     """Read a reference fixture folder.
 
     Raises:
-        ModelError: Missing files or keys (the message names the file).
+        ModelError: The folder does not exist, is a file, or lacks files or keys (the message names
+            the path).
     """
     root = Path(path)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise ModelError(
+            f"reference fixture folder {root} {what}; give a folder such as "
+            "../shared/fixtures/anomalyclip_reference/tiny_a (config.json, clip_state_dict.safetensors, "
+            "prompt_learner.pth, inputs.safetensors, expected.safetensors)"
+        )
     needed = [
         "config.json",
         "clip_state_dict.safetensors",

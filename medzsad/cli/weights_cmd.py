@@ -44,8 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="copy an already downloaded file into the cache (offline machines)",
         description=(
             "Copy a downloaded weight file into the cache, verifying its SHA-256 against the registry "
-            "(or --sha256). Files without a published checksum are stored with their digest recorded "
-            "as unverified."
+            "(or --sha256) and, for prompt checkpoints, that the file is one (with or without "
+            "--sha256). Files without a published checksum are stored with their digest recorded "
+            "as unverified. A refused file leaves nothing in the cache."
         ),
     )
     p_import.add_argument("name", metavar="NAME", help="registry name, e.g. clip_vitl14_336.openai")

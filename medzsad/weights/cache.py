@@ -43,6 +43,7 @@ __all__ = [
     "sha256_file",
     "copy_hashing",
     "atomic_write_text",
+    "removing_new_folders",
 ]
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,24 @@ def _temp_in(folder: Path, suffix: str) -> Iterator[tuple[IO[bytes], Path]]:
             yield f, tmp
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def removing_new_folders(folder: Path) -> Iterator[None]:
+    """Run a block that may create ``folder``; if the block fails, remove what it created there.
+
+    The folders among ``folder`` and its parents that do not exist on entry are removed, innermost
+    first, when the block raises and they are empty by then; folders that existed are never touched.
+    A refused import or download thus leaves no empty ``weights/<name>/`` folder behind.
+    """
+    new = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for p in new:
+            with contextlib.suppress(OSError):  # not empty (someone else wrote there) or already gone
+                p.rmdir()
         raise
 
 

@@ -25,7 +25,13 @@ from typing import IO, Any
 
 from medzsad.errors import ModelError
 from medzsad.progress import progress_bar
-from medzsad.weights.cache import copy_hashing, expected_path, missing_weights_message, resolve
+from medzsad.weights.cache import (
+    copy_hashing,
+    expected_path,
+    missing_weights_message,
+    removing_new_folders,
+    resolve,
+)
 from medzsad.weights.import_file import StoredWeights, expected_sha256, store_verified
 from medzsad.weights.registry import FileFormat, WeightEntry, get_weight_entry
 
@@ -116,6 +122,7 @@ def _download_pooch(
     try:
         got = Path(fetcher.fetch(target.name, downloader=downloader))
     except (requests.exceptions.RequestException, OSError, ValueError) as e:
+        shutil.rmtree(staging, ignore_errors=True)
         raise _TransferError(_short_reason(e)) from e
     tmp = target.with_name(f"{target.name}.part-{os.getpid()}")
     os.replace(got, tmp)
@@ -186,15 +193,16 @@ def fetch_weights(
         return _fetch_hf_hub(entry)
     expected = expected_sha256(entry, sha256)
     failures: list[str] = []
-    for url in entry.urls:
-        try:
-            return download(entry, url, expected, home, opener)
-        except _TransferError as e:
-            failures.append(f"{url}: {e}")
-            log.info("download of %s from %s failed: %s", name, url, e)
-    raise ModelError(
-        f"could not download {name!r} ({'; '.join(failures)})\n" + missing_weights_message(entry, home)
-    )
+    with removing_new_folders(expected_path(entry, home).parent):
+        for url in entry.urls:
+            try:
+                return download(entry, url, expected, home, opener)
+            except _TransferError as e:
+                failures.append(f"{url}: {e}")
+                log.info("download of %s from %s failed: %s", name, url, e)
+        raise ModelError(
+            f"could not download {name!r} ({'; '.join(failures)})\n" + missing_weights_message(entry, home)
+        )
 
 
 def fetch_all(

@@ -1,8 +1,10 @@
 """Import an already downloaded weight file into the cache (for machines without internet).
 
 The file is copied next to its final place, hashed during the copy, checked against the registry
-SHA-256 (or a value the user pins with ``--sha256``) and only then renamed into place, so a wrong
-or truncated file never lands under the name :func:`medzsad.weights.cache.resolve` returns.
+SHA-256 (or a value the user pins with ``--sha256``), read as a checkpoint of the registry's format
+(prompt checkpoints; a checksum says which bytes, not what kind of file) and only then renamed into
+place, so a wrong or truncated file never lands under the name :func:`medzsad.weights.cache.resolve`
+returns. A refused file leaves nothing behind: no temporary file and no folder the import created.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medzsad.errors import ModelError
-from medzsad.weights.cache import copy_hashing, expected_path, record_in_manifest
+from medzsad.weights.cache import copy_hashing, expected_path, record_in_manifest, removing_new_folders
 from medzsad.weights.registry import FileFormat, WeightEntry, get_weight_entry
 
 __all__ = ["StoredWeights", "import_weights", "expected_sha256", "store_verified"]
@@ -61,17 +63,28 @@ def expected_sha256(entry: WeightEntry, pinned: str | None) -> str | None:
     return pinned or entry.sha256
 
 
-def _check_prompt_file(entry: WeightEntry, tmp: Path, origin: str) -> None:
-    """Without a checksum, at least make sure the file is an AnomalyCLIP prompt checkpoint."""
+def _source_of(origin: str) -> str:
+    """The user's file or URL in an ``import:<path>``/``fetch:<url>`` origin (what messages name)."""
+    return origin.partition(":")[2] or origin
+
+
+def _check_format(entry: WeightEntry, tmp: Path, source: str) -> None:
+    """Make sure the stored bytes are the kind of file ``entry`` holds (checksum or not).
+
+    A digest only proves the bytes are the ones the user meant, not that they are a checkpoint of
+    the right kind; prompt checkpoints are small, so reading one costs little.
+    """
+    if entry.file_format is not FileFormat.OFFICIAL_PROMPT:
+        return
+    # torch is imported here so that importing this module (the CLI's parser) stays torch-free
     from medzsad.weights.prompt_checkpoint import read_official_prompt_checkpoint
 
     try:
-        read_official_prompt_checkpoint(tmp)
+        read_official_prompt_checkpoint(tmp, shown_as=source)
     except ModelError as e:
-        tmp.unlink(missing_ok=True)
         raise ModelError(
-            f"{origin} is not an AnomalyCLIP prompt checkpoint for {entry.name!r} ({e}); "
-            f"download {entry.filename} from {entry.urls[0]}"
+            f"{e}; {entry.name!r} needs the official AnomalyCLIP prompt checkpoint: download "
+            f"{entry.filename} from {entry.urls[0]}"
         ) from e
 
 
@@ -86,20 +99,26 @@ def store_verified(
 ) -> StoredWeights:
     """Check a hashed temporary file, then rename it into the cache and record it in the manifest.
 
+    The checksum (when one is known) and the file format (prompt checkpoints) are both checked.
+
     Raises:
-        ModelError: Digest mismatch (the temporary file is deleted).
+        ModelError: Digest mismatch, or a file of the wrong kind (the temporary file is deleted; the
+            message names ``origin``'s file or URL, never the temporary file).
     """
-    if expected is not None and found_sha != expected:
+    source = _source_of(origin)
+    try:
+        if expected is not None and found_sha != expected:
+            raise ModelError(
+                f"checksum mismatch for {entry.name!r} from {source}: expected SHA-256 {expected}, "
+                f"found {found_sha} ({size} bytes). The file is corrupt, truncated or a different file; "
+                f"download it again from {entry.urls[0]}"
+            )
+        _check_format(entry, tmp, source)
+        target = expected_path(entry, home)
+        os.replace(tmp, target)
+    except BaseException:
         tmp.unlink(missing_ok=True)
-        raise ModelError(
-            f"checksum mismatch for {entry.name!r} from {origin}: expected SHA-256 {expected}, found "
-            f"{found_sha} ({size} bytes). The file is corrupt, truncated or a different file; "
-            f"download it again from {entry.urls[0]}"
-        )
-    if expected is None and entry.file_format is FileFormat.OFFICIAL_PROMPT:
-        _check_prompt_file(entry, tmp, origin)
-    target = expected_path(entry, home)
-    os.replace(tmp, target)
+        raise
     verified = expected is not None
     record_in_manifest(entry, found_sha, verified, size, origin, home)
     if verified:
@@ -132,7 +151,8 @@ def import_weights(
         Where the file now lives, its digest and whether that digest was verified.
 
     Raises:
-        ModelError: Unknown name, unreadable source, ``hf-hub`` entry, or checksum mismatch.
+        ModelError: Unknown name, unreadable source, ``hf-hub`` entry, checksum mismatch, or a file
+            that is not a checkpoint of the entry's format (e.g. no ``prompt_learner`` key).
     """
     entry = get_weight_entry(name)
     if entry.file_format is FileFormat.HF_HUB:
@@ -148,11 +168,12 @@ def import_weights(
         )
     expected = expected_sha256(entry, sha256)
     target = expected_path(entry, home)
-    try:
-        with open(src, "rb") as f:
-            tmp, found, size = copy_hashing(f, target.parent, suffix=Path(entry.filename).suffix)
-    except OSError as e:
-        raise ModelError(
-            f"cannot import {name!r} from {src}: {e.strerror or e}; check the file and free space"
-        ) from e
-    return store_verified(entry, tmp, found, size, expected, f"import:{src.resolve()}", home)
+    with removing_new_folders(target.parent):
+        try:
+            with open(src, "rb") as f:
+                tmp, found, size = copy_hashing(f, target.parent, suffix=Path(entry.filename).suffix)
+        except OSError as e:
+            raise ModelError(
+                f"cannot import {name!r} from {src}: {e.strerror or e}; check the file and free space"
+            ) from e
+        return store_verified(entry, tmp, found, size, expected, f"import:{src.resolve()}", home)

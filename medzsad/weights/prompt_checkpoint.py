@@ -63,11 +63,15 @@ class PromptCheckpoint:
     sha256: str
 
 
-def read_official_prompt_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+def read_official_prompt_checkpoint(
+    path: str | os.PathLike[str], shown_as: str | None = None
+) -> dict[str, torch.Tensor]:
     """Read an official AnomalyCLIP checkpoint (``epoch_15.pth``).
 
     Args:
         path: ``.pth`` written by the reference ``train.py``.
+        shown_as: How error messages name the file (default ``path``): an import checks the cache's
+            temporary copy but names the user's file.
 
     Returns:
         The ``prompt_learner`` state dict as stored (dtypes unchanged), tensors on CPU.
@@ -77,25 +81,26 @@ def read_official_prompt_checkpoint(path: str | os.PathLike[str]) -> dict[str, t
             or entries that are not tensors.
     """
     p = Path(path)
+    shown = shown_as or str(p)
     if not p.is_file():
-        raise ModelError(f"prompt checkpoint {p} does not exist")
+        raise ModelError(f"prompt checkpoint {shown} does not exist")
     try:
         obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except TORCH_LOAD_ERRORS as e:
         first = str(e).splitlines()[0] if str(e) else ""
         raise ModelError(
-            f"{p} is not a readable AnomalyCLIP checkpoint ({type(e).__name__}: {first}); it may be "
+            f"{shown} is not a readable AnomalyCLIP checkpoint ({type(e).__name__}: {first}); it may be "
             "truncated (download it again) or need full pickle, which is refused (weights_only=True)"
         ) from e
     if not isinstance(obj, Mapping) or "prompt_learner" not in obj:
         keys = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
         raise ModelError(
-            f"{p} is not an official AnomalyCLIP checkpoint: expected a dict with key 'prompt_learner', "
+            f"{shown} is not an official AnomalyCLIP checkpoint: expected a dict with key 'prompt_learner', "
             f"found {keys}"
         )
     sd = obj["prompt_learner"]
     if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ModelError(f"{p}: 'prompt_learner' is not a state dict of tensors")
+        raise ModelError(f"{shown}: 'prompt_learner' is not a state dict of tensors")
     return dict(sd)
 
 

@@ -150,6 +150,6 @@ def test_corrupt_manifest_is_a_model_error(home, tmp_path, add_entry):
 def test_import_without_checksum_rejects_a_file_that_is_no_prompt_checkpoint(home, tmp_path):
     bogus = tmp_path / "epoch_15.pth"
     bogus.write_text("name: not a checkpoint\n")
-    with pytest.raises(ModelError, match="not an AnomalyCLIP prompt checkpoint"):
+    with pytest.raises(ModelError, match="not a readable AnomalyCLIP checkpoint"):
         import_weights("anomalyclip_vitl14_336.mvtec", bogus)
     assert not any(p.is_file() for p in Path(home).rglob("*.pth*"))
