@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Score every image of a labelled dataset and report, per class and as the mean over classes, "
             "image AUROC/AP/F1-max and pixel AUROC/AUPRO (FPR <= 0.3)/F1-max/Dice/IoU, as in the "
             "AnomalyCLIP paper. Writes metrics.md/.csv/.json, scores.csv, roc.png, pr.png and "
-            "histogram.png into --output, and prints the table and the chosen operating point."
+            "histogram.png into --output, and prints the table and the chosen operating point. "
+            "With random weights (--clip random, --prompts random or none) every output is marked "
+            "'SMOKE RUN - random weights'. See docs/training.md."
         ),
         epilog="example: medzsad evaluate /data/mvtec --split test -o results/mvtec",
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -20,6 +18,7 @@ from medzsad.datasets.samples import Sample
 from medzsad.errors import ConfigError, InputError
 from medzsad.eval.evaluation import ALL_COLUMNS, ClassPredictions, metrics_table
 from medzsad.eval.few_shot import FewShotReport, evaluate_few_shot
+from medzsad.eval.outputs import is_random_weights, scores_csv, smoke_fields, smoke_line
 from medzsad.eval.paper import PAPER_TABLE2, PaperResult
 from medzsad.eval.plots import plot_curves, plot_histogram
 from medzsad.eval.predict import Predictions, predict_samples
@@ -70,18 +69,22 @@ class EvaluationReport:
         operating_point: the chosen threshold and its rates.
         level: ``"image"`` or ``"pixel"``, the level of the operating point.
         files: files written.
+        smoke: computed with random weights: every output says so
+            (:data:`~medzsad.eval.outputs.SMOKE_NOTE`).
     """
 
     table: MetricsTable
     operating_point: M.OperatingPoint
     level: str
     files: tuple[Path, ...] = field(default_factory=tuple)
+    smoke: bool = False
 
     def to_text(self) -> str:
-        """The table and the operating point as text for a terminal."""
+        """The table and the operating point as text for a terminal (the smoke marker first)."""
         op = self.operating_point
         return (
-            self.table.to_markdown()
+            smoke_line(self.smoke)
+            + self.table.to_markdown()
             + f"\noperating point ({self.level} level, {op.method}): threshold {op.threshold:.6g}, "
             f"sensitivity {op.sensitivity:.3f}, specificity {op.specificity:.3f}, "
             f"precision {op.precision:.3f}, F1 {op.f1:.3f}\n"
@@ -136,13 +139,26 @@ def _operating_point(preds: dict[str, ClassPredictions], method: str) -> tuple[M
     return M.operating_point(masks, maps, method), "pixel"
 
 
-def _scores_csv(predictions: Predictions) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["image", "class", "label", "score", "max_map", "mask_known"])
-    for r in predictions.images:
-        w.writerow([r.image, r.class_name, r.label, repr(r.score), repr(r.max_map), int(r.mask_known)])
-    return buf.getvalue()
+def _write_outputs(
+    out_dir: Path,
+    predictions: Predictions,
+    table: MetricsTable,
+    op: M.OperatingPoint,
+    level: str,
+    smoke: bool,
+) -> list[Path]:
+    """Write the tables, scores and plots of an evaluation; all marked when ``smoke``."""
+    out = ensure_dir(out_dir)
+    write_text(out / "metrics.md", smoke_line(smoke) + table.to_markdown())
+    table.to_csv(out / "metrics.csv", smoke=smoke)
+    payload = {**smoke_fields(smoke), **table.to_dict(), "operating_point": {"level": level, **op._asdict()}}
+    write_text(out / "metrics.json", json.dumps(payload, indent=1, allow_nan=False, default=_nan_none))
+    write_text(out / "scores.csv", scores_csv(predictions, smoke))
+    files = [out / n for n in ("metrics.md", "metrics.csv", "metrics.json", "scores.csv")]
+    files += plot_curves(predictions.per_class, out / "roc.png", out / "pr.png", smoke=smoke)
+    threshold = op.threshold if level == "image" else None
+    files.append(plot_histogram(predictions.per_class, out / "histogram.png", threshold, smoke=smoke))
+    return files
 
 
 def evaluate_samples(
@@ -152,12 +168,15 @@ def evaluate_samples(
     run: EvalOptions | None = None,
     operating_point: str = "f1",
     dataset: Dataset | None = None,
+    *,
+    smoke: bool = False,
 ) -> EvaluationReport:
     """Score labelled samples and compute the paper's metrics, curves and an operating point.
 
     Files written into ``out_dir`` (when given): ``metrics.md``, ``metrics.csv``, ``metrics.json``
-    (table, operating point, F1-max thresholds per class), ``scores.csv`` (one row per image),
-    ``roc.png``, ``pr.png``, ``histogram.png``.
+    (table, operating point, F1-max thresholds per class), ``scores.csv`` (one row per image or
+    volume slice, :data:`~medzsad.eval.outputs.SCORES_COLUMNS`), ``roc.png``, ``pr.png``,
+    ``histogram.png``.
 
     Args:
         detector: the model wrapper.
@@ -166,6 +185,8 @@ def evaluate_samples(
         run: batch size, workers and progress.
         operating_point: ``f1`` (F1-max) or ``youden``.
         dataset: loader of ``samples`` (default 2D images; e.g. volume slices).
+        smoke: ``detector`` has random weights (:func:`~medzsad.eval.outputs.is_random_weights`):
+            the report and every file written are marked "SMOKE RUN - random weights".
 
     Raises:
         InputError: no samples.
@@ -178,22 +199,8 @@ def evaluate_samples(
     )
     table = metrics_table(predictions.per_class, ALL_COLUMNS)
     op, level = _operating_point(predictions.per_class, operating_point)
-    files: list[Path] = []
-    if out_dir is not None:
-        out = ensure_dir(out_dir)
-        write_text(out / "metrics.md", table.to_markdown())
-        table.to_csv(out / "metrics.csv")
-        payload = {**table.to_dict(), "operating_point": {"level": level, **op._asdict()}}
-        write_text(out / "metrics.json", json.dumps(payload, indent=1, allow_nan=False, default=_nan_none))
-        write_text(out / "scores.csv", _scores_csv(predictions))
-        files += [out / n for n in ("metrics.md", "metrics.csv", "metrics.json", "scores.csv")]
-        files += plot_curves(predictions.per_class, out / "roc.png", out / "pr.png")
-        files.append(
-            plot_histogram(
-                predictions.per_class, out / "histogram.png", op.threshold if level == "image" else None
-            )
-        )
-    return EvaluationReport(table, op, level, tuple(files))
+    files = [] if out_dir is None else _write_outputs(out_dir, predictions, table, op, level, smoke)
+    return EvaluationReport(table, op, level, tuple(files), smoke)
 
 
 def _nan_none(value: object) -> object:
@@ -231,9 +238,14 @@ def evaluate(
         window: intensity window of ``volumes`` slices, e.g. ``(-160, 240)`` HU.
         references: ``K > 0``: few-shot evaluation with K normal references per class drawn from the
             test set (left out of scoring), five seeded draws (:mod:`medzsad.eval.few_shot`).
+
+    Results of random weights (``model`` with random CLIP or prompts) are marked as such in the
+    report and in every file written (:mod:`medzsad.eval.outputs`).
     """
     run = run or EvalOptions()
-    det = _detector(model or ModelSpec(), run)
+    model = model or ModelSpec()
+    smoke = is_random_weights(model)
+    det = _detector(model, run)
     data_set = open_labelled(Path(data), kind, det.image_size, det.mean, det.std, split, classes, window)
     if references > 0:
         return evaluate_few_shot(
@@ -244,8 +256,11 @@ def evaluate(
             out_dir=out_dir,
             dataset=data_set.dataset,
             progress=run.progress,
+            smoke=smoke,
         )
-    return evaluate_samples(det, data_set.samples, out_dir, run, operating_point, data_set.dataset)
+    return evaluate_samples(
+        det, data_set.samples, out_dir, run, operating_point, data_set.dataset, smoke=smoke
+    )
 
 
 def benchmark_samples(

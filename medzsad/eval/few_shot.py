@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from medzsad.datasets.images import SampleDataset
 from medzsad.datasets.samples import Sample
 from medzsad.errors import InputError
 from medzsad.eval.evaluation import ALL_COLUMNS, metrics_table
+from medzsad.eval.outputs import smoke_fields, smoke_line
 from medzsad.eval.predict import Predictions, predict_samples
 from medzsad.eval.table import COLUMN_TITLES, MetricsTable
 from medzsad.fileio import ensure_dir, write_text
@@ -61,12 +62,15 @@ class FewShotReport:
         weight: Weight ``w`` of the reference distance.
         draws: One :class:`FewShotDraw` per seed.
         files: Files written.
+        smoke: Computed with random weights: the text and the JSON say so
+            (:data:`~medzsad.eval.outputs.SMOKE_NOTE`).
     """
 
     k: int
     weight: float
     draws: tuple[FewShotDraw, ...]
     files: tuple[Path, ...] = field(default_factory=tuple)
+    smoke: bool = False
 
     def summary(self) -> dict[str, tuple[float, float]]:
         """Metric -> (mean, sample std over draws) of the class-mean row (``nan`` where undefined)."""
@@ -80,10 +84,13 @@ class FewShotReport:
         return out
 
     def to_text(self) -> str:
-        """Markdown: mean +- std over draws, then each draw's value (percent, one decimal)."""
+        """Markdown: mean +- std over draws, then each draw's value (percent, one decimal).
+
+        Results of random weights start with the smoke marker line.
+        """
         seeds = [d.seed for d in self.draws]
         lines = [
-            f"{self.k}-shot (normal references per class, w={self.weight:g}), "
+            smoke_line(self.smoke) + f"{self.k}-shot (normal references per class, w={self.weight:g}), "
             f"{len(seeds)} draws, seeds {seeds}",
             "| metric | mean | std | " + " | ".join(f"seed {s}" for s in seeds) + " |",
             "|---|---|---|" + "---|" * len(seeds),
@@ -96,8 +103,9 @@ class FewShotReport:
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: k, weight, seeds, summary, per-draw references and tables."""
+        """JSON-ready: smoke_run and note, k, weight, seeds, summary, per-draw references and tables."""
         return {
+            **smoke_fields(self.smoke),
             "k": self.k,
             "weight": self.weight,
             "seeds": [d.seed for d in self.draws],
@@ -158,6 +166,7 @@ def evaluate_few_shot(
     out_dir: Path | None = None,
     dataset: Dataset | None = None,
     progress: bool | None = None,
+    smoke: bool = False,
 ) -> FewShotReport:
     """Score ``samples`` with ``k`` references per class for each seed (see module docstring).
 
@@ -173,6 +182,7 @@ def evaluate_few_shot(
         out_dir: Output folder, or ``None``.
         dataset: Loader of ``samples`` (default 2D images).
         progress: Progress bar (``None``: on a terminal only).
+        smoke: ``detector`` has random weights: the report and its files are marked so.
 
     Raises:
         InputError: ``k < 1``, no seed, or a class with too few normal images.
@@ -199,13 +209,16 @@ def evaluate_few_shot(
                 predict_samples(scorer, samples, batch_size, progress=progress, dataset=Subset(ds, keep))
             )
         draws.append(FewShotDraw(seed, refs, metrics_table(_merge(parts).per_class, ALL_COLUMNS)))
-    report = FewShotReport(k, weight, tuple(draws))
-    if out_dir is None:
-        return report
+    report = FewShotReport(k, weight, tuple(draws), smoke=smoke)
+    return report if out_dir is None else _written(report, out_dir)
+
+
+def _written(report: FewShotReport, out_dir: Path) -> FewShotReport:
+    """Write ``few_shot.md`` and ``few_shot.json``; the report with their paths."""
     out = ensure_dir(out_dir)
     write_text(out / "few_shot.md", report.to_text())
     write_text(out / "few_shot.json", json.dumps(report.to_dict(), indent=1, allow_nan=False))
-    return FewShotReport(k, weight, tuple(draws), (out / "few_shot.md", out / "few_shot.json"))
+    return replace(report, files=(out / "few_shot.md", out / "few_shot.json"))
 
 
 def _merge(parts: Sequence[Predictions]) -> Predictions:

@@ -13,11 +13,14 @@ from medzsad.errors import OutputError
 from medzsad.eval.evaluation import ClassPredictions
 from medzsad.fileio import atomic_path
 
-__all__ = ["plot_curves", "plot_histogram"]
+__all__ = ["SMOKE_TITLE", "plot_curves", "plot_histogram"]
 
 logger = logging.getLogger(__name__)
 
 _MAX_POINTS = 2000
+
+#: Figure title of plots of random-weight results (``run`` labels its figures the same way).
+SMOKE_TITLE = "SMOKE RUN - random weights"
 
 
 def _figure():  # noqa: ANN202 - matplotlib types are optional
@@ -29,9 +32,11 @@ def _figure():  # noqa: ANN202 - matplotlib types are optional
     return plt
 
 
-def _save(fig: object, path: Path) -> Path:
+def _save(fig: object, path: Path, smoke: bool = False) -> Path:
     plt = _figure()
     path = Path(path)
+    if smoke:  # results of random weights are labelled as run's overlays are
+        fig.suptitle(SMOKE_TITLE, color="tab:red", fontweight="bold")  # type: ignore[attr-defined]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
@@ -62,13 +67,16 @@ def _levels(preds: Mapping[str, ClassPredictions]) -> dict[str, dict[str, M.Bina
     return {k: v for k, v in out.items() if v}
 
 
-def plot_curves(preds: Mapping[str, ClassPredictions], roc_path: Path, pr_path: Path) -> list[Path]:
+def plot_curves(
+    preds: Mapping[str, ClassPredictions], roc_path: Path, pr_path: Path, smoke: bool = False
+) -> list[Path]:
     """ROC and PR curves per class, image level and pixel level where defined.
 
     Args:
         preds: class name -> predictions.
         roc_path: PNG file of the ROC curves.
         pr_path: PNG file of the precision-recall curves.
+        smoke: Random weights: the figures are titled :data:`SMOKE_TITLE`.
 
     Returns:
         The files written (none when no curve is defined).
@@ -100,17 +108,20 @@ def plot_curves(preds: Mapping[str, ClassPredictions], roc_path: Path, pr_path: 
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1.01)
             ax.legend(fontsize=7, loc="lower right" if kind == "roc" else "lower left")
-        written.append(_save(fig, path))
+        written.append(_save(fig, path, smoke))
     return written
 
 
-def plot_histogram(preds: Mapping[str, ClassPredictions], path: Path, threshold: float | None = None) -> Path:
+def plot_histogram(
+    preds: Mapping[str, ClassPredictions], path: Path, threshold: float | None = None, smoke: bool = False
+) -> Path:
     """Histogram of image scores, normal versus anomalous, with the operating threshold.
 
     Args:
         preds: class name -> predictions.
         path: PNG file.
         threshold: image-score threshold to mark, if any.
+        smoke: Random weights: the figure is titled :data:`SMOKE_TITLE`.
     """
     plt = _figure()
     labels = np.concatenate([p.labels for p in preds.values()])
@@ -126,4 +137,4 @@ def plot_histogram(preds: Mapping[str, ClassPredictions], path: Path, threshold:
     ax.set_xlabel("image anomaly score")
     ax.set_ylabel("images")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _save(fig, path, smoke)

@@ -24,7 +24,18 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ImageScore:
-    """Score of one image (a row of the per-image CSV)."""
+    """Score of one image (a row of the per-image CSV).
+
+    Attributes:
+        image: Path of the image (or of the volume the slice was cut from).
+        class_name: Class (one row of the metrics table).
+        label: 0 normal, 1 anomalous.
+        score: Image anomaly score.
+        max_map: Maximum of the anomaly map.
+        mask_known: Whether the pixel ground truth is known.
+        slice_index: For slices of a volume, :attr:`~medzsad.datasets.samples.Sample.slice_index`
+            (index along the cut axis in the volume's stored voxel order); ``None`` for 2D images.
+    """
 
     image: str
     class_name: str
@@ -32,6 +43,7 @@ class ImageScore:
     score: float
     max_map: float
     mask_known: bool
+    slice_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,7 @@ def _score_batch(
                 float(scores[j]),
                 float(maps[j].max()),
                 bool(known[j]),
+                s.slice_index,
             )
         )
     return rows

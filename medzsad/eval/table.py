@@ -103,20 +103,26 @@ class MetricsTable:
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
 
-    def to_csv_text(self) -> str:
-        """Render as CSV with unscaled values in [0, 1] and full precision (empty where undefined)."""
+    def to_csv_text(self, smoke: bool | None = None) -> str:
+        """Render as CSV with unscaled values in [0, 1] and full precision (empty where undefined).
+
+        Args:
+            smoke: When given, a last column ``smoke_run`` (``True`` on every row for results of
+                random weights, as in ``run``'s tables).
+        """
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["class", "n_images", "n_anomalous", *self.columns])
+        flag = [] if smoke is None else [str(bool(smoke))]
+        w.writerow(["class", "n_images", "n_anomalous", *self.columns, *(["smoke_run"] if flag else [])])
         for name, values, n, n_anom in self._all_rows():
             vals = [values.get(c, math.nan) for c in self.columns]
-            w.writerow([name, n, n_anom, *("" if math.isnan(v) else repr(float(v)) for v in vals)])
+            w.writerow([name, n, n_anom, *("" if math.isnan(v) else repr(float(v)) for v in vals), *flag])
         return buf.getvalue()
 
-    def to_csv(self, path: Path) -> None:
+    def to_csv(self, path: Path, smoke: bool | None = None) -> None:
         """Write :meth:`to_csv_text` to ``path`` atomically."""
         ensure_dir(Path(path).parent)
-        write_text(path, self.to_csv_text())
+        write_text(path, self.to_csv_text(smoke))
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict: columns, rows (with counts), mean and extras."""
