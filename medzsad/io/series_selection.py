@@ -38,7 +38,8 @@ class SeriesRules(BaseModel):
     """Series rules: which series are refused and how the others rank.
 
     Attributes:
-        modality: Allowed Modality values (``None``: any); another modality is refused.
+        modality: Allowed Modality values (``None``: any); another modality is refused (a volume or
+            image file, which names none, is not: the preset chosen for it says what it is).
         image_type_exclude: A series whose ImageType contains one of these is refused (localizers).
         include: Regular expressions (case-insensitive; ``None``: any). A SeriesDescription that
             matches one ranks first; a series matching none is used only when no series matches.
@@ -137,7 +138,13 @@ def _refusal(s: SeriesRef, rules: SeriesRules) -> str | None:
         return s.not_candidate
     if not s.is_image:
         return f"not an image ({sop_name(s.sop_class_uid)} without pixel data)"
-    if rules.modality is not None and s.modality.upper() not in {m.upper() for m in rules.modality}:
+    # a volume or image file names no modality: the preset chosen for it says what it is
+    stated = s.kind == "dicom" or bool(s.modality)
+    if (
+        rules.modality is not None
+        and stated
+        and s.modality.upper() not in {m.upper() for m in rules.modality}
+    ):
         return f"modality {s.modality or 'unknown'} not in {list(rules.modality)} (the preset's modality)"
     hit = [t for t in rules.image_type_exclude if t.upper() in s.image_type]
     if hit:

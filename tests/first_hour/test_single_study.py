@@ -122,3 +122,16 @@ def test_profile_goes_to_the_calibrated_threshold_or_is_refused(scan: Path, tmp_
     assert main(argv) == EXIT_CONFIG
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--profile" in err and "not supported" in err
+
+
+def test_a_named_preset_applies_to_a_volume_file_but_not_to_another_modality(
+    scan: Path, dicom_folder: Path, tmp_path: Path
+) -> None:
+    """A NIfTI names no modality: --preset mr-brain says what it is (it was refused as 'unknown')."""
+    out = tmp_path / "nifti"
+    assert main(["run", "-i", str(scan), "-o", str(out), "--preset", "mr-brain", *SMOKE]) == 0
+    assert [r["status"] for r in _rows(out / "studies.csv")] == ["done"]
+    ct = tmp_path / "ct"
+    assert main(["run", "-i", str(dicom_folder), "-o", str(ct), "--preset", "mr-brain", *SMOKE]) == 3
+    (row,) = _rows(ct / "studies.csv")
+    assert row["status"] == "failed" and "modality CT not in ['MR']" in row["error"]
