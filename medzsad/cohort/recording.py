@@ -38,6 +38,8 @@ def shown_error(cfg: CohortConfig, job: StudyJob, result: StudyFinish) -> str:
             paths |= {str(given.parent), str(given.resolve().parent)}
         for path in sorted(paths, key=len, reverse=True):
             message = message.replace(path, f"<{job.log_id}>")
+        # the study's output folder is named after its id too (studies/<id>, studies/<id>.partial-N)
+        message = message.replace(f"studies/{job.safe_id}", f"studies/<{job.log_id}>")
     return f"{result.error_type or 'error'} at {result.stage or 'load'}: {message}"
 
 
@@ -69,14 +71,25 @@ class StudyRecorder:
     ) -> None:
         self.cfg, self.ledger = cfg, ledger
         self._places: dict[str, FinishPlace] = {}
+        self._unpublished: set[str] = set()  # final folders claimed at begin, not published yet
         self._on_scored = on_scored
 
     def begin(self, job: StudyJob, partial: Path) -> FinishPlace:
-        """Mark the study ``running`` and claim ``partial``, the folder its files are written in."""
-        self.ledger.mark_running(job.study.study_id, job.safe_id, job.input_hash, job.config_hash)
+        """Mark the study ``running`` and claim ``partial``, the folder its files are written in.
+
+        A final folder that does not exist yet is claimed now too, before a writer can publish it:
+        a writer (or Ray actor) that outlives a killed main process may still rename its partial
+        folder into place, and the next run must know that folder as its own (it recomputes it).
+        """
+        sid = job.study.study_id
+        self.ledger.mark_running(sid, job.safe_id, job.input_hash, job.config_hash)
         where = FinishPlace(partial, self.ledger.owns_study_folder(job.safe_id))
         self.ledger.claim(f"studies/{where.partial.name}", "partial")
-        self._places[job.study.study_id] = where
+        final = self.cfg.out_dir / "studies" / job.safe_id
+        if not where.may_replace and not (final.exists() or final.is_symlink()):
+            self.ledger.claim(f"studies/{job.safe_id}", "study")
+            self._unpublished.add(sid)
+        self._places[sid] = where
         return where
 
     def scored(self, job: StudyJob, done: int, total: int) -> None:
@@ -89,6 +102,11 @@ class StudyRecorder:
         sid = job.study.study_id
         where = self._places.pop(sid, None)
         show = self.cfg.output.show_ids
+        final = self.cfg.out_dir / "studies" / job.safe_id
+        if sid in self._unpublished and result.status != "done" and not final.exists():
+            with contextlib.suppress(Exception):  # claimed at begin, never published
+                self.ledger.release(f"studies/{job.safe_id}")
+        self._unpublished.discard(sid)
         if result.status == "done":
             self.ledger.claim(f"studies/{job.safe_id}", "study")
             if where is not None:

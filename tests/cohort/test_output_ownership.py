@@ -96,3 +96,48 @@ def test_a_done_study_whose_input_went_missing_is_not_said_to_be_replaced(
     assert main(["run", str(cfg), "--smoke", "-q"]) == EXIT_FAILED_STUDIES
     assert "1 of 2 studies have no input file" in caplog.text
     assert "its results are replaced" not in caplog.text
+
+
+def test_a_folder_published_after_the_main_process_died_is_the_next_runs_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer (or Ray actor) outlived a ``kill -9`` of the run and published a study's folder.
+
+    The main process never recorded it. The next run must recompute it as its own folder; it
+    failed as 'not created by medzsad', for good (a user walk-through: 3 of 3 kills).
+    """
+    from medzsad.cohort.launch import run_cohort
+    from medzsad.cohort.options import RunOptions
+    from medzsad.cohort.recording import StudyRecorder
+
+    info = make_cohort(tmp_path / "data", n_nifti=1, corrupt=False, shape=(20, 16, 6))
+    out = tmp_path / "out"
+    cfg = write_cohort_yaml(tmp_path / "c.yaml", info["manifest"], out, extra="executor: {workers: 0}\n")
+
+    def died(self: StudyRecorder, job: object, result: object) -> None:
+        raise KeyboardInterrupt  # the main process is gone once the folder is published
+
+    with monkeypatch.context() as m:
+        m.setattr(StudyRecorder, "record", died)
+        with pytest.raises(KeyboardInterrupt):
+            run_cohort(cfg, RunOptions(progress="off"))
+    published = sorted(p.name for p in (out / "studies").iterdir())
+    assert published and not any(".partial" in name for name in published)
+    summary = run_cohort(cfg, RunOptions(progress="off"))
+    assert summary.n_failed == 0 and summary.n_done >= len(published)
+    studies = pd.read_csv(out / "studies.csv")
+    assert set(studies["status"]) == {"done"}
+    assert all((out / "studies" / name / "heatmap.nii.gz").is_file() for name in published)
+
+
+def test_a_failed_study_leaves_no_claim_on_a_folder_it_never_published(tmp_path: Path) -> None:
+    """The final folder claimed at the start of a study is released when the study fails."""
+    info = make_cohort(tmp_path / "data", n_nifti=1, corrupt=True, shape=(20, 16, 6))
+    out = tmp_path / "out"
+    cfg = write_cohort_yaml(tmp_path / "c.yaml", info["manifest"], out)
+    assert main(["run", str(cfg), "--quiet"]) == EXIT_FAILED_STUDIES
+    failed = pd.read_csv(out / "studies.csv").query("status == 'failed'")["safe_id"].tolist()
+    assert failed
+    owned = Ledger(out / "ledger.sqlite").owned()
+    for safe_id in failed:
+        assert f"studies/{safe_id}" not in owned and not (out / "studies" / safe_id).exists()

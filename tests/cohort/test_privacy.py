@@ -133,3 +133,17 @@ def test_a_studys_own_folder_among_others_is_hidden_in_shown_errors(tmp_path: Pa
     error = f"no series can be scored (#1 SEG 'Liver' ({seg}): not an image)"
     shown = shown_error(cfg, job, StudyFinish("failed", error=error, error_type="InputError"))
     assert "DOE" not in shown and "(<s-0123456789>/liver_seg.dcm)" in shown
+
+
+def test_the_studys_output_folder_is_hidden_in_shown_errors(tmp_path: Path) -> None:
+    """An output folder is named after the study: studies/SMITH_JOHN_MRN111222 exists and was not ours."""
+    from medzsad.cohort.recording import shown_error
+    from medzsad.config import load_cohort
+    from medzsad.study.types import StudyFinish, StudyInput, StudyJob
+
+    cfg = load_cohort(write_cohort_yaml(tmp_path / "c.yaml", tmp_path / "m.csv", tmp_path / "out"))
+    sid = "SMITH_JOHN_MRN111222"
+    job = StudyJob(StudyInput(sid, str(tmp_path / "in" / f"{sid}.nii.gz")), sid, "h", "c", "s-0123456789")
+    error = f"{cfg.out_dir}/studies/{sid} exists and was not created by medzsad; it is left untouched"
+    shown = shown_error(cfg, job, StudyFinish("failed", error=error, error_type="OutputError", stage="write"))
+    assert sid not in shown and f"{cfg.out_dir}/studies/<s-0123456789> exists" in shown
