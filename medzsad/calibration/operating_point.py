@@ -10,6 +10,7 @@ operating point (provenance, report page, overlay title).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +21,13 @@ import numpy as np
 import pandas as pd
 
 from medzsad.calibration.conformal import benjamini_hochberg, conformal_p_values, conformal_quantile
-from medzsad.calibration.hashes import model_hash, pipeline_hash
+from medzsad.calibration.hashes import (
+    differences,
+    model_hash,
+    model_settings,
+    pipeline_hash,
+    pipeline_settings,
+)
 from medzsad.calibration.profile_io import PROFILE_FILE, Profile, Stratum, load_profile
 from medzsad.calibration.strata import stratum_key
 from medzsad.config import CohortConfig, FlagRule, ThresholdRule
@@ -115,16 +122,30 @@ def _check_profile(cfg: CohortConfig, profile: Profile, alpha: float, where: str
         raise ConfigError(
             f"{cfg.source_file}: {where} profile {profile.path}: model hash {profile.model_hash[:12]} "
             f"!= this cohort's {model_hash(cfg)[:12]} (a profile is valid only for the model it was "
-            f"built with); {fix}"
+            f"built with{_what_differs(profile, 'model', model_settings(cfg))}); {fix}"
         )
     if profile.pipeline_hash != pipeline_hash(cfg):
         raise ConfigError(
             f"{cfg.source_file}: {where} profile {profile.path}: pipeline hash {profile.pipeline_hash[:12]} "
             f"!= this cohort's {pipeline_hash(cfg)[:12]} (pipeline section, presets and study_score must "
-            f"match the normals'); {fix}"
+            f"match the normals'{_what_differs(profile, 'pipeline', pipeline_settings(cfg), '')}); {fix}"
         )
     for key, stratum in sorted(profile.strata.items()):
         conformal_quantile(stratum.scores, alpha, what=f"{where} profile {profile.path}: stratum {key!r}")
+
+
+def _what_differs(profile: Profile, part: str, ours: dict[str, Any], prefix: str | None = None) -> str:
+    """``; it differs in model.references (profile true, this cohort false)``, from the kept settings.
+
+    Empty for a profile that kept no settings (built before they were kept).
+    """
+    kept = (profile.extra.get("settings") or {}).get(part)
+    if not isinstance(kept, dict):
+        return ""
+    diff = differences(kept, ours, part if prefix is None else prefix)
+    shown = [f"{key} (profile {json.dumps(a)}, this cohort {json.dumps(b)})" for key, a, b in diff[:4]]
+    more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
+    return f"; it differs in {', '.join(shown)}{more}" if shown else ""
 
 
 def check_cohort(cfg: CohortConfig) -> None:

@@ -197,6 +197,11 @@ def _number(v: Any, where: str) -> float:
     return float(v)
 
 
+#: Mappings of ``profile.json`` kept in :attr:`Profile.extra`: the reference bank's description and
+#: the settings the model and pipeline hashes cover (named in a refusal; ``run -i --profile``).
+_EXTRA_MAPPINGS = ("references", "settings")
+
+
 def _parse(data: Any, path: Path) -> Profile:
     strata = {}
     for key, s in data["strata"].items():
@@ -220,7 +225,7 @@ def _parse(data: Any, path: Path) -> Profile:
         created=str(data["created"]),
         medzsad_version=str(data["medzsad_version"]),
         n_failed=int(data.get("n_failed", 0)),
-        extra={"references": dict(data["references"])} if data.get("references") is not None else {},
+        extra={k: dict(data[k]) for k in _EXTRA_MAPPINGS if isinstance(data.get(k), dict)},
         path=path.parent,
         schema_version=int(data["schema_version"]),
     )

@@ -24,7 +24,7 @@ import numpy as np
 
 from medzsad import __version__
 from medzsad.calibration.conformal import min_normals
-from medzsad.calibration.hashes import model_hash, pipeline_hash
+from medzsad.calibration.hashes import model_hash, model_settings, pipeline_hash, pipeline_settings
 from medzsad.calibration.lesion_stat import lesion_statistic_affine
 from medzsad.calibration.plot import write_calibration_plot
 from medzsad.calibration.profile_io import CalibrationStudy, Profile, Stratum, write_profile
@@ -208,6 +208,12 @@ def _assemble(
         n_failed=summary.n_failed,
         extra={
             "smoke_run": cfg.model.is_smoke,
+            # what the hashes cover: a refusal names what differs, and run -i --profile uses them
+            "settings": {
+                "model": model_settings(cfg),
+                "pipeline": pipeline_settings(cfg),
+                "pipeline_section": cfg.pipeline.model_dump(mode="json", exclude_none=True),
+            },
             **({"references": refs.to_json()} if refs is not None else {}),
         },
     )

@@ -29,6 +29,7 @@ from medzsad.io.dicom_common import LoadPolicy
 from medzsad.io.series_selection import SeriesRules
 from medzsad.io.volume import Volume
 from medzsad.study.types import SeriesSummary, StudyInput
+from medzsad.transforms.pipeline_settings import with_overrides
 from medzsad.transforms.preset import Preset, auto_preset_name, load_preset
 from medzsad.transforms.preset_reading import read_with_preset
 
@@ -75,12 +76,7 @@ def choose_preset(
     name = pipeline.preset
     if name == "auto":
         name = auto_preset_name(modality, body_part, description)
-    return load_preset(name).updated(
-        window=pipeline.window,
-        axis=pipeline.axes[0] if pipeline.axes else None,
-        series=pipeline.series,
-        skip_empty_slices=pipeline.skip_empty_slices,
-    )
+    return with_overrides(load_preset(name), pipeline)
 
 
 def _check_unchanged(study: StudyInput) -> None:
