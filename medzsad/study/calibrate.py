@@ -79,7 +79,9 @@ def calibrate_study(
     """
     v = prepared.volume
     preset = prepared.series.preset if prepared.series is not None else ""
-    values = stratum_values(v.modality, preset, v.source.manufacturer, v.source.model_name)
+    # a NIfTI states no modality: the one its preset was chosen for, as studies.csv says
+    modality = v.modality or (prepared.series.modality if prepared.series is not None else "")
+    values = stratum_values(modality, preset, v.source.manufacturer, v.source.model_name)
     threshold = study_threshold(cfg, values)
     flag_rule = study_flag_check(cfg, values)
     p_value, flagged = study_p_value(cfg, score, values)

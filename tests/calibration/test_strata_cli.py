@@ -50,7 +50,8 @@ def test_too_few_normals_then_enough_then_unknown_stratum(
     result = mz.build_profile(normals, tmp_path / "prof", OFF)
     assert result.run.n_done == 5
     prof = load_profile(tmp_path / "prof")
-    assert list(prof.strata) == ["preset=mr-brain|modality=?"] and prof.strata_fields == (
+    # a NIfTI states no modality: the one its preset was chosen for (MR), as studies.csv says
+    assert list(prof.strata) == ["preset=mr-brain|modality=MR"] and prof.strata_fields == (
         "preset",
         "modality",
     )
@@ -73,7 +74,16 @@ def test_too_few_normals_then_enough_then_unknown_stratum(
     # review: one study of the profiled stratum, one CT-like study (another preset) -> typed error
     mr = write(tmp_path / "review", [("mr-new", 999)]).read_text()
     ct = write(tmp_path / "review", [("ct-new", 998)], ct_like=True).read_text()
-    (tmp_path / "review" / "all.csv").write_text(mr + ct.splitlines(keepends=True)[1])
+    # and a DICOM MR study: the NIfTI normals' stratum is its stratum too
+    vol = calib_helpers["synthetic_study"](997).clip(0, None).astype(np.uint16)
+    write_dicom_series(
+        vol,
+        np.diag([1.5, 1.5, 3.0, 1.0]),
+        tmp_path / "review" / "mr-dicom",
+        SeriesSpec("MR", "mr-dicom", "mr-dicom"),
+    )
+    dicom_row = f"mr-dicom,{tmp_path / 'review' / 'mr-dicom'}\n"
+    (tmp_path / "review" / "all.csv").write_text(mr + ct.splitlines(keepends=True)[1] + dicom_row)
     review = calib_helpers["cohort_yaml"](
         tmp_path / "review.yaml", tmp_path / "review" / "all.csv", tmp_path / "review-run", "review"
     )
@@ -92,11 +102,12 @@ def test_too_few_normals_then_enough_then_unknown_stratum(
     errors = pd.read_csv(run_dir / "errors.csv")
     assert errors["study_id"].tolist() == ["ct-new"]
     assert errors["stage"].tolist() == ["calibrate"] and errors["error_type"].tolist() == ["ConfigError"]
-    assert "stratum 'preset=ct-abdomen|modality=?' is not in profile 'mr-normals'" in errors["message"][0]
+    assert "stratum 'preset=ct-abdomen|modality=CT' is not in profile 'mr-normals'" in errors["message"][0]
     assert "rebuild it with medzsad profile" in errors["message"][0]
     table = pd.read_csv(run_dir / "studies.csv").set_index("study_id")
     assert table.loc["mr-new", "status"] == "done" and table.loc["ct-new", "status"] == "failed"
-    cal = prof.strata["preset=mr-brain|modality=?"].scores
+    assert table.loc["mr-dicom", "status"] == "done" and 0 < table.loc["mr-dicom", "p_value"] <= 1
+    cal = prof.strata["preset=mr-brain|modality=MR"].scores
     s = table.loc["mr-new", "score"]
     assert table.loc["mr-new", "p_value"] == pytest.approx((1 + np.sum(cal >= s)) / 6)
     assert np.isnan(table.loc["ct-new", "p_value"])
