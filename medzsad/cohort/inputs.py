@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +22,8 @@ from medzsad.config import CohortConfig
 from medzsad.config.pacs import DicomWebInput, DimseInput
 from medzsad.errors import ConfigError, InputError, SourceChangedError
 from medzsad.ids import pseudonym_study_id
+from medzsad.io.discovery import SkippedFile
+from medzsad.io.image2d import IMAGE2D_SUFFIXES
 from medzsad.io.study_names import input_name, study_names
 from medzsad.study.types import StudyInput
 
@@ -125,7 +128,31 @@ def _studies_in(root: Path, name: str) -> list[StudyInput]:
             studies.append(StudyInput(sid, str(root), tuple(ref.files), study_uid=ref.study_uid))
         else:
             studies.append(StudyInput(sid, ref.path))
+    if root.is_dir():  # a scan that cannot be read fails as a study, named with its reason
+        taken = {s.study_id for s in studies}
+        for bad in _unreadable_scans(found.skipped):
+            sid = _strip_suffix(os.path.basename(bad.path)) or "file"
+            while sid in taken:
+                sid += "-file"
+            taken.add(sid)
+            studies.append(StudyInput(sid, bad.path))
     return studies
+
+
+#: Names that say a file is meant as a scan (a file without a suffix is one only with DICOM's marker).
+_SCAN_NAMES = VOLUME_SUFFIXES + IMAGE2D_SUFFIXES + (".dcm", ".dicom", ".ima")
+
+
+def _unreadable_scans(skipped: Sequence[SkippedFile]) -> list[SkippedFile]:
+    """Files discovery skipped that are scans it could not read, not other files (README, VERSION).
+
+    They used to vanish from the run: no row, no line on the terminal (only ``inspect`` named them).
+    """
+    return [
+        s
+        for s in skipped
+        if s.error and (s.path.lower().endswith(_SCAN_NAMES) or not s.reason.startswith("not a DICOM file"))
+    ]
 
 
 def _from_pacs(source: DicomWebInput | DimseInput, config: CohortConfig) -> list[StudyInput]:
