@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 from medzsad.calibration.operating_point import refuse_uncalibrated, run_operating_point
@@ -29,6 +30,7 @@ from medzsad.cohort.run_lock import run_lock
 from medzsad.cohort.run_progress import RunProgress
 from medzsad.cohort.tables import output_failures, write_cohort_tables, write_review_page
 from medzsad.config import CohortConfig, OutputKind
+from medzsad.report.html_report import REPORT_NAME
 from medzsad.study.loading import StudyLoader, default_loader
 from medzsad.study.scorer import SliceScorer
 from medzsad.study.types import StudyInput, StudyJob
@@ -77,6 +79,10 @@ def execute(
     work = StudyWork(cfg, loader or default_loader, model)
     with run_lock(out), Ledger(out / LEDGER_FILE) as ledger:
         clean_partials(out, ledger)
+        before = ledger.get_meta("cohort")
+        if before is not None and before != cfg.name:  # the tables list this cohort's studies only
+            log.warning("%s held cohort %r; its tables and review page now list cohort %r's studies "
+                        "(its study folders stay)", out, before, cfg.name)  # fmt: skip
         ledger.set_meta("cohort", cfg.name)
         planned = plan(cfg, studies, ledger, options.force)
         todo = [job for job, skip in planned if not skip]
@@ -115,6 +121,20 @@ def _tables_when_interrupted(cfg: CohortConfig, studies: list[StudyInput], ledge
         log.warning("interrupted: the cohort tables could not be written (%s: %s)", type(e).__name__, e)
 
 
+def _drop_stale(out: Path, *, metrics: bool, html: bool) -> None:
+    """Remove an earlier run's metrics.json and report.html that this run does not write.
+
+    They would describe other studies than studies.csv does (a walk-through found metrics.json
+    of a six-study cohort beside the one-study table of the next run). In a folder with a ledger
+    they are medzsad's (:data:`~medzsad.cohort.preflight.TABLE_FILES`).
+    """
+    for name, written in (("metrics.json", metrics), (REPORT_NAME, html)):
+        path = out / name
+        if not written and path.is_file() and not path.is_symlink():
+            path.unlink()
+            log.info("removed %s of an earlier run: this run writes none", name)
+
+
 def _finish(
     cfg: CohortConfig,
     studies: list[StudyInput],
@@ -139,8 +159,10 @@ def _finish(
         if metrics is not None
         else None
     )
-    if OutputKind.HTML in cfg.output.outputs:
+    html = OutputKind.HTML in cfg.output.outputs
+    if html:
         write_review_page(out, studies, rows, cfg, metrics, model, operating_point)
+    _drop_stale(out, metrics=metrics_json is not None, html=html)
     if cfg.output.push is not None:
         push_remaining(out, cfg.output.push, pusher)
     ordered = tuple(outcomes[s.study_id] for s in studies if s.study_id in outcomes)

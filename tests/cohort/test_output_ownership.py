@@ -141,3 +141,32 @@ def test_a_failed_study_leaves_no_claim_on_a_folder_it_never_published(tmp_path:
     owned = Ledger(out / "ledger.sqlite").owned()
     for safe_id in failed:
         assert f"studies/{safe_id}" not in owned and not (out / "studies" / safe_id).exists()
+
+
+def test_another_cohort_in_the_same_folder_leaves_no_stale_metrics_or_page(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """metrics.json and report.html of an earlier cohort described other studies than studies.csv."""
+    info = make_cohort(tmp_path / "data", n_nifti=1, corrupt=False, shape=(20, 16, 6))
+    out = tmp_path / "out"
+    first = write_cohort_yaml(tmp_path / "a.yaml", info["manifest"], out, name="first")
+    first.write_text(first.read_text() + "  outputs: [heatmap, mask, provenance, html]\n")
+    assert main(["run", str(first), "-q"]) == 0
+    assert (out / "metrics.json").is_file() and (out / "report.html").is_file()  # labels were given
+    vol, _ = blob_volume((20, 16, 6), 9, lesion=False)
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), tmp_path / "one.nii.gz")
+    args = [
+        "run",
+        "-i",
+        str(tmp_path / "one.nii.gz"),
+        "-o",
+        str(out),
+        "--formats",
+        "nifti",
+        "--smoke",
+        "--fast",
+    ]
+    assert main([*args, "-q"]) == 0
+    assert len(pd.read_csv(out / "studies.csv")) == 1
+    assert not (out / "metrics.json").exists() and not (out / "report.html").exists()
+    assert "held cohort 'first'" in caplog.text
