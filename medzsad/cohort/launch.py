@@ -16,8 +16,14 @@ from typing import TYPE_CHECKING
 from medzsad.calibration.operating_point import check_cohort
 from medzsad.cohort.inputs import collect_studies
 from medzsad.cohort.options import OnStudy, RunOptions, RunSummary, apply_options
-from medzsad.cohort.preflight import check_model, check_output_folder, check_output_outside_inputs
+from medzsad.cohort.preflight import (
+    check_model,
+    check_output_folder,
+    check_output_outside_inputs,
+    remove_unstarted,
+)
 from medzsad.config import CohortConfig, load_cohort
+from medzsad.errors import ModelError
 from medzsad.pacs.pull import query_only
 
 if TYPE_CHECKING:
@@ -71,4 +77,10 @@ def run_cohort(
         check_model(cfg)
     from medzsad.cohort.runner import execute  # torch, open_clip and MONAI: only for a run that starts
 
-    return execute(cfg, studies, options, scorer=scorer, loader=loader, on_study=on_study)
+    created = not options.dry_run and not cfg.out_dir.exists()
+    try:
+        return execute(cfg, studies, options, scorer=scorer, loader=loader, on_study=on_study)
+    except ModelError:  # weights that fail to load: the run never started, it leaves no folder
+        if created:
+            remove_unstarted(cfg.out_dir)
+        raise

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from pathlib import Path
 
 from medzsad.cohort.ledger import LEDGER_FILE
@@ -25,6 +26,7 @@ __all__ = [
     "check_output_folder",
     "check_output_outside_inputs",
     "check_model",
+    "remove_unstarted",
     "TABLE_FILES",
 ]
 
@@ -112,3 +114,30 @@ def check_model(cfg: CohortConfig) -> None:
     from medzsad.study.devices import resolve_device  # imports torch: the last, slowest check
 
     resolve_device(m.device)
+
+
+#: What a run leaves in a folder it created before its model failed to build (nothing was scored).
+_UNSTARTED = {
+    LEDGER_FILE,
+    f"{LEDGER_FILE}-wal",
+    f"{LEDGER_FILE}-shm",
+    f"{LEDGER_FILE}-journal",
+    ".medzsad.lock",
+}
+
+
+def remove_unstarted(out: Path) -> None:
+    """Remove ``out``, a folder this run created, when the run stopped before any study was written.
+
+    The model is loaded after the ledger is opened; weights that fail to load (a file of the wrong
+    kind in the cache) then left an empty run folder although the run never started. Only a folder
+    holding nothing but the ledger, the lock and an empty ``studies/`` is removed.
+    """
+    try:
+        names = {p.name for p in out.iterdir()}
+        studies = out / "studies"
+        if names - _UNSTARTED - {"studies"} or (studies.is_dir() and any(studies.iterdir())):
+            return
+        shutil.rmtree(out)
+    except OSError:  # what cannot be inspected or removed is left as it is
+        return
