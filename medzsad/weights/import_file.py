@@ -82,9 +82,16 @@ def _check_format(entry: WeightEntry, tmp: Path, source: str) -> None:
     try:
         read_official_prompt_checkpoint(tmp, shown_as=source)
     except ModelError as e:
+        trained = source.lower().endswith((".json", ".safetensors"))  # medzsad train's own files
+        hint = (
+            "; a prompt file written by medzsad train is used where it is, not imported: give it "
+            "as model.prompt_weights: PATH in the cohort file (train and evaluate: --prompts PATH)"
+            if trained
+            else ""
+        )
         raise ModelError(
             f"{e}; {entry.name!r} needs the official AnomalyCLIP prompt checkpoint: download "
-            f"{entry.filename} from {entry.urls[0]}"
+            f"{entry.filename} from {entry.urls[0]}{hint}"
         ) from e
 
 

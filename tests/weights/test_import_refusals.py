@@ -73,3 +73,13 @@ def test_failed_import_keeps_folders_that_were_there_before(home, rand_sd):
     assert folder.is_dir() and list(folder.iterdir()) == []
     assert not (folder / entry.filename).exists()
     assert set(read_manifest()) == {"clip_vitb16.openai"}
+
+
+def test_a_prompt_file_from_medzsad_train_is_pointed_to_prompt_weights(home, tmp_path):
+    """A walk-through imported train's prompt_learner.json and got only PyTorch's unpickling text."""
+    trained = tmp_path / "runs" / "prompt_learner.json"
+    trained.parent.mkdir()
+    trained.write_text('{"format": "medzsad-prompts"}')
+    with pytest.raises(ModelError, match=r"used where it is, not imported: give it as model\.prompt_weights"):
+        import_weights(PROMPT, trained)
+    assert not (home / "weights" / PROMPT).exists()
