@@ -6,7 +6,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +101,7 @@ class BenchmarkReport:
         ours: our values of the paper's two metrics, in [0, 1].
         table: the full per-class table.
         n_images: images read.
+        smoke: computed with random weights: the text and the files say so.
     """
 
     dataset: str
@@ -108,11 +109,12 @@ class BenchmarkReport:
     ours: tuple[float, float]
     table: MetricsTable
     n_images: int
+    smoke: bool = False
 
     def to_text(self) -> str:
         """A small comparison table (percent, one decimal, as the paper prints)."""
         lines = [
-            f"{self.paper.title} ({self.n_images} images, {self.paper.level}-level)",
+            smoke_line(self.smoke) + f"{self.paper.title} ({self.n_images} images, {self.paper.level}-level)",
             "| metric | medzsad | paper | difference |",
             "|---|---|---|---|",
         ]
@@ -309,17 +311,26 @@ def benchmark(
 
     samples = read_benchmark(name, Path(data))
     run = run or EvalOptions()
-    report = benchmark_samples(name, _detector(model or ModelSpec(), run), samples, run)
+    spec = model or ModelSpec()
+    report = benchmark_samples(name, _detector(spec, run), samples, run)
+    report = replace(report, smoke=is_random_weights(spec))
     if out_dir is not None:
         out = ensure_dir(out_dir)
         write_text(
             out / f"benchmark_{report.dataset}.md", report.to_text() + "\n" + report.table.to_markdown()
         )
         payload = {
+            **smoke_fields(report.smoke),
             "dataset": report.dataset,
-            "ours": list(report.ours),
+            "unit": "percent",  # as the paper prints them; the table below is in [0, 1]
+            "ours": [round(v * 100, 4) for v in report.ours],
             "paper": list(report.paper.values),
             "metrics": list(report.paper.columns),
+            "weights": {
+                "clip": str(spec.clip),
+                "prompts": str(spec.prompts),
+                "architecture": spec.architecture,
+            },
             "table": report.table.to_dict(),
         }
         write_text(out / f"benchmark_{report.dataset}.json", json.dumps(payload, indent=1, default=_nan_none))

@@ -121,6 +121,13 @@ def test_benchmark_cli_prints_ours_beside_paper(tmp_path: Path, capsys: pytest.C
     assert "Kvasir" in out and "| pixel AUROC |" in out and "78.9" in out and "45.6" in out
     payload = json.loads((tmp_path / "out" / "benchmark_kvasir.json").read_text())
     assert payload["paper"] == [78.9, 45.6]
+    # ours in the paper's unit (a walk-through found fractions beside percentages), and random
+    # weights marked in the terminal and the files, with the weights that were used
+    assert payload["unit"] == "percent" and all(0 <= v <= 100 for v in payload["ours"] if v is not None)
+    mean = payload["table"]["mean"][payload["metrics"][0]]
+    assert payload["ours"][0] == pytest.approx(mean * 100, abs=1e-3)
+    assert payload["smoke_run"] is True and "SMOKE RUN" in out
+    assert payload["weights"]["clip"] == "random"
 
 
 def test_evaluate_writes_table_plots_and_operating_point(tmp_path: Path, tiny_detector: Detector) -> None:
