@@ -59,6 +59,7 @@ def progress_bar(
     initial: int = 0,
     unit_scale: bool = False,
     leave: bool = False,
+    bar_format: str | None = None,
 ) -> Iterator[Bar]:
     """A progress bar on stderr, closed on exit (also on an exception).
 
@@ -70,6 +71,7 @@ def progress_bar(
         initial: Units already done (a resumed loop).
         unit_scale: Scale units with SI prefixes (bytes).
         leave: Keep the finished bar on screen.
+        bar_format: tqdm's layout of the bar (default tqdm's).
 
     Yields:
         A tqdm bar, or a :class:`NullBar` when disabled.
@@ -88,6 +90,7 @@ def progress_bar(
         leave=leave,
         dynamic_ncols=True,
         file=sys.stderr,
+        bar_format=bar_format,
     )
     try:
         yield bar

@@ -18,6 +18,9 @@ from medzsad.study.types import StudyJob
 
 __all__ = ["RunProgress"]
 
+#: The bar counts studies in fractions (a study's scored slices): one decimal, not 0.10140845070422536.
+BAR_FORMAT = "{l_bar}{bar}| {n:.1f}/{total} studies [{elapsed}<{remaining}{postfix}]"
+
 #: Share of a study's progress that scoring its slices stands for (the rest: post-process, write).
 SCORING_SHARE = 0.9
 
@@ -32,7 +35,7 @@ class RunProgress:
 
     def __init__(self, total: int, mode: str) -> None:
         enabled = {"bar": True, "off": False}.get(mode)  # "auto": a bar on a terminal only
-        self._context = progress_bar(total, enabled=enabled, unit="study", leave=True)
+        self._context = progress_bar(total, enabled=enabled, unit="study", leave=True, bar_format=BAR_FORMAT)
         self._bar = NullBar()
         self._counted: dict[str, float] = {}  # study id -> the part of it the bar shows
 

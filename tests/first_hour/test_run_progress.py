@@ -17,7 +17,8 @@ def test_the_bar_shows_slices_within_a_study(formats_cohort: Path, tmp_path: Pat
     err = capsys.readouterr().err
     done = [int(m.group(1)) for m in re.finditer(r"(\d+)/(\d+) slices", err)]
     assert done and max(done) > 0  # the bar named how many of the study's slices were scored
-    assert re.search(r"0\.\d+/1 \[", err)  # and stood between 0 and 1 study while scoring
+    assert re.search(r"0\.\d/1 studies \[", err)  # and stood between 0 and 1 study while scoring
+    assert not re.search(r"\d\.\d\d+/1", err)  # one decimal (a walk-through saw 0.10140845070422536/1)
 
 
 def test_lines_without_a_terminal_carry_elapsed_and_eta(formats_cohort: Path, tmp_path: Path, capsys) -> None:
