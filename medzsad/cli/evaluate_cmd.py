@@ -16,6 +16,9 @@ from medzsad.cli._model_args import (
     window,
 )
 
+#: The flags of an evaluation without any weights (docs/training.md, "Offline smoke run").
+SMOKE_FLAGS = "--clip random --prompts random --architecture anomalyclip_tiny"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` parser."""
@@ -28,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "AnomalyCLIP paper. Writes metrics.md/.csv/.json, scores.csv, roc.png, pr.png and "
             "histogram.png into --output, and prints the table and the chosen operating point. "
             "With random weights (--clip random, --prompts random or none) every output is marked "
-            "'SMOKE RUN - random weights'. See docs/training.md."
+            "'SMOKE RUN - random weights'; without any weights: "
+            f"{SMOKE_FLAGS}. See docs/training.md."
         ),
         epilog="example: medzsad evaluate /data/mvtec --split test -o results/mvtec",
     )
@@ -55,17 +59,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    report = api.evaluate(
-        args.data,
-        kind=args.dataset_kind,
-        split=args.split,
-        classes=args.classes,
-        model=model_spec(args),
-        run=run_options(args),
-        out_dir=args.output,
-        operating_point=args.operating_point,
-        window=window(args),
-        references=args.references,
-    )
+    try:
+        report = api.evaluate(
+            args.data,
+            kind=args.dataset_kind,
+            split=args.split,
+            classes=args.classes,
+            model=model_spec(args),
+            run=run_options(args),
+            out_dir=args.output,
+            operating_point=args.operating_point,
+            window=window(args),
+            references=args.references,
+        )
+    except api.ModelError as e:
+        if args.clip == "random" and args.prompts in ("random", "none"):
+            raise
+        hint = f"Smoke run without any weights (meaningless scores): {SMOKE_FLAGS}"
+        raise api.ModelError(f"{e}\n  {hint}") from e
     sys.stdout.write(report.to_text())
     return 0

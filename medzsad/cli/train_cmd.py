@@ -9,6 +9,9 @@ from pathlib import Path
 from medzsad import api
 from medzsad.cli._model_args import add_dataset_kind, add_selection_arguments, window
 
+#: The flags of a training run without any weights (docs/training.md, "Offline smoke run").
+SMOKE_FLAGS = "--clip random --architecture anomalyclip_tiny --epochs 1"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``train`` parser."""
@@ -19,9 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Train the AnomalyCLIP prompts with a frozen CLIP backbone, as the reference train.py: "
             "image cross-entropy plus 4 x (focal + dice) per feature layer, Adam (lr 1e-3, betas 0.5/0.999), "
-            "batch 8, 15 epochs, 518 px. Images without a mask train the image loss only. Saves a prompt "
+            "batch 8, 15 epochs, 518 px. Anomalous images without a mask train the image loss only "
+            "(folder, csv, VisA; the MVTec layout requires every mask). Saves a prompt "
             "checkpoint each epoch (OUTPUT/checkpoints/epoch_NNN.*, OUTPUT/prompt_learner.*), "
-            "OUTPUT/metrics.csv and a resumable state; rerunning the same command resumes after a kill."
+            "OUTPUT/metrics.csv and a resumable state; rerunning the same command resumes after a kill. "
+            f"Without weights (offline smoke run, meaningless prompts, seconds on a CPU): {SMOKE_FLAGS}. "
+            "See docs/training.md."
         ),
         epilog="example: medzsad train /data/mvtec -o runs/mvtec --device cuda",
     )
@@ -34,15 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--split", default="test", help="MVTec/VisA split to train on (default: test, as the paper)"
     )
     add_selection_arguments(p)
-    g = p.add_argument_group("model")
-    g.add_argument(
-        "--architecture", default=None, help="(default: the multi-layer ViT-L/14@336 training architecture)"
-    )
-    g.add_argument("--clip", default=None, metavar="NAME|FILE", help="CLIP weights (default: OpenAI weights)")
-    g.add_argument("--init-prompts", default=None, metavar="NAME|FILE", help="start from these prompts")
-    g.add_argument(
-        "--image-size", type=int, default=None, metavar="PX", help="input side (default: the architecture's)"
-    )
+    _add_model_arguments(p)
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=d.epochs, help=f"(default: {d.epochs})")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default: {d.batch_size})")
@@ -66,6 +64,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_handle)
 
 
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``model`` group: architecture, starting weights and input size."""
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--architecture", default=None, help="(default: the multi-layer ViT-L/14@336 training architecture)"
+    )
+    g.add_argument(
+        "--clip",
+        default=None,
+        metavar="NAME|FILE",
+        help="CLIP weights (default: OpenAI weights); 'random' for a smoke run without weights, "
+        "with --architecture anomalyclip_tiny (a random ViT-L at 518 px takes minutes per epoch on a CPU)",
+    )
+    g.add_argument("--init-prompts", default=None, metavar="NAME|FILE", help="start from these prompts")
+    g.add_argument(
+        "--image-size", type=int, default=None, metavar="PX", help="input side (default: the architecture's)"
+    )
+
+
 def _handle(args: argparse.Namespace) -> int:
     config = api.TrainConfig(
         epochs=args.epochs,
@@ -86,17 +103,23 @@ def _handle(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         seed=args.seed,
     )
-    result = api.train(
-        args.data,
-        args.output,
-        kind=args.dataset_kind,
-        split=args.split,
-        classes=args.classes,
-        model=spec,
-        config=config,
-        resume=not args.no_resume,
-        window=window(args),
-    )
+    try:
+        result = api.train(
+            args.data,
+            args.output,
+            kind=args.dataset_kind,
+            split=args.split,
+            classes=args.classes,
+            model=spec,
+            config=config,
+            resume=not args.no_resume,
+            window=window(args),
+        )
+    except api.ModelError as e:
+        if args.clip is not None:
+            raise
+        hint = f"Smoke run without any weights (meaningless prompts): {SMOKE_FLAGS}"
+        raise api.ModelError(f"{e}\n  {hint}") from e
     last = result.history[-1] if result.history else None
     status = "finished" if result.finished else "stopped (rerun the same command to resume)"
     sys.stdout.write(f"{status} after {result.global_step} steps, {result.epochs_done} epochs\n")

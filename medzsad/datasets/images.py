@@ -9,19 +9,19 @@ Masks: any non-zero pixel is anomalous; resized with PIL bilinear on the 0/255 m
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
-from medzsad.datasets.samples import Sample
-from medzsad.errors import InputError
+from medzsad.datasets.samples import Sample, check_mask_size
+from medzsad.errors import InputError, MedzsadError, keep_traceback, traceback_text
 
-__all__ = ["load_image", "load_mask", "SampleDataset", "collate_samples"]
+__all__ = ["load_image", "load_mask", "SampleDataset", "collate_samples", "load_batches"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +112,12 @@ class SampleDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         s = self.samples[index]
+        mask = s.mask if s.label else None
+        if mask is not None:  # the readers check this too; samples built by hand may not be
+            check_mask_size(s.image, mask)
         return {
             "image": load_image(s.image, self.image_size, self.mean, self.std),
-            "mask": load_mask(s.mask if s.label else None, self.image_size),
+            "mask": load_mask(mask, self.image_size),
             "mask_known": bool(s.mask_known),
             "label": int(s.label),
             "class_name": s.class_name,
@@ -132,3 +135,62 @@ def collate_samples(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "class_name": [it["class_name"] for it in items],
         "index": torch.tensor([it["index"] for it in items], dtype=torch.int64),
     }
+
+
+class _Failed(NamedTuple):
+    """A typed error raised while loading an item in a worker process, sent back as the item."""
+
+    error: MedzsadError
+
+
+class _Guarded(Dataset):
+    """``dataset``, with its typed errors returned as :class:`_Failed` items instead of raised.
+
+    torch re-raises a worker's exception as its type built from the formatted traceback text
+    ("Caught InputError in DataLoader worker process 0. Original Traceback ..."); returned as an
+    item, the error itself (type and one-line message) crosses the process boundary whole.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        try:
+            return self.dataset[index]
+        except MedzsadError as e:
+            keep_traceback(e)  # the frames do not cross the process boundary; the text does
+            return _Failed(e)
+
+
+def _collate(items: Sequence[Any]) -> Any:
+    failed = next((it for it in items if isinstance(it, _Failed)), None)
+    return failed if failed is not None else collate_samples(items)
+
+
+def load_batches(
+    dataset: Dataset, batches: Sequence[list[int]], num_workers: int = 0
+) -> Iterator[dict[str, Any]]:
+    """Load the items of ``dataset`` in the given batches of indices, collated by :func:`collate_samples`.
+
+    With worker processes, a typed error of the dataset (an unreadable image) is raised here as
+    itself, exactly as without workers: one line naming the file; its worker traceback is logged
+    at DEBUG level (``-vv``).
+
+    Args:
+        dataset: items as :class:`SampleDataset`'s.
+        batches: indices of each batch, in order.
+        num_workers: data-loading processes (0: load in this process).
+
+    Yields:
+        One collated batch per entry of ``batches``.
+    """
+    source = dataset if num_workers == 0 else _Guarded(dataset)
+    loader = DataLoader(source, batch_sampler=batches, collate_fn=_collate, num_workers=num_workers)
+    for batch in loader:
+        if isinstance(batch, _Failed):
+            logger.debug("data-loading worker traceback:\n%s", traceback_text(batch.error))
+            raise batch.error
+        yield batch

@@ -13,6 +13,7 @@ from pathlib import Path
 from medzsad.datasets.samples import (
     NORMAL_FOLDER_NAMES,
     Sample,
+    check_mask_sizes,
     list_images,
     pair_masks,
     require_dir,
@@ -35,6 +36,13 @@ _LABELS = {
     "defect": 1,
     "yes": 1,
 }
+
+
+#: What to do about a missing MVTec mask (the MVTec layout requires one per defect image).
+_MVTEC_MASK_HINT = (
+    "MVTec AD ships a mask for every defect image: restore the missing mask(s), or read the images "
+    "with --dataset-kind folder or csv, where an anomalous image without a mask trains the image loss only"
+)
 
 
 def parse_label(value: str, where: str) -> int:
@@ -69,6 +77,8 @@ def read_mvtec(root: Path, split: str = "test", classes: Sequence[str] | None = 
     ``<root>/<class>/<split>/good/*.png`` are normal; ``<root>/<class>/<split>/<defect>/NAME.png`` are
     anomalous with masks ``<root>/<class>/ground_truth/<defect>/NAME_mask.png``. AnomalyCLIP learns
     its prompts on the *test* split of one dataset (it holds the anomalies and masks), hence the default.
+    MVTec AD ships a mask for every defect image, so a missing one is an error (a broken copy), and
+    every mask must have its image's width and height.
 
     Args:
         root: dataset root holding one folder per class.
@@ -76,20 +86,30 @@ def read_mvtec(root: Path, split: str = "test", classes: Sequence[str] | None = 
         classes: classes to read (default all).
 
     Raises:
-        InputError: missing folders or masks.
+        InputError: missing folders or masks, or no images at all.
+        ImageError: a mask whose size differs from its image's.
         ConfigError: unknown class names.
     """
     root = require_dir(Path(root), "MVTec AD root")
     out: list[Sample] = []
-    for cls in _classes(root, classes, split):
-        split_dir = root / cls / split
+    split_dirs = [root / cls / split for cls in _classes(root, classes, split)]
+    for split_dir in split_dirs:
+        cls = split_dir.parent.name
         for defect_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
             images = list_images(defect_dir)
             if defect_dir.name.lower() in NORMAL_FOLDER_NAMES:
                 out += [Sample(p, None, 0, cls, defect_dir.name) for p in images]
                 continue
-            masks = pair_masks(images, root / cls / "ground_truth" / defect_dir.name, f"MVTec {cls}")
+            mask_dir = root / cls / "ground_truth" / defect_dir.name
+            masks = pair_masks(images, mask_dir, f"MVTec {cls}", _MVTEC_MASK_HINT)
             out += [Sample(p, m, 1, cls, defect_dir.name) for p, m in zip(images, masks)]
+    if not out:
+        shown = ", ".join(str(d) for d in split_dirs[:3]) + (", ..." if len(split_dirs) > 3 else "")
+        raise InputError(
+            f"MVTec layout {root}: no images in {shown}; expected images in "
+            f"<root>/<class>/{split}/<good|defect>/ (check the root, --split and --classes)"
+        )
+    check_mask_sizes(out)
     logger.info("MVTec layout %s (%s): %d images", root, split, len(out))
     return out
 
@@ -129,6 +149,7 @@ def read_visa(
         missing = wanted - {s.class_name for s in out}
         if missing:
             raise ConfigError(f"{root / split_csv}: no {split} rows for objects {sorted(missing)}")
+    check_mask_sizes(out)
     return sorted(out, key=lambda s: (s.class_name, str(s.image)))
 
 
@@ -138,12 +159,16 @@ def read_folder(root: Path, class_name: str | None = None, mask_dir: str = "mask
     Folders named ``good``, ``normal``, ``no``, ``ok`` or ``healthy`` hold normal images; any other
     folder holds anomalous ones. An anomalous image's mask is the file of the same stem (optionally
     ``_mask``) in ``<root>/<mask_dir>/`` or ``<root>/<mask_dir>/<label folder>/``; without one, the
-    image trains and is scored at image level only.
+    image trains and is scored at image level only. A mask must have its image's width and height.
 
     Args:
         root: the folder.
         class_name: class of every image (default the folder's name).
         mask_dir: name of the mask folder inside ``root``.
+
+    Raises:
+        InputError: no images in the label sub-folders.
+        ImageError: a mask whose size differs from its image's.
     """
     root = require_dir(Path(root), "image folder")
     cls = class_name or root.name
@@ -155,7 +180,11 @@ def read_folder(root: Path, class_name: str | None = None, mask_dir: str = "mask
             mask = None if normal else _find_mask(img, [root / mask_dir / sub.name, root / mask_dir], listing)
             out.append(Sample(img, mask, 0 if normal else 1, cls, sub.name))
     if not out:
-        raise InputError(f"{root}: no images in label sub-folders (e.g. {root}/normal, {root}/abnormal)")
+        raise InputError(
+            f"folder layout {root}: no images in its label sub-folders "
+            f"(expected e.g. {root}/normal/*.png and {root}/abnormal/*.png)"
+        )
+    check_mask_sizes(out)
     return out
 
 
@@ -167,6 +196,7 @@ def read_csv(path: Path) -> list[Sample]:
 
     Raises:
         InputError: missing file, columns, images or masks, or a bad label.
+        ImageError: a mask whose size differs from its image's.
     """
     path = Path(path)
     rows = _read_csv_rows(path, ("image", "label"))
@@ -178,6 +208,7 @@ def read_csv(path: Path) -> list[Sample]:
         cls = (row.get("class") or "").strip() or path.stem
         mask_path = _existing(base / mask) if mask else None
         out.append(Sample(_existing(base / row["image"].strip()), mask_path, label, cls))
+    check_mask_sizes(out)
     return out
 
 

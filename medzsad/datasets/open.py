@@ -56,7 +56,8 @@ def open_dataset(
 
     Raises:
         ConfigError: unknown kind.
-        InputError: the layout does not match.
+        InputError: the layout does not match, or it holds no images (the message names the path).
+        ImageError: a mask whose size differs from its image's.
     """
     path = Path(path)
     if kind == "volumes":
@@ -65,6 +66,17 @@ def open_dataset(
         raise ConfigError(f"unknown dataset kind {kind!r}; choose one of {list(DATASET_KINDS)}")
     if kind == "auto":
         kind = _guess_kind(path)
+    samples = _read(path, kind, split, classes)
+    if not samples:
+        raise InputError(
+            f"{path}: no images in this {kind} dataset (split {split!r}"
+            + (f", classes {list(classes)})" if classes else ")")
+            + "; check the path and its layout (docs/training.md)"
+        )
+    return samples
+
+
+def _read(path: Path, kind: str, split: str, classes: Sequence[str] | None) -> list[Sample]:
     if kind == "mvtec":
         return read_mvtec(path, split, classes)
     if kind == "visa":

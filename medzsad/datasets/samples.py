@@ -7,13 +7,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from medzsad.errors import InputError
+from PIL import Image
+
+from medzsad.errors import ImageError, InputError
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "NORMAL_FOLDER_NAMES",
     "MASK_STEM_SUFFIXES",
     "Sample",
+    "check_mask_size",
+    "check_mask_sizes",
     "list_images",
     "pair_masks",
     "require_dir",
@@ -74,7 +78,7 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
-def pair_masks(images: Sequence[Path], mask_dir: Path, dataset: str) -> list[Path]:
+def pair_masks(images: Sequence[Path], mask_dir: Path, dataset: str, hint: str = "") -> list[Path]:
     """Find each image's mask in ``mask_dir`` by file stem.
 
     A mask matches when its stem is the image's stem plus one of :data:`MASK_STEM_SUFFIXES`
@@ -85,6 +89,7 @@ def pair_masks(images: Sequence[Path], mask_dir: Path, dataset: str) -> list[Pat
         images: image files.
         mask_dir: folder of masks.
         dataset: dataset name for messages.
+        hint: what to do when a mask is missing, appended to the message.
 
     Returns:
         One mask path per image, same order.
@@ -107,8 +112,44 @@ def pair_masks(images: Sequence[Path], mask_dir: Path, dataset: str) -> list[Pat
         raise InputError(
             f"{dataset}: {len(missing)} image(s) have no mask in {mask_dir} (first: {missing[:3]}); "
             f"a mask must be named like the image, optionally with one of {list(MASK_STEM_SUFFIXES[1:])}"
+            + (f"; {hint}" if hint else "")
         )
     return out
+
+
+def _size_wh(path: Path) -> tuple[int, int]:
+    """Width and height of an image file, from its header (the pixels are not decoded)."""
+    try:
+        with Image.open(path) as img:
+            return int(img.size[0]), int(img.size[1])
+    except OSError as e:  # PIL's UnidentifiedImageError is an OSError
+        raise ImageError(f"{path}: cannot read image: {e}") from e
+
+
+def check_mask_size(image: Path, mask: Path) -> None:
+    """Raise an :class:`ImageError` unless ``mask`` has exactly ``image``'s width and height.
+
+    A mask of another size would be stretched onto the image and train (or score) wrong pixels, so
+    no tolerance is given, not even for the same aspect ratio.
+    """
+    mask_wh, image_wh = _size_wh(mask), _size_wh(image)
+    if mask_wh != image_wh:
+        raise ImageError(
+            f"{mask}: mask is {mask_wh[0]}x{mask_wh[1]} px but its image {image} is "
+            f"{image_wh[0]}x{image_wh[1]} px (width x height); a mask must have its image's size: "
+            "replace the mask, or remove it (and the image) from the dataset"
+        )
+
+
+def check_mask_sizes(samples: Iterable[Sample]) -> None:
+    """:func:`check_mask_size` for every anomalous sample with a mask (headers only: fast).
+
+    Raises:
+        ImageError: the first mask whose size differs from its image's, or an unreadable file.
+    """
+    for s in samples:
+        if s.label and s.mask is not None:
+            check_mask_size(s.image, s.mask)
 
 
 def summarise(samples: Iterable[Sample]) -> dict[str, tuple[int, int]]:

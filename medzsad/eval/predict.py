@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from medzsad.datasets.images import SampleDataset, collate_samples
+from medzsad.datasets.images import SampleDataset, load_batches
 from medzsad.datasets.samples import Sample
 from medzsad.eval.evaluation import ClassPredictions, PredictionAccumulator
 from medzsad.model.inference import Detector
@@ -87,14 +87,12 @@ def predict_samples(
         if dataset is not None
         else SampleDataset(samples, detector.image_size, detector.mean, detector.std)
     )
-    loader = DataLoader(
-        ds, batch_size=batch_size, shuffle=False, collate_fn=collate_samples, num_workers=num_workers
-    )
     acc = PredictionAccumulator()
     rows: list[ImageScore] = []
     n_items = len(ds)  # type: ignore[arg-type]
+    batches = [list(range(i, min(i + batch_size, n_items))) for i in range(0, n_items, batch_size)]
     with progress_bar(n_items, enabled=progress, desc="scoring", unit="img") as bar:
-        for batch in loader:
+        for batch in load_batches(ds, batches, num_workers):
             rows += _score_batch(detector, batch, samples, acc, pixel_level)
             bar.update(len(batch["index"]))
     return Predictions(acc.result(), tuple(rows))

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from medzsad.datasets.open import open_labelled
+from medzsad.datasets.open import open_dataset, open_labelled
 from medzsad.datasets.samples import summarise
 from medzsad.model.inference import Detector
 from medzsad.training.config import TrainConfig
@@ -43,15 +43,24 @@ def train(
         config: training settings (default: the reference's).
         resume: continue from ``out_dir``'s saved state when present.
         window: intensity window of ``volumes`` slices, e.g. ``(-160, 240)`` HU.
+
+    Raises:
+        InputError: the dataset is missing, empty or unreadable (for 2D layouts before the model is
+            built); ImageError for a mask whose size differs from its image's.
+        ModelError: missing or invalid weights.
     """
     config = config or TrainConfig()
     spec = model or ModelSpec(prompts=None, architecture=TRAIN_ARCHITECTURE, seed=config.seed)
+    # 2D layouts are read (and their masks checked) before the model is built, so a wrong dataset
+    # fails in a second, not after loading the weights; volume slices need the model's input size.
+    samples = None if kind == "volumes" else open_dataset(Path(data), kind, split, classes)
     net = load_anomalyclip(spec)
     det = Detector(net, device=config.device)
-    data_set = open_labelled(Path(data), kind, net.image_size, det.mean, det.std, split, classes, window)
-    for cls, (n, n_anom) in summarise(data_set.samples).items():
+    dataset = None  # 2D samples: the Trainer's SampleDataset at the model's size
+    if samples is None:
+        data_set = open_labelled(Path(data), kind, net.image_size, det.mean, det.std, split, classes, window)
+        samples, dataset = data_set.samples, data_set.dataset
+    for cls, (n, n_anom) in summarise(samples).items():
         logger.info("training class %s: %d images, %d anomalous", cls, n, n_anom)
-    trainer = Trainer(
-        net, data_set.samples, Path(out_dir), config, det.mean, det.std, dataset=data_set.dataset
-    )
+    trainer = Trainer(net, samples, Path(out_dir), config, det.mean, det.std, dataset=dataset)
     return trainer.fit(resume=resume)

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from medzsad.datasets.images import SampleDataset, collate_samples
+from medzsad.datasets.images import SampleDataset, load_batches
 from medzsad.datasets.samples import Sample
 from medzsad.errors import ConfigError, InputError
 from medzsad.fileio import write_text
@@ -224,14 +224,6 @@ class Trainer:
         bs = self.config.batch_size
         return [order[i : i + bs] for i in range(0, len(order), bs)][skip:]
 
-    def _loader(self, batches: list[list[int]]) -> DataLoader:
-        return DataLoader(
-            self.dataset,
-            batch_sampler=batches,
-            collate_fn=collate_samples,
-            num_workers=self.config.num_workers,
-        )
-
     def _step(self, batch: dict[str, Any], indices: list[int]) -> LossTerms:
         labels = batch["label"].to(self.device)
         masks = batch["mask"].to(self.device)
@@ -285,7 +277,7 @@ class Trainer:
     def _run_batches(self, state: TrainState, batches: list[list[int]], bar: Bar, t0: float) -> bool:
         cfg = self.config
         stop = False
-        for indices, batch in zip(batches, self._loader(batches)):
+        for indices, batch in zip(batches, load_batches(self.dataset, batches, self.config.num_workers)):
             terms = self._step(batch, indices)
             state.global_step += 1
             state.batch_in_epoch += 1
