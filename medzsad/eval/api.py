@@ -13,7 +13,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from medzsad.analysis import metrics as M
-from medzsad.datasets.open import open_labelled
+from medzsad.datasets.images import SampleDataset
+from medzsad.datasets.open import LabelledData, open_dataset, open_labelled
 from medzsad.datasets.samples import Sample
 from medzsad.errors import ConfigError, InputError
 from medzsad.eval.evaluation import ALL_COLUMNS, ClassPredictions, metrics_table
@@ -247,8 +248,15 @@ def evaluate(
     run = run or EvalOptions()
     model = model or ModelSpec()
     smoke = is_random_weights(model)
+    # 2D layouts are read (masks checked) before the model is built: a wrong dataset fails in a
+    # second, not after loading the weights; volume slices need the model's input size first
+    early = None if kind == "volumes" else open_dataset(Path(data), kind, split, classes)
     det = _detector(model, run)
-    data_set = open_labelled(Path(data), kind, det.image_size, det.mean, det.std, split, classes, window)
+    data_set = (
+        LabelledData(early, SampleDataset(early, det.image_size, det.mean, det.std))
+        if early is not None
+        else open_labelled(Path(data), kind, det.image_size, det.mean, det.std, split, classes, window)
+    )
     if references > 0:
         return evaluate_few_shot(
             det,

@@ -203,3 +203,16 @@ def test_documented_smoke_commands_run(tmp_path, capsys) -> None:
         assert main([*argv, "--image-size", "28", "--no-progress"]) == EXIT_OK, capsys.readouterr().err
     assert (tmp_path / "runs" / "smoke" / "prompt_learner.safetensors").is_file()
     assert (tmp_path / "results" / "smoke" / "metrics.json").is_file()
+
+
+def test_evaluate_checks_the_dataset_before_building_the_model(tmp_path, monkeypatch) -> None:
+    from medzsad.eval import api as eval_api
+
+    def refuse(model, run):
+        raise AssertionError("the model was built before the dataset was checked")
+
+    monkeypatch.setattr(eval_api, "_detector", refuse)
+    (tmp_path / "empty" / "bottle" / "test" / "good").mkdir(parents=True)
+    (tmp_path / "empty" / "bottle" / "ground_truth").mkdir()
+    with pytest.raises(InputError, match="MVTec layout .*empty: no images"):
+        eval_api.evaluate(tmp_path / "empty", kind="mvtec", out_dir=tmp_path / "out")
