@@ -2,9 +2,12 @@
 
 Workers never outlive the run: each asks the kernel to kill it when its parent (the fork server)
 exits (``prctl(PR_SET_PDEATHSIG, SIGKILL)``, Linux; it works while a library call holds the
-worker), and closes its copy of the fork server's "alive" pipe, so that the fork server, which
-waits for every holder of that pipe, exits as soon as the main process is gone, even by SIGKILL.
-The resource tracker then sees its pipe close and exits too (:func:`die_with_the_run`).
+worker), and closes its copy of the fork server's "alive" pipe (:func:`die_with_the_run`). The fork
+server asks the same of the kernel for the main process, from its preload
+(:mod:`~medzsad.cohort.executors.local.forkserver_preload`, :func:`forkserver_dies_with_the_run`):
+on the alive pipe's end-of-file alone it took seconds to exit (its interpreter's shutdown, torch's
+included), and meanwhile writers finished their studies and renamed them into place after a
+``kill -9`` of the run. The resource tracker then sees its pipe close and exits too.
 
 Ctrl-C is the main process's alone: it stops the run and closes the pools. A terminal's Ctrl-C
 signals the whole process group, so the fork server is started with SIGINT blocked (a blocked signal
@@ -24,16 +27,32 @@ import os
 import signal
 from collections.abc import Iterator
 
-__all__ = ["die_with_the_run", "sigint_blocked", "ensure_forkserver"]
+__all__ = ["die_with_the_run", "forkserver_dies_with_the_run", "sigint_blocked", "ensure_forkserver"]
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+#: The main process's pid, in the environment of the fork server it starts (and only there).
+PARENT_ENV = "MEDZSAD_FORKSERVER_PARENT"
+
+
+def _killed_with_parent() -> None:
+    with contextlib.suppress(Exception):  # Linux only; elsewhere the pipes' end-of-file is the watch
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def forkserver_dies_with_the_run() -> None:
+    """In the fork server (its preload): be killed by the kernel when the main process dies.
+
+    A no-op in any other process: only the fork server has the main process's pid in
+    :data:`PARENT_ENV` as its parent's.
+    """
+    if os.environ.get(PARENT_ENV) == str(os.getppid()):
+        _killed_with_parent()
 
 
 def die_with_the_run() -> None:
     """In a worker: exit when the run's main process dies (see the module docstring)."""
-    with contextlib.suppress(Exception):  # Linux only; elsewhere the idle worker's pipe closing is the watch
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _killed_with_parent()  # the fork server; it dies with the main process
     server = getattr(mp_forkserver, "_forkserver", None)
     alive = getattr(server, "_forkserver_alive_fd", None)
     if isinstance(alive, int):  # a forkserver child: the server must not wait for this worker
@@ -66,5 +85,13 @@ def ensure_forkserver() -> None:
     preload imports, and a Ctrl-C must interrupt that wait.
     """
     mp_resource_tracker.ensure_running()  # first: its own start unblocks SIGINT in this thread
-    with sigint_blocked():
-        mp_forkserver.ensure_running()
+    before = os.environ.get(PARENT_ENV)
+    os.environ[PARENT_ENV] = str(os.getpid())  # inherited by the fork server only (started now)
+    try:
+        with sigint_blocked():
+            mp_forkserver.ensure_running()
+    finally:
+        if before is None:
+            os.environ.pop(PARENT_ENV, None)
+        else:
+            os.environ[PARENT_ENV] = before

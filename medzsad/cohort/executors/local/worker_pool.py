@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 #: Environment variable of the test-only fault hook (see the module docstring).
 FAULT_ENV = "MEDZSAD_TEST_WORKER_FAULT"
-_PRELOAD = ["medzsad.study.loading"]
+_PRELOAD = ["medzsad.cohort.executors.local.forkserver_preload"]
 _GIB = 1024**3
 
 
