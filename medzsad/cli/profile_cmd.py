@@ -21,7 +21,11 @@ then, in a review cohort file:
     threshold: {method: calibrated, profile: site-ct, alpha: 0.05, min_lesion_ml: 0.1}
 
 exit codes: 0 profile written, 2 configuration error (too few normals in a stratum: the message
-  says how many more), 4 input, 5 model/weights, 6 output.
+  says how many more), 4 input, 5 model/weights, 6 output (-o is a file, or a folder holding files
+  that are not a medzsad profile's: refused before the model loads).
+
+The profile folder is written whole or not at all: a failed build leaves no partial profile, and
+a rebuild replaces an earlier profile in that folder only once the new one is complete.
 """
 
 
@@ -41,7 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("normals", metavar="NORMALS", help="cohort YAML file of normal studies")
     p.add_argument(
-        "-o", "--out", default=None, metavar="DIR", help="profile folder (default: <output.dir>/profile)"
+        "-o",
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="profile folder (default: <output.dir>/profile): new, empty, or an earlier profile (replaced)",
     )
     p.add_argument("--run-dir", default=None, metavar="DIR", help="where the normals' run is written")
     p.add_argument("--device", default=None, help="override model.device: auto, cpu, cuda, cuda:N")

@@ -11,7 +11,9 @@ and how the bank was built. No PHI: safe ids only. Written atomically (temp file
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -32,6 +34,7 @@ __all__ = [
     "load_bank",
     "load_banks",
     "check_safe_ids",
+    "is_bank_file",
 ]
 
 #: Version of the bank file layout; a newer file is refused (2: one bank per axis, zero-shot values).
@@ -41,6 +44,8 @@ BANK_FILE = "references.safetensors"
 
 _META_KEY = "medzsad.references"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+#: The largest header safetensors itself reads (100 MB).
+_MAX_HEADER = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -127,8 +132,33 @@ def save_banks(path: str | Path, banks: Mapping[str, PatchBank], info: BankInfo)
     }
     target = Path(path)
     with atomic_path(target) as tmp:
+        # safetensors writes through a temporary file of its own (mode 0600, whatever the umask) and
+        # renames it onto ``tmp``: give the file the mode an ordinary open() gives, as every other
+        # file of a profile folder has
+        tmp.touch()
+        mode = stat.S_IMODE(tmp.stat().st_mode)
         save_file(tensors, str(tmp), metadata=meta)
+        os.chmod(tmp, mode)
     return target
+
+
+def is_bank_file(path: str | Path) -> bool:
+    """Whether ``path`` is a bank file written by medzsad; reads its header only, no tensors.
+
+    A safetensors file starts with the 8-byte little-endian length of a JSON header, whose
+    ``__metadata__`` holds the medzsad bank metadata. Anything else (another file, another
+    safetensors file, an unreadable one) is not a bank file.
+    """
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if not 0 < n <= _MAX_HEADER:
+                return False
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return False
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return isinstance(meta, dict) and _META_KEY in meta
 
 
 def load_bank(path: str | Path, *, model_hash: str | None = None) -> tuple[PatchBank, BankInfo]:

@@ -27,15 +27,17 @@ from medzsad.calibration.conformal import min_normals
 from medzsad.calibration.hashes import model_hash, model_settings, pipeline_hash, pipeline_settings
 from medzsad.calibration.lesion_stat import lesion_statistic_affine
 from medzsad.calibration.plot import write_calibration_plot
-from medzsad.calibration.profile_io import CalibrationStudy, Profile, Stratum, write_profile
+from medzsad.calibration.profile_io import PROFILE_FILE, CalibrationStudy, Profile, Stratum, write_profile
 from medzsad.calibration.strata import stratum_key
 from medzsad.cohort.inputs import collect_studies
 from medzsad.cohort.launch import run_cohort
 from medzsad.cohort.ledger import LEDGER_FILE, Ledger, StudyState
 from medzsad.cohort.options import OnStudy, RunOptions, RunSummary, apply_options
+from medzsad.cohort.preflight import check_model, check_output_folder, check_output_outside_inputs
 from medzsad.config import CohortConfig, ProfileConfig, load_cohort
 from medzsad.errors import ConfigError, OutputError
 from medzsad.references.sampling import check_disjoint
+from medzsad.site_profile.folder import PLOT_FILE, check_profile_folder, staged_folder
 from medzsad.site_profile.references import ProfileReferences, prepare_profile_references, with_reference_mode
 from medzsad.study.loading import StudyLoader
 from medzsad.study.scorer import SliceScorer
@@ -246,7 +248,9 @@ def build_profile(
         ConfigError: Invalid cohort, or a stratum with too few normals for ``profile.alpha`` (the
             message names the stratum and how many more normals it needs).
         ModelError: The model cannot be built.
-        OutputError: The run or profile folder cannot be written.
+        OutputError: The run or profile folder cannot be written, the profile folder is a file, or
+            it holds files that are not a medzsad profile's (refused before anything is scored; a
+            previous profile there is replaced only once the new one is complete).
     """
     t0 = time.perf_counter()
     cfg = _normals_config(config)
@@ -255,22 +259,45 @@ def build_profile(
     if options.dry_run:
         raise ConfigError("medzsad profile has no dry run; use medzsad run --dry-run on the normals cohort")
     cfg = apply_options(cfg, options)  # the model hash is that of the model that scores (--smoke)
-    studies = _check_enough_studies(cfg, settings)  # refused before anything is scored
     folder = Path(out_dir) if out_dir is not None else cfg.out_dir / "profile"
+    real, studies = _preflight(cfg, settings, folder, scorer)  # before any model is loaded or file written
     refs: ProfileReferences | None = None
-    if settings.references:  # draw the references and build their bank before scoring the rest
-        refs = prepare_profile_references(cfg, folder, scorer=scorer, loader=loader, studies=studies)
-        scorer = refs.scorer
-    summary = run_cohort(cfg, options, scorer=scorer, loader=loader, on_study=on_study, studies=studies)
-    t_score = time.perf_counter() - t0
-    if summary.n_failed:
-        log.warning(
-            "%d normal studies failed and are left out of the profile (see errors.csv)", summary.n_failed
-        )
-    profile = _assemble(cfg, settings, summary, refs)
-    profile_json = write_profile(folder, profile)
+    with staged_folder(real, folder) as stage:  # a failed build leaves no half-written profile
+        if settings.references:  # draw the references and build their bank before scoring the rest
+            refs = prepare_profile_references(cfg, stage, scorer=scorer, loader=loader, studies=studies)
+            scorer = refs.scorer
+        summary = run_cohort(cfg, options, scorer=scorer, loader=loader, on_study=on_study, studies=studies)
+        t_score = time.perf_counter() - t0
+        if summary.n_failed:
+            log.warning(
+                "%d normal studies failed and are left out of the profile (see errors.csv)", summary.n_failed
+            )
+        profile = _assemble(cfg, settings, summary, refs)
+        write_profile(stage, profile)
+        write_calibration_plot(stage / PLOT_FILE, replace(profile, path=folder))
     profile = replace(profile, path=folder)
-    plot = write_calibration_plot(folder / "calibration.png", profile)
     n_strata = len(profile.strata)
     log.info("profile %s: %d normals in %d strata -> %s", cfg.name, profile.n_studies, n_strata, folder)
-    return ProfileResult(folder, profile, profile_json, plot, summary, t_score, time.perf_counter() - t0)
+    return ProfileResult(
+        folder, profile, folder / PROFILE_FILE, folder / PLOT_FILE, summary, t_score, time.perf_counter() - t0
+    )
+
+
+def _preflight(
+    cfg: CohortConfig, settings: ProfileConfig, folder: Path, scorer: SliceScorer | None
+) -> tuple[Path, list[StudyInput]]:
+    """What can stop the build, checked as ``medzsad run`` checks it: before anything is loaded or written.
+
+    The run folder and the profile folder (:func:`check_profile_folder`), then the studies (too few
+    for ``profile.alpha``: :func:`_check_enough_studies`), then the weights and device.
+
+    Returns:
+        The profile folder's real path and the normals cohort's studies.
+    """
+    check_output_outside_inputs(cfg)
+    check_output_folder(cfg.out_dir)
+    real = check_profile_folder(folder, cfg)
+    studies = _check_enough_studies(cfg, settings)
+    if scorer is None:
+        check_model(cfg)
+    return real, studies

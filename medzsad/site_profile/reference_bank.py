@@ -6,7 +6,12 @@ preset, same axes), its slices are encoded by the cohort's model in the same bat
 coordinate and zero-shot value, one bank per scored axis. A coreset (greedy k-center per
 body-coordinate bin) bounds the size. For maps in site units, each axis's statistics come from
 the references alone, each compared with the others
-(:func:`medzsad.model.site_units.leave_one_out_stats`).
+(:func:`medzsad.model.site_units.leave_one_out_stats`). A candidate that cannot be read is left
+out, as a normal study that fails to load is, and the next candidate is encoded in its place
+(:func:`encode_references`).
+
+The references are read in the main process, one after the other: without the worker process,
+``executor.study_timeout_s`` and ``worker_memory_gb`` that a run's studies get.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from medzsad.study.scorer import ModelScorer
 from medzsad.study.scoring import encode_study
 from medzsad.study.types import StudyInput
 
-__all__ = ["BuiltBank", "build_reference_bank"]
+__all__ = ["BuiltBank", "EncodedReferences", "FailedReference", "build_reference_bank", "encode_references"]
 
 log = logging.getLogger(__name__)
 
@@ -55,58 +60,115 @@ class BuiltBank(NamedTuple):
         return sum(b.nbytes for b in self.banks.values())
 
 
-def build_reference_bank(
+class FailedReference(NamedTuple):
+    """A reference candidate that could not be used: the study and why (its loading error)."""
+
+    study: StudyInput
+    error: Exception
+
+
+class EncodedReferences(NamedTuple):
+    """The reference studies encoded, and the candidates left out.
+
+    Attributes:
+        studies: The studies encoded, in the order they were tried.
+        banks: One ``axis name -> bank`` per study of ``studies`` (full, no coreset).
+        n_slices: Slices encoded (all studies).
+        failed: Candidates that could not be read or had no scored slice, in the order tried.
+    """
+
+    studies: tuple[StudyInput, ...]
+    banks: tuple[dict[str, PatchBank], ...]
+    n_slices: int
+    failed: tuple[FailedReference, ...]
+
+
+def encode_references(
     cfg: CohortConfig,
-    studies: Sequence[StudyInput],
+    candidates: Sequence[StudyInput],
+    k: int,
     scorer: ModelScorer,
     loader: StudyLoader,
+    *,
+    max_failures: int,
+) -> EncodedReferences:
+    """Encode the first ``k`` candidates that load, in order; a candidate that does not is left out.
+
+    A candidate that cannot be read, or has no scored slice, is skipped like any normal study
+    that fails to load (its error is kept), and the next candidate takes its place. Encoding stops
+    after ``k`` studies, after ``max_failures + 1`` failures, or when the candidates run out (the
+    caller checks how many were encoded). An error of the model itself is raised.
+
+    Args:
+        cfg: The cohort (pipeline, batch size).
+        candidates: The reference studies in draw order, then the spares in the order to use them.
+        k: References wanted.
+        scorer: The cohort's zero-shot model.
+        loader: Loads and preprocesses a study (the cohort's loader).
+        max_failures: Failures the caller can afford (each leaves one normal fewer for calibration).
+    """
+    spec = InputSpec.of(scorer)
+    studies: list[StudyInput] = []
+    banks: list[dict[str, PatchBank]] = []
+    failed: list[FailedReference] = []
+    n_slices = 0
+    for study in candidates:
+        if len(studies) == k or len(failed) > max_failures:
+            break
+        try:  # as a run does (medzsad.study.finish.load): any loading error fails this study only
+            prepared = loader(study, cfg, spec)
+            if int(prepared.images.shape[0]) == 0:
+                raise InputError("the study has no scored slice (every slice is empty)")
+        except Exception as e:
+            failed.append(FailedReference(study, e))
+            continue
+        banks.append(encode_study(prepared, scorer, cfg.model.batch_size))
+        studies.append(study)
+        n_slices += int(prepared.images.shape[0])
+    return EncodedReferences(tuple(studies), tuple(banks), n_slices, tuple(failed))
+
+
+def build_reference_bank(
+    cfg: CohortConfig,
+    encoded: EncodedReferences,
+    scorer: ModelScorer,
     *,
     coreset: float = 1.0,
     seed: int = 0,
     site_stats: bool = False,
 ) -> BuiltBank:
-    """Encode the reference studies' scored slices into one bank per axis.
+    """One bank per axis from the encoded reference studies (:func:`encode_references`).
 
     Args:
-        cfg: The cohort (pipeline, batch size, reference window).
-        studies: The reference studies.
-        scorer: The cohort's zero-shot model.
-        loader: Loads and preprocesses a study (the cohort's loader).
+        cfg: The cohort (reference window).
+        encoded: The encoded reference studies (at least one).
+        scorer: The cohort's zero-shot model (its device runs the statistics).
         coreset: Kept fraction of patches (1.0 keeps all).
         seed: Seed of the coreset.
         site_stats: Also compute the statistics of maps in site units (needs >= 2 studies).
 
     Raises:
-        InputError: A reference study cannot be read or has no scored slice (a reference must be
-            usable; the message names its position, not its id).
         ModelError: ``site_stats`` with fewer than two references.
     """
-    per_study: dict[str, list[PatchBank]] = {}
-    n_slices = 0
-    spec = InputSpec.of(scorer)
-    for i, study in enumerate(studies):
-        prepared = loader(study, cfg, spec)
-        n = int(prepared.images.shape[0])
-        if n == 0:
-            raise InputError(f"reference study {i + 1} of {len(studies)} has no scored slice (all empty)")
-        for axis, bank in encode_study(prepared, scorer, cfg.model.batch_size).items():
-            per_study.setdefault(axis, []).append(bank)
-        n_slices += n
-    full = {axis: merge_banks(banks) for axis, banks in per_study.items()}
+    per_axis: dict[str, list[PatchBank]] = {}
+    for study_banks in encoded.banks:
+        for axis, bank in study_banks.items():
+            per_axis.setdefault(axis, []).append(bank)
+    full = {axis: merge_banks(banks) for axis, banks in per_axis.items()}
     kept = {axis: coreset_bank(b, coreset, seed=seed) if coreset < 1.0 else b for axis, b in full.items()}
     stats = None
     if site_stats:
         options, device = SearchOptions(window=cfg.model.reference_window), scorer.detector.device
         stats = {
             axis: leave_one_out_stats(banks, options, coreset=coreset, seed=seed, device=device)
-            for axis, banks in per_study.items()
+            for axis, banks in per_axis.items()
         }
-    built = BuiltBank(kept, sum(b.n_patches for b in full.values()), n_slices, stats)
+    built = BuiltBank(kept, sum(b.n_patches for b in full.values()), encoded.n_slices, stats)
     log.info(
         "reference bank: %d studies, %s, %d slices, %d patches (%d after coreset), %.1f MiB",
-        len(studies),
+        len(encoded.studies),
         "+".join(kept),
-        n_slices,
+        encoded.n_slices,
         built.n_patches_full,
         built.n_patches,
         built.nbytes / 2**20,

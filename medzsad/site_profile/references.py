@@ -7,6 +7,11 @@ same blended map a review cohort with ``model.references: true`` computes,
 :func:`medzsad.study.build.load_review_references`) and become the calibration set. References and
 calibration studies are disjoint: checked when the profile is built and again whenever a review
 cohort loads the bank.
+
+A reference that cannot be read is left out like any normal study that fails to load (the run
+that scores the normals counts it in ``n_failed`` and errors.csv), its error is logged with its
+path hidden as a run hides it, and the next of the other normals, in a seeded order, takes its
+place: the same normals, seed and failures give the same references.
 """
 
 from __future__ import annotations
@@ -17,20 +22,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from medzsad.calibration.conformal import min_normals
 from medzsad.calibration.hashes import model_hash
 from medzsad.cohort.inputs import collect_studies
+from medzsad.cohort.recording import shown_error
 from medzsad.config import CohortConfig
 from medzsad.errors import ConfigError
-from medzsad.ids import unique_safe_ids
+from medzsad.ids import hashed_id, unique_safe_ids
 from medzsad.model.site_units import NormalStats
 from medzsad.references.bank_io import BANK_FILE, BankInfo, save_banks
 from medzsad.references.sampling import ReferenceSplit, split_references
-from medzsad.site_profile.reference_bank import BuiltBank, build_reference_bank
+from medzsad.site_profile.reference_bank import (
+    BuiltBank,
+    EncodedReferences,
+    build_reference_bank,
+    encode_references,
+)
 from medzsad.study.build import build_model_scorer
 from medzsad.study.loading import StudyLoader, default_loader
 from medzsad.study.scorer import ModelScorer, ReferenceScorer, SliceScorer
-from medzsad.study.types import StudyInput
+from medzsad.study.types import StudyFinish, StudyInput, StudyJob
 
 __all__ = ["ProfileReferences", "with_reference_mode", "prepare_profile_references"]
 
@@ -100,45 +113,88 @@ def prepare_profile_references(
 
     Args:
         cfg: The normals cohort (with ``profile.references > 0`` and run options applied).
-        folder: The profile folder (created).
+        folder: The folder the bank is written in (created): the profile build's staged folder.
         scorer: Zero-shot model to use instead of building one (must be a ``ModelScorer``).
         loader: Study loader.
         studies: The cohort's studies when already listed (else listed here; a PACS input is
             queried again).
 
     Raises:
-        ConfigError: Too few normals left for calibration at ``profile.alpha``, or an injected
-            scorer that cannot encode features.
+        ConfigError: Too few normals left for calibration at ``profile.alpha`` (also once the
+            references that cannot be read are left out: the message says how many are needed),
+            or an injected scorer that cannot encode features.
     """
     settings = cfg.profile
     if settings is None or settings.references < 1:
         raise ConfigError(f"{cfg.source_file}: profile.references must be >= 1 to build references")
     studies = collect_studies(cfg) if studies is None else studies
     safe = unique_safe_ids([s.study_id for s in studies])
-    split = split_references(
-        list(safe.values()),
-        settings.references,
-        settings.reference_seed,
-        min_calibration=min_normals(settings.alpha),
-    )
-    if cfg.model.site_normalised and settings.references < 2:
+    need, k = min_normals(settings.alpha), settings.references
+    split = split_references(list(safe.values()), k, settings.reference_seed, min_calibration=need)
+    if cfg.model.site_normalised and k < 2:
         raise ConfigError(
-            f"{cfg.source_file}: profile.references: {settings.references} cannot give maps in site "
+            f"{cfg.source_file}: profile.references: {k} cannot give maps in site "
             "units (each reference is compared with the others); use references >= 2 or "
             "model.site_normalised: false"
         )
-    chosen = set(split.references)
+    by_safe = {safe[s.study_id]: s for s in studies}
+    candidates = [by_safe[i] for i in (*split.references, *_spares(split, settings.reference_seed))]
     base = _base_scorer(cfg, scorer)
+    encoded = encode_references(
+        cfg, candidates, k, base, loader or default_loader, max_failures=len(studies) - k - need
+    )
+    _report_failures(cfg, encoded, safe, len(studies))
+    used = tuple(safe[s.study_id] for s in encoded.studies)
+    split = ReferenceSplit(used, tuple(i for i in safe.values() if i not in set(used)))
     built = build_reference_bank(
         cfg,
-        [s for s in studies if safe[s.study_id] in chosen],
+        encoded,
         base,
-        loader or default_loader,
         coreset=settings.reference_coreset,
         seed=settings.reference_seed,
         site_stats=cfg.model.site_normalised,
     )
     return _write_references(cfg, folder, split, base, built)
+
+
+def _spares(split: ReferenceSplit, seed: int) -> list[str]:
+    """The normals that take a failed reference's place, in a seeded order of the sorted safe ids.
+
+    Like the draw itself, the order depends only on the set of ids and the seed.
+    """
+    rest = sorted(split.calibration)
+    return [rest[int(i)] for i in np.random.default_rng([seed, 1]).permutation(len(rest))]
+
+
+def _report_failures(cfg: CohortConfig, encoded: EncodedReferences, safe: dict[str, str], n: int) -> None:
+    """Log each reference left out (its path hidden as a run hides it); refuse when too few remain.
+
+    Raises:
+        ConfigError: Fewer than ``profile.references`` references could be encoded without leaving
+            calibration too few normals (the message says how many normals are needed).
+    """
+    settings = cfg.profile
+    assert settings is not None  # noqa: S101 - checked by prepare_profile_references
+    for f in encoded.failed:
+        sid = f.study.study_id
+        job = StudyJob(f.study, safe[sid], "", "", safe[sid] if cfg.output.show_ids else hashed_id(sid))
+        shown = shown_error(cfg, job, StudyFinish.failure(f.error, "load"))
+        log.warning(
+            "study %s, drawn as a reference, is left out (counted as failed; another normal takes its place "
+            "if enough remain): %s",
+            job.log_id,
+            shown[:400],
+        )
+    k, need = settings.references, min_normals(settings.alpha)
+    if len(encoded.studies) < k:
+        left = n - len(encoded.failed)
+        raise ConfigError(
+            f"{cfg.source_file}: {len(encoded.failed)} normal studies drawn as references cannot be read "
+            f"(see the warnings), {left} of {n} are left; profile.references: {k} and alpha "
+            f"{settings.alpha:g} need {k + need} ({k} references + ceil(1/alpha) - 1 = {need} for "
+            f"calibration): add {k + need - left} normal studies, lower profile.references or raise "
+            "profile.alpha (nothing was scored)"
+        )
 
 
 def _write_references(
