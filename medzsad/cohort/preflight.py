@@ -26,12 +26,38 @@ __all__ = [
     "check_output_folder",
     "check_output_outside_inputs",
     "check_model",
+    "nearest_folder",
     "remove_unstarted",
     "TABLE_FILES",
 ]
 
 #: The cohort files a run writes (and replaces) at the top of its output folder.
 TABLE_FILES = ("studies.csv", "errors.csv", "metrics.json", "report.html")
+
+
+def nearest_folder(path: Path, what: str, option: str) -> Path:
+    """The nearest existing folder at or above ``path``, which is to be created there (not here).
+
+    Args:
+        path: The folder a command will write.
+        what: Its name in messages (``output folder``).
+        option: The option that sets it (``--out (or output.dir)``).
+
+    Raises:
+        OutputError: A broken symbolic link on the way, or a file at ``path`` or at a parent.
+    """
+    probe = path
+    while not probe.exists():
+        if probe.is_symlink():  # a dangling link
+            raise OutputError(f"{probe}: the {what} is a broken symbolic link; choose another {option}")
+        probe = probe.parent
+    if not probe.is_dir():
+        shown = f"the {what} {path}" if probe == path else f"{probe}, a parent of the {what} {path},"
+        raise OutputError(
+            f"{shown} is a file, not a folder ({os.strerror(errno.EEXIST)}); choose another {option}, "
+            "or move the file away"
+        )
+    return probe
 
 
 def check_output_folder(out: Path) -> None:
@@ -47,18 +73,7 @@ def check_output_folder(out: Path) -> None:
         OutputError: The path (or one of its parents) is a file, the nearest existing parent
             cannot be written, or the folder holds table files that medzsad did not write.
     """
-    probe = out
-    while not probe.exists():
-        if probe.is_symlink():  # a dangling link
-            raise OutputError(f"{probe}: the output folder is a broken symbolic link; choose another --out")
-        probe = probe.parent
-    if not probe.is_dir():
-        parent = f"{probe}, a parent of the output folder {out},"
-        what = f"the output folder {out}" if probe == out else parent
-        raise OutputError(
-            f"{what} is a file, not a folder ({os.strerror(errno.EEXIST)}); choose another --out "
-            "(or output.dir), or move the file away"
-        )
+    probe = nearest_folder(out, "output folder", "--out (or output.dir)")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(
             f"{probe}: cannot create or write the output folder there (permission denied); choose a "

@@ -17,7 +17,6 @@ is gone) is removed by the next build into the same place.
 from __future__ import annotations
 
 import contextlib
-import errno
 import glob
 import json
 import logging
@@ -28,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medzsad.calibration.profile_io import PROFILE_FILE
+from medzsad.cohort.preflight import nearest_folder
 from medzsad.config import CohortConfig
 from medzsad.errors import ConfigError, OutputError
 from medzsad.fileio import TEMP_MARK, fsync_dir
@@ -113,17 +113,7 @@ def check_profile_folder(folder: Path, cfg: CohortConfig) -> Path:
             cannot be written, the profile folder is or holds the run folder, or it holds files that
             are not a medzsad profile's (named).
     """
-    probe = folder
-    while not probe.exists():
-        if probe.is_symlink():  # a dangling link
-            raise OutputError(f"{probe}: the profile folder is a broken symbolic link; choose another -o")
-        probe = probe.parent
-    if not probe.is_dir():
-        what = f"the profile folder {folder}" if probe == folder else f"{probe}, a parent of {folder},"
-        raise OutputError(
-            f"{what} is a file, not a folder ({os.strerror(errno.EEXIST)}); choose another -o, or move "
-            "the file away"
-        )
+    probe = nearest_folder(folder, "profile folder", "-o")
     real = folder.resolve()
     writable = real.parent if probe == folder else probe
     if not os.access(writable, os.W_OK | os.X_OK):

@@ -75,3 +75,26 @@ def cohort(tmp_path: Path) -> dict[str, object]:
     info["yaml"] = write_cohort_yaml(tmp_path / "cohort.yaml", info["manifest"], tmp_path / "out")
     info["out"] = tmp_path / "out"
     return info
+
+
+@pytest.fixture()
+def seg_cohort(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """``(outputs, show_ids) -> cohort file``: one DICOM study whose DICOM SEG writer raises.
+
+    The run writes in this process (``workers: 0``): the patch reaches it only.
+    """
+    from medzsad.errors import OutputError
+    from medzsad.report import review_outputs
+
+    def broken_seg(mask: object, volume: object, out_path: Path, **kwargs: object) -> None:
+        raise OutputError(f"{out_path}: forced SEG failure for the test")
+
+    monkeypatch.setattr(review_outputs, "write_dicom_seg", broken_seg)
+    info = make_cohort(tmp_path / "data", n_nifti=0, corrupt=False, shape=(20, 16, 6))
+
+    def cohort(outputs: str, show_ids: bool = False) -> Path:
+        extra = f"  outputs: [{outputs}]\n" + ("  show_ids: true\n" if show_ids else "")
+        extra += "executor: {workers: 0}\n"
+        return write_cohort_yaml(tmp_path / "c.yaml", info["manifest"], tmp_path / "out", extra=extra)
+
+    return cohort

@@ -16,10 +16,8 @@ import pytest
 
 from medzsad.cli import EXIT_FAILED_STUDIES, main
 from medzsad.cohort.launch import run_cohort
-from medzsad.errors import OutputError
-from medzsad.report import review_outputs
 
-from .conftest import blob_volume, make_cohort, write_cohort_yaml
+from .conftest import blob_volume, write_cohort_yaml
 
 
 def _broken_and_ok(tmp_path: Path) -> Path:
@@ -55,16 +53,9 @@ def test_a_load_failure_in_a_worker_shows_its_traceback_with_show_ids_only(
 
 
 def test_a_failed_optional_output_shows_its_traceback_with_show_ids(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    seg_cohort, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken_seg(mask: object, volume: object, out_path: Path, **kwargs: object) -> None:
-        raise OutputError(f"{out_path}: forced SEG failure for the test")
-
-    monkeypatch.setattr(review_outputs, "write_dicom_seg", broken_seg)
-    info = make_cohort(tmp_path / "data", n_nifti=0, corrupt=False, shape=(20, 16, 6))
-    extra = "  outputs: [heatmap, mask, dicom-seg]\n  show_ids: true\n"
-    extra += "executor: {workers: 0}\n"  # the patch reaches this process only: write in it
-    cfg = write_cohort_yaml(tmp_path / "c.yaml", info["manifest"], tmp_path / "out", extra=extra)
+    cfg = seg_cohort("heatmap, mask, dicom-seg", show_ids=True)
     caplog.set_level(logging.DEBUG)
     summary = run_cohort(cfg)
     assert (summary.n_done, summary.n_output_failures) == (1, 1)

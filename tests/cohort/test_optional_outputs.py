@@ -10,28 +10,18 @@ import pytest
 
 from medzsad.cli.run_cmd import _report
 from medzsad.cohort.launch import run_cohort
-from medzsad.errors import OutputError
 from medzsad.report import review_outputs
-
-from .conftest import make_cohort, write_cohort_yaml
 
 CORE = ("heatmap.nii.gz", "mask.nii.gz", "slices.csv", "lesions.csv", "provenance.json")
 
 
 def test_forced_seg_failure_keeps_the_study_and_records_the_failure(
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    seg_cohort,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    def broken_seg(mask: object, volume: object, out_path: Path, **kwargs: object) -> None:
-        raise OutputError(f"{out_path}: forced SEG failure for the test")
-
-    monkeypatch.setattr(review_outputs, "write_dicom_seg", broken_seg)
-    info = make_cohort(tmp_path / "data", n_nifti=0, corrupt=False, shape=(20, 16, 6))
-    extra = "  outputs: [heatmap, mask, slices, lesions, provenance, dicom-seg, dicom-pmap]\n"
-    extra += "executor: {workers: 0}\n"  # the patch reaches this process only: write in it
-    cfg = write_cohort_yaml(tmp_path / "c.yaml", info["manifest"], tmp_path / "out", extra=extra)
+    cfg = seg_cohort("heatmap, mask, slices, lesions, provenance, dicom-seg, dicom-pmap")
     summary = run_cohort(cfg)
     assert (summary.n_done, summary.n_failed, summary.n_output_failures) == (1, 0, 1)
     assert _report(summary, quiet=False) == 0  # the study stands: exit 0, and the terminal says so
