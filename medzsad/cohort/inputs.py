@@ -20,7 +20,7 @@ import pandas as pd
 
 from medzsad.config import CohortConfig
 from medzsad.config.pacs import DicomWebInput, DimseInput
-from medzsad.errors import ConfigError, InputError, SourceChangedError
+from medzsad.errors import ConfigError, InputError, SourceChangedError, UnsupportedInputError
 from medzsad.ids import pseudonym_study_id
 from medzsad.io.discovery import SkippedFile
 from medzsad.io.image2d import IMAGE2D_SUFFIXES
@@ -147,11 +147,15 @@ def _unreadable_scans(skipped: Sequence[SkippedFile]) -> list[SkippedFile]:
     """Files discovery skipped that are scans it could not read, not other files (README, VERSION).
 
     They used to vanish from the run: no row, no line on the terminal (only ``inspect`` named them).
+    A file of a kind medzsad does not read (``UnsupportedInputError``: CIFTI surface data, an
+    unknown NIfTI datatype) stays skipped: such files sit beside scans in many exports.
     """
     return [
         s
         for s in skipped
-        if s.error and (s.path.lower().endswith(_SCAN_NAMES) or not s.reason.startswith("not a DICOM file"))
+        if s.error
+        and s.error != UnsupportedInputError.__name__
+        and (s.path.lower().endswith(_SCAN_NAMES) or not s.reason.startswith("not a DICOM file"))
     ]
 
 
