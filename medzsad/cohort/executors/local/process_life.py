@@ -4,7 +4,7 @@ Workers never outlive the run: each asks the kernel to kill it when its parent (
 exits (``prctl(PR_SET_PDEATHSIG, SIGKILL)``, Linux; it works while a library call holds the
 worker), and closes its copy of the fork server's "alive" pipe (:func:`die_with_the_run`). The fork
 server asks the same of the kernel for the main process, from its preload
-(:mod:`~medzsad.cohort.executors.local.forkserver_preload`, :func:`forkserver_dies_with_the_run`):
+(:mod:`medzsad.forkserver_preload`, imported first, before torch: :mod:`medzsad.process_death`):
 on the alive pipe's end-of-file alone it took seconds to exit (its interpreter's shutdown, torch's
 included), and meanwhile writers finished their studies and renamed them into place after a
 ``kill -9`` of the run. The resource tracker then sees its pipe close and exits too.
@@ -20,39 +20,20 @@ forks inherit the mask, and ignore SIGINT from their first line. None of them ne
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing.forkserver as mp_forkserver
 import multiprocessing.resource_tracker as mp_resource_tracker
 import os
 import signal
 from collections.abc import Iterator
 
-__all__ = ["die_with_the_run", "forkserver_dies_with_the_run", "sigint_blocked", "ensure_forkserver"]
+from medzsad.process_death import PARENT_ENV, killed_with_parent
 
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-#: The main process's pid, in the environment of the fork server it starts (and only there).
-PARENT_ENV = "MEDZSAD_FORKSERVER_PARENT"
-
-
-def _killed_with_parent() -> None:
-    with contextlib.suppress(Exception):  # Linux only; elsewhere the pipes' end-of-file is the watch
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def forkserver_dies_with_the_run() -> None:
-    """In the fork server (its preload): be killed by the kernel when the main process dies.
-
-    A no-op in any other process: only the fork server has the main process's pid in
-    :data:`PARENT_ENV` as its parent's.
-    """
-    if os.environ.get(PARENT_ENV) == str(os.getppid()):
-        _killed_with_parent()
+__all__ = ["die_with_the_run", "sigint_blocked", "ensure_forkserver"]
 
 
 def die_with_the_run() -> None:
     """In a worker: exit when the run's main process dies (see the module docstring)."""
-    _killed_with_parent()  # the fork server; it dies with the main process
+    killed_with_parent()  # the fork server; it dies with the main process
     server = getattr(mp_forkserver, "_forkserver", None)
     alive = getattr(server, "_forkserver_alive_fd", None)
     if isinstance(alive, int):  # a forkserver child: the server must not wait for this worker

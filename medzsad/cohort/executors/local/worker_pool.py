@@ -45,14 +45,14 @@ import numpy as np
 from medzsad.cohort.executors.local import transport
 from medzsad.cohort.executors.local.process_life import die_with_the_run, ensure_forkserver, sigint_blocked
 from medzsad.errors import InputError, StudyWorkerError, keep_traceback
+from medzsad.process_death import FAULT_ENV
 
 __all__ = ["WorkerPool", "TaskOutcome", "FAULT_ENV", "wait_any"]
 
 log = logging.getLogger(__name__)
 
-#: Environment variable of the test-only fault hook (see the module docstring).
-FAULT_ENV = "MEDZSAD_TEST_WORKER_FAULT"
-_PRELOAD = ["medzsad.cohort.executors.local.forkserver_preload"]
+#: The fork server dies with the main process first, then imports what every worker needs.
+_PRELOAD = ["medzsad.forkserver_preload", "medzsad.study.loading"]
 _GIB = 1024**3
 
 
