@@ -36,7 +36,7 @@ def _handle(args: argparse.Namespace) -> int:
     report = api.push_run(args.run_dir, destination)
     sys.stdout.write(
         f"{report.endpoint}: {report.n_sent} objects sent, {report.n_already} sent before, "
-        f"{len(report.failures)} studies failed\n"
+        f"{len(report.failures)} {'study' if len(report.failures) == 1 else 'studies'} failed\n"
     )
     for f in report.failures:
         sys.stdout.write(f"  {f.study_id}: {f.error}\n")

@@ -166,19 +166,19 @@ def _report(summary: Any, quiet: bool) -> int:
         n_run = sum(o.status == "would-run" for o in summary.outcomes)
         sys.stdout.write(f"{n_run} would run, {summary.n_skipped} already done -> {summary.out_dir}\n")
         return EXIT_OK
+    n_out = summary.n_output_failures
     if not quiet:
         smoke = "  [SMOKE RUN - random weights]" if summary.smoke else ""
-        n_out = summary.n_output_failures
         unwritten = f", {n_out} optional output{'s' if n_out > 1 else ''} not written" if n_out else ""
         sys.stdout.write(
             f"done {summary.n_done}, skipped {summary.n_skipped}, failed {summary.n_failed}{unwritten}"
             f" -> {summary.studies_csv}{smoke}\n"
         )
-    if summary.n_output_failures:  # the studies stand (exit 0 unless one failed): say where to look
-        sys.stderr.write(
-            f"medzsad: {summary.n_output_failures} optional output(s) not written; see {summary.errors_csv}\n"
-        )
+    if n_out:  # the studies stand (exit 0 unless one failed): say where to look
+        outputs = "output" if n_out == 1 else "outputs"
+        sys.stderr.write(f"medzsad: {n_out} optional {outputs} not written; see {summary.errors_csv}\n")
     if summary.n_failed:
-        sys.stderr.write(f"medzsad: {summary.n_failed} studies failed; see {summary.errors_csv}\n")
+        studies = "study" if summary.n_failed == 1 else "studies"
+        sys.stderr.write(f"medzsad: {summary.n_failed} {studies} failed; see {summary.errors_csv}\n")
         return EXIT_FAILED_STUDIES
     return EXIT_OK

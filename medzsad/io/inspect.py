@@ -156,7 +156,8 @@ class InspectReport:
     def to_text(self) -> str:
         """A human-readable report."""
         lines = [
-            f"{self.root}: {len(self.studies)} studies in {self.n_files} files ({len(self.skipped)} skipped)"
+            f"{self.root}: {len(self.studies)} {'study' if len(self.studies) == 1 else 'studies'} in "
+            f"{self.n_files} file{'' if self.n_files == 1 else 's'} ({len(self.skipped)} skipped)"
         ]
         for s in self.studies:
             uid = f" (StudyInstanceUID {s.study.study_uid})" if s.study.kind == "dicom" else ""

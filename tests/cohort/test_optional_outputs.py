@@ -27,7 +27,7 @@ def test_forced_seg_failure_keeps_the_study_and_records_the_failure(
     assert _report(summary, quiet=False) == 0  # the study stands: exit 0, and the terminal says so
     said = capsys.readouterr()
     assert ", 1 optional output not written ->" in said.out
-    assert f"medzsad: 1 optional output(s) not written; see {summary.errors_csv}" in said.err
+    assert f"medzsad: 1 optional output not written; see {summary.errors_csv}" in said.err
     out = tmp_path / "out"
     studies = pd.read_csv(out / "studies.csv", keep_default_na=False)
     row = studies.iloc[0]

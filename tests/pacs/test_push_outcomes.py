@@ -114,5 +114,5 @@ def test_a_partial_push_exits_3(tmp_path: Path, monkeypatch, capsys) -> None:
 
     monkeypatch.setattr(api, "push_run", with_fake_client, raising=False)
     assert main(["push", str(run), "--dicomweb", "http://127.0.0.1:9/dicom-web"]) == EXIT_FAILED_STUDIES
-    assert "1 studies failed" in capsys.readouterr().out
+    assert "1 study failed" in capsys.readouterr().out
     shutil.rmtree(run)
