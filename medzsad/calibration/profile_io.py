@@ -36,6 +36,7 @@ from medzsad.fileio import write_json
 __all__ = [
     "SCHEMA_VERSION",
     "PROFILE_FILE",
+    "PROFILE_KIND",
     "CalibrationStudy",
     "Stratum",
     "Profile",
@@ -46,7 +47,8 @@ __all__ = [
 #: Version of the ``profile.json`` layout this medzsad writes and reads (2: site-unit statistics).
 SCHEMA_VERSION = 2
 PROFILE_FILE = "profile.json"
-_KIND = "medzsad-profile"
+#: ``profile.json``'s ``kind``: what says a file is a medzsad profile.
+PROFILE_KIND = "medzsad-profile"
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ class Profile:
         """The ``profile.json`` object."""
         return {
             "schema_version": self.schema_version,
-            "kind": _KIND,
+            "kind": PROFILE_KIND,
             "name": self.name,
             "created": self.created,
             "medzsad_version": self.medzsad_version,
@@ -248,8 +250,8 @@ def load_profile(path: str | Path) -> Profile:
         ) from e
     except json.JSONDecodeError as e:
         raise ConfigError(f"{f}: not valid JSON ({e.msg}, line {e.lineno}); rebuild the profile") from e
-    if not isinstance(data, dict) or data.get("kind") != _KIND:
-        raise ConfigError(f"{f}: not a medzsad profile (kind {_KIND!r} expected); check the path")
+    if not isinstance(data, dict) or data.get("kind") != PROFILE_KIND:
+        raise ConfigError(f"{f}: not a medzsad profile (kind {PROFILE_KIND!r} expected); check the path")
     version = data.get("schema_version")
     if not isinstance(version, int) or version < 1:
         raise ConfigError(

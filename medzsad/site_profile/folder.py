@@ -26,12 +26,13 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from medzsad.calibration.profile_io import PROFILE_FILE
+from medzsad.calibration.profile_io import PROFILE_FILE, PROFILE_KIND
 from medzsad.cohort.preflight import nearest_folder
 from medzsad.config import CohortConfig
 from medzsad.errors import ConfigError, OutputError
 from medzsad.fileio import TEMP_MARK, fsync_dir
 from medzsad.references.bank_io import BANK_FILE, is_bank_file
+from medzsad.study.outputs import PARTIAL_MARK
 
 __all__ = ["PLOT_FILE", "PROFILE_FILES", "check_profile_folder", "foreign_entries", "staged_folder"]
 
@@ -41,8 +42,7 @@ log = logging.getLogger(__name__)
 PLOT_FILE = "calibration.png"
 #: Every file a profile build writes into its folder.
 PROFILE_FILES = (PROFILE_FILE, PLOT_FILE, BANK_FILE)
-_KIND = "medzsad-profile"  # profile.json's "kind" (medzsad.calibration.profile_io)
-_PARTIAL, _OLD = ".partial-", ".old-"
+_OLD = ".old-"  # a previous profile, set aside while the new one is renamed into place
 _SAFETENSORS_TEMP = re.compile(r"^\.tmp[A-Za-z0-9]{6}$")
 _OURS_TEMP = re.compile(rf"^({'|'.join(re.escape(f) for f in PROFILE_FILES)}){re.escape(TEMP_MARK)}\d+$")
 
@@ -52,7 +52,7 @@ def _is_profile_json(path: Path) -> bool:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and data.get("kind") == _KIND
+    return isinstance(data, dict) and data.get("kind") == PROFILE_KIND
 
 
 def foreign_entries(folder: Path) -> list[str]:
@@ -159,7 +159,7 @@ def _stale_stage(p: Path, pid: int) -> bool:
 
 def _remove_stale(real: Path) -> None:
     """Remove the staged (and set-aside) folders of killed builds into ``real``, and only those."""
-    mine = re.compile(rf"^\.{re.escape(real.name)}(?:{re.escape(_PARTIAL)}|{re.escape(_OLD)})(\d+)$")
+    mine = re.compile(rf"^\.{re.escape(real.name)}(?:{re.escape(PARTIAL_MARK)}|{re.escape(_OLD)})(\d+)$")
     for p in sorted(real.parent.glob(f".{glob.escape(real.name)}.*")):
         m = mine.match(p.name)
         if m and _stale_stage(p, int(m.group(1))):
@@ -206,7 +206,7 @@ def staged_folder(real: Path, shown: Path | None = None) -> Iterator[Path]:
     """
     shown = shown or real
     _remove_stale(real)
-    stage = real.with_name(f".{real.name}{_PARTIAL}{os.getpid()}")
+    stage = real.with_name(f".{real.name}{PARTIAL_MARK}{os.getpid()}")
     if stage.exists() or stage.is_symlink():
         raise OutputError(f"{stage}: a folder of that name is in the way of the profile build; move it away")
     try:
